@@ -1,0 +1,233 @@
+"""The multi-layer, optionally bidirectional GRU layer (PyTorch ``nn.GRU`` semantics)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxgru import cell as cell_lib
+from jaxgru import gates
+from jaxgru import scan
+
+Array = jax.Array
+
+
+def param_name(layer: int, direction: int) -> str:
+  """Name of the parameter collection of one layer and direction: ``layer_0``, ``layer_0_reverse``."""
+  return f"layer_{layer}" + ("_reverse" if direction else "")
+
+
+class _DirectionParams(nn.Module):
+  """Holds the parameters of one layer and direction; see :func:`cell.declare_params`."""
+
+  features: int
+  param_dtype: Any
+  kernel_init: Any
+  recurrent_kernel_init: Any
+  bias_init: Any
+
+  @nn.compact
+  def __call__(self, input_features: int) -> dict[str, Array]:
+    return cell_lib.declare_params(
+        self,
+        input_features,
+        self.features,
+        kernel_init=self.kernel_init,
+        recurrent_kernel_init=self.recurrent_kernel_init,
+        bias_init=self.bias_init,
+        param_dtype=self.param_dtype,
+    )
+
+
+def check_seq_lengths(seq_lengths, batch: int, num_steps: int) -> Array:
+  """Validates ``seq_lengths`` (``[B]`` integers in ``[0, T]``) and returns it as an array.
+
+  The range is checked only when the lengths are concrete; under ``jit``
+  lengths are clipped to ``[0, T]`` instead (a length above ``T`` acts as ``T``,
+  a negative one as 0).
+  """
+  if isinstance(seq_lengths, (list, tuple)):
+    seq_lengths = np.asarray(seq_lengths)
+  if not hasattr(seq_lengths, "shape") or not hasattr(seq_lengths, "dtype"):
+    raise TypeError(f"seq_lengths must be an integer array of shape [B]={batch}, got {type(seq_lengths).__name__}")
+  if seq_lengths.shape != (batch,):
+    raise ValueError(f"seq_lengths must have shape [B]=({batch},), got {tuple(seq_lengths.shape)}")
+  if not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
+    raise TypeError(f"seq_lengths must have an integer dtype, got {seq_lengths.dtype}")
+  if not isinstance(seq_lengths, jax.core.Tracer):
+    concrete = np.asarray(seq_lengths)
+    if concrete.size and (concrete.min() < 0 or concrete.max() > num_steps):
+      raise ValueError(
+          f"seq_lengths must lie in [0, T={num_steps}], got values from {concrete.min()} to {concrete.max()}"
+      )
+  return jnp.clip(jnp.asarray(seq_lengths), 0, num_steps).astype(jnp.int32)
+
+
+class GRU(nn.Module):
+  r"""Multi-layer GRU over sequences, numerically equal to ``torch.nn.GRU``.
+
+  Each layer and direction computes, for every step :math:`t`,
+
+  .. math::
+
+     r_t &= \sigma(W_{ir} x_t + b_{ir} + W_{hr} h_{t-1} + b_{hr}) \\
+     z_t &= \sigma(W_{iz} x_t + b_{iz} + W_{hz} h_{t-1} + b_{hz}) \\
+     n_t &= \tanh(W_{in} x_t + b_{in} + r_t \odot (W_{hn} h_{t-1} + b_{hn})) \\
+     h_t &= (1 - z_t) \odot n_t + z_t \odot h_{t-1}
+
+  (``variant="reset_before"``: :math:`n_t = \tanh(W_{in} x_t + b_{in} +
+  W_{hn}(r_t \odot h_{t-1}) + b_{hn})`). The input projections of all steps are
+  one matrix product before the scan; the scan does only the recurrent product
+  and the gates. Layer ``l > 0`` reads the concatenated outputs of layer
+  ``l - 1`` (dropout between layers when training).
+
+  Parameters live under ``params["layer_{l}"]`` and, for the backward
+  direction, ``params["layer_{l}_reverse"]``, each with ``input_kernel
+  [I_l, 3H]``, ``recurrent_kernel [H, 3H]``, ``input_bias [3H]``,
+  ``recurrent_bias [3H]`` (gates ``r, z, n``); see :mod:`jaxgru.interop`.
+
+  Attributes:
+    features: H.
+    num_layers: L, stacked layers.
+    bidirectional: D = 2 when true.
+    dropout: dropout rate on the outputs of every layer but the last
+      (``'dropout'`` RNG stream; off when ``deterministic``).
+    variant: ``"reset_after"`` (PyTorch) or ``"reset_before"`` (Cho et al.).
+    unroll: time steps per ``lax.scan`` iteration.
+    time_major: inputs and outputs are ``[T, B, ...]`` instead of ``[B, T, ...]``.
+    dtype: compute dtype (``None``: promote inputs and parameters).
+    param_dtype: parameter dtype; also the carry dtype.
+
+  Example:
+
+  >>> gru = GRU(features=8, num_layers=2, bidirectional=True)
+  >>> x = jnp.ones((4, 10, 3))  # [B, T, I]
+  >>> variables = gru.init(jax.random.key(0), x)
+  >>> y, h_n = gru.apply(variables, x, seq_lengths=jnp.array([10, 7, 1, 0]))
+  >>> y.shape, h_n.shape  # [B, T, D*H], [L*D, B, H]
+  ((4, 10, 16), (4, 4, 8))
+  """
+
+  features: int
+  num_layers: int = 1
+  bidirectional: bool = False
+  dropout: float = 0.0
+  variant: str = "reset_after"
+  unroll: int = 1
+  time_major: bool = False
+  dtype: Any = None
+  param_dtype: Any = jnp.float32
+  kernel_init: Any = nn.initializers.lecun_normal()
+  recurrent_kernel_init: Any = cell_lib.stacked_orthogonal(3)
+  bias_init: Any = nn.initializers.zeros_init()
+
+  def __post_init__(self):
+    gates.as_variant(self.variant)
+    for name in ("features", "num_layers", "unroll"):
+      value = getattr(self, name)
+      if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"GRU {name} must be a positive integer, got {value!r}")
+    if not 0.0 <= self.dropout < 1.0:
+      raise ValueError(f"GRU dropout must be in [0, 1), got {self.dropout!r}")
+    cell_lib.check_floating("dtype", self.dtype)
+    cell_lib.check_floating("param_dtype", self.param_dtype)
+    super().__post_init__()
+
+  @property
+  def num_directions(self) -> int:
+    """D: 2 when bidirectional, else 1."""
+    return 2 if self.bidirectional else 1
+
+  @nn.compact
+  def __call__(
+      self,
+      inputs: Array,
+      *,
+      seq_lengths: Array | None = None,
+      initial_carry: Array | None = None,
+      deterministic: bool = True,
+  ) -> tuple[Array, Array]:
+    """Runs the GRU over a batch of sequences.
+
+    Args:
+      inputs: ``[B, T, I]`` (``[T, B, I]`` when ``time_major``); a single
+        unbatched sequence ``[T, I]`` is accepted too.
+      seq_lengths: optional ``[B]`` integer lengths in ``[0, T]``. Outputs at
+        padded steps are zero, padded steps leave the state unchanged, and the
+        backward direction starts at each sequence's last valid step.
+        Concrete out-of-range lengths raise; under ``jit`` they are clipped to
+        ``[0, T]``.
+      initial_carry: optional ``[L*D, B, H]`` initial states ordered as
+        PyTorch's ``h_0`` (index ``layer * D + direction``); zeros by default.
+      deterministic: disables dropout between layers when true.
+
+    Returns:
+      ``(outputs, final_carry)``: ``outputs [B, T, D*H]`` (``[T, B, D*H]`` when
+      ``time_major``) and ``final_carry [L*D, B, H]``, the state after each
+      sequence's last valid step, ordered as PyTorch's ``h_n``.
+    """
+    inputs = jnp.asarray(inputs)
+    if inputs.ndim not in (2, 3):
+      layout = "[T, B, I]" if self.time_major else "[B, T, I]"
+      raise ValueError(f"GRU inputs must have rank 3 {layout} (or 2, [T, I], unbatched); got shape {inputs.shape}")
+    if not jnp.issubdtype(inputs.dtype, jnp.floating):
+      raise TypeError(f"GRU inputs must be floating point, got {inputs.dtype}")
+    unbatched = inputs.ndim == 2
+    x = inputs[:, None] if unbatched else (inputs if self.time_major else jnp.swapaxes(inputs, 0, 1))
+    num_steps, batch, _ = x.shape  # x: [T, B, I]
+    num_states = self.num_layers * self.num_directions
+    carry_shape = (num_states, self.features) if unbatched else (num_states, batch, self.features)
+
+    if initial_carry is None:
+      h0 = jnp.zeros((num_states, batch, self.features), self.param_dtype)
+    else:
+      initial_carry = jnp.asarray(initial_carry)
+      if initial_carry.shape != carry_shape:
+        raise ValueError(
+            f"GRU initial_carry must have shape [L*D, B, H]={carry_shape} "
+            f"(num_layers={self.num_layers}, directions={self.num_directions}), got {initial_carry.shape}"
+        )
+      h0 = initial_carry.reshape(num_states, batch, self.features).astype(self.param_dtype)
+
+    if seq_lengths is not None:
+      if unbatched:
+        seq_lengths = jnp.reshape(jnp.asarray(seq_lengths), (1,))
+      seq_lengths = check_seq_lengths(seq_lengths, batch, num_steps)
+
+    finals = []
+    for layer in range(self.num_layers):
+      outputs = []
+      for direction in range(self.num_directions):
+        params = _DirectionParams(
+            self.features,
+            self.param_dtype,
+            self.kernel_init,
+            self.recurrent_kernel_init,
+            self.bias_init,
+            name=param_name(layer, direction),
+        )(x.shape[-1])
+        x_proj = gates.input_projection(params, x, self.dtype)  # [T, B, 3H]
+        ys, h_last = scan.gru_scan(
+            params,
+            x_proj,
+            h0[layer * self.num_directions + direction],
+            variant=self.variant,
+            seq_lengths=seq_lengths,
+            reverse=bool(direction),
+            unroll=self.unroll,
+            dtype=self.dtype,
+        )
+        outputs.append(ys)  # [T, B, H]
+        finals.append(h_last)  # [B, H]
+      x = outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs, axis=-1)  # [T, B, D*H]
+      if self.dropout and layer < self.num_layers - 1:
+        x = nn.Dropout(rate=self.dropout)(x, deterministic=deterministic)
+
+    final_carry = jnp.stack(finals)  # [L*D, B, H]
+    if unbatched:
+      return x[:, 0], final_carry[:, 0]
+    return (x if self.time_major else jnp.swapaxes(x, 0, 1)), final_carry
