@@ -98,6 +98,8 @@ class GRU(nn.Module):
       (``'dropout'`` RNG stream; off when ``deterministic``).
     variant: ``"reset_after"`` (PyTorch) or ``"reset_before"`` (Cho et al.).
     unroll: time steps per ``lax.scan`` iteration.
+    implementation: how the recurrence runs (:class:`jaxgru.scan.Implementation`):
+      ``"auto"`` (default) or ``"scan"``; all give the same numbers.
     time_major: inputs and outputs are ``[T, B, ...]`` instead of ``[B, T, ...]``.
     dtype: compute dtype (``None``: promote inputs and parameters).
     param_dtype: parameter dtype; also the carry dtype.
@@ -118,6 +120,7 @@ class GRU(nn.Module):
   dropout: float = 0.0
   variant: str = "reset_after"
   unroll: int = 1
+  implementation: str = "auto"
   time_major: bool = False
   dtype: Any = None
   param_dtype: Any = jnp.float32
@@ -127,6 +130,7 @@ class GRU(nn.Module):
 
   def __post_init__(self):
     gates.as_variant(self.variant)
+    scan.as_implementation(self.implementation)
     for name in ("features", "num_layers", "unroll"):
       value = getattr(self, name)
       if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
@@ -211,7 +215,8 @@ class GRU(nn.Module):
             name=param_name(layer, direction),
         )(x.shape[-1])
         x_proj = gates.input_projection(params, x, self.dtype)  # [T, B, 3H]
-        ys, h_last = scan.gru_scan(
+        ys, h_last = scan.run_direction(
+            self.implementation,
             params,
             x_proj,
             h0[layer * self.num_directions + direction],

@@ -7,6 +7,8 @@ and calls :func:`gru_scan` once per layer and direction.
 
 from __future__ import annotations
 
+import enum
+
 import jax
 import jax.numpy as jnp
 
@@ -76,3 +78,39 @@ def gru_scan(
   steps = jnp.arange(num_steps, dtype=seq_lengths.dtype)
   h_last, ys = jax.lax.scan(masked_body, h0, (xs, steps), reverse=reverse, unroll=unroll)
   return ys, h_last
+
+
+class Implementation(str, enum.Enum):
+  """How :class:`jaxgru.GRU` runs the recurrence; all give the same numbers.
+
+  ``AUTO`` picks the fastest implementation known to work on the current
+  backend for the given shapes; ``SCAN`` is the reference ``lax.scan`` with
+  autodiff, :func:`gru_scan`.
+  """
+
+  AUTO = "auto"
+  SCAN = "scan"
+
+
+def as_implementation(implementation: str | Implementation) -> Implementation:
+  """Returns ``implementation`` as an :class:`Implementation`, raising ``ValueError`` if unknown."""
+  try:
+    return Implementation(implementation)
+  except ValueError:
+    expected = ", ".join(repr(v.value) for v in Implementation)
+    raise ValueError(f"unknown GRU implementation {implementation!r}; expected one of {expected}") from None
+
+
+def resolve_implementation(implementation: str | Implementation) -> Implementation:
+  """Turns ``AUTO`` into a concrete implementation for the current backend."""
+  implementation = as_implementation(implementation)
+  if implementation is Implementation.AUTO:
+    return Implementation.SCAN
+  return implementation
+
+
+def run_direction(implementation: str | Implementation, params: gates.Params, x_proj: Array, h0: Array, **kwargs):
+  """Runs one layer direction with the chosen implementation; arguments as :func:`gru_scan`."""
+  implementation = resolve_implementation(implementation)
+  runners = {Implementation.SCAN: gru_scan}
+  return runners[implementation](params, x_proj, h0, **kwargs)
