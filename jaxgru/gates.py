@@ -128,6 +128,11 @@ def new_hidden_state(n: Array, z: Array, h: Array) -> Array:
   return n + z * (h - n)  # (1 - z) n + z h with one multiply; Cho et al. eq. 7
 
 
+def add_bias(y: Array, b: Array) -> Array:
+  """``y [..., F] + b [F]`` with explicit broadcasting (safe under strict rank promotion)."""
+  return y + jnp.broadcast_to(b, y.shape)
+
+
 def input_projection(params: Params, x: Array, dtype=None) -> Array:
   r"""Input half of all three gates, :math:`W_i x + b_i`.
 
@@ -144,7 +149,7 @@ def input_projection(params: Params, x: Array, dtype=None) -> Array:
   """
   w, b = params["input_kernel"], params["input_bias"]
   dtype = dtype or jnp.result_type(x, w)
-  return jnp.matmul(x.astype(dtype), w.astype(dtype)) + b.astype(dtype)
+  return add_bias(jnp.matmul(x.astype(dtype), w.astype(dtype)), b.astype(dtype))
 
 
 def step_from_projection(
@@ -179,15 +184,15 @@ def step_from_projection(
   x_r, x_z, x_n = x_r.astype(dtype), x_z.astype(dtype), x_n.astype(dtype)
   hidden = h.shape[-1]
   if variant is Variant.RESET_AFTER:
-    h_r, h_z, h_n = jnp.split(jnp.matmul(hc, w) + b, 3, axis=-1)  # [..., H] x3
+    h_r, h_z, h_n = jnp.split(add_bias(jnp.matmul(hc, w), b), 3, axis=-1)  # [..., H] x3
     r = reset_gate(x_r, h_r)
     z = update_gate(x_z, h_z)
     n = candidate_state(x_n, h_n, r)
   else:
-    h_r, h_z = jnp.split(jnp.matmul(hc, w[:, : 2 * hidden]) + b[: 2 * hidden], 2, -1)
+    h_r, h_z = jnp.split(add_bias(jnp.matmul(hc, w[:, : 2 * hidden]), b[: 2 * hidden]), 2, -1)
     r = reset_gate(x_r, h_r)
     z = update_gate(x_z, h_z)
-    h_n = jnp.matmul(r * hc, w[:, 2 * hidden :]) + b[2 * hidden :]
+    h_n = add_bias(jnp.matmul(r * hc, w[:, 2 * hidden :]), b[2 * hidden :])
     n = candidate_state(x_n, h_n, 1)
   return new_hidden_state(n, z, hc).astype(h.dtype)
 
