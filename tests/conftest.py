@@ -6,6 +6,8 @@ import pytest
 
 # Implicit rank promotion hides shape bugs (equinox's tests/conftest.py does the same).
 jax.config.update("jax_numpy_rank_promotion", "raise")
+# Mixed-dtype arithmetic must be explicit (float32 vs bfloat16 paths stay honest).
+jax.config.update("jax_numpy_dtype_promotion", "strict")
 
 
 @pytest.fixture
