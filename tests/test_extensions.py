@@ -193,9 +193,9 @@ def _grad_temp_bytes(layer, variables, x):
 
 
 def test_remat_reduces_gradient_temporary_memory():
-  x = _inputs(4, (2, 1024, I))
+  x = _inputs(4, (2, 512, I))
   plain = jaxgru.GRU(features=16)
-  variables = plain.init(jax.random.key(0), x)
+  variables = jax.jit(plain.init)(jax.random.key(0), x)
   base = _grad_temp_bytes(plain, variables, x)
   for remat in ("step", "segments"):
     temp = _grad_temp_bytes(jaxgru.GRU(features=16, remat=remat), variables, x)
