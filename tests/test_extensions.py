@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 import jaxgru
-from jaxgru import gates
 from jaxgru import interop
 from jaxgru import scan
 
