@@ -20,7 +20,7 @@ Array = jax.Array
 class Remat(str, enum.Enum):
   """What :func:`gru_scan_remat` stores for the backward pass (``jaxgru.GRU(remat=...)``).
 
-  ``NONE`` keeps every step's activations (fastest for short sequences);
+  ``NONE`` keeps every step's activations (and the ``[T, B, 3H]`` projection);
   ``STEP`` keeps only the state before each step and recomputes the step's
   input projection and gates in the backward pass; ``SEGMENTS`` keeps only the
   state at the start of each segment of ``remat_segment`` steps and recomputes
