@@ -194,7 +194,12 @@ def step_from_projection(
     z = update_gate(x_z, h_z)
     h_n = add_bias(jnp.matmul(r * hc, w[:, 2 * hidden :]), b[2 * hidden :])
     n = candidate_state(x_n, h_n, 1)
-  return new_hidden_state(n, z, hc).astype(h.dtype)
+  # Mixed precision: the products and gates run in ``dtype`` (e.g. bfloat16),
+  # but the interpolation with the previous state runs in the wider of that and
+  # the carry dtype, so a float32 state handed from step to step is never
+  # rounded to bfloat16 (recurrentgemma keeps its RG-LRU state in float32).
+  acc = jnp.promote_types(n.dtype, h.dtype)
+  return new_hidden_state(n.astype(acc), z.astype(acc), h.astype(acc)).astype(h.dtype)
 
 
 def gru_step(

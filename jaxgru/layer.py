@@ -100,9 +100,22 @@ class GRU(nn.Module):
     unroll: time steps per ``lax.scan`` iteration.
     implementation: how the recurrence runs (:class:`jaxgru.scan.Implementation`):
       ``"auto"`` (default) or ``"scan"``; all give the same numbers.
+      ``recurrent_dropout`` and ``remat`` need the ``"scan"`` implementation
+      (``"auto"`` picks it when either is on).
     time_major: inputs and outputs are ``[T, B, ...]`` instead of ``[B, T, ...]``.
     dtype: compute dtype (``None``: promote inputs and parameters).
     param_dtype: parameter dtype; also the carry dtype.
+    recurrent_dropout: rate of dropout on the hidden state where it enters the
+      recurrent products (Gal & Ghahramani 2016; Keras ``recurrent_dropout``):
+      one ``[B, H]`` mask per layer and direction, the same at every step of a
+      sequence, drawn from the ``'recurrent_dropout'`` RNG stream; off when
+      ``deterministic``.
+    remat: ``"none"`` (default), ``"step"`` or ``"segments"``
+      (:class:`jaxgru.scan.Remat`): recompute activations in the backward pass
+      instead of storing them, to train on long sequences in less memory.
+    remat_segment: steps per checkpointed segment with ``remat="segments"``;
+      must divide T and be a multiple of ``unroll`` (``None``: the largest
+      divisor of T up to ``sqrt(T)``).
 
   Example:
 
@@ -127,6 +140,9 @@ class GRU(nn.Module):
   kernel_init: Any = nn.initializers.lecun_normal()
   recurrent_kernel_init: Any = cell_lib.stacked_orthogonal(3)
   bias_init: Any = nn.initializers.zeros_init()
+  recurrent_dropout: float = 0.0
+  remat: str = "none"
+  remat_segment: int | None = None
 
   def __post_init__(self):
     gates.as_variant(self.variant)
@@ -137,6 +153,24 @@ class GRU(nn.Module):
         raise ValueError(f"GRU {name} must be a positive integer, got {value!r}")
     if not 0.0 <= self.dropout < 1.0:
       raise ValueError(f"GRU dropout must be in [0, 1), got {self.dropout!r}")
+    if not 0.0 <= self.recurrent_dropout < 1.0:
+      raise ValueError(f"GRU recurrent_dropout must be in [0, 1), got {self.recurrent_dropout!r}")
+    remat = scan.as_remat(self.remat)
+    if self.remat_segment is not None:
+      segment = self.remat_segment
+      if not isinstance(segment, (int, np.integer)) or isinstance(segment, bool) or segment < 1:
+        raise ValueError(f"GRU remat_segment must be a positive integer or None, got {segment!r}")
+      if remat is not scan.Remat.SEGMENTS:
+        raise ValueError(f"GRU remat_segment={segment} needs remat='segments', got remat={self.remat!r}")
+      if segment % self.unroll:
+        raise ValueError(f"GRU remat_segment={segment} must be a multiple of unroll={self.unroll}")
+    if (self.recurrent_dropout or remat is not scan.Remat.NONE) and scan.as_implementation(
+        self.implementation
+    ) not in (scan.Implementation.AUTO, scan.Implementation.SCAN):
+      raise ValueError(
+          f"GRU recurrent_dropout and remat need implementation='scan' (or 'auto'), "
+          f"got implementation={self.implementation!r}"
+      )
     cell_lib.check_floating("dtype", self.dtype)
     cell_lib.check_floating("param_dtype", self.param_dtype)
     super().__post_init__()
@@ -167,7 +201,8 @@ class GRU(nn.Module):
         ``[0, T]``.
       initial_carry: optional ``[L*D, B, H]`` initial states ordered as
         PyTorch's ``h_0`` (index ``layer * D + direction``); zeros by default.
-      deterministic: disables dropout between layers when true.
+      deterministic: disables dropout between layers and recurrent dropout
+        when true.
 
     Returns:
       ``(outputs, final_carry)``: ``outputs [B, T, D*H]`` (``[T, B, D*H]`` when
@@ -214,18 +249,29 @@ class GRU(nn.Module):
             self.bias_init,
             name=param_name(layer, direction),
         )(x.shape[-1])
-        x_proj = gates.input_projection(params, x, self.dtype)  # [T, B, 3H]
-        ys, h_last = scan.run_direction(
-            self.implementation,
-            params,
-            x_proj,
-            h0[layer * self.num_directions + direction],
+        run = dict(
             variant=self.variant,
             seq_lengths=seq_lengths,
             reverse=bool(direction),
             unroll=self.unroll,
             dtype=self.dtype,
         )
+        implementation = self.implementation
+        if self.recurrent_dropout and not deterministic:
+          keep = 1.0 - self.recurrent_dropout
+          key = self.make_rng("recurrent_dropout")  # a fresh key per layer and direction
+          mask = jax.random.bernoulli(key, keep, (batch, self.features))  # [B, H]
+          run["recurrent_mask"] = mask.astype(self.param_dtype) / keep
+          implementation = scan.Implementation.SCAN  # only gru_scan takes a mask
+        h0_dir = h0[layer * self.num_directions + direction]  # [B, H]
+        if scan.as_remat(self.remat) is not scan.Remat.NONE:
+          # Takes the raw inputs: the projection is recomputed per block.
+          ys, h_last = scan.gru_scan_remat(
+              params, x, h0_dir, remat=self.remat, remat_segment=self.remat_segment, **run
+          )
+        else:
+          x_proj = gates.input_projection(params, x, self.dtype)  # [T, B, 3H]
+          ys, h_last = scan.run_direction(implementation, params, x_proj, h0_dir, **run)
         outputs.append(ys)  # [T, B, H]
         finals.append(h_last)  # [B, H]
       x = outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs, axis=-1)  # [T, B, D*H]

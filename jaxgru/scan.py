@@ -17,6 +17,58 @@ from jaxgru import gates
 Array = jax.Array
 
 
+class Remat(str, enum.Enum):
+  """What :func:`gru_scan_remat` stores for the backward pass (``jaxgru.GRU(remat=...)``).
+
+  ``NONE`` keeps every step's activations (and the ``[T, B, 3H]`` projection);
+  ``STEP`` keeps only the state before each step and recomputes the step's
+  input projection and gates in the backward pass; ``SEGMENTS`` keeps only the
+  state at the start of each segment of ``remat_segment`` steps and recomputes
+  the segment (about ``T / S + S`` steps of activations instead of ``T``).
+  """
+
+  NONE = "none"
+  STEP = "step"
+  SEGMENTS = "segments"
+
+
+def as_remat(remat: str | Remat) -> Remat:
+  """Returns ``remat`` as a :class:`Remat`, raising ``ValueError`` if unknown."""
+  try:
+    return Remat(remat)
+  except ValueError:
+    expected = ", ".join(repr(v.value) for v in Remat)
+    raise ValueError(f"unknown remat mode {remat!r}; expected one of {expected}") from None
+
+
+def _step(params, h, x_t, variant, dtype, recurrent_mask):
+  """One step; with ``recurrent_mask`` the mask multiplies ``h`` in the recurrent products only."""
+  if recurrent_mask is None:
+    return gates.step_from_projection(params, h, x_t, variant, dtype)
+  # Gal & Ghahramani 2016 (and Keras' recurrent_dropout): dropout on the
+  # recurrent connections, i.e. on h where it enters W_h; the interpolation
+  # with z keeps the unmasked state, so the memory path is never dropped.
+  x_r, x_z, x_n = x_t
+  w, b = params["recurrent_kernel"], params["recurrent_bias"]
+  dtype = dtype or jnp.result_type(x_r, h, w)
+  w, b, hc = w.astype(dtype), b.astype(dtype), h.astype(dtype)
+  hm = hc * recurrent_mask.astype(dtype)  # [B, H]
+  x_r, x_z, x_n = x_r.astype(dtype), x_z.astype(dtype), x_n.astype(dtype)
+  hidden = h.shape[-1]
+  if variant is gates.Variant.RESET_AFTER:
+    h_r, h_z, h_n = jnp.split(jnp.matmul(hm, w) + b, 3, axis=-1)  # [B, H] x3
+    r = gates.reset_gate(x_r, h_r)
+    z = gates.update_gate(x_z, h_z)
+    n = gates.candidate_state(x_n, h_n, r)
+  else:
+    h_r, h_z = jnp.split(jnp.matmul(hm, w[:, : 2 * hidden]) + b[: 2 * hidden], 2, -1)
+    r = gates.reset_gate(x_r, h_r)
+    z = gates.update_gate(x_z, h_z)
+    n = gates.candidate_state(x_n, jnp.matmul(r * hm, w[:, 2 * hidden :]) + b[2 * hidden :], 1)
+  acc = jnp.promote_types(n.dtype, h.dtype)  # interpolate in the wider dtype, as gates.step_from_projection
+  return gates.new_hidden_state(n.astype(acc), z.astype(acc), h.astype(acc)).astype(h.dtype)
+
+
 def gru_scan(
     params: gates.Params,
     x_proj: Array,
@@ -27,6 +79,7 @@ def gru_scan(
     reverse: bool = False,
     unroll: int = 1,
     dtype=None,
+    recurrent_mask: Array | None = None,
 ) -> tuple[Array, Array]:
   r"""Runs the GRU recurrence over a time-major sequence of input projections.
 
@@ -48,11 +101,22 @@ def gru_scan(
     reverse: run from the last step to the first.
     unroll: steps per loop iteration of ``lax.scan``.
     dtype: compute dtype of the step (``None``: promote).
+    recurrent_mask: optional ``[B, H]`` recurrent-dropout mask (zeros and
+      ``1 / (1 - p)``), the same at every step: it multiplies ``h_{t-1}`` where
+      it enters the recurrent products, never the carry itself.
 
   Returns:
     ``(outputs [T, B, H], h_last [B, H])``; ``outputs`` has the carry dtype and
     ``h_last`` is the state after each sequence's last valid step (after step 0
     when ``reverse``).
+
+  >>> H, I, T, B = 2, 3, 5, 1
+  >>> p = {"input_kernel": jnp.ones((I, 3 * H)), "recurrent_kernel": jnp.zeros((H, 3 * H)),
+  ...      "input_bias": jnp.zeros(3 * H), "recurrent_bias": jnp.zeros(3 * H)}
+  >>> x_proj = gates.input_projection(p, jnp.zeros((T, B, I)))  # [T, B, 3H]
+  >>> ys, h_last = gru_scan(p, x_proj, jnp.ones((B, H)))  # z = 1/2, n = 0: h halves
+  >>> ys[:, 0, 0]
+  Array([0.5    , 0.25   , 0.125  , 0.0625 , 0.03125], dtype=float32)
   """
   variant = gates.as_variant(variant)
   # Three per-gate arrays: slicing one wide [T, B, 3H] array inside the loop
@@ -63,7 +127,7 @@ def gru_scan(
   if seq_lengths is None:
 
     def body(h, x_t):
-      h = gates.step_from_projection(params, h, x_t, variant, dtype)
+      h = _step(params, h, x_t, variant, dtype, recurrent_mask)
       return h, h
 
     h_last, ys = jax.lax.scan(body, h0, xs, reverse=reverse, unroll=unroll)
@@ -71,13 +135,139 @@ def gru_scan(
 
   def masked_body(h, inp):
     x_t, t = inp
-    h_new = gates.step_from_projection(params, h, x_t, variant, dtype)
+    h_new = _step(params, h, x_t, variant, dtype, recurrent_mask)
     valid = (t < seq_lengths)[:, None]  # [B, 1]
     return jnp.where(valid, h_new, h), jnp.where(valid, h_new, jnp.zeros_like(h_new))
 
   steps = jnp.arange(num_steps, dtype=seq_lengths.dtype)
   h_last, ys = jax.lax.scan(masked_body, h0, (xs, steps), reverse=reverse, unroll=unroll)
   return ys, h_last
+
+
+def check_remat(remat: str | Remat, num_steps: int, segment: int | None, unroll: int = 1) -> int:
+  """Validates a remat setting for ``T = num_steps`` and returns the checkpointed block length.
+
+  ``STEP`` checkpoints blocks of ``unroll`` steps, so ``unroll`` must divide
+  ``T``; ``SEGMENTS`` checkpoints blocks of ``segment`` steps, which must
+  divide ``T`` and be a multiple of ``unroll``. ``segment=None`` picks the
+  largest such divisor of ``T`` not above ``sqrt(T)`` (memory about
+  ``T / S + S`` steps).
+
+  Raises:
+    ValueError: with the expected values, when the blocks would not tile ``T``.
+
+  >>> check_remat("segments", 4096, None), check_remat("segments", 100, 20, unroll=4)
+  (64, 20)
+  """
+  remat = as_remat(remat)
+  if remat is Remat.NONE:
+    return num_steps
+  if remat is Remat.STEP:
+    if num_steps % unroll:
+      raise ValueError(
+          f"remat='step' checkpoints blocks of unroll={unroll} steps, which must divide the "
+          f"sequence length T={num_steps}; use an unroll in {_divisors(num_steps)}"
+      )
+    return unroll
+  if segment is None:
+    fits = [d for d in _divisors(num_steps) if d * d <= num_steps and d % unroll == 0]
+    if not fits:
+      raise ValueError(
+          f"remat='segments' found no segment length that divides T={num_steps} and is a "
+          f"multiple of unroll={unroll}; pass remat_segment or change unroll"
+      )
+    return max(fits)
+  if num_steps % segment or segment % unroll:
+    raise ValueError(
+        f"remat_segment={segment} must divide the sequence length T={num_steps} and be a "
+        f"multiple of unroll={unroll}; divisors of T: {_divisors(num_steps)}"
+    )
+  return segment
+
+
+def _divisors(n: int) -> list[int]:
+  return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def gru_scan_remat(
+    params: gates.Params,
+    inputs: Array,
+    h0: Array,
+    *,
+    remat: str | Remat,
+    remat_segment: int | None = None,
+    variant: str | gates.Variant = gates.Variant.RESET_AFTER,
+    seq_lengths: Array | None = None,
+    reverse: bool = False,
+    unroll: int = 1,
+    dtype=None,
+    recurrent_mask: Array | None = None,
+) -> tuple[Array, Array]:
+  """:func:`gru_scan` over raw inputs, rematerialising activations in the backward pass.
+
+  Unlike :func:`gru_scan` this takes the inputs, not their projection: the
+  input projection of a block is recomputed with the block, so neither the
+  ``[T, B, 3H]`` projection nor its cotangent is ever held for all steps at
+  once (most of the memory saving; see ``experiments/results/extensions.md``).
+  Values and gradients equal those of :func:`gru_scan` up to float32 summation
+  order.
+
+  Args:
+    params: GRU parameters (all four arrays).
+    inputs: ``[T, B, I]`` inputs.
+    h0: ``[B, H]`` initial state (carry dtype).
+    remat: ``"step"`` or ``"segments"`` (see :class:`Remat`); ``"none"`` runs
+      the projection and :func:`gru_scan` without checkpoints.
+    remat_segment: steps per checkpointed segment for ``"segments"``; must
+      divide ``T`` (``None``: see :func:`check_remat`).
+    variant, seq_lengths, reverse, unroll, dtype, recurrent_mask: as in
+      :func:`gru_scan`.
+
+  Returns:
+    ``(outputs [T, B, H], h_last [B, H])`` as :func:`gru_scan`.
+
+  Raises:
+    ValueError: blocks that do not tile ``T`` (:func:`check_remat`).
+
+  >>> H, I, T, B = 4, 3, 12, 2
+  >>> p = {"input_kernel": jnp.full((I, 3 * H), 0.1), "recurrent_kernel": jnp.full((H, 3 * H), 0.1),
+  ...      "input_bias": jnp.zeros(3 * H), "recurrent_bias": jnp.zeros(3 * H)}
+  >>> x, h0 = jnp.ones((T, B, I)), jnp.zeros((B, H))
+  >>> ys, _ = gru_scan_remat(p, x, h0, remat="segments", remat_segment=4)
+  >>> ref, _ = gru_scan(p, gates.input_projection(p, x), h0)
+  >>> bool(jnp.allclose(ys, ref))
+  True
+  """
+  remat = as_remat(remat)
+  variant = gates.as_variant(variant)
+  num_steps, batch, features = inputs.shape
+  block = check_remat(remat, num_steps, remat_segment, unroll)
+  run = dict(variant=variant, reverse=reverse, dtype=dtype, recurrent_mask=recurrent_mask)
+  if remat is Remat.NONE:
+    x_proj = gates.input_projection(params, inputs, dtype)
+    return gru_scan(params, x_proj, h0, seq_lengths=seq_lengths, unroll=unroll, **run)
+
+  if remat is Remat.STEP:
+    # One checkpoint per scan iteration: only h_{t-1} and x_t are stored; the
+    # projection, gates and their cotangents live for one step.
+    inner_len, inner_unroll, outer_unroll = 1, 1, unroll
+  else:
+    inner_len, inner_unroll, outer_unroll = block, unroll, 1
+
+  @jax.checkpoint
+  def block_fn(h, inp):
+    x_blk, offset = inp  # [S, B, I], ()
+    x_proj = gates.input_projection(params, x_blk, dtype)  # [S, B, 3H]
+    # Lengths relative to the block start: step s of the block is global step offset + s.
+    lengths = None if seq_lengths is None else seq_lengths - offset.astype(seq_lengths.dtype)
+    ys, h = gru_scan(params, x_proj, h, seq_lengths=lengths, unroll=inner_unroll, **run)
+    return h, ys
+
+  num_blocks = num_steps // inner_len
+  x_blocks = inputs.reshape(num_blocks, inner_len, batch, features)
+  offsets = jnp.arange(num_blocks, dtype=jnp.int32) * inner_len
+  h_last, ys = jax.lax.scan(block_fn, h0, (x_blocks, offsets), reverse=reverse, unroll=outer_unroll)
+  return ys.reshape(num_steps, batch, -1), h_last
 
 
 class Implementation(str, enum.Enum):

@@ -1,0 +1,427 @@
+r"""minGRU (Feng et al. 2024, "Were RNNs All We Needed?"): a GRU that trains in parallel over time.
+
+The gates read only the input, never the previous state, so the recurrence is
+linear in :math:`h` and runs as a parallel prefix scan:
+
+.. math::
+
+   z_t &= \sigma(W_z x_t + b_z) \\
+   \tilde h_t &= W_h x_t + b_h \quad\text{(candidate="linear")} \qquad
+   \tilde h_t = g(W_h x_t + b_h) \quad\text{(candidate="g")} \\
+   h_t &= (1 - z_t) \odot h_{t-1} + z_t \odot \tilde h_t
+        = a_t \odot h_{t-1} + b_t
+
+with :math:`g(v) = v + \tfrac12` for :math:`v \ge 0` and :math:`\sigma(v)`
+otherwise, which keeps :math:`\tilde h_t > 0` so the scan can run in log space
+(Feng et al. 2024, section 3.3 and appendix B).
+
+Three modes compute the same function (shape legend as in :mod:`jaxgru.gates`):
+
+* ``"parallel"``: ``jax.lax.associative_scan`` over the pairs :math:`(a_t, b_t)`,
+  :math:`O(\log T)` depth.
+* ``"log"``: the same scan over :math:`(\log a_t, \log b_t)` combined with
+  ``logaddexp``, the paper's log-space form for long sequences; needs
+  ``candidate="g"``.
+* ``"sequential"``: ``jax.lax.scan``, one step at a time, as in streaming
+  inference (see :func:`mingru_step` for a single step).
+
+Parameters of one layer: ``kernel [I, 2H]`` :math:`= [W_z | W_h]` and
+``bias [2H]`` :math:`= [b_z | b_h]`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxgru import cell as cell_lib
+from jaxgru.layer import check_seq_lengths
+
+Array = jax.Array
+Params = Mapping[str, Array]
+
+# log(b) of a padded step: exp() of it is exactly 0 and logaddexp(x, it) is
+# exactly x, while staying finite so that gradients stay finite too.
+_LOG_ZERO = -1e30
+
+
+class Mode(str, enum.Enum):
+  """How :class:`MinGRU` runs the recurrence over time; all give the same numbers."""
+
+  PARALLEL = "parallel"  # associative scan over (a, b)
+  LOG = "log"  # associative scan over (log a, log b), Feng et al. 2024 sec. 3.3
+  SEQUENTIAL = "sequential"  # lax.scan, one step at a time
+
+
+class Candidate(str, enum.Enum):
+  """The candidate state :math:`\\tilde h_t` of :class:`MinGRU`."""
+
+  LINEAR = "linear"  # W_h x + b_h
+  G = "g"  # g(W_h x + b_h) > 0, needed by the log-space mode
+
+
+def _as_enum(enum_type, value, what: str):
+  try:
+    return enum_type(value)
+  except ValueError:
+    expected = ", ".join(repr(v.value) for v in enum_type)
+    raise ValueError(f"unknown minGRU {what} {value!r}; expected one of {expected}") from None
+
+
+def as_mode(mode: str | Mode) -> Mode:
+  """Returns ``mode`` as a :class:`Mode`, raising ``ValueError`` if unknown."""
+  return _as_enum(Mode, mode, "mode")
+
+
+def as_candidate(candidate: str | Candidate) -> Candidate:
+  """Returns ``candidate`` as a :class:`Candidate`, raising ``ValueError`` if unknown."""
+  return _as_enum(Candidate, candidate, "candidate")
+
+
+def g(v: Array) -> Array:
+  r"""The paper's positive activation :math:`g(v) = v + 1/2` for :math:`v \ge 0`, else :math:`\sigma(v)`.
+
+  >>> g(jnp.array([-100.0, 0.0, 2.0]))
+  Array([0. , 0.5, 2.5], dtype=float32)
+  """
+  return jnp.where(v >= 0, v + 0.5, jax.nn.sigmoid(v))  # Feng et al. 2024, appendix B
+
+
+def log_g(v: Array) -> Array:
+  r""":math:`\log g(v)`, computed without forming :math:`g(v)` for negative ``v``.
+
+  >>> bool(jnp.allclose(log_g(jnp.array([-3.0, 1.0])), jnp.log(g(jnp.array([-3.0, 1.0])))))
+  True
+  """
+  # relu() keeps the unused branch finite so that its gradient is not NaN.
+  return jnp.where(v >= 0, jnp.log(jax.nn.relu(v) + 0.5), -jax.nn.softplus(-v))
+
+
+def projection(params: Params, x: Array, dtype=None) -> Array:
+  """Both input projections at once, :math:`[W_z x + b_z \\,|\\, W_h x + b_h]`.
+
+  Args:
+    params: ``{"kernel": [I, 2H], "bias": [2H]}``.
+    x: ``[..., I]`` inputs.
+    dtype: compute dtype (``None``: promote ``x`` and the parameters).
+
+  Returns:
+    ``[..., 2H]`` projections.
+  """
+  w, b = params["kernel"], params["bias"]
+  dtype = dtype or jnp.result_type(x, w)
+  return jnp.matmul(x.astype(dtype), w.astype(dtype)) + b.astype(dtype)
+
+
+def coefficients(proj: Array, candidate: str | Candidate, dtype) -> tuple[Array, Array]:
+  r"""The linear recurrence :math:`h_t = a_t h_{t-1} + b_t`: :math:`a = 1 - z`, :math:`b = z \tilde h`.
+
+  Args:
+    proj: ``[..., 2H]`` from :func:`projection`.
+    candidate: ``"linear"`` or ``"g"``.
+    dtype: dtype of the result (the carry dtype).
+
+  Returns:
+    ``(a, b)``, each ``[..., H]``.
+  """
+  k, v = jnp.split(proj.astype(dtype), 2, axis=-1)
+  z = jax.nn.sigmoid(k)
+  h_tilde = g(v) if as_candidate(candidate) is Candidate.G else v
+  return 1.0 - z, z * h_tilde
+
+
+def log_coefficients(proj: Array, dtype) -> tuple[Array, Array]:
+  r""":math:`(\log a_t, \log b_t)` for ``candidate="g"``: :math:`\log(1-z) = -\mathrm{softplus}(k)`,
+  :math:`\log z + \log g(v) = -\mathrm{softplus}(-k) + \log g(v)`.
+
+  Args:
+    proj: ``[..., 2H]`` from :func:`projection`.
+    dtype: dtype of the result (the carry dtype).
+
+  Returns:
+    ``(log_a, log_b)``, each ``[..., H]``.
+  """
+  k, v = jnp.split(proj.astype(dtype), 2, axis=-1)
+  return -jax.nn.softplus(k), -jax.nn.softplus(-k) + log_g(v)  # Feng et al. 2024, appendix B
+
+
+def mingru_step(
+    params: Params, h: Array, x: Array, candidate: str | Candidate = Candidate.LINEAR, dtype=None
+) -> Array:
+  r"""One minGRU step, :math:`h' = (1 - z) \odot h + z \odot \tilde h`: streaming inference.
+
+  Args:
+    params: ``{"kernel": [I, 2H], "bias": [2H]}``.
+    h: ``[..., H]`` previous state (its dtype is the carry dtype).
+    x: ``[..., I]`` input at this step.
+    candidate: ``"linear"`` or ``"g"``.
+    dtype: compute dtype of the projection (``None``: promote).
+
+  Returns:
+    ``[..., H]`` the new state, dtype of ``h``.
+
+  >>> p = {"kernel": jnp.zeros((2, 6)), "bias": jnp.concatenate([jnp.zeros(3), jnp.ones(3)])}
+  >>> mingru_step(p, jnp.zeros(3), jnp.ones(2))  # z = 1/2, candidate 1
+  Array([0.5, 0.5, 0.5], dtype=float32)
+  """
+  a, b = coefficients(projection(params, x, dtype), candidate, h.dtype)
+  return a * h + b
+
+
+def _compose(earlier, later):
+  """Composition of the affine maps ``h -> a h + b``: ``later`` after ``earlier``."""
+  a1, b1 = earlier
+  a2, b2 = later
+  return a1 * a2, a2 * b1 + b2
+
+
+def _compose_log(earlier, later):
+  """:func:`_compose` in log space: ``h -> exp(la) h + exp(lb)``."""
+  la1, lb1 = earlier
+  la2, lb2 = later
+  return la1 + la2, jnp.logaddexp(la2 + lb1, lb2)
+
+
+def mingru_scan(
+    params: Params,
+    x: Array,
+    h0: Array,
+    *,
+    mode: str | Mode = Mode.PARALLEL,
+    candidate: str | Candidate = Candidate.LINEAR,
+    seq_lengths: Array | None = None,
+    dtype=None,
+) -> tuple[Array, Array]:
+  r"""Runs one minGRU layer over a time-major sequence.
+
+  With ``seq_lengths``, steps ``t >= seq_lengths[b]`` output zeros and leave
+  the state unchanged (their map is the identity, :math:`a = 1, b = 0`), so the
+  final state is the one after each sequence's last valid step.
+
+  Args:
+    params: ``{"kernel": [I, 2H], "bias": [2H]}``.
+    x: ``[T, B, I]`` inputs.
+    h0: ``[B, H]`` initial state; its dtype is the carry dtype (any sign, also
+      in log mode: :math:`h_t = e^{A_t} h_0 + e^{B_t}` keeps :math:`h_0` out of the logs).
+    mode: ``"parallel"``, ``"log"`` or ``"sequential"``.
+    candidate: ``"linear"`` or ``"g"``; ``"log"`` needs ``"g"``.
+    seq_lengths: optional ``[B]`` integer lengths in ``[0, T]``.
+    dtype: compute dtype of the projection; the scan runs in the carry dtype.
+
+  Returns:
+    ``(outputs [T, B, H], h_last [B, H])``, both in the carry dtype.
+
+  Raises:
+    ValueError: ``mode="log"`` with ``candidate="linear"``.
+
+  >>> p = {"kernel": jnp.full((2, 6), 0.3), "bias": jnp.zeros(6)}
+  >>> x, h0 = jnp.ones((16, 1, 2)), jnp.zeros((1, 3))  # [T, B, I], [B, H]
+  >>> outs = [mingru_scan(p, x, h0, mode=m, candidate="g")[0] for m in ("parallel", "log", "sequential")]
+  >>> bool(jnp.allclose(outs[0], outs[1], atol=1e-6) and jnp.allclose(outs[0], outs[2], atol=1e-6))
+  True
+  """
+  mode, candidate = as_mode(mode), as_candidate(candidate)
+  if mode is Mode.LOG and candidate is not Candidate.G:
+    raise ValueError("minGRU mode='log' needs candidate='g' (positive candidate states); got candidate='linear'")
+  num_steps = x.shape[0]
+  carry_dtype = h0.dtype
+  proj = projection(params, x, dtype)  # [T, B, 2H]
+  valid = None
+  if seq_lengths is not None:
+    valid = (jnp.arange(num_steps)[:, None] < seq_lengths[None, :])[..., None]  # [T, B, 1]
+
+  if mode is Mode.LOG:
+    log_a, log_b = log_coefficients(proj, carry_dtype)  # [T, B, H] x2
+    if valid is not None:
+      log_a, log_b = jnp.where(valid, log_a, 0.0), jnp.where(valid, log_b, _LOG_ZERO)
+    log_a_cum, log_b_cum = jax.lax.associative_scan(_compose_log, (log_a, log_b), axis=0)
+    ys = jnp.exp(log_a_cum) * h0 + jnp.exp(log_b_cum)  # [T, B, H]
+  else:
+    a, b = coefficients(proj, candidate, carry_dtype)  # [T, B, H] x2
+    if valid is not None:
+      a, b = jnp.where(valid, a, 1.0), jnp.where(valid, b, 0.0)
+    if mode is Mode.PARALLEL:
+      a_cum, b_cum = jax.lax.associative_scan(_compose, (a, b), axis=0)
+      ys = a_cum * h0 + b_cum
+    else:
+
+      def body(h, ab):
+        h = ab[0] * h + ab[1]
+        return h, h
+
+      _, ys = jax.lax.scan(body, h0, (a, b))
+  h_last = ys[-1] if num_steps else h0
+  if valid is not None:
+    ys = jnp.where(valid, ys, jnp.zeros_like(ys))
+  return ys, h_last
+
+
+class _LayerParams(nn.Module):
+  """Holds ``kernel [I, 2H]`` and ``bias [2H]`` of one minGRU layer."""
+
+  features: int
+  param_dtype: Any
+  kernel_init: Any
+  bias_init: Any
+
+  @nn.compact
+  def __call__(self, input_features: int) -> dict[str, Array]:
+    if self.has_variable("params", "kernel"):
+      have = self.get_variable("params", "kernel").shape
+      if have[0] != input_features:
+        raise ValueError(
+            f"MinGRU {self.name!r} got inputs with {input_features} features, "
+            f"but its parameters expect {have[0]} (kernel shape {have})"
+        )
+    return {
+        "kernel": self.param("kernel", self.kernel_init, (input_features, 2 * self.features), self.param_dtype),
+        "bias": self.param("bias", self.bias_init, (2 * self.features,), self.param_dtype),
+    }
+
+
+class MinGRU(nn.Module):
+  r"""Multi-layer minGRU (Feng et al. 2024) over sequences, with the interface of :class:`jaxgru.GRU`.
+
+  Each layer computes, for every step :math:`t` (see :mod:`jaxgru.mingru`),
+
+  .. math::
+
+     z_t = \sigma(W_z x_t + b_z), \quad \tilde h_t = W_h x_t + b_h
+     \;(\text{or } g(W_h x_t + b_h)), \quad
+     h_t = (1 - z_t) \odot h_{t-1} + z_t \odot \tilde h_t
+
+  and layer ``l > 0`` reads the outputs of layer ``l - 1``. Parameters live
+  under ``params["layer_{l}"]`` as ``kernel [I_l, 2H]`` and ``bias [2H]``.
+
+  Attributes:
+    features: H.
+    num_layers: L, stacked layers.
+    mode: ``"parallel"`` (default, ``associative_scan``), ``"log"`` (the
+      paper's log-space scan, needs ``candidate="g"``) or ``"sequential"``
+      (``lax.scan``); all give the same numbers.
+    candidate: ``"linear"`` (default, :math:`\tilde h = W_h x + b_h`) or
+      ``"g"`` (:math:`\tilde h = g(W_h x + b_h) > 0`, the paper's choice for
+      the log-space form).
+    dropout: dropout rate on the outputs of every layer but the last
+      (``'dropout'`` RNG stream; off when ``deterministic``).
+    time_major: inputs and outputs are ``[T, B, ...]`` instead of ``[B, T, ...]``.
+    dtype: compute dtype of the input projections (``None``: promote); the
+      scan runs in the carry dtype.
+    param_dtype: parameter dtype; also the carry dtype.
+
+  Example:
+
+  >>> rnn = MinGRU(features=8, num_layers=2)
+  >>> x = jnp.ones((4, 10, 3))  # [B, T, I]
+  >>> variables = rnn.init(jax.random.key(0), x)
+  >>> y, h_n = rnn.apply(variables, x, seq_lengths=jnp.array([10, 7, 1, 0]))
+  >>> y.shape, h_n.shape  # [B, T, H], [L, B, H]
+  ((4, 10, 8), (2, 4, 8))
+  """
+
+  features: int
+  num_layers: int = 1
+  mode: str = "parallel"
+  candidate: str = "linear"
+  dropout: float = 0.0
+  time_major: bool = False
+  dtype: Any = None
+  param_dtype: Any = jnp.float32
+  kernel_init: Any = nn.initializers.lecun_normal()
+  bias_init: Any = nn.initializers.zeros_init()
+
+  def __post_init__(self):
+    mode, candidate = as_mode(self.mode), as_candidate(self.candidate)
+    if mode is Mode.LOG and candidate is not Candidate.G:
+      raise ValueError(
+          "MinGRU mode='log' needs candidate='g' (the log-space scan needs positive candidate "
+          f"states, Feng et al. 2024 sec. 3.3); got candidate={self.candidate!r}"
+      )
+    for name in ("features", "num_layers"):
+      value = getattr(self, name)
+      if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"MinGRU {name} must be a positive integer, got {value!r}")
+    if not 0.0 <= self.dropout < 1.0:
+      raise ValueError(f"MinGRU dropout must be in [0, 1), got {self.dropout!r}")
+    cell_lib.check_floating("dtype", self.dtype)
+    cell_lib.check_floating("param_dtype", self.param_dtype)
+    super().__post_init__()
+
+  @nn.compact
+  def __call__(
+      self,
+      inputs: Array,
+      *,
+      seq_lengths: Array | None = None,
+      initial_carry: Array | None = None,
+      deterministic: bool = True,
+  ) -> tuple[Array, Array]:
+    """Runs the minGRU over a batch of sequences.
+
+    Args:
+      inputs: ``[B, T, I]`` (``[T, B, I]`` when ``time_major``); a single
+        unbatched sequence ``[T, I]`` is accepted too.
+      seq_lengths: optional ``[B]`` integer lengths in ``[0, T]``: outputs at
+        padded steps are zero and padded steps leave the state unchanged.
+      initial_carry: optional ``[L, B, H]`` initial states (zeros by default);
+        pass the previous call's ``final_carry`` to stream a long sequence in
+        chunks.
+      deterministic: disables dropout between layers when true.
+
+    Returns:
+      ``(outputs, final_carry)``: ``outputs [B, T, H]`` (``[T, B, H]`` when
+      ``time_major``) and ``final_carry [L, B, H]``, the state after each
+      sequence's last valid step.
+    """
+    inputs = jnp.asarray(inputs)
+    if inputs.ndim not in (2, 3):
+      layout = "[T, B, I]" if self.time_major else "[B, T, I]"
+      raise ValueError(f"MinGRU inputs must have rank 3 {layout} (or 2, [T, I], unbatched); got shape {inputs.shape}")
+    if not jnp.issubdtype(inputs.dtype, jnp.floating):
+      raise TypeError(f"MinGRU inputs must be floating point, got {inputs.dtype}")
+    unbatched = inputs.ndim == 2
+    x = inputs[:, None] if unbatched else (inputs if self.time_major else jnp.swapaxes(inputs, 0, 1))
+    num_steps, batch, _ = x.shape  # x: [T, B, I]
+    carry_shape = (self.num_layers, self.features) if unbatched else (self.num_layers, batch, self.features)
+    if initial_carry is None:
+      h0 = jnp.zeros((self.num_layers, batch, self.features), self.param_dtype)
+    else:
+      initial_carry = jnp.asarray(initial_carry)
+      if initial_carry.shape != carry_shape:
+        raise ValueError(
+            f"MinGRU initial_carry must have shape [L, B, H]={carry_shape} "
+            f"(num_layers={self.num_layers}), got {initial_carry.shape}"
+        )
+      h0 = initial_carry.reshape(self.num_layers, batch, self.features).astype(self.param_dtype)
+    if seq_lengths is not None:
+      if unbatched:
+        seq_lengths = jnp.reshape(jnp.asarray(seq_lengths), (1,))
+      seq_lengths = check_seq_lengths(seq_lengths, batch, num_steps)
+
+    finals = []
+    for layer in range(self.num_layers):
+      params = _LayerParams(
+          self.features, self.param_dtype, self.kernel_init, self.bias_init, name=f"layer_{layer}"
+      )(x.shape[-1])
+      x, h_last = mingru_scan(
+          params,
+          x,
+          h0[layer],
+          mode=self.mode,
+          candidate=self.candidate,
+          seq_lengths=seq_lengths,
+          dtype=self.dtype,
+      )  # [T, B, H], [B, H]
+      finals.append(h_last)
+      if self.dropout and layer < self.num_layers - 1:
+        x = nn.Dropout(rate=self.dropout)(x, deterministic=deterministic)
+    final_carry = jnp.stack(finals)  # [L, B, H]
+    if unbatched:
+      return x[:, 0], final_carry[:, 0]
+    return (x if self.time_major else jnp.swapaxes(x, 0, 1)), final_carry
