@@ -39,7 +39,7 @@ def _default_tolerances() -> dict[str, Tolerance]:
 
 
 class Implementations(config_lib.Schema):
-  """Which rows to time, by registered name (``jaxgru[scan]``, ``flax``, ``torch``, ...).
+  """Which rows to time, by registered name (``jaxgru.scan``, ``flax``, ``torch``, ...).
 
   An empty ``include`` means every registered row; ``exclude`` is applied after.
   """

@@ -107,7 +107,7 @@ def _jaxgru_peer(implementation: Implementation):
 # One row per member of the enum, so implementations added to it appear here
 # without edits. "auto" is timed too: it is what users get by default.
 for _implementation in Implementation:
-  register_peer(f"jaxgru[{_implementation.value}]")(_jaxgru_peer(_implementation))
+  register_peer(f"jaxgru.{_implementation.value}")(_jaxgru_peer(_implementation))
 
 
 @register_reference("gru")

@@ -1,18 +1,18 @@
 """The rows of the benchmark: a registry of peers, each one small factory function.
 
-A *peer* is a named way to compute a model (``jaxgru[scan]``, ``flax``,
+A *peer* is a named way to compute a model (``jaxgru.scan``, ``flax``,
 ``torch``, ...). Its factory receives a :class:`~jaxgru.benchmark.problem.Problem`
 and a :class:`Mode` and returns a :class:`Runner`: a zero-argument callable
 that does the work once and waits for the device, plus a function that turns its
 result into NumPy arrays in jaxgru's layout so the equality check can compare
 every peer with the model's reference. Adding a row is one decorated function:
 
->>> @register_peer("example[doc]", requires=("numpy",))
+>>> @register_peer("example.doc", requires=("numpy",))
 ... def _example(problem, mode):
 ...   ...
->>> "example[doc]" in peer_names()
+>>> "example.doc" in peer_names()
 True
->>> unregister_peer("example[doc]")
+>>> unregister_peer("example.doc")
 """
 
 from __future__ import annotations

@@ -101,7 +101,7 @@ def markdown(report: Report) -> str:
       f"- versions: python {env.get('python')}, {versions}",
       f"- {cfg.get('repeats')} timed calls per row after {cfg.get('warmup')} warm-up call(s), rows interleaved;"
       " median and interquartile range; ×flax/×torch are ratios of median times (below 1 is faster);"
-      " max abs diff is against a float32 `jaxgru[scan]` reference at highest matmul precision;"
+      " max abs diff is against a float32 `jaxgru.scan` reference at highest matmul precision;"
       " memory is n/a where the backend reports none (CPU)",
       "",
   ]

@@ -20,7 +20,7 @@ BASELINES = ("flax", "torch")  # rows every other row is compared with
 class RowResult:
   """One row (peer) of one case."""
 
-  name: str  # registered peer name, e.g. "jaxgru[scan]"
+  name: str  # registered peer name, e.g. "jaxgru.scan"
   status: str  # "ok", "mismatch" (failed the equality check), "error", "skipped"
   message: str = ""  # check summary, or why the row failed or was skipped
   framework: str = ""  # "jax" or "torch"
@@ -128,6 +128,7 @@ def environment() -> dict:
 
     env["torch_device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
     env["torch_threads"] = torch.get_num_threads()
+    env["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY")
   except ImportError:
     pass
   stats = device.memory_stats()
