@@ -90,11 +90,12 @@ def _version(package: str) -> str | None:
 
 def _git_commit() -> str | None:
   try:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
-                         cwd=os.path.dirname(os.path.abspath(__file__)))
+    here = os.path.dirname(os.path.abspath(__file__))
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True, cwd=here)
+    branch = subprocess.run(["git", "rev-parse", "--abbrev-ref", "HEAD"], capture_output=True, text=True, cwd=here)
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
-                           cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
-    return out.stdout.strip() + ("+dirty" if dirty else "")
+                           cwd=here).stdout.strip()
+    return f"{branch.stdout.strip()}@{commit.stdout.strip()}" + ("+dirty" if dirty else "")
   except (OSError, subprocess.CalledProcessError):
     return None
 
