@@ -32,6 +32,7 @@ def main(argv=None) -> int:
   except (ConfigError, FileNotFoundError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
+  os.makedirs(config.output_dir, exist_ok=True)  # fails now, not after the run, if it cannot be made
   report = benchmark.run_benchmark(config)
   report.environment["command"] = shlex.join(["python", "experiments/benchmark.py", "--config", args.config,
                                               *args.overrides])

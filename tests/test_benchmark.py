@@ -223,6 +223,23 @@ def test_wrong_rows_are_caught_and_never_timed(wrong_peers):
     assert "needs a GPU" in rows["test.raises"].message
 
 
+@pytest.mark.parametrize(
+    "shape, dtype, layers",
+    [((2, 3, 4), "float32", 1), ((2, 3, 4, 0), "float32", 1), ((2, 3, 4, 5), "float64", 1), ((2, 3, 4, 5), "float32", 0)],
+)
+def test_make_problem_rejects_bad_arguments(shape, dtype, layers):
+  with pytest.raises(ValueError, match="shape|dtype|num_layers"):
+    benchmark.make_problem(shape, dtype, num_layers=layers)
+
+
+def test_make_problem_rounds_to_the_dtype():
+  problem = benchmark.make_problem((2, 3, 4, 5), "bfloat16", num_layers=1)
+  assert problem.inputs.dtype == np.float32 and problem.tokens == 6
+  as_bf16 = np.asarray(jnp.asarray(problem.inputs).astype(jnp.bfloat16).astype(jnp.float32))
+  np.testing.assert_array_equal(problem.inputs, as_bf16)
+  assert np.any(problem.params["layer_0"]["recurrent_bias"] != 0)  # biases drawn, not zero
+
+
 # --- timing -------------------------------------------------------------------------------------
 
 

@@ -11,6 +11,9 @@ import numpy as np
 from jaxgru.layer import param_name
 
 
+DTYPES = ("float32", "bfloat16", "float16")  # compute dtypes every peer supports
+
+
 class Problem(NamedTuple):
   """Shared inputs of one benchmark case, as float32 NumPy master copies.
 
@@ -63,6 +66,13 @@ def make_problem(shape, dtype: str, *, num_layers: int = 1, seed: int = 0) -> Pr
   >>> p.inputs.shape, p.params["layer_1"]["input_kernel"].shape, p.label
   ((2, 3, 4), (5, 15), '2x3x4x5')
   """
+  shape = tuple(shape)
+  if len(shape) != 4 or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in shape):
+    raise ValueError(f"shape must be four positive integers (B, T, I, H), got {shape!r}")
+  if dtype not in DTYPES:
+    raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+  if not isinstance(num_layers, (int, np.integer)) or isinstance(num_layers, bool) or num_layers < 1:
+    raise ValueError(f"num_layers must be a positive integer, got {num_layers!r}")
   batch, steps, features, hidden = (int(s) for s in shape)
   rng = np.random.default_rng(seed)
   bound = 1.0 / np.sqrt(hidden)

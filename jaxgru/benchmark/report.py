@@ -102,7 +102,8 @@ def markdown(report: Report) -> str:
       f"- {cfg.get('repeats')} timed calls per row after {cfg.get('warmup')} warm-up call(s), rows interleaved;"
       " median and interquartile range; ×flax/×torch are ratios of median times (below 1 is faster);"
       " max abs diff is against a float32 `jaxgru.scan` reference at highest matmul precision;"
-      " memory is n/a where the backend reports none (CPU)",
+      " memory: JAX rows, XLA's buffers for one compiled call (arguments + outputs + temporaries);"
+      " torch, `torch.cuda.max_memory_allocated`; n/a where the backend reports no device memory (CPU)",
       "",
   ]
   return "\n".join(lines) + "\n" + markdown_tables(report)
