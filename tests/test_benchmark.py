@@ -3,6 +3,7 @@
 Shapes are tiny and no test asserts a time.
 """
 
+import dataclasses
 import importlib.util
 import json
 import pathlib
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 
 from jaxgru import benchmark
-from jaxgru.benchmark import peers, results, timing
+from jaxgru.benchmark import peers, registry, results, timing
 from jaxgru.benchmark.problem import flat_params
 from jaxgru.config import ConfigError
 from jaxgru.scan import Implementation
@@ -240,6 +241,35 @@ def test_make_problem_rounds_to_the_dtype():
   assert np.any(problem.params["layer_0"]["recurrent_bias"] != 0)  # biases drawn, not zero
 
 
+def test_rows_of_another_model_are_checked_against_its_reference():
+  @benchmark.register_reference("test-model")
+  def zeros_reference(problem, mode):
+    return {"outputs": np.zeros(problem.shape[:2] + (problem.shape[3],), np.float32)}
+
+  @benchmark.register_peer("test.other-model", model="test-model")
+  def other_model(problem, mode):
+    apply = lambda params, x: jnp.zeros(x.shape[:2] + (problem.shape[3],), x.dtype) * params["w"]
+    return benchmark.jax_runner(apply, {"w": jnp.ones(())}, problem, mode, grads_to_layout=lambda d: {})
+
+  try:
+    config = benchmark.load(CONFIGS / "cpu.yaml", TINY + ["modes=[forward]",
+                                                          "implementations.include=[jaxgru.scan,test.other-model]"])
+    report = benchmark.run_benchmark(config, log=lambda line: None)
+  finally:
+    benchmark.unregister_peer("test.other-model")
+    registry._REFERENCES.pop("test-model")
+  rows = {row.name: row for row in report.cases[0].rows}
+  assert rows["jaxgru.scan"].status == "ok" and rows["test.other-model"].status == "ok"
+  assert report.environment["jax_backend"] == jax.default_backend()
+
+
+def test_memory_ratios_where_reported():
+  rows = [dataclasses.replace(_row("flax", 0.02), memory_bytes=2000),
+          dataclasses.replace(_row("jaxgru.scan", 0.01), memory_bytes=1000), _row("torch", 0.04)]
+  by_name = {r.name: r for r in results.with_ratios(rows)}
+  assert by_name["jaxgru.scan"].memory_ratio_to == {"flax": 0.5}
+
+
 # --- timing -------------------------------------------------------------------------------------
 
 
@@ -283,6 +313,7 @@ def _synthetic_report():
 def test_ratios_are_relative_to_flax_and_torch():
   rows = {r.name: r for r in _synthetic_report().cases[0].rows}
   assert rows["jaxgru.scan"].ratio_to == pytest.approx({"flax": 0.5, "torch": 0.25})
+  assert rows["jaxgru.scan"].memory_ratio_to == {}  # no memory reported
   assert rows["flax"].ratio_to["flax"] == pytest.approx(1.0)
   assert rows["jaxgru.bad"].ratio_to == {}
 

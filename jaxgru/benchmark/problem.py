@@ -18,7 +18,8 @@ class Problem(NamedTuple):
   """Shared inputs of one benchmark case, as float32 NumPy master copies.
 
   Values are rounded to ``dtype`` and stored as float32, so a half-precision
-  peer and the float32 reference see the same numbers.
+  peer and the float32 reference see the same numbers. ``params`` are GRU
+  weights; rows of another model draw their own from ``seed`` and ``shape``.
   """
 
   shape: tuple[int, int, int, int]  # (B, T, I, H)

@@ -5,7 +5,10 @@ A *peer* is a named way to compute a model (``jaxgru.scan``, ``flax``,
 and a :class:`Mode` and returns a :class:`Runner`: a zero-argument callable
 that does the work once and waits for the device, plus a function that turns its
 result into NumPy arrays in jaxgru's layout so the equality check can compare
-every peer with the model's reference. Adding a row is one decorated function:
+every peer with the model's reference. Adding a row is one decorated function (in a module listed in
+:data:`BUILTIN_PEER_MODULES`, or any module imported before the run); rows of
+another model name it with ``model=`` and register that model's float32
+reference with :func:`register_reference`:
 
 >>> @register_peer("example.doc", requires=("numpy",))
 ... def _example(problem, mode):
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import importlib
 import importlib.util
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -147,7 +151,11 @@ def get_reference(model: str) -> Callable[[Any, Mode], Mapping[str, np.ndarray]]
   return _REFERENCES[model]
 
 
+# Modules whose import registers rows and references; a module of new rows
+# (another model, say) is added here. Imported lazily: they import this module.
+BUILTIN_PEER_MODULES = ("jaxgru.benchmark.peers",)
+
+
 def _load_builtin_peers() -> None:
-  # The built-in rows register themselves on import; imported lazily so that
-  # this module has no import cycle with them.
-  from jaxgru.benchmark import peers  # noqa: F401
+  for module in BUILTIN_PEER_MODULES:
+    importlib.import_module(module)

@@ -8,8 +8,6 @@ import math
 import os
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from jaxgru.benchmark.results import BASELINES, CaseResult, Report, RowResult
 
@@ -101,7 +99,8 @@ def markdown(report: Report) -> str:
       f"- versions: python {env.get('python')}, {versions}",
       f"- {cfg.get('repeats')} timed calls per row after {cfg.get('warmup')} warm-up call(s), rows interleaved;"
       " median and interquartile range; ×flax/×torch are ratios of median times (below 1 is faster);"
-      " max abs diff is against a float32 `jaxgru.scan` reference at highest matmul precision;"
+      " max abs diff is against the float32 reference of the row's model at highest matmul precision"
+      " (`jaxgru.scan` for GRU rows);"
       " memory: JAX rows, XLA's buffers for one compiled call (arguments + outputs + temporaries);"
       " torch, `torch.cuda.max_memory_allocated`; n/a where the backend reports no device memory (CPU)",
       "",
@@ -109,8 +108,16 @@ def markdown(report: Report) -> str:
   return "\n".join(lines) + "\n" + markdown_tables(report)
 
 
-def chart(report: Report) -> Figure:
-  """Grouped bars of tokens/s (median, IQR whiskers), one panel per (mode, dtype), log scale."""
+def chart(report: Report):
+  """Grouped bars of tokens/s (median, IQR whiskers), one panel per (mode, dtype), log scale.
+
+  Returns:
+    A ``matplotlib.figure.Figure`` drawn with the Agg canvas (no display, no global pyplot state).
+  """
+  # Imported here so that the rest of the benchmark works without matplotlib.
+  from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
+  from matplotlib.figure import Figure  # noqa: PLC0415
+
   groups: dict[tuple[str, str], list[CaseResult]] = {}
   for case in report.cases:
     groups.setdefault((case.mode, case.dtype), []).append(case)

@@ -33,6 +33,7 @@ class RowResult:
   memory_bytes: int | None = None  # None where the backend reports no device memory
   ratio_to: dict = dataclasses.field(default_factory=dict)  # {"flax": median / flax's median, ...}
   first_call_ratio_to: dict = dataclasses.field(default_factory=dict)  # same for first_call_s
+  memory_ratio_to: dict = dataclasses.field(default_factory=dict)  # same for memory_bytes, where reported
 
   @property
   def timed(self) -> bool:
@@ -77,7 +78,9 @@ def with_ratios(rows: list[RowResult]) -> list[RowResult]:
     ratio = {b: row.stats.median / base.stats.median for b, base in baselines.items()}
     first = {b: row.first_call_s / base.first_call_s for b, base in baselines.items()
              if row.first_call_s and base.first_call_s}
-    out.append(dataclasses.replace(row, ratio_to=ratio, first_call_ratio_to=first))
+    memory = {b: row.memory_bytes / base.memory_bytes for b, base in baselines.items()
+              if row.memory_bytes and base.memory_bytes}
+    out.append(dataclasses.replace(row, ratio_to=ratio, first_call_ratio_to=first, memory_ratio_to=memory))
   return out
 
 
