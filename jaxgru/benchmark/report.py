@@ -97,6 +97,10 @@ def markdown(report: Report) -> str:
       f"- device: JAX {env.get('jax_backend')} ({env.get('jax_device')}), {env.get('cpu_count')} CPUs ({env.get('cpu')})"
       + (f", torch on {env['torch_device']} with {env.get('torch_threads')} threads" if "torch_device" in env else ""),
       f"- versions: python {env.get('python')}, {versions}",
+      "- rows: `jaxgru.<implementation>` is `jaxgru.GRU(implementation=...)`, `flax` is"
+      " `flax.linen.RNN(flax.linen.GRUCell)`, `torch` is `torch.nn.GRU`, `equinox` is `equinox.nn.GRUCell`"
+      " under `lax.scan`; all on the same weights. forward+backward: the outputs and the gradients of"
+      " `sum(outputs * cotangent)` with respect to the inputs and all weights",
       f"- {cfg.get('repeats')} timed calls per row after {cfg.get('warmup')} warm-up call(s), rows interleaved;"
       " median and interquartile range; ×flax/×torch are ratios of median times (below 1 is faster);"
       " max abs diff is against the float32 reference of the row's model at highest matmul precision"
