@@ -1,0 +1,48 @@
+"""Side-by-side GRU benchmark: ``jaxgru.GRU`` per implementation against Flax, PyTorch and Equinox.
+
+Run it with ``python experiments/benchmark.py --config configs/bench/cpu.yaml``.
+Per (shape, dtype, mode) every row is run once, checked against a float32
+reference (a row that differs is reported and never timed), then all rows are
+timed round-robin; see :func:`run_benchmark`. Rows are registered peers
+(:func:`register_peer`), so a new implementation is one small factory function.
+"""
+
+from jaxgru.benchmark.check import CheckResult, compare
+from jaxgru.benchmark.config import BenchConfig, load
+from jaxgru.benchmark.peers import jax_runner
+from jaxgru.benchmark.problem import Problem, make_problem
+from jaxgru.benchmark.registry import Mode, Runner, get_peer, peer_names, register_peer, register_reference, unregister_peer
+from jaxgru.benchmark.report import chart, markdown, markdown_tables, to_json, write_all
+from jaxgru.benchmark.results import CaseResult, Report, RowResult
+from jaxgru.benchmark.run import run_benchmark, run_case
+from jaxgru.benchmark.timing import Stats, summarize, time_interleaved
+
+__all__ = (
+    "BenchConfig",
+    "CaseResult",
+    "CheckResult",
+    "Mode",
+    "Problem",
+    "Report",
+    "RowResult",
+    "Runner",
+    "Stats",
+    "chart",
+    "compare",
+    "get_peer",
+    "jax_runner",
+    "load",
+    "make_problem",
+    "markdown",
+    "markdown_tables",
+    "peer_names",
+    "register_peer",
+    "register_reference",
+    "run_benchmark",
+    "run_case",
+    "summarize",
+    "time_interleaved",
+    "to_json",
+    "unregister_peer",
+    "write_all",
+)

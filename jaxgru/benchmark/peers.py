@@ -1,0 +1,265 @@
+"""The built-in rows: ``jaxgru.GRU`` per implementation, Flax, PyTorch and Equinox.
+
+Every row computes the same stacked GRU (``reset_after``, PyTorch's equations;
+see :mod:`jaxgru.gates`) on the same weights, converted to each library's
+layout. JAX rows keep float32 parameters and compute in the problem's dtype
+(mixed precision, as ``jaxgru.GRU(dtype=...)`` and ``flax.linen.GRUCell(dtype=...)``
+do); PyTorch and Equinox compute in their parameters' dtype, so their
+parameters are cast to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxgru import interop
+from jaxgru.benchmark.problem import Problem, flat_params
+from jaxgru.benchmark.registry import Mode, Runner, register_peer, register_reference
+from jaxgru.layer import GRU, param_name
+from jaxgru.scan import Implementation
+
+
+def _as_f32(a) -> np.ndarray:
+  return np.asarray(jnp.asarray(a, jnp.float32))
+
+
+def _jax_memory(jitted, args) -> int | None:
+  # Only where the backend reports device memory (GPUs); the CPU client does not.
+  if jax.devices()[0].memory_stats() is None:
+    return None
+  stats = jitted.lower(*args).compile().memory_analysis()  # cached: the first call compiled it
+  return int(stats.argument_size_in_bytes + stats.output_size_in_bytes
+             + stats.temp_size_in_bytes - stats.alias_size_in_bytes)
+
+
+def jax_runner(
+    apply: Callable,
+    params,
+    problem: Problem,
+    mode: Mode,
+    *,
+    grads_to_layout: Callable[[object], Mapping[str, np.ndarray]],
+) -> Runner:
+  """A :class:`Runner` for a JAX model ``apply(params, x [B, T, I]) -> outputs [B, T, H]``.
+
+  Forward jits ``apply``; forward+backward jits ``jax.vjp`` of it, pulled back
+  with the problem's cotangent, so one call returns outputs and all gradients.
+
+  Args:
+    apply: the pure model function.
+    params: its parameter pytree (device arrays).
+    problem: inputs and cotangent (cast to the problem's dtype here).
+    mode: what one call computes.
+    grads_to_layout: parameter gradients (a pytree like ``params``) as a flat
+      ``{"layer_{l}/{param}": array}`` dict in jaxgru's layout.
+  """
+  x = jnp.asarray(problem.inputs, problem.dtype)
+  if mode is Mode.FORWARD:
+    jitted = jax.jit(apply)
+    args = (params, x)
+
+    def to_numpy(y):
+      return {"outputs": _as_f32(y)}
+
+  else:
+
+    def forward_backward(params, x, cotangent):
+      y, pullback = jax.vjp(apply, params, x)
+      dparams, dx = pullback(cotangent.astype(y.dtype))
+      return y, dx, dparams
+
+    jitted = jax.jit(forward_backward)
+    args = (params, x, jnp.asarray(problem.cotangent, problem.dtype))
+
+    def to_numpy(result):
+      y, dx, dparams = result
+      return {"outputs": _as_f32(y), "inputs": _as_f32(dx),
+              **{k: _as_f32(v) for k, v in grads_to_layout(dparams).items()}}
+
+  return Runner(
+      call=lambda: jax.block_until_ready(jitted(*args)),
+      to_numpy=to_numpy,
+      memory_bytes=lambda: _jax_memory(jitted, args),
+      framework="jax",
+  )
+
+
+def _jaxgru_apply(problem: Problem, implementation: Implementation, dtype) -> Callable:
+  layer = GRU(features=problem.shape[3], num_layers=problem.num_layers, implementation=implementation,
+              dtype=jnp.dtype(dtype), param_dtype=jnp.float32)
+  return lambda params, x: layer.apply({"params": params}, x)[0]
+
+
+def _jaxgru_peer(implementation: Implementation):
+  def factory(problem: Problem, mode: Mode) -> Runner:
+    apply = _jaxgru_apply(problem, implementation, problem.dtype)
+    params = jax.tree.map(jnp.asarray, problem.params)
+    return jax_runner(apply, params, problem, mode, grads_to_layout=flat_params)
+
+  return factory
+
+
+# One row per member of the enum, so implementations added to it appear here
+# without edits. "auto" is timed too: it is what users get by default.
+for _implementation in Implementation:
+  register_peer(f"jaxgru.{_implementation.value}")(_jaxgru_peer(_implementation))
+
+
+@register_reference("gru")
+def gru_reference(problem: Problem, mode: Mode) -> dict[str, np.ndarray]:
+  """The GRU every row must match: ``jaxgru.GRU`` with ``lax.scan``, float32, highest precision.
+
+  Returns:
+    The flat result dict of :class:`~jaxgru.benchmark.registry.Runner`'s ``to_numpy``.
+  """
+  reference = problem._replace(dtype="float32")
+  apply = _jaxgru_apply(reference, Implementation.SCAN, jnp.float32)
+  params = jax.tree.map(jnp.asarray, problem.params)
+  # Default float32 matmuls may use TF32 on GPUs; the reference must not.
+  with jax.default_matmul_precision("highest"):
+    runner = jax_runner(apply, params, reference, mode, grads_to_layout=flat_params)
+    return dict(runner.to_numpy(runner.call()))
+
+
+_FLAX_INPUT_GATES = ("ir", "iz", "in")
+_FLAX_HIDDEN_GATES = ("hr", "hz", "hn")
+
+
+def flax_grads_to_layout(grads: list) -> dict[str, np.ndarray]:
+  """Gradients of per-layer ``flax.linen.GRUCell`` parameters in jaxgru's layout.
+
+  Flax folds ``b_hr, b_hz`` into ``b_ir, b_iz`` (:func:`jaxgru.interop.to_flax_cell`);
+  both halves of a folded sum get the sum's gradient.
+  """
+  out = {}
+  for layer, g in enumerate(grads):
+    name = param_name(layer, 0)
+    out[f"{name}/input_kernel"] = jnp.concatenate([g[k]["kernel"] for k in _FLAX_INPUT_GATES], -1)
+    out[f"{name}/recurrent_kernel"] = jnp.concatenate([g[k]["kernel"] for k in _FLAX_HIDDEN_GATES], -1)
+    out[f"{name}/input_bias"] = jnp.concatenate([g[k]["bias"] for k in _FLAX_INPUT_GATES])
+    out[f"{name}/recurrent_bias"] = jnp.concatenate([g["ir"]["bias"], g["iz"]["bias"], g["hn"]["bias"]])
+  return out
+
+
+@register_peer("flax")
+def flax_peer(problem: Problem, mode: Mode) -> Runner:
+  """``flax.linen.RNN(flax.linen.GRUCell)``, one per layer."""
+  rnn = nn.RNN(nn.GRUCell(features=problem.shape[3], dtype=jnp.dtype(problem.dtype), param_dtype=jnp.float32))
+  params = [interop.to_flax_cell(problem.params[param_name(l, 0)]) for l in range(problem.num_layers)]
+
+  def apply(params, x):
+    for cell_params in params:
+      x = rnn.apply({"params": {"cell": cell_params}}, x)
+    return x
+
+  return jax_runner(apply, params, problem, mode, grads_to_layout=flax_grads_to_layout)
+
+
+@register_peer("equinox", requires=("equinox",))
+def equinox_peer(problem: Problem, mode: Mode) -> Runner:
+  """``equinox.nn.GRUCell`` per layer, ``vmap``-ed over the batch under ``lax.scan``."""
+  import equinox as eqx
+
+  hidden = problem.shape[3]
+  cells = []
+  for layer in range(problem.num_layers):
+    p = {k: jnp.asarray(v, problem.dtype) for k, v in problem.params[param_name(layer, 0)].items()}
+    b_h = p["recurrent_bias"]
+    cell = eqx.nn.GRUCell(p["input_kernel"].shape[0], hidden, dtype=jnp.dtype(problem.dtype), key=jax.random.key(0))
+    # Equinox keeps one [3H] bias outside the reset gate and b_hn apart (bias_n).
+    bias = p["input_bias"] + jnp.concatenate([b_h[: 2 * hidden], jnp.zeros_like(b_h[2 * hidden:])])
+    cells.append(eqx.tree_at(lambda c: (c.weight_ih, c.weight_hh, c.bias, c.bias_n), cell,
+                             (p["input_kernel"].T, p["recurrent_kernel"].T, bias, b_h[2 * hidden:])))
+
+  def apply(cells, x):
+    x = jnp.swapaxes(x, 0, 1)  # [T, B, I]
+    for cell in cells:
+      step = jax.vmap(cell)  # over B
+
+      def body(h, x_t, step=step):
+        h = step(x_t, h)
+        return h, h
+
+      h0 = jnp.zeros((x.shape[1], hidden), x.dtype)
+      _, x = jax.lax.scan(body, h0, x)  # [T, B, H]
+    return jnp.swapaxes(x, 0, 1)
+
+  def grads_to_layout(grads):
+    out = {}
+    for layer, g in enumerate(grads):
+      name = param_name(layer, 0)
+      out[f"{name}/input_kernel"] = g.weight_ih.T
+      out[f"{name}/recurrent_kernel"] = g.weight_hh.T
+      out[f"{name}/input_bias"] = g.bias
+      out[f"{name}/recurrent_bias"] = jnp.concatenate([g.bias[: 2 * hidden], g.bias_n])
+    return out
+
+  return jax_runner(apply, cells, problem, mode, grads_to_layout=grads_to_layout)
+
+
+_TORCH_DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
+
+
+@register_peer("torch", requires=("torch",))
+def torch_peer(problem: Problem, mode: Mode) -> Runner:
+  """``torch.nn.GRU`` (cuDNN when CUDA is available, else oneDNN on the CPU)."""
+  import torch
+
+  batch, _, features, hidden = problem.shape
+  device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+  dtype = getattr(torch, _TORCH_DTYPES[problem.dtype])
+  layer = GRU(features=hidden, num_layers=problem.num_layers)
+  state = interop.to_torch(layer, {"params": problem.params})
+  module = torch.nn.GRU(features, hidden, num_layers=problem.num_layers, batch_first=True)
+  module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
+  module = module.to(device=device, dtype=dtype)
+  x = torch.from_numpy(np.array(problem.inputs)).to(device=device, dtype=dtype)
+  cotangent = torch.from_numpy(np.array(problem.cotangent)).to(device=device, dtype=dtype)
+  weights = list(module.parameters())
+  names = [n for n, _ in module.named_parameters()]
+
+  def sync():
+    if device.type == "cuda":
+      torch.cuda.synchronize()
+
+  if mode is Mode.FORWARD:
+
+    def call():
+      with torch.inference_mode():
+        y, _ = module(x)
+      sync()
+      return (y,)
+
+  else:
+    x.requires_grad_(True)
+
+    def call():
+      y, _ = module(x)
+      grads = torch.autograd.grad(y, [x, *weights], grad_outputs=cotangent)
+      sync()
+      return (y.detach(), *grads)
+
+  def to_numpy(result):
+    as_np = [r.detach().float().cpu().numpy() for r in result]
+    out = {"outputs": as_np[0]}
+    if len(as_np) > 1:
+      out["inputs"] = as_np[1]
+      kinds = {"weight_ih": "input_kernel", "weight_hh": "recurrent_kernel",
+               "bias_ih": "input_bias", "bias_hh": "recurrent_bias"}
+      for name, grad in zip(names, as_np[2:]):
+        kind, _, layer = name.rpartition("_l")
+        value = grad.T if kind.startswith("weight") else grad
+        out[f"{param_name(int(layer), 0)}/{kinds[kind]}"] = value
+    return out
+
+  def memory_bytes():
+    return int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
+
+  if device.type == "cuda":
+    torch.cuda.reset_peak_memory_stats(device)
+  return Runner(call=call, to_numpy=to_numpy, memory_bytes=memory_bytes, framework="torch")

@@ -1,0 +1,95 @@
+"""One benchmark problem: a shape, a dtype and the weights and data every peer shares."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import ml_dtypes  # noqa: F401  (registers bfloat16 with NumPy; a jax dependency)
+import numpy as np
+
+from jaxgru.layer import param_name
+
+
+DTYPES = ("float32", "bfloat16", "float16")  # compute dtypes every peer supports
+
+
+class Problem(NamedTuple):
+  """Shared inputs of one benchmark case, as float32 NumPy master copies.
+
+  Values are rounded to ``dtype`` and stored as float32, so a half-precision
+  peer and the float32 reference see the same numbers. ``params`` are GRU
+  weights; rows of another model draw their own from ``seed`` and ``shape``.
+  """
+
+  shape: tuple[int, int, int, int]  # (B, T, I, H)
+  dtype: str  # compute dtype: "float32", "bfloat16", "float16"
+  num_layers: int  # L, stacked unidirectional layers
+  seed: int  # for peers that need weights of their own (other models)
+  params: dict  # {"layer_{l}": {"input_kernel": [I_l, 3H], "recurrent_kernel": [H, 3H],
+  #              "input_bias": [3H], "recurrent_bias": [3H]}}, float32
+  inputs: np.ndarray  # [B, T, I] float32
+  cotangent: np.ndarray  # [B, T, H] float32; the loss is sum(outputs * cotangent)
+
+  @property
+  def tokens(self) -> int:
+    """B * T, the tokens one call processes."""
+    return self.shape[0] * self.shape[1]
+
+  @property
+  def label(self) -> str:
+    """``BxTxIxH``."""
+    return "x".join(map(str, self.shape))
+
+
+def round_to(array: np.ndarray, dtype: str) -> np.ndarray:
+  """``array`` rounded to ``dtype`` and returned as float32."""
+  return np.asarray(jnp.asarray(array, jnp.float32).astype(dtype).astype(jnp.float32))
+
+
+def make_problem(shape, dtype: str, *, num_layers: int = 1, seed: int = 0) -> Problem:
+  """Draws weights, inputs and a loss cotangent for one case.
+
+  Weights are drawn as PyTorch draws them, ``U(-1/sqrt(H), 1/sqrt(H))``, biases
+  included: non-zero recurrent biases make a peer that drops or folds them
+  wrongly fail the equality check.
+
+  Args:
+    shape: ``(B, T, I, H)``.
+    dtype: compute dtype name.
+    num_layers: L.
+    seed: NumPy seed.
+
+  Returns:
+    The :class:`Problem`.
+
+  >>> p = make_problem((2, 3, 4, 5), "float32", num_layers=2)
+  >>> p.inputs.shape, p.params["layer_1"]["input_kernel"].shape, p.label
+  ((2, 3, 4), (5, 15), '2x3x4x5')
+  """
+  shape = tuple(shape)
+  if len(shape) != 4 or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in shape):
+    raise ValueError(f"shape must be four positive integers (B, T, I, H), got {shape!r}")
+  if dtype not in DTYPES:
+    raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+  if not isinstance(num_layers, (int, np.integer)) or isinstance(num_layers, bool) or num_layers < 1:
+    raise ValueError(f"num_layers must be a positive integer, got {num_layers!r}")
+  batch, steps, features, hidden = (int(s) for s in shape)
+  rng = np.random.default_rng(seed)
+  bound = 1.0 / np.sqrt(hidden)
+  params = {}
+  for layer in range(num_layers):
+    fan_in = features if layer == 0 else hidden
+    sizes = {"input_kernel": (fan_in, 3 * hidden), "recurrent_kernel": (hidden, 3 * hidden),
+             "input_bias": (3 * hidden,), "recurrent_bias": (3 * hidden,)}
+    params[param_name(layer, 0)] = {
+        k: round_to(rng.uniform(-bound, bound, size).astype(np.float32), dtype) for k, size in sizes.items()
+    }
+  inputs = round_to(rng.standard_normal((batch, steps, features), np.float32), dtype)
+  cotangent = round_to(rng.standard_normal((batch, steps, hidden), np.float32), dtype)
+  return Problem((batch, steps, features, hidden), dtype, num_layers, seed, params, inputs, cotangent)
+
+
+def flat_params(params: dict, prefix: str = "") -> dict[str, np.ndarray]:
+  """``{"layer_0": {"input_kernel": a}}`` as ``{"layer_0/input_kernel": a}`` (NumPy)."""
+  return {f"{prefix}{layer}/{k}": np.asarray(v) for layer, p in params.items() for k, v in p.items()}

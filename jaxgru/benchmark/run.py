@@ -1,0 +1,134 @@
+"""Runs a benchmark config: per case, check every row against the reference, then time them interleaved."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from collections.abc import Callable
+
+import jax
+
+from jaxgru.benchmark import check as check_lib
+from jaxgru.benchmark import registry
+from jaxgru.benchmark import results as results_lib
+from jaxgru.benchmark import timing
+from jaxgru.benchmark.config import BenchConfig
+from jaxgru.benchmark.problem import Problem, make_problem
+
+Log = Callable[[str], None]
+
+
+def log_to_stderr(line: str) -> None:
+  """The default progress sink: one line to stderr, flushed."""
+  print(line, file=sys.stderr, flush=True)
+
+
+def _prepare_row(name: str, problem: Problem, mode: registry.Mode, reference: dict, config: BenchConfig, log: Log):
+  """Sets a row up, runs it once (for JAX: compile) and checks it; returns (row, runner or None)."""
+  peer = registry.get_peer(name)
+  missing = peer.missing()
+  if missing:
+    log(f"    {name:<22} skipped: {', '.join(missing)} not importable")
+    return results_lib.RowResult(name, "skipped", f"{', '.join(missing)} not importable"), None
+  try:
+    runner = peer.factory(problem, mode)
+    first_call_s, result = timing.time_call(runner.call)
+    produced = runner.to_numpy(result)
+    memory = runner.memory_bytes() if runner.memory_bytes else None
+  except Exception as e:  # a row that cannot run here (e.g. a GPU-only kernel) is reported, not fatal
+    message = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+    log(f"    {name:<22} ERROR {message}")
+    return results_lib.RowResult(name, "error", message), None
+  tol = config.tolerances[problem.dtype]
+  verdict = check_lib.compare(produced, reference, atol=tol.atol, rtol=tol.rtol)
+  row = results_lib.RowResult(
+      name, "ok" if verdict.ok else "mismatch", verdict.message, runner.framework,
+      verdict.max_abs_diff, verdict.diffs, first_call_s, memory_bytes=memory)
+  log(f"    {name:<22} first call {first_call_s:7.3f} s   max|diff| {verdict.max_abs_diff:.2e}   "
+      + ("ok" if verdict.ok else verdict.message))
+  return row, (runner if verdict.ok else None)
+
+
+def run_case(problem: Problem, mode: registry.Mode, names, references: dict, config: BenchConfig,
+             log: Log = log_to_stderr) -> results_lib.CaseResult:
+  """Checks and times the rows ``names`` on one problem and mode, interleaved.
+
+  Args:
+    problem: the shared weights and data.
+    mode: what each call computes.
+    names: registered peer names.
+    references: ``{model: reference result}`` for the models of these rows.
+    config: repeats, warm-up and tolerances.
+    log: progress sink.
+
+  Returns:
+    The :class:`~jaxgru.benchmark.results.CaseResult`. Rows failing the
+    equality check, raising, or missing a dependency keep their status and
+    are left out of the timing.
+  """
+  rows, runners = {}, {}
+  for name in names:
+    reference = references[registry.get_peer(name).model]
+    rows[name], runner = _prepare_row(name, problem, mode, reference, config, log)
+    if runner is not None:
+      runners[name] = runner
+  if runners:
+    samples = timing.time_interleaved({n: r.call for n, r in runners.items()},
+                                      repeats=config.repeats, warmup=config.warmup)
+    for name, times in samples.items():
+      stats = timing.summarize(times)
+      rows[name] = dataclasses.replace(rows[name], times_s=tuple(times), stats=stats,
+                                       tokens_per_s=problem.tokens / stats.median)
+    log("    median ms: " + ", ".join(f"{n} {rows[n].stats.median * 1e3:.2f}" for n in samples))
+  return results_lib.CaseResult(problem.shape, problem.dtype, mode.value, problem.num_layers,
+                                tuple(results_lib.with_ratios([rows[n] for n in names])))
+
+
+def reference_for(model: str, problem: Problem, mode: registry.Mode, cache: dict) -> dict:
+  """The model's reference result, computed once per problem for both modes.
+
+  The forward+backward reference includes the outputs, so the forward case
+  reuses it instead of compiling a second reference.
+  """
+  key = (problem.shape, problem.dtype, problem.num_layers, problem.seed)
+  if key not in cache:
+    cache.clear()  # keeps only the current problem's references alive
+    cache[key] = {}
+  if model not in cache[key]:
+    cache[key][model] = dict(registry.get_reference(model)(problem, registry.Mode.FORWARD_BACKWARD))
+  full = cache[key][model]
+  return full if mode is registry.Mode.FORWARD_BACKWARD else {"outputs": full["outputs"]}
+
+
+def run_benchmark(config: BenchConfig, *, log: Log = log_to_stderr) -> results_lib.Report:
+  """Runs every (shape, dtype, mode) of ``config``; writes nothing.
+
+  Args:
+    config: a validated :class:`~jaxgru.benchmark.config.BenchConfig`.
+    log: progress sink, one line per step.
+
+  Returns:
+    The :class:`~jaxgru.benchmark.results.Report`.
+  """
+  if config.torch_threads is not None and not registry.get_peer("torch").missing():
+    import torch  # noqa: PLC0415  (optional)
+
+    torch.set_num_threads(config.torch_threads)
+  names = config.implementations.selected()
+  models = sorted({registry.get_peer(n).model for n in names})
+  env = results_lib.environment()
+  log(f"benchmark on {env['jax_backend']} ({env['jax_device']}); rows: {', '.join(names)}")
+  specs = [(s, d, m) for s in config.shapes for d in config.dtypes for m in config.modes]
+  start, cases, cache = time.perf_counter(), [], {}
+  for index, (shape, dtype, mode) in enumerate(specs, 1):
+    problem = make_problem(shape, dtype, num_layers=config.num_layers, seed=config.seed)
+    log(f"[{index}/{len(specs)} | {time.perf_counter() - start:6.1f} s] B,T,I,H={problem.label} {dtype} {mode.value}")
+    references = {m: reference_for(m, problem, mode, cache) for m in models}
+    cases.append(run_case(problem, mode, names, references, config, log))
+  wall = time.perf_counter() - start
+  log(f"done in {wall:.1f} s")
+  stats = jax.devices()[0].memory_stats()
+  if stats and "peak_bytes_in_use" in stats:
+    env["device_peak_bytes_in_use"] = stats["peak_bytes_in_use"]  # process-wide, all rows together
+  return results_lib.Report(env, config.model_dump(mode="json"), wall, tuple(cases))
