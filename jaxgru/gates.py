@@ -158,6 +158,7 @@ def step_from_projection(
     x_proj: Array | tuple[Array, Array, Array],
     variant: str | Variant = Variant.RESET_AFTER,
     dtype=None,
+    recurrent_mask: Array | None = None,
 ) -> Array:
   """One GRU step given the input projection :func:`input_projection`.
 
@@ -169,6 +170,9 @@ def step_from_projection(
     variant: ``"reset_after"`` or ``"reset_before"``.
     dtype: compute dtype of the products and gates; ``None`` promotes the
       inputs. The result is cast back to the dtype of ``h``.
+    recurrent_mask: optional ``[..., H]`` recurrent-dropout mask; it multiplies
+      ``h`` where it enters the recurrent products only (Gal & Ghahramani 2016),
+      never the interpolation with ``z``, so the memory path is never dropped.
 
   Returns:
     ``[..., H]`` the new hidden state, dtype of ``h``.
@@ -181,24 +185,25 @@ def step_from_projection(
   w, b = params["recurrent_kernel"], params["recurrent_bias"]
   dtype = dtype or jnp.result_type(x_r, h, w)
   w, b, hc = w.astype(dtype), b.astype(dtype), h.astype(dtype)
+  hm = hc if recurrent_mask is None else hc * recurrent_mask.astype(dtype)  # h entering W_h
   x_r, x_z, x_n = x_r.astype(dtype), x_z.astype(dtype), x_n.astype(dtype)
   hidden = h.shape[-1]
   if variant is Variant.RESET_AFTER:
-    h_r, h_z, h_n = jnp.split(add_bias(jnp.matmul(hc, w), b), 3, axis=-1)  # [..., H] x3
+    h_r, h_z, h_n = jnp.split(add_bias(jnp.matmul(hm, w), b), 3, axis=-1)  # [..., H] x3
     r = reset_gate(x_r, h_r)
     z = update_gate(x_z, h_z)
     n = candidate_state(x_n, h_n, r)
   else:
-    h_r, h_z = jnp.split(add_bias(jnp.matmul(hc, w[:, : 2 * hidden]), b[: 2 * hidden]), 2, -1)
+    h_r, h_z = jnp.split(add_bias(jnp.matmul(hm, w[:, : 2 * hidden]), b[: 2 * hidden]), 2, -1)
     r = reset_gate(x_r, h_r)
     z = update_gate(x_z, h_z)
-    h_n = add_bias(jnp.matmul(r * hc, w[:, 2 * hidden :]), b[2 * hidden :])
+    h_n = add_bias(jnp.matmul(r * hm, w[:, 2 * hidden :]), b[2 * hidden :])
     n = candidate_state(x_n, h_n, 1)
   # Mixed precision: the products and gates run in ``dtype`` (e.g. bfloat16),
   # but the interpolation with the previous state runs in the wider of that and
   # the carry dtype, so a float32 state handed from step to step is never
   # rounded to bfloat16 (recurrentgemma keeps its RG-LRU state in float32).
-  acc = jnp.promote_types(n.dtype, h.dtype)
+  acc = h.dtype if jnp.finfo(h.dtype).bits >= jnp.finfo(n.dtype).bits else n.dtype
   return new_hidden_state(n.astype(acc), z.astype(acc), h.astype(acc)).astype(h.dtype)
 
 

@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgru import cell as cell_lib
+from jaxgru import gates
 from jaxgru.layer import check_seq_lengths
 
 Array = jax.Array
@@ -116,7 +117,7 @@ def projection(params: Params, x: Array, dtype=None) -> Array:
   """
   w, b = params["kernel"], params["bias"]
   dtype = dtype or jnp.result_type(x, w)
-  return jnp.matmul(x.astype(dtype), w.astype(dtype)) + b.astype(dtype)
+  return gates.add_bias(jnp.matmul(x.astype(dtype), w.astype(dtype)), b.astype(dtype))
 
 
 def coefficients(proj: Array, candidate: str | Candidate, dtype) -> tuple[Array, Array]:
@@ -241,14 +242,14 @@ def mingru_scan(
     if valid is not None:
       log_a, log_b = jnp.where(valid, log_a, 0.0), jnp.where(valid, log_b, _LOG_ZERO)
     log_a_cum, log_b_cum = jax.lax.associative_scan(_compose_log, (log_a, log_b), axis=0)
-    ys = jnp.exp(log_a_cum) * h0 + jnp.exp(log_b_cum)  # [T, B, H]
+    ys = jnp.exp(log_a_cum) * h0[None] + jnp.exp(log_b_cum)  # [T, B, H]
   else:
     a, b = coefficients(proj, candidate, carry_dtype)  # [T, B, H] x2
     if valid is not None:
       a, b = jnp.where(valid, a, 1.0), jnp.where(valid, b, 0.0)
     if mode is Mode.PARALLEL:
       a_cum, b_cum = jax.lax.associative_scan(_compose, (a, b), axis=0)
-      ys = a_cum * h0 + b_cum
+      ys = a_cum * h0[None] + b_cum
     else:
 
       def body(h, ab):

@@ -41,34 +41,6 @@ def as_remat(remat: str | Remat) -> Remat:
     raise ValueError(f"unknown remat mode {remat!r}; expected one of {expected}") from None
 
 
-def _step(params, h, x_t, variant, dtype, recurrent_mask):
-  """One step; with ``recurrent_mask`` the mask multiplies ``h`` in the recurrent products only."""
-  if recurrent_mask is None:
-    return gates.step_from_projection(params, h, x_t, variant, dtype)
-  # Gal & Ghahramani 2016 (and Keras' recurrent_dropout): dropout on the
-  # recurrent connections, i.e. on h where it enters W_h; the interpolation
-  # with z keeps the unmasked state, so the memory path is never dropped.
-  x_r, x_z, x_n = x_t
-  w, b = params["recurrent_kernel"], params["recurrent_bias"]
-  dtype = dtype or jnp.result_type(x_r, h, w)
-  w, b, hc = w.astype(dtype), b.astype(dtype), h.astype(dtype)
-  hm = hc * recurrent_mask.astype(dtype)  # [B, H]
-  x_r, x_z, x_n = x_r.astype(dtype), x_z.astype(dtype), x_n.astype(dtype)
-  hidden = h.shape[-1]
-  if variant is gates.Variant.RESET_AFTER:
-    h_r, h_z, h_n = jnp.split(jnp.matmul(hm, w) + b, 3, axis=-1)  # [B, H] x3
-    r = gates.reset_gate(x_r, h_r)
-    z = gates.update_gate(x_z, h_z)
-    n = gates.candidate_state(x_n, h_n, r)
-  else:
-    h_r, h_z = jnp.split(jnp.matmul(hm, w[:, : 2 * hidden]) + b[: 2 * hidden], 2, -1)
-    r = gates.reset_gate(x_r, h_r)
-    z = gates.update_gate(x_z, h_z)
-    n = gates.candidate_state(x_n, jnp.matmul(r * hm, w[:, 2 * hidden :]) + b[2 * hidden :], 1)
-  acc = jnp.promote_types(n.dtype, h.dtype)  # interpolate in the wider dtype, as gates.step_from_projection
-  return gates.new_hidden_state(n.astype(acc), z.astype(acc), h.astype(acc)).astype(h.dtype)
-
-
 def gru_scan(
     params: gates.Params,
     x_proj: Array,
@@ -127,7 +99,7 @@ def gru_scan(
   if seq_lengths is None:
 
     def body(h, x_t):
-      h = _step(params, h, x_t, variant, dtype, recurrent_mask)
+      h = gates.step_from_projection(params, h, x_t, variant, dtype, recurrent_mask)
       return h, h
 
     h_last, ys = jax.lax.scan(body, h0, xs, reverse=reverse, unroll=unroll)
@@ -135,7 +107,7 @@ def gru_scan(
 
   def masked_body(h, inp):
     x_t, t = inp
-    h_new = _step(params, h, x_t, variant, dtype, recurrent_mask)
+    h_new = gates.step_from_projection(params, h, x_t, variant, dtype, recurrent_mask)
     valid = (t < seq_lengths)[:, None]  # [B, 1]
     return jnp.where(valid, h_new, h), jnp.where(valid, h_new, jnp.zeros_like(h_new))
 
