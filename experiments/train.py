@@ -1,0 +1,47 @@
+"""Trains a model from a YAML config; rerunning the same command resumes the run.
+
+    python experiments/train.py --config configs/energy_default.yaml [key.sub=value ...] [--workdir runs/x]
+
+This file is intentionally kept short: the work happens in
+:func:`jaxgru.training.trainer.train_and_evaluate`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from any folder
+
+import jax  # pylint: disable=g-import-not-at-top
+
+from jaxgru.config import load_config  # pylint: disable=g-import-not-at-top
+from jaxgru.training.schema import TrainConfig  # pylint: disable=g-import-not-at-top
+from jaxgru.training.trainer import train_and_evaluate  # pylint: disable=g-import-not-at-top
+
+
+def main(argv: list[str] | None = None) -> dict:
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--config", required=True, help="YAML config file, e.g. configs/energy_default.yaml")
+  parser.add_argument("--workdir", help="run folder (default: runs/<config name>); rerun to resume")
+  parser.add_argument(
+      "--distributed",
+      action="store_true",
+      help="call jax.distributed.initialize() first (one process per host; see README)",
+  )
+  parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
+  args = parser.parse_args(argv)
+  if args.distributed:
+    jax.distributed.initialize()
+  config = load_config(TrainConfig, args.config, args.overrides)
+  workdir = args.workdir or os.path.join("runs", os.path.splitext(os.path.basename(args.config))[0])
+  summary = train_and_evaluate(config, workdir)
+  if jax.process_index() == 0:
+    print(json.dumps({"workdir": workdir, "test": summary["test"], "seconds_per_epoch": summary["seconds_per_epoch"]}, indent=2))
+  return summary
+
+
+if __name__ == "__main__":
+  main()
