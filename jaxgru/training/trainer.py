@@ -151,7 +151,9 @@ class _Mesh(NamedTuple):
 
 def make_mesh() -> _Mesh:
   """A 1-D mesh ``("data",)`` over all devices of all processes."""
-  mesh = jax.make_mesh((jax.device_count(),), ("data",))
+  # Auto axes: XLA propagates the shardings (jax.make_mesh defaults to
+  # Explicit axes, whose sharding-in-types flax's dropout does not support).
+  mesh = jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
   return _Mesh(NamedSharding(mesh, P("data")), NamedSharding(mesh, P()))
 
 
