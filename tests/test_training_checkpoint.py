@@ -75,6 +75,7 @@ def test_keeps_latest_n_and_the_best(tmp_path):
   assert checkpoint.Checkpoints(str(tmp_path / "empty"), keep=1).restore_latest({"w": jnp.zeros(3)}) is None
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_matches_an_uninterrupted_run_bit_for_bit(tmp_path):
   config_path = str(tmp_path / "config.yaml")
   with open(config_path, "w") as f:
@@ -115,6 +116,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run_bit_for_bit(tmp_path)
     assert json.load(f)["resumed_from_step"] == 8
 
 
+@pytest.mark.slow
 def test_unreadable_checkpoint_falls_back_to_the_previous_one_or_stops(tmp_path):
   config_path = str(tmp_path / "config.yaml")
   with open(config_path, "w") as f:
@@ -125,13 +127,13 @@ def test_unreadable_checkpoint_falls_back_to_the_previous_one_or_stops(tmp_path)
   _, finished = latest_params(config, workdir)
   ckpt_dir = os.path.join(workdir, "checkpoints")
 
-  def damage(step):
-    for root, _, files in os.walk(os.path.join(ckpt_dir, str(step))):
+  def damage(step, part=""):
+    for root, _, files in os.walk(os.path.join(ckpt_dir, str(step), part)):
       for name in files:
         with open(os.path.join(root, name), "wb") as f:
           f.write(b"\x00garbage")
 
-  damage(8)
+  damage(8, "default")  # the arrays and their metadata: orbax lists the step but cannot restore it
   with pytest.warns(checkpoint.CheckpointWarning, match="checkpoint 8 .* cannot be read"):
     summary = trainer.train_and_evaluate(config, workdir)
   assert summary["resumed_from_step"] == 4
@@ -139,7 +141,9 @@ def test_unreadable_checkpoint_falls_back_to_the_previous_one_or_stops(tmp_path)
   _, redone = latest_params(config, workdir)
   assert_trees_equal(redone, finished)  # steps 5..8 were trained again, to the same result
 
-  for step in checkpoint.Checkpoints(ckpt_dir, keep=2).steps():
-    damage(step)
+  steps = checkpoint.Checkpoints(ckpt_dir, keep=2).steps()
+  for step in steps:
+    damage(step)  # everything, orbax's own step metadata included
   with pytest.warns(checkpoint.CheckpointWarning), pytest.raises(checkpoint.CheckpointError, match="none of the checkpoints"):
     trainer.train_and_evaluate(config, workdir)
+  assert sorted(os.listdir(os.path.join(workdir, "unreadable_checkpoints"))) == sorted(str(s) for s in steps)

@@ -7,6 +7,7 @@ import sys
 
 import jax
 import numpy as np
+import optax
 import pytest
 
 from jaxgru.config import validate
@@ -42,14 +43,16 @@ def tiny_config(task, **sections):
   return validate(schema.TrainConfig, data, "test")
 
 
-def final_params(config, workdir):
-  """The parameters of the latest checkpoint in ``workdir``."""
+def final_params(config, workdir, key=0):
+  """The parameters of the latest checkpoint in ``workdir`` (``key`` != 0: a fresh initialization instead)."""
   task_outputs = {"energy": 1, "adding": 1, "digits": 10}[config.task.kind]
   model = trainer.create_model(config.model, task_outputs)
   from jaxgru.training import tasks  # pylint: disable=g-import-not-at-top
 
   task = tasks.build_task(config.task, seed=config.seed, batch_size=config.train.batch_size)
-  like = trainer.create_train_state(model, optim.make_optimizer(config.optimizer, 100), jax.random.key(0), task.train_batch(0)[0][:1])
+  like = trainer.create_train_state(model, optim.make_optimizer(config.optimizer, 100), jax.random.key(key), task.train_batch(0)[0][:1])
+  if key:
+    return 0, jax.tree_util.tree_map(np.asarray, like.params)
   ckpt = checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"), keep=1)
   step, state = ckpt.restore_latest(like)
   ckpt.close()
@@ -60,29 +63,51 @@ def train_losses(workdir):
   return [r["loss"] for r in history.read(os.path.join(workdir, "metrics.jsonl")) if r["split"] == "train"]
 
 
-@pytest.mark.parametrize("kind", ["energy", "adding", "digits"])
-def test_each_task_learns_and_writes_its_outputs(tmp_path, kind):
-  task = {
-      "energy": {"kind": "energy", "csv_files": [write_energy_csv(tmp_path / "e.csv")], "lookback": 12},
-      "adding": {"kind": "adding", "length": 10, "test_size": 64},
-      "digits": {"kind": "digits"},
-  }[kind]
-  workdir = str(tmp_path / "run")
-  summary = trainer.train_and_evaluate(tiny_config(task), workdir)
-  losses = train_losses(workdir)
-  # Regression losses halve in 30 steps; ten-class cross-entropy starts near log(10).
-  assert len(losses) >= 6 and losses[-1] < {"digits": 0.9}.get(kind, 0.5) * losses[0], losses
-  for name in ("config.yaml", "metrics.jsonl", "loss.png", "summary.json", "test_predictions.npz"):
+def check_run_outputs(workdir, summary, result_plot):
+  for name in ("config.yaml", "metrics.jsonl", "loss.png", "summary.json", "test_predictions.npz", result_plot):
     assert os.path.getsize(os.path.join(workdir, name)) > 0, name
-  assert os.path.exists(os.path.join(workdir, "forecast.png" if kind == "energy" else "result.png"))
   with open(os.path.join(workdir, "summary.json")) as f:
     assert json.load(f) == json.loads(json.dumps(summary))
   test_records = [r for r in history.read(os.path.join(workdir, "metrics.jsonl")) if r["split"] == "test"]
   assert [r["step"] for r in test_records] == [15, 30]
-  if kind == "energy":
-    assert {"smape", "mae", "rmse", "naive_smape", "naive_mae", "naive_rmse"} <= set(summary["test"])
-  elif kind == "adding":
-    assert summary["test"]["mse"] < summary["test"]["constant_prediction_mse"] * 3
+
+
+@pytest.fixture(scope="module")
+def energy_runs(tmp_path_factory):
+  """Tiny GRU and LSTM runs on the same synthetic Kaggle-format file: {kind: (workdir, summary)}."""
+  root = tmp_path_factory.mktemp("energy")
+  csv = write_energy_csv(root / "e.csv")
+  runs = {}
+  for kind in ("gru", "lstm"):
+    config = tiny_config({"kind": "energy", "csv_files": [csv], "lookback": 12, "plot_hours": 24}, model={"kind": kind})
+    workdir = str(root / kind)
+    runs[kind] = workdir, trainer.train_and_evaluate(config, workdir)
+  return runs
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_energy_task_learns_with_gru_and_lstm(energy_runs, kind):
+  workdir, summary = energy_runs[kind]
+  losses = train_losses(workdir)
+  assert len(losses) >= 6 and losses[-1] < 0.5 * losses[0], losses
+  check_run_outputs(workdir, summary, "forecast.png")
+  assert summary["model"] == kind
+  assert {"smape", "mae", "rmse", "naive_smape", "naive_mae", "naive_rmse"} <= set(summary["test"])
+  with np.load(os.path.join(workdir, "test_predictions.npz")) as saved:
+    assert summary["test"]["smape"] == pytest.approx(100 * np.mean(2 * np.abs(saved["forecast"] - saved["actual"]) / (np.abs(saved["forecast"]) + np.abs(saved["actual"]))))
+
+
+@pytest.mark.parametrize("kind", ["adding", "digits"])
+def test_adding_and_digits_tasks_learn(tmp_path, kind):
+  task = {"adding": {"kind": "adding", "length": 10, "test_size": 64}, "digits": {"kind": "digits"}}[kind]
+  workdir = str(tmp_path / "run")
+  summary = trainer.train_and_evaluate(tiny_config(task, model={"num_layers": 1}), workdir)
+  losses = train_losses(workdir)
+  # The adding loss halves in 30 steps; ten-class cross-entropy starts near log(10) and falls.
+  assert len(losses) >= 6 and losses[-1] < {"digits": 0.9}.get(kind, 0.5) * losses[0], losses
+  check_run_outputs(workdir, summary, "result.png")
+  if kind == "adding":
+    assert set(summary["test"]) == {"loss", "mse", "constant_prediction_mse"}
   else:
     assert summary["test"]["accuracy"] > 0.3  # ten classes: chance is 0.1
 
@@ -93,10 +118,7 @@ def test_same_seed_gives_identical_parameters(tmp_path):
   trainer.train_and_evaluate(config, str(tmp_path / "b"))
   (_, a), (_, b) = final_params(config, str(tmp_path / "a")), final_params(config, str(tmp_path / "b"))
   jax.tree_util.tree_map(np.testing.assert_array_equal, a, b)
-  other = tiny_config({"kind": "adding", "length": 8, "test_size": 16}, seed=1, train={"num_steps": 6, "eval_every": 6})
-  trainer.train_and_evaluate(other, str(tmp_path / "c"))
-  _, c = final_params(other, str(tmp_path / "c"))
-  assert not np.array_equal(a["head"]["kernel"], c["head"]["kernel"])
+  assert not np.array_equal(a["head"]["kernel"], final_params(config, str(tmp_path / "a"), key=1)[1]["head"]["kernel"])
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
@@ -124,9 +146,11 @@ def test_optimizers_and_schedules():
       config = schema.Optimizer(name=name, schedule=schedule, warmup_steps=2, clip_global_norm=1.0)
       tx = optim.make_optimizer(config, total_steps=10)
       params = {"w": np.ones(3, np.float32)}
-      updates, _ = tx.update({"w": np.full(3, 100.0, np.float32)}, tx.init(params), params)
-      if schedule == "constant" or name == "adamw":
-        assert np.all(np.asarray(updates["w"]) != 0.0)
+      state = tx.init(params)
+      for _ in range(3):  # past the warmup, where the rate is above zero
+        updates, state = tx.update({"w": np.full(3, 100.0, np.float32)}, state, params)
+        params = optax.apply_updates(params, updates)
+      assert np.all(np.asarray(params["w"]) < 1.0), (name, schedule)
   # Clipping bounds the SGD step by the learning rate times the clip norm.
   tx = optim.make_optimizer(schema.Optimizer(name="sgd", learning_rate=1.0, clip_global_norm=0.5), total_steps=1)
   updates, _ = tx.update({"w": np.full(4, 100.0, np.float32)}, tx.init({"w": np.zeros(4, np.float32)}))
@@ -156,6 +180,7 @@ print(json.dumps({{"devices": jax.device_count(), "refused": refused,
 """
 
 
+@pytest.mark.slow
 def test_four_devices_match_one_device(tmp_path):
   config = {
       "task": {"kind": "adding", "length": 10, "test_size": 32},
@@ -180,3 +205,25 @@ def test_four_devices_match_one_device(tmp_path):
   # Sharded reductions add in another order: equal up to float rounding.
   np.testing.assert_allclose(results[4]["losses"], results[1]["losses"], rtol=1e-4)
   assert results[1]["losses"][-1] < results[1]["losses"][0]
+
+
+def test_gru_and_lstm_energy_runs_compare_side_by_side(energy_runs, tmp_path):
+  from jaxgru.training import compare  # pylint: disable=g-import-not-at-top
+
+  workdirs = [energy_runs["gru"][0], energy_runs["lstm"][0]]
+  rows = compare.compare(workdirs, str(tmp_path / "report"))
+  assert [r["model"] for r in rows] == ["gru", "lstm"]
+  assert rows[1]["num_params"] > rows[0]["num_params"]  # four gates against three
+  assert rows[0]["naive_smape"] == rows[1]["naive_smape"]
+  assert rows[0]["smape"] == energy_runs["gru"][1]["test"]["smape"]
+  for name in ("comparison.json", "comparison.md", "comparison.png"):
+    assert os.path.getsize(tmp_path / "report" / name) > 0
+  with open(tmp_path / "report" / "comparison.md") as f:
+    assert f.read().splitlines()[0].startswith("| model | sMAPE % | MAE |")
+  os.makedirs(tmp_path / "adding")
+  with open(tmp_path / "adding" / "summary.json", "w") as f:
+    json.dump({"task": "adding"}, f)
+  with pytest.raises(ValueError, match="only energy runs"):
+    compare.compare([workdirs[0], str(tmp_path / "adding")], str(tmp_path / "report2"))
+  with pytest.raises(ValueError, match="no finished run"):
+    compare.compare([str(tmp_path / "nothing")], str(tmp_path / "report3"))

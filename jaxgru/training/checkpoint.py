@@ -24,6 +24,8 @@ Example:
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import shutil
 import warnings
@@ -49,6 +51,27 @@ def _abstract(tree: Any) -> Any:
   )
 
 
+def _damaged_steps(directory: str) -> list[tuple[int, str]]:
+  """Finished steps whose JSON metadata cannot be parsed (orbax cannot even list those)."""
+  if not os.path.isdir(directory):
+    return []
+  damaged = []
+  for name in sorted(os.listdir(directory)):
+    if not name.isdigit():
+      continue  # temporary folders of unfinished saves are orbax's to clean up
+    for relative in ("_CHECKPOINT_METADATA", os.path.join("metrics", "metrics")):
+      path = os.path.join(directory, name, relative)
+      if not os.path.exists(path):
+        continue
+      try:
+        with open(path, encoding="utf-8") as f:
+          json.load(f)
+      except (ValueError, UnicodeDecodeError) as e:
+        damaged.append((int(name), f"{relative} is not valid JSON: {e}"))
+        break
+  return damaged
+
+
 class Checkpoints:
   """The checkpoints of one run folder.
 
@@ -64,18 +87,25 @@ class Checkpoints:
       raise ValueError(f"keep must be a positive integer, got {keep!r}")
     self.directory = os.path.abspath(directory)
     self.best_metric = best_metric
+    # A checkpoint saved without an evaluation ranks last.
+    score = lambda metrics: float(metrics.get(best_metric, math.inf))  # noqa: E731
     preservation = policies.AnyPreservationPolicy([
         policies.LatestN(n=keep),
         # reverse=True sorts from the highest to the lowest value and keeps the last: the lowest.
-        policies.BestN(get_metric_fn=lambda m: m[best_metric], reverse=True, n=1, keep_checkpoints_without_metrics=False),
+        policies.BestN(get_metric_fn=score, reverse=True, n=1, keep_checkpoints_without_metrics=False),
     ])
     self._options = ocp.CheckpointManagerOptions(
         preservation_policy=preservation,
+        best_fn=score,  # also makes orbax store the metrics beside each checkpoint
+        best_mode="min",
         # Synchronous saves: a checkpoint is on disk before training goes on,
         # so what a kill can lose is bounded by the checkpoint interval.
         enable_async_checkpointing=False,
         cleanup_tmp_directories=True,  # remove the leftovers of a save cut short by a kill
     )
+    self._failures: list[str] = []  # why checkpoints of this folder could not be read
+    for step, reason in _damaged_steps(self.directory):
+      self._set_aside(step, reason)
     self._manager = ocp.CheckpointManager(self.directory, options=self._options)
 
   def steps(self) -> list[int]:
@@ -84,7 +114,7 @@ class Checkpoints:
 
   def save(self, step: int, state: Any, *, metrics: dict[str, float] | None = None) -> None:
     """Saves ``state`` (a pytree of arrays) as ``step``; ``metrics`` rank it for the best one."""
-    self._manager.save(step, args=ocp.args.StandardSave(state), metrics=metrics, force=True)
+    self._manager.save(step, args=ocp.args.StandardSave(state), metrics=dict(metrics or {}), force=True)
     self._manager.wait_until_finished()
 
   def best(self) -> tuple[int, float] | None:
@@ -105,33 +135,30 @@ class Checkpoints:
     Raises:
       CheckpointError: there are checkpoints but none can be read.
     """
-    failures = []
     for step in reversed(self.steps()):
       try:
         state = self._manager.restore(step, args=ocp.args.StandardRestore(_abstract(like)))
       except Exception as e:  # pylint: disable=broad-except  # any failure to read means: try the one before
-        failures.append(f"step {step}: {type(e).__name__}: {str(e)[:300]}")
-        self._move_aside(step)
-        warnings.warn(
-            f"checkpoint {step} in {self.directory} cannot be read ({type(e).__name__}: {str(e)[:200]}); "
-            f"moved it to {self._aside_dir()} and trying the previous one",
-            CheckpointWarning,
-            stacklevel=2,
-        )
+        self._set_aside(step, f"{type(e).__name__}: {str(e)[:300]}")
+        self._manager.reload()
         continue
       return step, state
-    if failures:
+    if self._failures:
       raise CheckpointError(
           f"none of the checkpoints in {self.directory} can be read, so the run cannot resume "
           f"(they were moved to {self._aside_dir()}). Delete the run folder or choose another --workdir "
-          f"to start from scratch. Failures: " + "; ".join(failures)
+          f"to start from scratch. Failures: " + "; ".join(self._failures)
       )
     return None
 
   def _aside_dir(self) -> str:
     return os.path.join(os.path.dirname(self.directory), "unreadable_checkpoints")
 
-  def _move_aside(self, step: int) -> None:
+  def _set_aside(self, step: int, reason: str) -> None:
+    """Moves an unreadable step out of orbax's view, keeping it for inspection, with a warning."""
+    self._failures.append(f"step {step}: {reason}")
+    if jax.process_count() > 1:  # moving files under other processes' feet is not safe
+      raise CheckpointError(f"checkpoint {step} in {self.directory} cannot be read ({reason}); remove it to resume")
     os.makedirs(self._aside_dir(), exist_ok=True)
     source = os.path.join(self.directory, str(step))
     target = os.path.join(self._aside_dir(), str(step))
@@ -139,7 +166,12 @@ class Checkpoints:
       shutil.rmtree(target)
     if os.path.exists(source):
       shutil.move(source, target)
-    self._manager.reload()
+    warnings.warn(
+        f"checkpoint {step} in {self.directory} cannot be read ({reason[:200]}); "
+        f"moved it to {target}; the previous checkpoint is used instead",
+        CheckpointWarning,
+        stacklevel=3,
+    )
 
   def close(self) -> None:
     """Waits for pending writes and releases the manager."""

@@ -77,7 +77,7 @@ class StepMetrics(NamedTuple):
 
   loss: Array  # shape=(), float32: training loss of the batch before the update
   grad_norm: Array  # shape=(), float32: global norm of the gradients
-  finite: Array  # shape=(), bool: loss, gradients and new parameters all finite
+  finite: Array  # shape=(), bool: the loss and the updated parameters are all finite
 
 
 def create_model(config: schema.Model, outputs: int) -> models.SequenceModel:
@@ -120,7 +120,10 @@ def train_step(
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   grad_norm = optax.global_norm(grads)
-  finite = jnp.isfinite(value) & jnp.isfinite(grad_norm) & jnp.isfinite(optax.global_norm(params))
+  # Elementwise: a norm of huge but finite parameters would itself overflow.
+  finite = jnp.isfinite(value) & jax.tree_util.tree_reduce(
+      jnp.logical_and, jax.tree_util.tree_map(lambda p: jnp.all(jnp.isfinite(p)), params)
+  )
   return TrainState(state.step + 1, params, opt_state), StepMetrics(value, grad_norm, finite)
 
 
