@@ -34,7 +34,9 @@ def tiny_config(task, **sections):
   data = {
       "seed": 0,
       "task": task,
-      "model": {"hidden": 16, "num_layers": 2, "dropout": 0.1},
+      # One layer: compiling is most of a tiny run's time; the tests of resuming and of
+      # several devices use two layers with dropout between them.
+      "model": {"hidden": 16, "num_layers": 1},
       "optimizer": {"learning_rate": 1e-2},
       "train": {"batch_size": 16, "num_steps": 30, "log_every": 5, "eval_every": 15, "progress_bar": False},
   }
@@ -101,7 +103,7 @@ def test_energy_task_learns_with_gru_and_lstm(energy_runs, kind):
 def test_adding_and_digits_tasks_learn(tmp_path, kind):
   task = {"adding": {"kind": "adding", "length": 10, "test_size": 64}, "digits": {"kind": "digits"}}[kind]
   workdir = str(tmp_path / "run")
-  summary = trainer.train_and_evaluate(tiny_config(task, model={"num_layers": 1}), workdir)
+  summary = trainer.train_and_evaluate(tiny_config(task), workdir)
   losses = train_losses(workdir)
   # The adding loss halves in 30 steps; ten-class cross-entropy starts near log(10) and falls.
   assert len(losses) >= 6 and losses[-1] < {"digits": 0.9}.get(kind, 0.5) * losses[0], losses

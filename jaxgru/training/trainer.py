@@ -61,7 +61,7 @@ LOSSES = ("mse", "cross_entropy")
 
 
 class NonFiniteLossError(FloatingPointError):
-  """The loss or the gradients became NaN or infinite; training stopped."""
+  """The loss or the parameters became NaN or infinite; training stopped."""
 
 
 class TrainState(NamedTuple):
@@ -278,7 +278,7 @@ def train_and_evaluate(config: schema.TrainConfig, workdir: str) -> dict:
   progress = tqdm.tqdm(
       total=total_steps, initial=start_step, disable=not (train_cfg.progress_bar and is_main), dynamic_ncols=True
   )
-  pending: list[StepMetrics] = []
+  pending: list[tuple[int, StepMetrics]] = []  # (step, its metrics still on the device)
   compile_seconds = train_seconds = 0.0
   window_start = time.perf_counter()
   window_first_step = start_step
@@ -287,13 +287,12 @@ def train_and_evaluate(config: schema.TrainConfig, workdir: str) -> dict:
   def flush(step: int) -> None:
     """Copies the pending step metrics to the host; stops on a non-finite loss."""
     nonlocal pending, window_start, window_first_step, train_seconds
-    host = jax.device_get(pending)
+    host = jax.device_get([m for _, m in pending])
     now = time.perf_counter()
     elapsed, steps = now - window_start, step - window_first_step
     train_seconds += elapsed
-    for offset, m in enumerate(host):
+    for (bad, _), m in zip(pending, host):
       if not m.finite:
-        bad = window_first_step + offset + 1
         latest = ckpt.steps()
         kept = f"the last good checkpoint, step {latest[-1]}, is kept in {ckpt.directory}" if latest else "no checkpoint had been saved yet"
         if is_main:
@@ -301,7 +300,7 @@ def train_and_evaluate(config: schema.TrainConfig, workdir: str) -> dict:
         progress.close()
         ckpt.close()
         raise NonFiniteLossError(
-            f"training stopped: the loss or gradients became non-finite at step {bad} "
+            f"training stopped: the loss or the parameters became non-finite at step {bad} "
             f"(loss {float(m.loss)}, gradient norm {float(m.grad_norm)}); {kept}. "
             "Lower optimizer.learning_rate or set optimizer.clip_global_norm."
         )
@@ -312,11 +311,12 @@ def train_and_evaluate(config: schema.TrainConfig, workdir: str) -> dict:
         "loss": loss,
         "grad_norm": float(host[-1].grad_norm),
         "learning_rate": float(schedule(step - 1)),
-        "examples_per_second": steps * train_cfg.batch_size / elapsed if elapsed > 0 else None,
+        # None for a window holding only the compiling first step.
+        "examples_per_second": steps * train_cfg.batch_size / elapsed if steps and elapsed > 0 else None,
     }
     if is_main:
       history.append(metrics_path, record)
-    progress.update(steps)
+    progress.update(step - progress.n)
     progress.set_postfix(loss=f"{loss:.4g}", ex_per_s=f"{record['examples_per_second'] or 0:.0f}")
     pending = []
     window_first_step, window_start = step, time.perf_counter()
@@ -324,11 +324,11 @@ def train_and_evaluate(config: schema.TrainConfig, workdir: str) -> dict:
   for step in range(start_step + 1, total_steps + 1):
     x, y = task.train_batch(step - 1)
     state, m = step_fn(state, mesh.put_batch(x), mesh.put_batch(y), dropout_key)
-    pending.append(m)
+    pending.append((step, m))
     if step == start_step + 1:  # the first step compiles: time it apart
       jax.block_until_ready(m)
       compile_seconds = time.perf_counter() - window_start
-      window_start = time.perf_counter()
+      window_start, window_first_step = time.perf_counter(), step
     is_last = step == total_steps
     do_eval = step % eval_every == 0 or is_last
     do_ckpt = step % ckpt_every == 0 or do_eval
