@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
   parser.add_argument("--configs", nargs=2, default=CONFIGS, help="the two configs trained by --train")
   parser.add_argument("--out", default=os.path.join("runs", "energy_comparison"), help="where the report goes")
   parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="overrides for both configs (with --train)")
-  args = parser.parse_args(argv)
+  args = parser.parse_intermixed_args(argv)  # overrides may sit between options
   if bool(args.runs) == args.train:
     parser.error("give either --runs DIR DIR ... or --train")
   workdirs = args.runs

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> dict:
       help="call jax.distributed.initialize() first (one process per host; see README)",
   )
   parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
-  args = parser.parse_args(argv)
+  args = parser.parse_intermixed_args(argv)  # overrides may sit between options
   if args.distributed:
     jax.distributed.initialize()
   config = load_config(TrainConfig, args.config, args.overrides)

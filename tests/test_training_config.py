@@ -73,7 +73,7 @@ def test_shipped_configs_validate_and_say_how_to_run(path):
 def test_resolved_config_is_saved_and_reloads(tmp_path):
   config_path = tmp_path / "ok.yaml"
   config_path.write_text(VALID)
-  run_cli("--config", str(config_path), "--workdir", str(tmp_path / "run"), "model.hidden=6")
+  run_cli("--config", str(config_path), "model.hidden=6", "--workdir", str(tmp_path / "run"))  # overrides anywhere
   saved = load_config(TrainConfig, tmp_path / "run" / "config.yaml")
   assert saved == load_config(TrainConfig, config_path, ["model.hidden=6"])
   assert saved.model.hidden == 6 and saved.optimizer.name == "adam"  # defaults are written out
