@@ -178,7 +178,7 @@ try:  # a batch that does not split over the devices is refused before anything 
 except ValueError as e:
   refused = str(e)
 print(json.dumps({{"devices": jax.device_count(), "refused": refused,
-                  "losses": [r["loss"] for r in history.read({workdir!r} + "/metrics.jsonl")]}}))
+                  "losses": [r["loss"] for r in history.read({workdir!r} + "/metrics.jsonl") if r["split"] == "train"]}}))
 """
 
 

@@ -12,12 +12,40 @@ Example:
 
 from __future__ import annotations
 
+import jax
 import optax
 
 from jaxgru.training import schema
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "warmup_cosine")
+
+
+def _standard_promotion_schedule(schedule: optax.Schedule) -> optax.Schedule:
+  def wrapped(step):
+    with jax.numpy_dtype_promotion("standard"):
+      return schedule(step)
+
+  return wrapped
+
+
+def _standard_promotion(tx: optax.GradientTransformation) -> optax.GradientTransformation:
+  """``tx`` run under standard dtype promotion.
+
+  optax mixes Python floats with int32 step counts (Adam's bias correction
+  ``b1 ** count``), which ``jax_numpy_dtype_promotion="strict"`` rejects; a
+  program that sets strict promotion for its own code can still train.
+  """
+
+  def init(params):
+    with jax.numpy_dtype_promotion("standard"):
+      return tx.init(params)
+
+  def update(updates, state, params=None):
+    with jax.numpy_dtype_promotion("standard"):
+      return tx.update(updates, state, params)
+
+  return optax.GradientTransformation(init, update)
 
 
 def make_schedule(config: schema.Optimizer, total_steps: int) -> optax.Schedule:
@@ -31,16 +59,18 @@ def make_schedule(config: schema.Optimizer, total_steps: int) -> optax.Schedule:
     ValueError: an unknown schedule, or warmup not shorter than the run.
   """
   if config.schedule == "constant":
-    return optax.constant_schedule(config.learning_rate)
+    return _standard_promotion_schedule(optax.constant_schedule(config.learning_rate))
   if config.schedule == "warmup_cosine":
     if config.warmup_steps >= total_steps:
       raise ValueError(f"optimizer.warmup_steps ({config.warmup_steps}) must be less than the training steps ({total_steps})")
-    return optax.warmup_cosine_decay_schedule(
-        init_value=0.0,
-        peak_value=config.learning_rate,
-        warmup_steps=config.warmup_steps,
-        decay_steps=total_steps,
-        end_value=config.end_learning_rate,
+    return _standard_promotion_schedule(
+        optax.warmup_cosine_decay_schedule(
+            init_value=0.0,
+            peak_value=config.learning_rate,
+            warmup_steps=config.warmup_steps,
+            decay_steps=total_steps,
+            end_value=config.end_learning_rate,
+        )
     )
   raise ValueError(f"unknown learning-rate schedule {config.schedule!r}; expected one of {SCHEDULES}")
 
@@ -63,4 +93,4 @@ def make_optimizer(config: schema.Optimizer, total_steps: int) -> optax.Gradient
   if config.clip_global_norm is not None:
     # Clip before the optimizer sees the gradient (as torch's clip_grad_norm_).
     tx = optax.chain(optax.clip_by_global_norm(config.clip_global_norm), tx)
-  return tx
+  return _standard_promotion(tx)
