@@ -79,3 +79,11 @@ def test_resolved_config_is_saved_and_reloads(tmp_path):
   assert saved.model.hidden == 6 and saved.optimizer.name == "adam"  # defaults are written out
   with pytest.raises(ConfigError, match=r"different config: .* differs in \['model.hidden'\]"):
     run_cli("--config", str(config_path), "--workdir", str(tmp_path / "run"), "model.hidden=7")
+
+
+def test_epochs_need_a_fixed_training_set(tmp_path):
+  config_path = tmp_path / "adding.yaml"
+  config_path.write_text(VALID.replace("num_steps: 2", "num_epochs: 2"))
+  with pytest.raises(ValueError, match="'adding' has no fixed training set: set train.num_steps"):
+    run_cli("--config", str(config_path), "--workdir", str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()

@@ -215,12 +215,12 @@ def train_and_evaluate(config: schema.TrainConfig, workdir: str) -> dict:
   if train_cfg.batch_size % num_devices:
     raise ValueError(f"train.batch_size ({train_cfg.batch_size}) must be a multiple of the device count ({num_devices})")
   task = tasks.build_task(config.task, seed=config.seed, batch_size=train_cfg.batch_size)
+  if task.steps_per_epoch is None and train_cfg.num_epochs is not None:
+    raise ValueError(f"task {task.name!r} has no fixed training set: set train.num_steps instead of train.num_epochs")
   if train_cfg.num_epochs is not None:
     total_steps = train_cfg.num_epochs * task.steps_per_epoch
   else:
     total_steps = train_cfg.num_steps
-  if task.steps_per_epoch is None and train_cfg.num_epochs is not None:
-    raise ValueError(f"task {task.name!r} has no fixed training set: set train.num_steps instead of train.num_epochs")
   tx = optim.make_optimizer(config.optimizer, total_steps)
   model = create_model(config.model, task.outputs)
   log_every = train_cfg.log_every
