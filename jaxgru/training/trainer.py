@@ -193,6 +193,87 @@ def _check_resumable(workdir: str, config: schema.TrainConfig) -> None:
     )
 
 
+def evaluate(task: tasks.Task, predict, params, mesh: _Mesh, eval_size: int) -> tuple[dict, np.ndarray]:
+  """Predicts the whole test set in batches of ``eval_size``; returns ``(metrics, predictions [N_test, outputs])``."""
+  chunks, targets = [], []
+  for start in range(0, task.num_test, eval_size):
+    x, y = task.test_batch(start, min(start + eval_size, task.num_test))
+    count = len(x)
+    if count < eval_size:  # pad to one shape: one compilation
+      x = np.concatenate([x, np.zeros((eval_size - count, *x.shape[1:]), x.dtype)])
+    chunks.append(np.asarray(predict(params, mesh.put_batch(x)))[:count])
+    targets.append(y)
+  predictions = np.concatenate(chunks)
+  result = {"loss": _host_loss(task.loss, predictions, np.concatenate(targets))}
+  result.update(task.evaluate(predictions))
+  return result, predictions
+
+
+class _TrainLog:
+  """Step metrics kept on the device until a log line is due, then checked, logged and shown.
+
+  Times training apart from compilation (the first step), evaluation and saving.
+  """
+
+  def __init__(self, path: str | None, schedule, batch_size: int, progress: tqdm.tqdm, start_step: int):
+    self.path, self.schedule, self.batch_size, self.progress = path, schedule, batch_size, progress
+    self.pending: list[tuple[int, StepMetrics]] = []  # (step, its metrics still on the device)
+    self.compile_seconds = self.train_seconds = 0.0
+    self.first_step = start_step + 1
+    self.window_step, self.window_start = start_step, time.perf_counter()
+
+  def add(self, step: int, metrics: StepMetrics) -> None:
+    self.pending.append((step, metrics))
+    if step == self.first_step:  # the first step compiles: time it apart
+      jax.block_until_ready(metrics)
+      self.compile_seconds = time.perf_counter() - self.window_start
+      self.window_step, self.window_start = step, time.perf_counter()
+
+  def restart_clock(self) -> None:
+    self.window_start = time.perf_counter()
+
+  def flush(self, step: int) -> None:
+    """Copies the pending metrics to the host and logs them.
+
+    Raises:
+      NonFiniteLossError: naming the first step whose loss or parameters are not finite.
+    """
+    host = jax.device_get([m for _, m in self.pending])
+    elapsed, steps = time.perf_counter() - self.window_start, step - self.window_step
+    self.train_seconds += elapsed
+    for (bad, _), m in zip(self.pending, host):
+      if not m.finite:
+        if self.path:
+          history.append(self.path, {"step": bad, "split": "train", "event": "non_finite", "loss": float(m.loss)})
+        self.progress.close()
+        raise NonFiniteLossError(
+            f"training stopped: the loss or the parameters became non-finite at step {bad} "
+            f"(loss {float(m.loss)}, gradient norm {float(m.grad_norm)})"
+        )
+    loss = float(np.mean([m.loss for m in host]))
+    record = {
+        "step": step,
+        "split": "train",
+        "loss": loss,
+        "grad_norm": float(host[-1].grad_norm),
+        "learning_rate": float(self.schedule(step - 1)),
+        # None for a window holding only the compiling first step.
+        "examples_per_second": steps * self.batch_size / elapsed if steps and elapsed > 0 else None,
+    }
+    if self.path:
+      history.append(self.path, record)
+    self.progress.update(step - self.progress.n)
+    self.progress.set_postfix(loss=f"{loss:.4g}", ex_per_s=f"{record['examples_per_second'] or 0:.0f}")
+    self.pending = []
+    self.window_step, self.window_start = step, time.perf_counter()
+
+  def test(self, step: int, result: dict, *, echo: bool) -> None:
+    if self.path:
+      history.append(self.path, {"step": step, "split": "test", **result})
+    if echo:
+      self.progress.write(f"step {step}: test " + ", ".join(f"{k} {v:.4g}" for k, v in result.items()))
+
+
 def train_and_evaluate(config: schema.TrainConfig, workdir: str) -> dict:
   """Trains and evaluates ``config``, resuming from the latest checkpoint in ``workdir``.
 
@@ -258,97 +339,43 @@ def train_and_evaluate(config: schema.TrainConfig, workdir: str) -> dict:
   )
   predict = jax.jit(functools.partial(eval_step, model=model), out_shardings=mesh.replicated)
   dropout_key = jax.device_put(dropout_key, mesh.replicated)
-  schedule = optim.make_schedule(config.optimizer, total_steps)
   eval_size = max(num_devices, train_cfg.eval_batch_size // num_devices * num_devices)
-
-  def evaluate(params) -> tuple[dict, np.ndarray]:
-    chunks, targets = [], []
-    for start in range(0, task.num_test, eval_size):
-      x, y = task.test_batch(start, min(start + eval_size, task.num_test))
-      count = len(x)
-      if count < eval_size:  # pad to one shape: one compilation
-        x = np.concatenate([x, np.zeros((eval_size - count, *x.shape[1:]), x.dtype)])
-      chunks.append(np.asarray(predict(params, mesh.put_batch(x)))[:count])
-      targets.append(y)
-    predictions = np.concatenate(chunks)
-    result = {"loss": _host_loss(task.loss, predictions, np.concatenate(targets))}
-    result.update(task.evaluate(predictions))
-    return result, predictions
-
-  progress = tqdm.tqdm(
-      total=total_steps, initial=start_step, disable=not (train_cfg.progress_bar and is_main), dynamic_ncols=True
+  log = _TrainLog(
+      metrics_path if is_main else None,
+      optim.make_schedule(config.optimizer, total_steps),
+      train_cfg.batch_size,
+      tqdm.tqdm(total=total_steps, initial=start_step, disable=not (train_cfg.progress_bar and is_main), dynamic_ncols=True),
+      start_step,
   )
-  pending: list[tuple[int, StepMetrics]] = []  # (step, its metrics still on the device)
-  compile_seconds = train_seconds = 0.0
-  window_start = time.perf_counter()
-  window_first_step = start_step
   test_result, predictions, last_eval_step = None, None, None
-
-  def flush(step: int) -> None:
-    """Copies the pending step metrics to the host; stops on a non-finite loss."""
-    nonlocal pending, window_start, window_first_step, train_seconds
-    host = jax.device_get([m for _, m in pending])
-    now = time.perf_counter()
-    elapsed, steps = now - window_start, step - window_first_step
-    train_seconds += elapsed
-    for (bad, _), m in zip(pending, host):
-      if not m.finite:
-        latest = ckpt.steps()
-        kept = f"the last good checkpoint, step {latest[-1]}, is kept in {ckpt.directory}" if latest else "no checkpoint had been saved yet"
-        if is_main:
-          history.append(metrics_path, {"step": bad, "split": "train", "event": "non_finite", "loss": float(m.loss)})
-        progress.close()
-        ckpt.close()
-        raise NonFiniteLossError(
-            f"training stopped: the loss or the parameters became non-finite at step {bad} "
-            f"(loss {float(m.loss)}, gradient norm {float(m.grad_norm)}); {kept}. "
-            "Lower optimizer.learning_rate or set optimizer.clip_global_norm."
-        )
-    loss = float(np.mean([m.loss for m in host]))
-    record = {
-        "step": step,
-        "split": "train",
-        "loss": loss,
-        "grad_norm": float(host[-1].grad_norm),
-        "learning_rate": float(schedule(step - 1)),
-        # None for a window holding only the compiling first step.
-        "examples_per_second": steps * train_cfg.batch_size / elapsed if steps and elapsed > 0 else None,
-    }
-    if is_main:
-      history.append(metrics_path, record)
-    progress.update(step - progress.n)
-    progress.set_postfix(loss=f"{loss:.4g}", ex_per_s=f"{record['examples_per_second'] or 0:.0f}")
-    pending = []
-    window_first_step, window_start = step, time.perf_counter()
 
   for step in range(start_step + 1, total_steps + 1):
     x, y = task.train_batch(step - 1)
-    state, m = step_fn(state, mesh.put_batch(x), mesh.put_batch(y), dropout_key)
-    pending.append((step, m))
-    if step == start_step + 1:  # the first step compiles: time it apart
-      jax.block_until_ready(m)
-      compile_seconds = time.perf_counter() - window_start
-      window_start, window_first_step = time.perf_counter(), step
+    state, metrics = step_fn(state, mesh.put_batch(x), mesh.put_batch(y), dropout_key)
+    log.add(step, metrics)
     is_last = step == total_steps
     do_eval = step % eval_every == 0 or is_last
     do_ckpt = step % ckpt_every == 0 or do_eval
     if step % log_every == 0 or do_ckpt:
-      flush(step)
+      try:  # the one host sync of a log interval; checks every step's loss
+        log.flush(step)
+      except NonFiniteLossError as e:
+        latest = ckpt.steps()
+        ckpt.close()
+        kept = f"the last good checkpoint, step {latest[-1]}, is kept in {ckpt.directory}" if latest else "no checkpoint had been saved yet"
+        raise NonFiniteLossError(f"{e}; {kept}. Lower optimizer.learning_rate or set optimizer.clip_global_norm.") from None
     if do_eval:
-      test_result, predictions = evaluate(state.params)
+      test_result, predictions = evaluate(task, predict, state.params, mesh, eval_size)
       last_eval_step = step
-      if is_main:
-        history.append(metrics_path, {"step": step, "split": "test", **test_result})
-      if train_cfg.progress_bar and is_main:
-        progress.write(f"step {step}: test " + ", ".join(f"{k} {v:.4g}" for k, v in test_result.items()))
+      log.test(step, test_result, echo=train_cfg.progress_bar and is_main)
     if do_ckpt:
       ckpt.save(step, state, metrics={"test_loss": test_result["loss"]} if do_eval else None)
     if do_eval or do_ckpt:
-      window_start = time.perf_counter()  # evaluation and saving are not training time
-  progress.close()
+      log.restart_clock()  # evaluation and saving are not training time
+  log.progress.close()
 
   if last_eval_step != total_steps:  # resumed after the end, or nothing left to run
-    test_result, predictions = evaluate(state.params)
+    test_result, predictions = evaluate(task, predict, state.params, mesh, eval_size)
   best = ckpt.best()
   ckpt.close()
   records = history.read(metrics_path)
@@ -361,9 +388,9 @@ def train_and_evaluate(config: schema.TrainConfig, workdir: str) -> dict:
       "epochs": train_cfg.num_epochs,
       "devices": num_devices,
       "resumed_from_step": start_step,
-      "compile_seconds": compile_seconds,
-      "train_seconds": train_seconds,
-      "seconds_per_epoch": train_seconds / epochs_run if epochs_run else None,
+      "compile_seconds": log.compile_seconds,
+      "train_seconds": log.train_seconds,
+      "seconds_per_epoch": log.train_seconds / epochs_run if epochs_run else None,
       "test": test_result,
       "best_checkpoint": {"step": best[0], "test_loss": best[1]} if best else None,
   }
