@@ -2,6 +2,13 @@
 
 Reads each run folder's ``summary.json`` and ``test_predictions.npz`` as
 written by :func:`jaxgru.training.trainer.train_and_evaluate`.
+
+Example:
+
+>>> row = {"model": "gru", "smape": 1.5, "mae": 150.0, "rmse": 200.0, "naive_smape": 3.0,
+...        "seconds_per_epoch": 60.0, "num_params": 596993}
+>>> print(markdown([row]).splitlines()[-1])
+| gru | 1.500 | 150.00 | 200.00 | 3.000 | 60.0 | 596,993 |
 """
 
 from __future__ import annotations

@@ -86,8 +86,9 @@ class Train(Schema):
   """Batching, length of training and the schedules of logging, evaluation and checkpoints.
 
   Exactly one of ``num_epochs`` (tasks with a fixed training set) and
-  ``num_steps`` is given. ``*_every`` of ``None`` means once per epoch (or
-  only at the end when there are no epochs).
+  ``num_steps`` is given. ``eval_every`` and ``checkpoint_every`` of ``None``
+  mean once per epoch (every tenth of the run when there are no epochs); the
+  last step is always evaluated and saved, and every evaluation is saved.
   """
 
   batch_size: PositiveInt  # global batch, split over all devices
