@@ -31,10 +31,14 @@ def main(argv: list[str] | None = None) -> dict:
       action="store_true",
       help="call jax.distributed.initialize() first (one process per host; see README)",
   )
+  parser.add_argument("--coordinator", help="with --distributed: host:port of process 0 (else auto-detected)")
+  parser.add_argument("--num-processes", type=int, help="with --distributed: number of processes (else auto-detected)")
+  parser.add_argument("--process-id", type=int, help="with --distributed: this process's index (else auto-detected)")
   parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
   args = parser.parse_intermixed_args(argv)  # overrides may sit between options
   if args.distributed:
-    jax.distributed.initialize()
+    # Unset values are detected on Cloud TPU, SLURM, Open MPI and Kubernetes clusters.
+    jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
   config = load_config(TrainConfig, args.config, args.overrides)
   workdir = args.workdir or os.path.join("runs", os.path.splitext(os.path.basename(args.config))[0])
   summary = train_and_evaluate(config, workdir)
