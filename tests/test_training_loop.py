@@ -229,3 +229,43 @@ def test_gru_and_lstm_energy_runs_compare_side_by_side(energy_runs, tmp_path):
     compare.compare([workdirs[0], str(tmp_path / "adding")], str(tmp_path / "report2"))
   with pytest.raises(ValueError, match="no finished run"):
     compare.compare([str(tmp_path / "nothing")], str(tmp_path / "report3"))
+
+
+@pytest.mark.slow
+def test_two_processes_match_one_process_with_two_devices(tmp_path):
+  """Multi-host data parallelism (jax.distributed over 2 CPU processes) against one process."""
+  import socket  # pylint: disable=g-import-not-at-top
+
+  config_path = tmp_path / "c.yaml"
+  config_path.write_text(
+      "task: {kind: adding, length: 10, test_size: 32}\n"
+      "model: {hidden: 16, num_layers: 2, dropout: 0.2}\n"
+      "train: {batch_size: 16, num_steps: 8, log_every: 1, eval_every: 4, progress_bar: false}\n"
+  )
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    port = s.getsockname()[1]
+  script = os.path.join(REPO, "experiments", "train.py")
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo"}
+  env.pop("XLA_FLAGS", None)
+  hosts = [
+      subprocess.Popen(
+          [sys.executable, script, "--config", str(config_path), "--workdir", str(tmp_path / "multi"), "--distributed",
+           "--coordinator", f"localhost:{port}", "--num-processes", "2", "--process-id", str(i)],
+          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+      )
+      for i in range(2)
+  ]
+  single = subprocess.Popen(
+      [sys.executable, script, "--config", str(config_path), "--workdir", str(tmp_path / "single")],
+      env={**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+  )
+  for proc in (*hosts, single):
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+  multi_losses = train_losses(str(tmp_path / "multi"))
+  assert len(multi_losses) == 8
+  np.testing.assert_allclose(multi_losses, train_losses(str(tmp_path / "single")), rtol=1e-5)
+  with open(tmp_path / "multi" / "summary.json") as f:
+    assert json.load(f)["devices"] == 2

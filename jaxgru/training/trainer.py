@@ -316,7 +316,9 @@ def train_and_evaluate(config: schema.TrainConfig, workdir: str) -> dict:
     dump_config(config, os.path.join(workdir, "config.yaml"))
   metrics_path = os.path.join(workdir, "metrics.jsonl")
   mesh = make_mesh()
-  init_key, dropout_key = jax.random.split(jax.random.key(config.seed))
+  # Made inside jit to be replicated on every device of every process (device_put
+  # cannot place arrays on other hosts' devices).
+  init_key, dropout_key = jax.jit(lambda: tuple(jax.random.split(jax.random.key(config.seed))), out_shardings=mesh.replicated)()
   sample_inputs, _ = task.train_batch(0)
   state = jax.jit(create_train_state, static_argnums=(0, 1), out_shardings=mesh.replicated)(
       model, tx, init_key, jnp.asarray(sample_inputs[:1])
@@ -338,7 +340,6 @@ def train_and_evaluate(config: schema.TrainConfig, workdir: str) -> dict:
       out_shardings=mesh.replicated,
   )
   predict = jax.jit(functools.partial(eval_step, model=model), out_shardings=mesh.replicated)
-  dropout_key = jax.device_put(dropout_key, mesh.replicated)
   eval_size = max(num_devices, train_cfg.eval_batch_size // num_devices * num_devices)
   log = _TrainLog(
       metrics_path if is_main else None,
