@@ -229,6 +229,12 @@ def test_gru_and_lstm_energy_runs_compare_side_by_side(energy_runs, tmp_path):
     compare.compare([workdirs[0], str(tmp_path / "adding")], str(tmp_path / "report2"))
   with pytest.raises(ValueError, match="no finished run"):
     compare.compare([str(tmp_path / "nothing")], str(tmp_path / "report3"))
+  # The command-line entry point.
+  import runpy  # pylint: disable=g-import-not-at-top
+
+  main = runpy.run_path(os.path.join(REPO, "experiments", "compare_energy.py"))["main"]
+  assert main(["--runs", *workdirs, "--out", str(tmp_path / "cli")]) == rows
+  assert (tmp_path / "cli" / "comparison.png").exists()
 
 
 @pytest.mark.slow
