@@ -79,6 +79,9 @@ def test_resolved_config_is_saved_and_reloads(tmp_path):
   assert saved.model.hidden == 6 and saved.optimizer.name == "adam"  # defaults are written out
   with pytest.raises(ConfigError, match=r"different config: .* differs in \['model.hidden'\]"):
     run_cli("--config", str(config_path), "--workdir", str(tmp_path / "run"), "model.hidden=7")
+  # What is only shown may change: the finished run is picked up again.
+  summary = run_cli("--config", str(config_path), "--workdir", str(tmp_path / "run"), "model.hidden=6", "train.log_every=7")
+  assert summary["resumed_from_step"] == 2
 
 
 def test_epochs_need_a_fixed_training_set(tmp_path):

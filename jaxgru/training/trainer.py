@@ -175,6 +175,10 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
   return flat
 
 
+# Keys that change what is shown, not what is computed: a resumed run may change them.
+_DISPLAY_KEYS = frozenset({"train.progress_bar", "train.log_every", "train.eval_batch_size"})
+
+
 def _check_resumable(workdir: str, config: schema.TrainConfig) -> None:
   """Refuses to resume a run folder that was started with another config."""
   path = os.path.join(workdir, "config.yaml")
@@ -185,7 +189,7 @@ def _check_resumable(workdir: str, config: schema.TrainConfig) -> None:
   with open(path, encoding="utf-8") as f:
     saved = _flatten(yaml.safe_load(f) or {})
   current = _flatten(config.model_dump(mode="json"))
-  differing = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+  differing = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k) and k not in _DISPLAY_KEYS)
   if differing:
     raise ConfigError(
         f"{workdir} holds a run with a different config: {path} differs in {differing}; "
