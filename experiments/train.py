@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> dict:
   summary = train_and_evaluate(config, workdir)
   if jax.process_index() == 0:
     print(json.dumps({"workdir": workdir, "test": summary["test"], "seconds_per_epoch": summary["seconds_per_epoch"]}, indent=2))
+    test = summary["test"]
+    if "smape" in test:
+      print(f"{summary['model'].upper()} test sMAPE {test['smape']:.3f}% vs naive last value {test['naive_smape']:.3f}%")
   return summary
 
 
