@@ -1,0 +1,256 @@
+"""Hourly series in the Kaggle "Hourly Energy Consumption" CSV format, cut into lookback windows.
+
+Follows the seed (FloydHub, "Gated Recurrent Unit (GRU) With PyTorch"): each
+file gives the features load, hour, day of week, month and day of year; each
+file is min-max scaled on its own, the scalers fitted on its training part only
+(the seed fitted them on the whole file, test part included); a window of
+``lookback`` hours predicts the load of the next hour; the last
+``test_fraction`` of each file's windows is its test set.
+
+Windows are gathered on demand from one array of all files' rows, so a
+million-row data set costs its rows, not ``lookback`` copies of them.
+
+Example:
+
+>>> import os, tempfile
+>>> path = os.path.join(tempfile.mkdtemp(), "X_hourly.csv")
+>>> with open(path, "w") as f:
+...   _ = f.write("Datetime,X_MW\\n" + "".join(
+...       f"2020-01-{1 + h // 24:02d} {h % 24:02d}:00:00,{100 + h}\\n" for h in range(48)))
+>>> data = load_energy([path], lookback=6, test_fraction=0.1)
+>>> data.num_train, data.num_test
+(38, 4)
+>>> x, y = data.windows(data.train_ends[:2])
+>>> x.shape, y.shape  # [B, T, 5], [B, 1]
+((2, 6, 5), (2, 1))
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime
+import glob
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+FEATURES = ("load", "hour", "dayofweek", "month", "dayofyear")
+
+
+class DataError(ValueError):
+  """A data file is missing, malformed or too short for the requested windows."""
+
+
+def resolve_paths(patterns: Sequence[str]) -> list[str]:
+  """Expands paths and glob patterns into a sorted list of existing files.
+
+  Raises:
+    DataError: a path does not exist or a pattern matches no file.
+  """
+  paths = []
+  for pattern in patterns:
+    if glob.has_magic(pattern):
+      matches = sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
+      if not matches:
+        raise DataError(f"no CSV file matches {pattern!r} (looked in {os.path.abspath(os.path.dirname(pattern) or '.')})")
+      paths.extend(matches)
+    elif not os.path.isfile(pattern):
+      raise DataError(f"data file {pattern!r} does not exist (absolute path {os.path.abspath(pattern)})")
+    else:
+      paths.append(pattern)
+  return list(dict.fromkeys(paths))  # drop duplicates, keep order
+
+
+def read_hourly_csv(path: str, *, datetime_column: str = "Datetime", value_column: str | None = None):
+  """Reads one CSV file of timestamps and values, sorted by time.
+
+  Args:
+    path: the CSV file; its header names the columns.
+    datetime_column: the timestamp column (ISO 8601, e.g. ``2004-12-31 01:00:00``).
+    value_column: the value column; ``None`` picks the single column ending in ``_MW``.
+
+  Returns:
+    ``(times, values)``: lists of ``datetime.datetime`` and a float64 array ``[N]``,
+    sorted by time (stable, as the seed's ``sort_values``).
+
+  Raises:
+    DataError: the file is missing, lacks the columns, or a row cannot be
+      parsed (the message names the file and line).
+  """
+  if not os.path.isfile(path):
+    raise DataError(f"data file {path!r} does not exist")
+  with open(path, newline="", encoding="utf-8") as f:
+    reader = csv.reader(f)
+    header = next(reader, None)
+    if header is None:
+      raise DataError(f"{path}: the file is empty; expected a header with {datetime_column!r} and a value column")
+    header = [h.strip() for h in header]
+    if value_column is None:
+      candidates = [h for h in header if h.endswith("_MW")]
+      if len(candidates) != 1:
+        raise DataError(
+            f"{path}: expected exactly one column ending in '_MW' (or set task.value_column), found {candidates} in header {header}"
+        )
+      value_column = candidates[0]
+    missing = [c for c in (datetime_column, value_column) if c not in header]
+    if missing:
+      raise DataError(f"{path}: missing column(s) {missing}; the header has {header}")
+    t_col, v_col = header.index(datetime_column), header.index(value_column)
+    times, values = [], []
+    for row in reader:
+      line = reader.line_num
+      if not row or all(not cell.strip() for cell in row):
+        continue  # blank lines, e.g. at the end of a file
+      try:
+        stamp = datetime.datetime.fromisoformat(row[t_col].strip())
+        value = float(row[v_col])
+      except (ValueError, IndexError):
+        raise DataError(
+            f"{path}, line {line}: cannot parse {row!r}; expected an ISO timestamp in column "
+            f"{datetime_column!r} and a number in column {value_column!r}"
+        ) from None
+      if not np.isfinite(value):
+        raise DataError(f"{path}, line {line}: value {row[v_col]!r} in column {value_column!r} is not a finite number")
+      times.append(stamp)
+      values.append(value)
+  order = sorted(range(len(times)), key=times.__getitem__)
+  return [times[i] for i in order], np.asarray(values, np.float64)[order]
+
+
+def time_features(times: Sequence[datetime.datetime]) -> np.ndarray:
+  """Hour (0-23), day of week (Monday 0), month (1-12), day of year (1-366): ``[N, 4]`` float64."""
+  return np.array([(t.hour, t.weekday(), t.month, t.timetuple().tm_yday) for t in times], np.float64).reshape(-1, 4)
+
+
+def split_point(num_rows: int, lookback: int, test_fraction: float, path: str = "<series>") -> int:
+  """Number of training windows of a series; the rest up to ``num_rows - lookback`` are test windows.
+
+  Raises:
+    DataError: the series is too short for one training and one test window.
+  """
+  if lookback >= num_rows:
+    raise DataError(f"{path}: lookback {lookback} is longer than the series ({num_rows} rows); use a smaller task.lookback")
+  num_windows = num_rows - lookback
+  num_test = int(test_fraction * num_windows)  # the seed's int(0.1 * len(inputs))
+  if num_test < 1 or num_windows - num_test < 1:
+    raise DataError(
+        f"{path}: {num_rows} rows give {num_windows} windows of lookback {lookback}, too few to split "
+        f"{test_fraction:g} of them off as a test set"
+    )
+  return num_windows - num_test
+
+
+@dataclasses.dataclass(frozen=True)
+class EnergyData:
+  """All files' scaled rows, and the windows that train and test on them.
+
+  A window ending at row ``e`` reads rows ``e - lookback .. e - 1`` and
+  predicts the load of row ``e``.
+  """
+
+  files: tuple[str, ...]  # the CSV files, in order
+  lookback: int  # T
+  feature_names: tuple[str, ...]  # the columns of `features`, "load" first
+  features: np.ndarray  # [N, I] float32, min-max scaled per file
+  load: np.ndarray  # [N] float64, the load in its original unit
+  file_index: np.ndarray  # [N] int32, which file each row comes from
+  load_min: np.ndarray  # [files] float64, the load scaler of each file ...
+  load_range: np.ndarray  # [files] float64, ... x_scaled = (x - min) / range
+  train_ends: np.ndarray  # [N_train] int64, row of each training window's target
+  test_ends: np.ndarray  # [N_test] int64, row of each test window's target, file by file
+
+  @property
+  def num_train(self) -> int:
+    return len(self.train_ends)
+
+  @property
+  def num_test(self) -> int:
+    return len(self.test_ends)
+
+  def windows(self, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gathers windows: ``ends [B]`` -> inputs ``[B, T, I]`` float32, scaled targets ``[B, 1]`` float32."""
+    rows = np.asarray(ends)[:, None] + np.arange(-self.lookback, 0)  # [B, T]
+    return self.features[rows], self.features[ends, :1]
+
+  def unscale(self, scaled: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Scaled loads ``[B]`` of the windows ending at ``ends [B]`` -> original units ``[B]`` float64."""
+    f = self.file_index[ends]
+    return np.asarray(scaled, np.float64) * self.load_range[f] + self.load_min[f]
+
+  def naive_forecast(self, ends: np.ndarray) -> np.ndarray:
+    """The last-value forecast: the load one hour before each target, ``[B]`` float64."""
+    return self.load[np.asarray(ends) - 1]
+
+
+def _min_max(columns: np.ndarray, fit_rows: int) -> tuple[np.ndarray, np.ndarray]:
+  low = columns[:fit_rows].min(axis=0)
+  span = columns[:fit_rows].max(axis=0) - low
+  # A constant column (e.g. month in a series shorter than a month) keeps its
+  # offset and is not divided by zero, as scikit-learn's MinMaxScaler does.
+  return low, np.where(span > 0, span, 1.0)
+
+
+def load_energy(
+    paths: Sequence[str],
+    *,
+    lookback: int = 90,
+    test_fraction: float = 0.1,
+    datetime_column: str = "Datetime",
+    value_column: str | None = None,
+    features: Sequence[str] = FEATURES,
+) -> EnergyData:
+  """Reads, featurizes, scales and windows one or several hourly CSV files.
+
+  Args:
+    paths: CSV files (already resolved, see :func:`resolve_paths`).
+    lookback: T, hours of input per window.
+    test_fraction: share of each file's windows (its last ones) held out for testing.
+    datetime_column: the timestamp column.
+    value_column: the load column; ``None``: the single ``*_MW`` column.
+    features: the input columns, ``"load"`` first, from :data:`FEATURES`
+      (the seed uses all five).
+
+  Returns:
+    An :class:`EnergyData`.
+
+  Raises:
+    DataError: a missing or malformed file, or a series too short for ``lookback``.
+  """
+  if not paths:
+    raise DataError("no data files given")
+  features = tuple(features)
+  if not features or features[0] != "load" or not set(features) <= set(FEATURES) or len(set(features)) != len(features):
+    raise ValueError(f"features must start with 'load' and name distinct columns of {FEATURES}, got {features}")
+  columns_kept = [FEATURES.index(name) for name in features]
+  feature_rows, loads, file_index, mins, ranges, train_ends, test_ends = [], [], [], [], [], [], []
+  offset = 0
+  for i, path in enumerate(paths):
+    times, load = read_hourly_csv(path, datetime_column=datetime_column, value_column=value_column)
+    num_rows = len(load)
+    num_train = split_point(num_rows, lookback, test_fraction, path)
+    columns = np.concatenate([load[:, None], time_features(times)], axis=1)[:, columns_kept]  # [N_i, I]
+    fit_rows = lookback + num_train  # every row that a training window reads or predicts
+    low, span = _min_max(columns, fit_rows)
+    feature_rows.append(((columns - low) / span).astype(np.float32))
+    loads.append(load)
+    file_index.append(np.full(num_rows, i, np.int32))
+    mins.append(low[0])
+    ranges.append(span[0])
+    ends = offset + np.arange(lookback, num_rows, dtype=np.int64)
+    train_ends.append(ends[:num_train])
+    test_ends.append(ends[num_train:])
+    offset += num_rows
+  return EnergyData(
+      files=tuple(paths),
+      lookback=lookback,
+      feature_names=features,
+      features=np.concatenate(feature_rows),
+      load=np.concatenate(loads),
+      file_index=np.concatenate(file_index),
+      load_min=np.asarray(mins),
+      load_range=np.asarray(ranges),
+      train_ends=np.concatenate(train_ends),
+      test_ends=np.concatenate(test_ends),
+  )

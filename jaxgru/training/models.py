@@ -1,0 +1,75 @@
+"""The seed's sequence model: a recurrent backbone, then ReLU and a Linear layer on the last step.
+
+``kind="gru"`` uses :class:`jaxgru.GRU`; ``kind="lstm"`` is the baseline the
+seed compares against, a stack of flax ``nn.RNN(nn.LSTMCell)`` layers with the
+same dropout between layers (as PyTorch's ``nn.LSTM(dropout=...)``).
+
+Example:
+
+>>> import jax, jax.numpy as jnp
+>>> model = SequenceModel(kind="lstm", hidden=8, num_layers=1, outputs=1)
+>>> x = jnp.ones((3, 5, 4))  # [B, T, I]
+>>> variables = model.init(jax.random.key(0), x)
+>>> model.apply(variables, x).shape  # [B, outputs]
+(3, 1)
+>>> count_params(variables["params"])  # 4 gates x (4x8 input + 8x8 recurrent + 8 bias) + 8 + 1
+425
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import numpy as np
+
+import jaxgru
+
+Array = jax.Array
+KINDS = ("gru", "lstm")
+
+
+class SequenceModel(nn.Module):
+  """Recurrent backbone + ``Dense(outputs)(relu(h_T))``, as the seed's ``GRUNet`` / ``LSTMNet``.
+
+  Attributes:
+    kind: ``"gru"`` (:class:`jaxgru.GRU`) or ``"lstm"`` (flax ``LSTMCell``).
+    hidden: H.
+    num_layers: L.
+    dropout: dropout between recurrent layers while training (RNG stream ``'dropout'``).
+    outputs: size of the prediction (1 for regression, classes for classification).
+  """
+
+  kind: str = "gru"
+  hidden: int = 256
+  num_layers: int = 2
+  dropout: float = 0.0
+  outputs: int = 1
+
+  def __post_init__(self):
+    if self.kind not in KINDS:
+      raise ValueError(f"unknown model kind {self.kind!r}; expected one of {KINDS}")
+    if not isinstance(self.outputs, int) or self.outputs < 1:
+      raise ValueError(f"outputs must be a positive integer, got {self.outputs!r}")
+    super().__post_init__()
+
+  @nn.compact
+  def __call__(self, inputs: Array, *, deterministic: bool = True) -> Array:
+    """Maps ``inputs [B, T, I]`` to predictions ``[B, outputs]`` from the last step."""
+    if self.kind == "gru":
+      hs, _ = jaxgru.GRU(self.hidden, num_layers=self.num_layers, dropout=self.dropout, name="gru")(
+          inputs, deterministic=deterministic
+      )  # [B, T, H]
+    else:
+      if not isinstance(self.num_layers, int) or self.num_layers < 1:
+        raise ValueError(f"num_layers must be a positive integer, got {self.num_layers!r}")
+      hs = inputs
+      for layer in range(self.num_layers):
+        hs = nn.RNN(nn.LSTMCell(self.hidden), name=f"lstm_{layer}")(hs)  # [B, T, H]
+        if self.dropout and layer < self.num_layers - 1:
+          hs = nn.Dropout(self.dropout)(hs, deterministic=deterministic)
+    return nn.Dense(self.outputs, name="head")(nn.relu(hs[:, -1]))  # [B, outputs]
+
+
+def count_params(params) -> int:
+  """Number of scalars in a parameter tree."""
+  return int(sum(np.size(leaf) for leaf in jax.tree_util.tree_leaves(params)))

@@ -1,0 +1,118 @@
+"""The typed schema of training configs (``configs/*.yaml``), checked before anything runs.
+
+Every section forbids unknown keys (:class:`jaxgru.config.Schema`), so a typo
+in a YAML file or an override stops the run with a message naming the key and
+the file. ``task`` is a union told apart by its ``kind`` key.
+
+Example:
+
+>>> from jaxgru.config import validate
+>>> config = validate(TrainConfig, {"task": {"kind": "adding", "length": 20},
+...                                 "train": {"batch_size": 8, "num_steps": 10}}, "example")
+>>> config.task.length, config.model.kind, config.optimizer.name
+(20, 'gru', 'adam')
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+import pydantic
+
+from jaxgru.config import Schema
+
+PositiveInt = Annotated[int, pydantic.Field(gt=0)]
+Fraction = Annotated[float, pydantic.Field(gt=0.0, lt=1.0)]
+
+
+class EnergyTask(Schema):
+  """Next-hour forecasting on CSV files in the Kaggle "Hourly Energy Consumption" format."""
+
+  kind: Literal["energy"]
+  # One or several CSV paths or glob patterns (relative to the working directory).
+  csv_files: Annotated[list[str], pydantic.Field(min_length=1)]
+  datetime_column: str = "Datetime"
+  # None: the file's single column whose name ends in "_MW" (Kaggle files).
+  value_column: str | None = None
+  # Input columns, "load" first; the seed uses all five.
+  features: list[Literal["load", "hour", "dayofweek", "month", "dayofyear"]] = ["load", "hour", "dayofweek", "month", "dayofyear"]
+  lookback: PositiveInt = 90  # input window, hours
+  test_fraction: Fraction = 0.1  # the last part of each file's windows
+  # Hours of the first test file shown in the forecast-vs-actual plot.
+  plot_hours: PositiveInt = 336
+
+
+class AddingTask(Schema):
+  """The adding problem of Hochreiter & Schmidhuber (1997)."""
+
+  kind: Literal["adding"]
+  length: PositiveInt = 200  # T
+  test_size: PositiveInt = 2000  # test sequences, drawn once from the seed
+
+
+class DigitsTask(Schema):
+  """scikit-learn's 8x8 handwritten digits read as 8 rows of 8 pixels."""
+
+  kind: Literal["digits"]
+  test_fraction: Fraction = 0.2
+
+
+Task = Annotated[Union[EnergyTask, AddingTask, DigitsTask], pydantic.Field(discriminator="kind")]
+
+
+class Model(Schema):
+  """A recurrent backbone with the seed's head: ReLU, then Linear on the last step."""
+
+  kind: Literal["gru", "lstm"] = "gru"
+  hidden: PositiveInt = 256  # H
+  num_layers: PositiveInt = 2  # L
+  dropout: Annotated[float, pydantic.Field(ge=0.0, lt=1.0)] = 0.0  # between layers
+
+
+class Optimizer(Schema):
+  """An optax optimizer with a learning-rate schedule and optional clipping."""
+
+  name: Literal["adam", "adamw", "sgd"] = "adam"
+  learning_rate: Annotated[float, pydantic.Field(gt=0.0)] = 1e-3  # peak value
+  schedule: Literal["constant", "warmup_cosine"] = "constant"
+  warmup_steps: Annotated[int, pydantic.Field(ge=0)] = 0  # warmup_cosine only
+  end_learning_rate: Annotated[float, pydantic.Field(ge=0.0)] = 0.0  # warmup_cosine only
+  weight_decay: Annotated[float, pydantic.Field(ge=0.0)] = 1e-4  # adamw only
+  momentum: Annotated[float, pydantic.Field(ge=0.0, lt=1.0)] = 0.0  # sgd only
+  clip_global_norm: Annotated[float, pydantic.Field(gt=0.0)] | None = None
+
+
+class Train(Schema):
+  """Batching, length of training and the schedules of logging, evaluation and checkpoints.
+
+  Exactly one of ``num_epochs`` (tasks with a fixed training set) and
+  ``num_steps`` is given. ``eval_every`` and ``checkpoint_every`` of ``None``
+  mean once per epoch (every tenth of the run when there are no epochs); the
+  last step is always evaluated and saved, and every evaluation is saved.
+  """
+
+  batch_size: PositiveInt  # global batch, split over all devices
+  num_epochs: PositiveInt | None = None
+  num_steps: PositiveInt | None = None
+  log_every: PositiveInt = 50
+  eval_every: PositiveInt | None = None
+  checkpoint_every: PositiveInt | None = None
+  keep_checkpoints: PositiveInt = 3  # the latest N; the best one is kept besides
+  eval_batch_size: PositiveInt = 1024
+  progress_bar: bool = True  # the progress bar and a line per evaluation on the console
+
+  @pydantic.model_validator(mode="after")
+  def _one_length(self):
+    if (self.num_epochs is None) == (self.num_steps is None):
+      raise ValueError("give exactly one of train.num_epochs and train.num_steps")
+    return self
+
+
+class TrainConfig(Schema):
+  """A whole training run: ``python experiments/train.py --config <file>``."""
+
+  seed: int = 0
+  task: Task
+  model: Model = Model()
+  optimizer: Optimizer = Optimizer()
+  train: Train

@@ -1,0 +1,195 @@
+"""Tasks: what a config's ``task`` section trains on, its loss, its test metrics and its result plot.
+
+Every training batch is a pure function of the seed and the step number, so a
+resumed run sees exactly the batches an uninterrupted run would have seen.
+
+Example:
+
+>>> from jaxgru.training import schema
+>>> task = build_task(schema.AddingTask(kind="adding", length=10, test_size=8), seed=0, batch_size=4)
+>>> x, y = task.train_batch(0)
+>>> x.shape, y.shape, task.loss, task.num_test  # [B, T, I], [B, 1]
+((4, 10, 2), (4, 1), 'mse', 8)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+
+import numpy as np
+
+from jaxgru.training import adding
+from jaxgru.training import digits
+from jaxgru.training import energy
+from jaxgru.training import metrics
+from jaxgru.training import plots
+from jaxgru.training import schema
+
+Batch = tuple[np.ndarray, np.ndarray]  # inputs [B, T, I] float32, targets [B, 1] float32 or [B] int32
+
+
+class EpochSampler:
+  """Batch ``step`` of a fixed training set: epoch ``step // steps_per_epoch`` shuffled by the seed.
+
+  The incomplete last batch of an epoch is dropped, as the seed's
+  ``DataLoader(drop_last=True)``.
+  """
+
+  def __init__(self, num_examples: int, batch_size: int, seed: int):
+    if batch_size > num_examples:
+      raise ValueError(f"train.batch_size ({batch_size}) is larger than the training set ({num_examples} examples)")
+    self.num_examples, self.batch_size, self.seed = num_examples, batch_size, seed
+    self.steps_per_epoch = num_examples // batch_size
+    self._epoch, self._order = -1, None
+
+  def indices(self, step: int) -> np.ndarray:
+    """Example indices ``[B]`` of training step ``step``."""
+    epoch, within = divmod(step, self.steps_per_epoch)
+    if epoch != self._epoch:  # one permutation per epoch, drawn from (seed, epoch) alone
+      self._epoch, self._order = epoch, np.random.default_rng([self.seed, 4, epoch]).permutation(self.num_examples)
+    return self._order[within * self.batch_size : (within + 1) * self.batch_size]
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+  """A training problem, independent of the model and the training loop."""
+
+  name: str  # "energy", "adding" or "digits"
+  input_features: int  # I
+  outputs: int  # size of the model's prediction per sequence
+  loss: str  # "mse" or "cross_entropy"
+  steps_per_epoch: int | None  # None: an endless stream of fresh batches
+  num_test: int
+  train_batch: Callable[[int], Batch]  # step -> batch
+  test_batch: Callable[[int, int], Batch]  # (start, stop) -> test examples start..stop-1
+  evaluate: Callable[[np.ndarray], dict]  # test predictions [N_test, outputs] -> metrics
+  save_result: Callable[[np.ndarray, str], None]  # (test predictions, run folder) -> plot and arrays
+
+
+def _energy(config: schema.EnergyTask, seed: int, batch_size: int) -> Task:
+  data = energy.load_energy(
+      energy.resolve_paths(config.csv_files),
+      lookback=config.lookback,
+      test_fraction=config.test_fraction,
+      datetime_column=config.datetime_column,
+      value_column=config.value_column,
+      features=config.features,
+  )
+  sampler = EpochSampler(data.num_train, batch_size, seed)
+
+  def forecasts(predictions):
+    ends = data.test_ends
+    return data.unscale(predictions[:, 0], ends), data.load[ends], data.naive_forecast(ends)
+
+  def evaluate(predictions):
+    forecast, actual, naive = forecasts(predictions)
+    result = metrics.forecast_metrics(forecast, actual)
+    result.update({f"naive_{k}": v for k, v in metrics.forecast_metrics(naive, actual).items()})
+    return result
+
+  def save_result(predictions, workdir):
+    forecast, actual, naive = forecasts(predictions)
+    file_of_test = data.file_index[data.test_ends]
+    np.savez(
+        f"{workdir}/test_predictions.npz",
+        forecast=forecast, actual=actual, naive=naive, file_index=file_of_test, files=np.array(data.files),
+    )
+    first = file_of_test == file_of_test[0]
+    hours = slice(0, config.plot_hours)
+    plots.plot_forecast(
+        f"{workdir}/forecast.png",
+        actual[first][hours],
+        {"model": forecast[first][hours], "naive last value": naive[first][hours]},
+        title=f"{data.files[0]}: first {min(config.plot_hours, int(first.sum()))} test hours",
+    )
+
+  return Task(
+      name="energy",
+      input_features=len(data.feature_names),
+      outputs=1,
+      loss="mse",
+      steps_per_epoch=sampler.steps_per_epoch,
+      num_test=data.num_test,
+      train_batch=lambda step: data.windows(data.train_ends[sampler.indices(step)]),
+      test_batch=lambda start, stop: data.windows(data.test_ends[start:stop]),
+      evaluate=evaluate,
+      save_result=save_result,
+  )
+
+
+def _adding(config: schema.AddingTask, seed: int, batch_size: int) -> Task:
+  x_test, y_test = adding.adding_batch(np.random.default_rng([seed, 2]), batch=config.test_size, length=config.length)
+
+  def evaluate(predictions):
+    return {
+        "mse": float(np.mean((predictions - y_test) ** 2)),
+        "constant_prediction_mse": float(np.mean((1.0 - y_test) ** 2)),
+    }
+
+  def save_result(predictions, workdir):
+    np.savez(f"{workdir}/test_predictions.npz", prediction=predictions[:, 0], target=y_test[:, 0])
+    plots.plot_scatter(f"{workdir}/result.png", y_test[:, 0], predictions[:, 0], title=f"adding problem, T={config.length}")
+
+  return Task(
+      name="adding",
+      input_features=2,
+      outputs=1,
+      loss="mse",
+      steps_per_epoch=None,
+      num_test=config.test_size,
+      train_batch=lambda step: adding.adding_batch(
+          np.random.default_rng([seed, 1, step]), batch=batch_size, length=config.length
+      ),
+      test_batch=lambda start, stop: (x_test[start:stop], y_test[start:stop]),
+      evaluate=evaluate,
+      save_result=save_result,
+  )
+
+
+def _digits(config: schema.DigitsTask, seed: int, batch_size: int) -> Task:
+  x_train, y_train, x_test, y_test = digits.load_digits_sequences(test_fraction=config.test_fraction, seed=seed)
+  sampler = EpochSampler(len(y_train), batch_size, seed)
+
+  def train_batch(step):
+    idx = sampler.indices(step)
+    return x_train[idx], y_train[idx]
+
+  def evaluate(predictions):
+    return {"accuracy": float(np.mean(predictions.argmax(axis=-1) == y_test))}
+
+  def save_result(predictions, workdir):
+    predicted = predictions.argmax(axis=-1)
+    confusion = np.zeros((digits.NUM_CLASSES, digits.NUM_CLASSES), np.int64)
+    np.add.at(confusion, (y_test, predicted), 1)
+    np.savez(f"{workdir}/test_predictions.npz", logits=predictions, label=y_test)
+    with open(f"{workdir}/confusion.json", "w", encoding="utf-8") as f:
+      json.dump(confusion.tolist(), f)
+    plots.plot_confusion(f"{workdir}/result.png", confusion, title="digits, rows read as a sequence")
+
+  return Task(
+      name="digits",
+      input_features=x_train.shape[-1],
+      outputs=digits.NUM_CLASSES,
+      loss="cross_entropy",
+      steps_per_epoch=sampler.steps_per_epoch,
+      num_test=len(y_test),
+      train_batch=train_batch,
+      test_batch=lambda start, stop: (x_test[start:stop], y_test[start:stop]),
+      evaluate=evaluate,
+      save_result=save_result,
+  )
+
+
+def build_task(config: schema.EnergyTask | schema.AddingTask | schema.DigitsTask, *, seed: int, batch_size: int) -> Task:
+  """Loads (or generates) the data of a task config.
+
+  Raises:
+    jaxgru.training.energy.DataError: missing or malformed data files.
+    ValueError: a batch larger than the training set.
+  """
+  builders = {"energy": _energy, "adding": _adding, "digits": _digits}
+  if config.kind not in builders:
+    raise ValueError(f"unknown task kind {config.kind!r}; expected one of {sorted(builders)}")
+  return builders[config.kind](config, seed, batch_size)

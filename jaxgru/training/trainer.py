@@ -1,0 +1,412 @@
+"""The training loop: state, one jitted step, evaluation, checkpoints, logs and plots.
+
+``train_and_evaluate(config, workdir)`` runs a whole config and resumes by
+itself from the latest checkpoint in ``workdir``. Training is data parallel
+over all devices: a 1-D mesh ``("data",)``, the batch split along it, the
+parameters and optimizer state replicated; with one device this is plain
+single-device training.
+
+Run folder::
+
+  config.yaml          the resolved config (a rerun must match it)
+  checkpoints/<step>/  orbax checkpoints: the latest N and the best
+  metrics.jsonl        one JSON record per log line and per evaluation
+  loss.png             training and test loss curves
+  forecast.png | result.png, test_predictions.npz   the task's result
+  summary.json         final metrics, parameter count, timings
+
+Example:
+
+>>> import tempfile
+>>> from jaxgru.config import validate
+>>> from jaxgru.training.schema import TrainConfig
+>>> config = validate(TrainConfig, {
+...     "task": {"kind": "adding", "length": 6, "test_size": 16},
+...     "model": {"hidden": 8, "num_layers": 1},
+...     "train": {"batch_size": 8, "num_steps": 4, "progress_bar": False}}, "example")
+>>> summary = train_and_evaluate(config, tempfile.mkdtemp())
+>>> summary["steps"], sorted(summary["test"])
+(4, ['constant_prediction_mse', 'loss', 'mse'])
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import time
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import tqdm
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from jaxgru.config import ConfigError
+from jaxgru.config import dump_config
+from jaxgru.training import checkpoint
+from jaxgru.training import history
+from jaxgru.training import models
+from jaxgru.training import optim
+from jaxgru.training import plots
+from jaxgru.training import schema
+from jaxgru.training import tasks
+
+Array = jax.Array
+LOSSES = ("mse", "cross_entropy")
+
+
+class NonFiniteLossError(FloatingPointError):
+  """The loss or the parameters became NaN or infinite; training stopped."""
+
+
+class TrainState(NamedTuple):
+  """What a checkpoint holds; everything else is derived from the config."""
+
+  step: Array  # shape=(), dtype=int32: optimizer steps taken
+  params: Any  # the model's parameter tree
+  opt_state: Any  # the optax state
+
+
+class StepMetrics(NamedTuple):
+  """What one training step reports; it stays on the device until a log line is due."""
+
+  loss: Array  # shape=(), float32: training loss of the batch before the update
+  grad_norm: Array  # shape=(), float32: global norm of the gradients
+  finite: Array  # shape=(), bool: the loss and the updated parameters are all finite
+
+
+def create_model(config: schema.Model, outputs: int) -> models.SequenceModel:
+  """The :class:`~jaxgru.training.models.SequenceModel` of a config's ``model`` section."""
+  return models.SequenceModel(
+      kind=config.kind, hidden=config.hidden, num_layers=config.num_layers, dropout=config.dropout, outputs=outputs
+  )
+
+
+def create_train_state(model, tx: optax.GradientTransformation, key: Array, sample_inputs: Array) -> TrainState:
+  """Initializes parameters from ``key`` on ``sample_inputs [B, T, I]`` and the optimizer state."""
+  params = model.init(key, sample_inputs)["params"]
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
+
+
+def compute_loss(kind: str, predictions: Array, targets: Array) -> Array:
+  """Mean loss of a batch: ``mse`` against ``targets [B, 1]``, or ``cross_entropy`` of logits ``[B, C]`` against labels ``[B]``."""
+  if kind == "mse":
+    return jnp.mean((predictions - targets) ** 2)
+  if kind == "cross_entropy":
+    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(predictions, targets))
+  raise ValueError(f"unknown loss {kind!r}; expected one of {LOSSES}")
+
+
+def train_step(
+    state: TrainState, inputs: Array, targets: Array, dropout_key: Array, *, model, tx, loss: str
+) -> tuple[TrainState, StepMetrics]:
+  """One optimizer step on a batch (``inputs [B, T, I]``); pure, to be jitted with ``state`` donated.
+
+  The dropout key of step ``s`` is ``fold_in(dropout_key, s)``, so a step's
+  randomness depends on the seed and the step alone (resumed runs repeat it).
+  """
+  step_key = jax.random.fold_in(dropout_key, state.step)
+
+  def objective(params):
+    predictions = model.apply({"params": params}, inputs, deterministic=False, rngs={"dropout": step_key})
+    return compute_loss(loss, predictions, targets)
+
+  value, grads = jax.value_and_grad(objective)(state.params)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  grad_norm = optax.global_norm(grads)
+  # Elementwise: a norm of huge but finite parameters would itself overflow.
+  finite = jnp.isfinite(value) & jax.tree_util.tree_reduce(
+      jnp.logical_and, jax.tree_util.tree_map(lambda p: jnp.all(jnp.isfinite(p)), params)
+  )
+  return TrainState(state.step + 1, params, opt_state), StepMetrics(value, grad_norm, finite)
+
+
+def eval_step(params, inputs: Array, *, model) -> Array:
+  """Predictions ``[B, outputs]`` without dropout."""
+  return model.apply({"params": params}, inputs, deterministic=True)
+
+
+def _host_loss(kind: str, predictions: np.ndarray, targets: np.ndarray) -> float:
+  predictions = predictions.astype(np.float64)
+  if kind == "mse":
+    return float(np.mean((predictions - targets) ** 2))
+  shifted = predictions - predictions.max(axis=-1, keepdims=True)
+  log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+  return float(-np.mean(log_probs[np.arange(len(targets)), targets]))
+
+
+class _Mesh(NamedTuple):
+  batch: NamedSharding  # leading axis split over the "data" mesh axis
+  replicated: NamedSharding  # a full copy on every device
+
+  def put_batch(self, array: np.ndarray) -> Array:
+    # Every process holds the whole global batch (derived from seed and step),
+    # so each one can hand over the shards of its own devices: this works
+    # across hosts after jax.distributed.initialize() too.
+    return jax.make_array_from_callback(array.shape, self.batch, lambda index: array[index])
+
+
+def make_mesh() -> _Mesh:
+  """A 1-D mesh ``("data",)`` over all devices of all processes."""
+  # Auto axes: XLA propagates the shardings (jax.make_mesh defaults to
+  # Explicit axes, whose sharding-in-types flax's dropout does not support).
+  mesh = jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+  return _Mesh(NamedSharding(mesh, P("data")), NamedSharding(mesh, P()))
+
+
+def _schedule(every: int | None, steps_per_epoch: int | None, total: int) -> int:
+  if every is not None:
+    return every
+  return steps_per_epoch if steps_per_epoch is not None else max(1, total // 10)
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+  if not isinstance(tree, dict):
+    return {prefix: tree}
+  flat = {}
+  for key, value in tree.items():
+    flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+  return flat
+
+
+# Keys that change what is shown, not what is computed: a resumed run may change them.
+_DISPLAY_KEYS = frozenset({"train.progress_bar", "train.log_every", "train.eval_batch_size"})
+
+
+def _check_resumable(workdir: str, config: schema.TrainConfig) -> None:
+  """Refuses to resume a run folder that was started with another config."""
+  path = os.path.join(workdir, "config.yaml")
+  if not os.path.exists(path):
+    return
+  import yaml  # pylint: disable=g-import-not-at-top
+
+  with open(path, encoding="utf-8") as f:
+    saved = _flatten(yaml.safe_load(f) or {})
+  current = _flatten(config.model_dump(mode="json"))
+  differing = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k) and k not in _DISPLAY_KEYS)
+  if differing:
+    raise ConfigError(
+        f"{workdir} holds a run with a different config: {path} differs in {differing}; "
+        "rerun with the same config to resume, or choose another --workdir"
+    )
+
+
+def evaluate(task: tasks.Task, predict, params, mesh: _Mesh, eval_size: int) -> tuple[dict, np.ndarray]:
+  """Predicts the whole test set in batches of ``eval_size``; returns ``(metrics, predictions [N_test, outputs])``."""
+  chunks, targets = [], []
+  for start in range(0, task.num_test, eval_size):
+    x, y = task.test_batch(start, min(start + eval_size, task.num_test))
+    count = len(x)
+    if count < eval_size:  # pad to one shape: one compilation
+      x = np.concatenate([x, np.zeros((eval_size - count, *x.shape[1:]), x.dtype)])
+    chunks.append(np.asarray(predict(params, mesh.put_batch(x)))[:count])
+    targets.append(y)
+  predictions = np.concatenate(chunks)
+  result = {"loss": _host_loss(task.loss, predictions, np.concatenate(targets))}
+  result.update(task.evaluate(predictions))
+  return result, predictions
+
+
+class _TrainLog:
+  """Step metrics kept on the device until a log line is due, then checked, logged and shown.
+
+  Times training apart from compilation (the first step), evaluation and saving.
+  """
+
+  def __init__(self, path: str | None, schedule, batch_size: int, progress: tqdm.tqdm, start_step: int):
+    self.path, self.schedule, self.batch_size, self.progress = path, schedule, batch_size, progress
+    self.pending: list[tuple[int, StepMetrics]] = []  # (step, its metrics still on the device)
+    self.compile_seconds = self.train_seconds = 0.0
+    self.first_step = start_step + 1
+    self.window_step, self.window_start = start_step, time.perf_counter()
+
+  def add(self, step: int, metrics: StepMetrics) -> None:
+    self.pending.append((step, metrics))
+    if step == self.first_step:  # the first step compiles: time it apart
+      jax.block_until_ready(metrics)
+      self.compile_seconds = time.perf_counter() - self.window_start
+      self.window_step, self.window_start = step, time.perf_counter()
+
+  def restart_clock(self) -> None:
+    self.window_start = time.perf_counter()
+
+  def flush(self, step: int) -> None:
+    """Copies the pending metrics to the host and logs them.
+
+    Raises:
+      NonFiniteLossError: naming the first step whose loss or parameters are not finite.
+    """
+    host = jax.device_get([m for _, m in self.pending])
+    elapsed, steps = time.perf_counter() - self.window_start, step - self.window_step
+    self.train_seconds += elapsed
+    for (bad, _), m in zip(self.pending, host):
+      if not m.finite:
+        if self.path:
+          history.append(self.path, {"step": bad, "split": "train", "event": "non_finite", "loss": float(m.loss)})
+        self.progress.close()
+        raise NonFiniteLossError(
+            f"training stopped: the loss or the parameters became non-finite at step {bad} "
+            f"(loss {float(m.loss)}, gradient norm {float(m.grad_norm)})"
+        )
+    loss = float(np.mean([m.loss for m in host]))
+    record = {
+        "step": step,
+        "split": "train",
+        "loss": loss,
+        "grad_norm": float(host[-1].grad_norm),
+        "learning_rate": float(self.schedule(step - 1)),
+        # None for a window holding only the compiling first step.
+        "examples_per_second": steps * self.batch_size / elapsed if steps and elapsed > 0 else None,
+    }
+    if self.path:
+      history.append(self.path, record)
+    self.progress.update(step - self.progress.n)
+    self.progress.set_postfix(loss=f"{loss:.4g}", ex_per_s=f"{record['examples_per_second'] or 0:.0f}")
+    self.pending = []
+    self.window_step, self.window_start = step, time.perf_counter()
+
+  def test(self, step: int, result: dict, *, echo: bool) -> None:
+    if self.path:
+      history.append(self.path, {"step": step, "split": "test", **result})
+    if echo:
+      self.progress.write(f"step {step}: test " + ", ".join(f"{k} {v:.4g}" for k, v in result.items()))
+
+
+def train_and_evaluate(config: schema.TrainConfig, workdir: str) -> dict:
+  """Trains and evaluates ``config``, resuming from the latest checkpoint in ``workdir``.
+
+  Args:
+    config: a validated :class:`~jaxgru.training.schema.TrainConfig`.
+    workdir: the run folder (created if missing).
+
+  Returns:
+    The summary written to ``workdir/summary.json``.
+
+  Raises:
+    ValueError: bad data or a batch that does not split over the devices,
+      before anything is written.
+    ConfigError: ``workdir`` holds a run of another config.
+    NonFiniteLossError: the loss became NaN or infinite; the last good checkpoint is kept.
+    jaxgru.training.checkpoint.CheckpointError: checkpoints exist but none can be read.
+  """
+  train_cfg = config.train
+  num_devices = jax.device_count()
+  if train_cfg.batch_size % num_devices:
+    raise ValueError(f"train.batch_size ({train_cfg.batch_size}) must be a multiple of the device count ({num_devices})")
+  task = tasks.build_task(config.task, seed=config.seed, batch_size=train_cfg.batch_size)
+  if task.steps_per_epoch is None and train_cfg.num_epochs is not None:
+    raise ValueError(f"task {task.name!r} has no fixed training set: set train.num_steps instead of train.num_epochs")
+  if train_cfg.num_epochs is not None:
+    total_steps = train_cfg.num_epochs * task.steps_per_epoch
+  else:
+    total_steps = train_cfg.num_steps
+  tx = optim.make_optimizer(config.optimizer, total_steps)
+  model = create_model(config.model, task.outputs)
+  log_every = train_cfg.log_every
+  eval_every = _schedule(train_cfg.eval_every, task.steps_per_epoch, total_steps)
+  ckpt_every = _schedule(train_cfg.checkpoint_every, task.steps_per_epoch, total_steps)
+  _check_resumable(workdir, config)
+
+  # Everything is validated; from here on the run folder is written.
+  is_main = jax.process_index() == 0
+  os.makedirs(workdir, exist_ok=True)
+  if is_main:
+    dump_config(config, os.path.join(workdir, "config.yaml"))
+  metrics_path = os.path.join(workdir, "metrics.jsonl")
+  mesh = make_mesh()
+  # Made inside jit to be replicated on every device of every process (device_put
+  # cannot place arrays on other hosts' devices).
+  init_key, dropout_key = jax.jit(lambda: tuple(jax.random.split(jax.random.key(config.seed))), out_shardings=mesh.replicated)()
+  sample_inputs, _ = task.train_batch(0)
+  state = jax.jit(create_train_state, static_argnums=(0, 1), out_shardings=mesh.replicated)(
+      model, tx, init_key, jnp.asarray(sample_inputs[:1])
+  )
+  num_params = models.count_params(state.params)
+  ckpt = checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"), keep=train_cfg.keep_checkpoints)
+  restored = ckpt.restore_latest(state)
+  start_step = 0
+  if restored is not None:
+    start_step, state = restored
+    if is_main:
+      print(f"resuming from checkpoint {start_step} in {ckpt.directory}", flush=True)
+  if is_main:
+    history.truncate_after(metrics_path, start_step)
+
+  step_fn = jax.jit(
+      functools.partial(train_step, model=model, tx=tx, loss=task.loss),
+      donate_argnums=0,
+      out_shardings=mesh.replicated,
+  )
+  predict = jax.jit(functools.partial(eval_step, model=model), out_shardings=mesh.replicated)
+  eval_size = max(num_devices, train_cfg.eval_batch_size // num_devices * num_devices)
+  log = _TrainLog(
+      metrics_path if is_main else None,
+      optim.make_schedule(config.optimizer, total_steps),
+      train_cfg.batch_size,
+      tqdm.tqdm(total=total_steps, initial=start_step, disable=not (train_cfg.progress_bar and is_main), dynamic_ncols=True),
+      start_step,
+  )
+  test_result, predictions, last_eval_step = None, None, None
+
+  for step in range(start_step + 1, total_steps + 1):
+    x, y = task.train_batch(step - 1)
+    state, metrics = step_fn(state, mesh.put_batch(x), mesh.put_batch(y), dropout_key)
+    log.add(step, metrics)
+    is_last = step == total_steps
+    do_eval = step % eval_every == 0 or is_last
+    do_ckpt = step % ckpt_every == 0 or do_eval
+    if step % log_every == 0 or do_ckpt:
+      try:  # the one host sync of a log interval; checks every step's loss
+        log.flush(step)
+      except NonFiniteLossError as e:
+        latest = ckpt.steps()
+        ckpt.close()
+        kept = f"the last good checkpoint, step {latest[-1]}, is kept in {ckpt.directory}" if latest else "no checkpoint had been saved yet"
+        raise NonFiniteLossError(f"{e}; {kept}. Lower optimizer.learning_rate or set optimizer.clip_global_norm.") from None
+    if do_eval:
+      test_result, predictions = evaluate(task, predict, state.params, mesh, eval_size)
+      last_eval_step = step
+      log.test(step, test_result, echo=train_cfg.progress_bar and is_main)
+    if do_ckpt:
+      ckpt.save(step, state, metrics={"test_loss": test_result["loss"]} if do_eval else None)
+    if do_eval or do_ckpt:
+      log.restart_clock()  # evaluation and saving are not training time
+  log.progress.close()
+
+  if last_eval_step != total_steps:  # resumed after the end, or nothing left to run
+    test_result, predictions = evaluate(task, predict, state.params, mesh, eval_size)
+  best = ckpt.best()
+  ckpt.close()
+  records = history.read(metrics_path)
+  epochs_run = (total_steps - start_step) / task.steps_per_epoch if task.steps_per_epoch else None
+  summary = {
+      "task": task.name,
+      "model": config.model.kind,
+      "num_params": num_params,
+      "steps": total_steps,
+      "epochs": train_cfg.num_epochs,
+      "devices": num_devices,
+      "resumed_from_step": start_step,
+      "compile_seconds": log.compile_seconds,
+      "train_seconds": log.train_seconds,
+      "seconds_per_epoch": log.train_seconds / epochs_run if epochs_run else None,
+      "test": test_result,
+      "best_checkpoint": {"step": best[0], "test_loss": best[1]} if best else None,
+  }
+  if is_main:
+    plots.plot_losses(
+        os.path.join(workdir, "loss.png"),
+        [(r["step"], r["loss"]) for r in records if r["split"] == "train" and "event" not in r],
+        [(r["step"], r["loss"]) for r in records if r["split"] == "test"],
+        title=f"{task.name}, {config.model.kind}",
+    )
+    task.save_result(predictions, workdir)
+    with open(os.path.join(workdir, "summary.json"), "w", encoding="utf-8") as f:
+      json.dump(summary, f, indent=2)
+  return summary

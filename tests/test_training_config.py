@@ -1,0 +1,92 @@
+"""Config files of training runs: validation errors name the key and the file, nothing is written."""
+
+import glob
+import os
+import runpy
+
+import pytest
+
+from jaxgru.config import ConfigError
+from jaxgru.config import load_config
+from jaxgru.training import energy
+from jaxgru.training.schema import TrainConfig
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN_SCRIPT = os.path.join(REPO, "experiments", "train.py")
+
+VALID = """\
+task: {kind: adding, length: 8, test_size: 16}
+model: {hidden: 8, num_layers: 1}
+train: {batch_size: 4, num_steps: 2, progress_bar: false}
+"""
+
+
+def run_cli(*argv):
+  main = runpy.run_path(TRAIN_SCRIPT)["main"]  # the entry point, without running it at import
+  return main(list(argv))
+
+
+@pytest.mark.parametrize(
+    "text, overrides, message",
+    [
+        (VALID.replace("hidden: 8", "hiden: 8"), [], r"unknown key 'model.hiden'"),
+        (VALID.replace("batch_size: 4", "batch_size: many"), [], r"key 'train.batch_size': .*integer"),
+        (VALID.replace("length: 8", "length: -3"), [], r"key 'task.adding.length': .*greater than 0"),
+        (VALID.replace("task: {kind: adding, length: 8, test_size: 16}\n", ""), [], r"missing required key 'task'"),
+        ("task: {kind: energy}\n" + VALID.split("\n", 1)[1], [], r"missing required key 'task.energy.csv_files'"),
+        (VALID, ["optimizer.name=lion"], r"key 'optimizer.name': Input should be 'adam', 'adamw' or 'sgd'"),
+        (VALID, ["train.num_epochs=3"], r"exactly one of train.num_epochs and train.num_steps"),
+        (VALID, ["task.kind=pixels"], r"key 'task'.*'energy', 'adding', 'digits'"),
+        (VALID, ["train.num_step=3"], r"unknown key 'train.num_step'"),
+    ],
+)
+def test_config_errors_name_key_and_file_and_write_nothing(tmp_path, text, overrides, message):
+  config_path = tmp_path / "bad.yaml"
+  config_path.write_text(text)
+  workdir = tmp_path / "run"
+  with pytest.raises(ConfigError, match=message) as info:
+    run_cli("--config", str(config_path), "--workdir", str(workdir), *overrides)
+  assert str(config_path) in str(info.value)
+  assert not workdir.exists()
+
+
+def test_data_errors_stop_before_anything_is_written(tmp_path):
+  config_path = tmp_path / "energy.yaml"
+  config_path.write_text(
+      f"task: {{kind: energy, csv_files: [{tmp_path}/missing.csv]}}\ntrain: {{batch_size: 4, num_epochs: 1}}\n"
+  )
+  with pytest.raises(energy.DataError, match="missing.csv' does not exist"):
+    run_cli("--config", str(config_path), "--workdir", str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "configs", "*.yaml"))), ids=os.path.basename)
+def test_shipped_configs_validate_and_say_how_to_run(path):
+  config = load_config(TrainConfig, path)
+  with open(path) as f:
+    header = [line for line in f.read().splitlines() if line.startswith("#")]
+  assert any("experiments/train.py --config configs/" + os.path.basename(path) in line for line in header)
+  assert any("Expect" in line for line in header), "each config states the result to expect"
+  assert config.task.kind in ("energy", "adding", "digits")
+
+
+def test_resolved_config_is_saved_and_reloads(tmp_path):
+  config_path = tmp_path / "ok.yaml"
+  config_path.write_text(VALID)
+  run_cli("--config", str(config_path), "model.hidden=6", "--workdir", str(tmp_path / "run"))  # overrides anywhere
+  saved = load_config(TrainConfig, tmp_path / "run" / "config.yaml")
+  assert saved == load_config(TrainConfig, config_path, ["model.hidden=6"])
+  assert saved.model.hidden == 6 and saved.optimizer.name == "adam"  # defaults are written out
+  with pytest.raises(ConfigError, match=r"different config: .* differs in \['model.hidden'\]"):
+    run_cli("--config", str(config_path), "--workdir", str(tmp_path / "run"), "model.hidden=7")
+  # What is only shown may change: the finished run is picked up again.
+  summary = run_cli("--config", str(config_path), "--workdir", str(tmp_path / "run"), "model.hidden=6", "train.log_every=7")
+  assert summary["resumed_from_step"] == 2
+
+
+def test_epochs_need_a_fixed_training_set(tmp_path):
+  config_path = tmp_path / "adding.yaml"
+  config_path.write_text(VALID.replace("num_steps: 2", "num_epochs: 2"))
+  with pytest.raises(ValueError, match="'adding' has no fixed training set: set train.num_steps"):
+    run_cli("--config", str(config_path), "--workdir", str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()
