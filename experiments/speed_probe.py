@@ -6,7 +6,9 @@ Usage (from the repository root)::
 
 Times, for each shape ``BxTxIxH``, the jitted forward and forward+backward (gradients of
 ``sum(outputs)`` w.r.t. inputs and all weights) of each implementation, interleaved round by
-round so that machine drift hits all alike; prints median ms and ratios to flax and torch.
+round so that machine drift hits all alike; prints median wall and process-CPU ms, first-call
+(compile) seconds, and ratios to flax and torch. On a machine shared with other jobs the
+process-CPU ratios are the steadier figure (they do not count time spent descheduled).
 """
 
 from __future__ import annotations
@@ -82,20 +84,29 @@ def main(argv=None):
     fns = {name: build(name, *dims) for name in impls}
     for mode in args.modes.split(","):
       times = {name: [] for name in impls}
+      cpu = {name: [] for name in impls}
       for name in impls:  # warm-up
         fns[name][mode][0]()
       for _ in range(args.rounds):
         for name in impls:
-          t0 = time.perf_counter()
+          c0, t0 = time.process_time(), time.perf_counter()
           fns[name][mode][0]()
           times[name].append(time.perf_counter() - t0)
+          cpu[name].append(time.process_time() - c0)
       med = {name: statistics.median(t) * 1e3 for name, t in times.items()}
-      line = [f"{shape} {mode:6s}"]
+      cpu_med = {name: statistics.median(t) * 1e3 for name, t in cpu.items()}
+      print(f"{shape} {mode}", flush=True)
       for name in impls:
-        rel = [f"{med[name] / med[ref]:.2f}x{ref}" for ref in ("flax", "torch") if ref in med and ref != name]
+        rel = [
+            f"{med[name] / med[ref]:.2f}x {ref} (cpu {cpu_med[name] / cpu_med[ref]:.2f}x)"
+            for ref in ("flax", "torch")
+            if ref in med and ref != name
+        ]
         comp = fns[name][mode][1]
-        line.append(f"{name}={med[name]:.1f}ms[{' '.join(rel)}; compile {comp:.2f}s]")
-      print("  ".join(line), flush=True)
+        print(
+            f"  {name:10s} {med[name]:9.2f} ms  cpu {cpu_med[name]:9.2f} ms  compile {comp:5.2f} s  {'  '.join(rel)}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -74,17 +74,28 @@ def _step(w, b, h, x_t, variant, dtype):
   return h_new, (r, z, n, aux)
 
 
-def _forward(w, b, x_proj, h0, seq_lengths, *, variant, reverse, unroll, dtype, keep):
-  """The forward scan; with ``keep`` it also returns :class:`_Residuals`."""
+def _forward(w, b, x, h0, seq_lengths, w_i, b_i, *, variant, reverse, unroll, dtype, keep):
+  """The forward scan; with ``keep`` it also returns :class:`_Residuals`.
+
+  ``x`` is the input projection ``[T, B, 3H]`` when ``w_i`` is ``None``, else
+  the raw inputs ``[T, B, I]``, projected step by step inside the loop.
+  """
   # Per-gate arrays, split once outside the loop: slicing one wide array inside
   # the loop is several times slower on XLA:CPU (PERF_NOTES), and XLA does not
   # hoist loop-invariant slices of the weights by itself.
-  xs = tuple(jnp.split(x_proj, 3, axis=-1))  # 3 x [T, B, H]
-  w = tuple(jnp.split(w.astype(dtype), 3, axis=-1))  # 3 x [H, H]
-  b = tuple(jnp.split(b.astype(dtype)[None, :], 3, axis=-1))  # 3 x [1, H]
+  w = _split_gates(w.astype(dtype))  # 3 x [H, H]
+  b = _split_gates(b.astype(dtype)[None, :])  # 3 x [1, H]
+  if w_i is None:
+    xs = _split_gates(x)  # 3 x [T, B, H]
+  else:
+    xs = x  # [T, B, I]
+    w_i = _split_gates(w_i.astype(dtype))  # 3 x [I, H]
+    b_i = _split_gates(b_i.astype(dtype)[None, :])  # 3 x [1, H]
 
   def body(h, inp):
     x_t, t = inp
+    if w_i is not None:  # gates.input_projection of this step
+      x_t = tuple(jnp.matmul(x_t.astype(dtype), w_g) + b_g for w_g, b_g in zip(w_i, b_i))
     h_new, acts = _step(w, b, h, x_t, variant, dtype)
     y = h_new
     if seq_lengths is not None:
@@ -93,7 +104,7 @@ def _forward(w, b, x_proj, h0, seq_lengths, *, variant, reverse, unroll, dtype, 
       h_new = jnp.where(valid, h_new, h)
     return h_new, ((y, h) + acts if keep else y)
 
-  steps = jnp.arange(x_proj.shape[0], dtype=_step_dtype(seq_lengths))
+  steps = jnp.arange(x.shape[0], dtype=_step_dtype(seq_lengths))
   h_last, out = jax.lax.scan(body, h0, (xs, steps), reverse=reverse, unroll=unroll)
   if not keep:
     return out, h_last
@@ -101,28 +112,30 @@ def _forward(w, b, x_proj, h0, seq_lengths, *, variant, reverse, unroll, dtype, 
   return ys, h_last, _Residuals(*acts)
 
 
+def _split_gates(a):
+  return tuple(jnp.split(a, 3, axis=-1))
+
+
 def _step_dtype(seq_lengths):
   return jnp.int32 if seq_lengths is None else seq_lengths.dtype
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
-def _scan(variant, reverse, unroll, dtype, w, b, x_proj, h0, seq_lengths):
-  return _forward(
-      w, b, x_proj, h0, seq_lengths, variant=variant, reverse=reverse, unroll=unroll, dtype=dtype, keep=False
-  )
+def _scan(variant, reverse, unroll, dtype, w, b, x, h0, seq_lengths, w_i, b_i):
+  kwargs = dict(variant=variant, reverse=reverse, unroll=unroll, dtype=dtype, keep=False)
+  return _forward(w, b, x, h0, seq_lengths, w_i, b_i, **kwargs)
 
 
-def _scan_fwd(variant, reverse, unroll, dtype, w, b, x_proj, h0, seq_lengths):
-  ys, h_last, res = _forward(
-      w, b, x_proj, h0, seq_lengths, variant=variant, reverse=reverse, unroll=unroll, dtype=dtype, keep=True
-  )
-  # Zero-size stand-ins carry the input dtypes without keeping x_proj alive.
-  dtypes = (jnp.zeros((0,), b.dtype), jnp.zeros((0,), x_proj.dtype))
-  return (ys, h_last), (w, dtypes, h0, seq_lengths, res)
+def _scan_fwd(variant, reverse, unroll, dtype, w, b, x, h0, seq_lengths, w_i, b_i):
+  kwargs = dict(variant=variant, reverse=reverse, unroll=unroll, dtype=dtype, keep=True)
+  ys, h_last, res = _forward(w, b, x, h0, seq_lengths, w_i, b_i, **kwargs)
+  if w_i is None:  # only the dtypes of x and b are needed; don't keep x alive
+    x, b_i = jnp.zeros((0,), x.dtype), None
+  return (ys, h_last), (w, jnp.zeros((0,), b.dtype), x, h0, seq_lengths, w_i, b_i, res)
 
 
 def _scan_bwd(variant, reverse, unroll, dtype, saved, cotangents):
-  w, (b_like, x_like), h0, seq_lengths, res = saved
+  w, b_like, x, h0, seq_lengths, w_i, b_i, res = saved
   d_ys, d_h_last = cotangents  # [T, B, H], [B, H]
   # Gradients accumulate in float32 at least, whatever the compute dtype.
   with jax.numpy_dtype_promotion("standard"):
@@ -130,7 +143,7 @@ def _scan_bwd(variant, reverse, unroll, dtype, saved, cotangents):
   reset_after = variant is gates.Variant.RESET_AFTER
   # Transposed per-gate blocks [H, H]: three products per step cost less than
   # concatenating the gate gradients for one [B, 3H] x [3H, H] product here.
-  w_t = tuple(wg.T for wg in jnp.split(w.astype(dtype).astype(acc), 3, axis=-1))
+  w_t = tuple(wg.T for wg in _split_gates(w.astype(dtype).astype(acc)))
 
   def body(g, inp):
     (h, r, z, n, aux, d_y), t = inp
@@ -156,29 +169,35 @@ def _scan_bwd(variant, reverse, unroll, dtype, saved, cotangents):
 
   steps = jnp.arange(d_ys.shape[0], dtype=_step_dtype(seq_lengths))
   inputs = ((res.h_prev, res.r, res.z, res.n, res.aux, d_ys), steps)
-  d_h0, (d_r, d_z, d_n) = jax.lax.scan(
+  d_h0, d_pre = jax.lax.scan(
       body, d_h_last.astype(acc), inputs, reverse=not reverse, unroll=unroll
-  )  # [B, H], 3 x [T, B, H]
-
-  # Weight and bias gradients: one large product per gate over all T*B rows.
-  def outer(u, v):  # sum_{t,b} u[t,b]^T v[t,b]: [T, B, H], [T, B, H] -> [H, H]
-    u2d, v2d = u.reshape(-1, u.shape[-1]).astype(acc), v.reshape(-1, v.shape[-1])
-    return jax.lax.dot_general(u2d, v2d, (((0,), (0,)), ((), ())))
+  )  # [B, H], 3 x [T, B, H]: gradients of the gate pre-activations
+  d_r, d_z, d_n = d_pre
 
   if reset_after:  # a_n = h W_hn + b_hn enters n as r * a_n
     d_a_n, n_input = d_n * res.r.astype(acc), res.h_prev
   else:  # W_hn multiplies r * h
     d_a_n, n_input = d_n, res.aux
-  d_w = jnp.concatenate([outer(res.h_prev, d_r), outer(res.h_prev, d_z), outer(n_input, d_a_n)], -1)
+  # Weight and bias gradients: one large product per gate over all T*B rows.
+  d_w = jnp.concatenate([_outer(res.h_prev, d_r, acc), _outer(res.h_prev, d_z, acc), _outer(n_input, d_a_n, acc)], -1)
   d_b = jnp.concatenate([d.sum((0, 1)) for d in (d_r, d_z, d_a_n)])
-  d_x = jnp.concatenate([d_r, d_z, d_n], -1)  # [T, B, 3H]
-  return (
-      d_w.astype(w.dtype),
-      d_b.astype(b_like.dtype),
-      d_x.astype(x_like.dtype),
-      d_h0.astype(h0.dtype),
-      None,
-  )
+  grads = (d_w.astype(w.dtype), d_b.astype(b_like.dtype))
+  if w_i is None:  # x is the input projection: its gradient is d_pre
+    d_x = jnp.concatenate(d_pre, -1)  # [T, B, 3H]
+    return grads + (d_x.astype(x.dtype), d_h0.astype(h0.dtype), None, None, None)
+  # x is the raw input: the projection's gradients, again as large products;
+  # three per-gate products avoid materializing a [T, B, 3H] array.
+  d_w_i = jnp.concatenate([_outer(x, d, acc) for d in d_pre], -1)
+  d_b_i = jnp.concatenate([d.sum((0, 1)) for d in d_pre])
+  w_i_t = [wg.astype(dtype).astype(acc).T for wg in _split_gates(w_i)]  # 3 x [H, I]
+  d_x = sum(jnp.matmul(d.reshape(-1, d.shape[-1]), wg) for d, wg in zip(d_pre, w_i_t)).reshape(x.shape)
+  return grads + (d_x.astype(x.dtype), d_h0.astype(h0.dtype), None, d_w_i.astype(w_i.dtype), d_b_i.astype(b_i.dtype))
+
+
+def _outer(u, v, acc):
+  """``sum_{t,b} u[t,b]^T v[t,b]``: ``[T, B, K]``, ``[T, B, N]`` -> ``[K, N]`` as one 2-D product."""
+  u2d, v2d = u.reshape(-1, u.shape[-1]).astype(acc), v.reshape(-1, v.shape[-1]).astype(acc)
+  return jax.lax.dot_general(u2d, v2d, (((0,), (0,)), ((), ())))
 
 
 _scan.defvjp(_scan_fwd, _scan_bwd)
@@ -229,4 +248,50 @@ def gru_scan_custom_vjp(
   dtype = jnp.dtype(dtype or jnp.result_type(x_proj, h0, w))
   if seq_lengths is not None:
     seq_lengths = jnp.asarray(seq_lengths)
-  return _scan(variant, bool(reverse), int(unroll), dtype, w, b, x_proj, h0, seq_lengths)
+  return _scan(variant, bool(reverse), int(unroll), dtype, w, b, x_proj, h0, seq_lengths, None, None)
+
+
+def gru_scan_from_inputs(
+    params: gates.Params,
+    x: Array,
+    h0: Array,
+    *,
+    variant: str | gates.Variant = gates.Variant.RESET_AFTER,
+    seq_lengths: Array | None = None,
+    reverse: bool = False,
+    unroll: int = 1,
+    dtype=None,
+) -> tuple[Array, Array]:
+  """:func:`gru_scan_custom_vjp` on raw inputs, projecting them step by step in the loop.
+
+  Equal to ``gru_scan_custom_vjp(params, gates.input_projection(params, x,
+  dtype), h0, ...)``, but the ``[T, B, 3H]`` projection is never stored: each
+  step multiplies its ``[B, I]`` input by ``input_kernel`` inside the loop,
+  and the backward computes the input kernel's gradient as products over all
+  steps after its loop. On XLA:CPU this is faster once arrays pass tens of
+  megabytes, where every fresh buffer costs page faults (speed_notes.md).
+
+  Args:
+    params: GRU parameters, all four arrays.
+    x: ``[T, B, I]`` inputs.
+    h0: ``[B, H]`` initial state; its dtype is the carry dtype.
+    variant, seq_lengths, reverse, unroll, dtype: as :func:`jaxgru.scan.gru_scan`.
+
+  Returns:
+    ``(outputs [T, B, H], h_last [B, H])`` as :func:`jaxgru.scan.gru_scan`.
+
+  >>> H, I = 4, 2
+  >>> p = {"input_kernel": jnp.full((I, 3 * H), 0.2), "recurrent_kernel": jnp.full((H, 3 * H), 0.1),
+  ...      "input_bias": jnp.zeros(3 * H), "recurrent_bias": jnp.zeros(3 * H)}
+  >>> x, h0 = jnp.ones((5, 2, I)), jnp.zeros((2, H))  # [T, B, I], [B, H]
+  >>> ys, h_last = gru_scan_from_inputs(p, x, h0)
+  >>> bool(jnp.allclose(ys, gru_scan_custom_vjp(p, gates.input_projection(p, x), h0)[0]))
+  True
+  """
+  variant = gates.as_variant(variant)
+  w, b = params["recurrent_kernel"], params["recurrent_bias"]
+  w_i, b_i = params["input_kernel"], params["input_bias"]
+  dtype = jnp.dtype(dtype or jnp.result_type(x, w_i))
+  if seq_lengths is not None:
+    seq_lengths = jnp.asarray(seq_lengths)
+  return _scan(variant, bool(reverse), int(unroll), dtype, w, b, x, h0, seq_lengths, w_i, b_i)

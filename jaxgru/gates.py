@@ -147,7 +147,8 @@ def input_projection(params: Params, x: Array, dtype=None) -> Array:
   # One 2-D product: with x of rank 3, the backward's weight gradient (a
   # contraction over T and B) ran 2.5x slower on XLA:CPU (speed_notes.md).
   x2d = x.reshape(-1, x.shape[-1]).astype(dtype)  # [T*B, I]
-  y = jnp.matmul(x2d, w.astype(dtype)) + b.astype(dtype)  # [T*B, 3H]
+  y = jnp.matmul(x2d, w.astype(dtype))  # [T*B, 3H]
+  y = y + jnp.broadcast_to(b.astype(dtype), y.shape)
   return y.reshape(*x.shape[:-1], w.shape[-1])
 
 

@@ -80,9 +80,10 @@ class GRU(nn.Module):
      h_t &= (1 - z_t) \odot n_t + z_t \odot h_{t-1}
 
   (``variant="reset_before"``: :math:`n_t = \tanh(W_{in} x_t + b_{in} +
-  W_{hn}(r_t \odot h_{t-1}) + b_{hn})`). The input projections of all steps are
-  one matrix product before the scan; the scan does only the recurrent product
-  and the gates. Layer ``l > 0`` reads the concatenated outputs of layer
+  W_{hn}(r_t \odot h_{t-1}) + b_{hn})`). With ``implementation="scan"`` or
+  ``"custom_vjp"`` the input projections of all steps are one matrix product
+  before the scan, which then does only the recurrent product and the gates;
+  ``"custom_vjp_in_loop"`` projects each step's input inside the loop. Layer ``l > 0`` reads the concatenated outputs of layer
   ``l - 1`` (dropout between layers when training).
 
   Parameters live under ``params["layer_{l}"]`` and, for the backward
@@ -99,7 +100,8 @@ class GRU(nn.Module):
     variant: ``"reset_after"`` (PyTorch) or ``"reset_before"`` (Cho et al.).
     unroll: time steps per ``lax.scan`` iteration.
     implementation: how the recurrence runs (:class:`jaxgru.scan.Implementation`):
-      ``"auto"`` (default) or ``"scan"``; all give the same numbers.
+      ``"auto"`` (default), ``"scan"``, ``"custom_vjp"`` or
+      ``"custom_vjp_in_loop"``; all give the same numbers.
     time_major: inputs and outputs are ``[T, B, ...]`` instead of ``[B, T, ...]``.
     dtype: compute dtype (``None``: promote inputs and parameters).
     param_dtype: parameter dtype; also the carry dtype.
@@ -214,11 +216,10 @@ class GRU(nn.Module):
             self.bias_init,
             name=param_name(layer, direction),
         )(x.shape[-1])
-        x_proj = gates.input_projection(params, x, self.dtype)  # [T, B, 3H]
         ys, h_last = scan.run_direction(
             self.implementation,
             params,
-            x_proj,
+            x,  # [T, B, I]; the implementation places the input projection
             h0[layer * self.num_directions + direction],
             variant=self.variant,
             seq_lengths=seq_lengths,

@@ -85,15 +85,20 @@ class Implementation(str, enum.Enum):
   """How :class:`jaxgru.GRU` runs the recurrence; all give the same numbers.
 
   ``AUTO`` picks the fastest implementation known to work on the current
-  backend (:func:`resolve_implementation`); ``SCAN`` is the reference
-  ``lax.scan`` with autodiff, :func:`gru_scan`; ``CUSTOM_VJP`` is the same
-  forward scan with a hand-written, cuDNN-style backward pass,
-  :func:`jaxgru.custom_vjp.gru_scan_custom_vjp`.
+  backend (:func:`resolve_implementation`). ``SCAN`` is the reference
+  ``lax.scan`` with autodiff, :func:`gru_scan`. ``CUSTOM_VJP`` is the same
+  forward scan with a hand-written, cuDNN-style backward pass
+  (:func:`jaxgru.custom_vjp.gru_scan_custom_vjp`); like ``SCAN`` it computes
+  the input projection of all steps as one product before the loop.
+  ``CUSTOM_VJP_IN_LOOP`` has the same backward but projects each step's input
+  inside the loop (:func:`jaxgru.custom_vjp.gru_scan_from_inputs`), so no
+  ``[T, B, 3H]`` array is ever stored.
   """
 
   AUTO = "auto"
   SCAN = "scan"
   CUSTOM_VJP = "custom_vjp"
+  CUSTOM_VJP_IN_LOOP = "custom_vjp_in_loop"
 
 
 def as_implementation(implementation: str | Implementation) -> Implementation:
@@ -105,24 +110,41 @@ def as_implementation(implementation: str | Implementation) -> Implementation:
     raise ValueError(f"unknown GRU implementation {implementation!r}; expected one of {expected}") from None
 
 
-def resolve_implementation(implementation: str | Implementation) -> Implementation:
-  """Turns ``AUTO`` into a concrete implementation for the current backend.
+def resolve_implementation(implementation: str | Implementation, *, backend: str | None = None) -> Implementation:
+  """Turns ``AUTO`` into a concrete implementation for ``backend`` (default: JAX's default backend).
 
-  ``AUTO`` is ``CUSTOM_VJP`` for both variants: on the 2-core CPU its
-  forward+backward took 0.73-0.80x the time of ``flax.linen.RNN(GRUCell)``
-  at (B, T, I, H) = (32, 128, 64, 128) and (16, 1024, 32, 64), against
-  1.7x and 0.9x for ``SCAN``, and was no slower than ``SCAN`` at H = 256
-  and 512; its forward pass is the same scan. The figures and how they were
-  taken are in ``experiments/results/speed_notes.md``.
+  On CPU ``AUTO`` is ``CUSTOM_VJP_IN_LOOP``. Measured on a 2-core CPU
+  against ``flax.linen.RNN(flax.linen.GRUCell)`` (ratios of median times in
+  one interleaved run, forward+backward / forward, shapes (B, T, I, H)):
+  (32, 128, 64, 128) 0.79 / 0.97, (16, 1024, 32, 64) 0.64 / 0.64,
+  (64, 512, 128, 256) 0.87 / 0.86 (process CPU time; wall time varied with
+  the machine's load), (256, 64, 256, 512) 1.01 / 1.03. ``CUSTOM_VJP``
+  (hoisted projection) was slower at every shape, most at the larger ones,
+  where its ``[T, B, 3H]`` projection costs page faults; ``SCAN`` was 1.1x
+  to 1.8x flax forward+backward. Details: ``experiments/results/speed_notes.md``.
+
+  On other backends ``AUTO`` is ``CUSTOM_VJP``: one large input-projection
+  product and a reverse loop with one product per step are what pay on a
+  GPU, where each loop step costs kernel launches (not yet measured here).
   """
   implementation = as_implementation(implementation)
-  if implementation is Implementation.AUTO:
-    return Implementation.CUSTOM_VJP
-  return implementation
+  if implementation is not Implementation.AUTO:
+    return implementation
+  if (backend or jax.default_backend()) == "cpu":
+    return Implementation.CUSTOM_VJP_IN_LOOP
+  return Implementation.CUSTOM_VJP
 
 
-def run_direction(implementation: str | Implementation, params: gates.Params, x_proj: Array, h0: Array, **kwargs):
-  """Runs one layer direction with the chosen implementation; arguments as :func:`gru_scan`."""
+def run_direction(implementation: str | Implementation, params: gates.Params, x: Array, h0: Array, **kwargs):
+  """Runs one layer direction on inputs ``x [T, B, I]`` with the chosen implementation.
+
+  The other arguments and the results are those of :func:`gru_scan`; the
+  input projection is computed here, before the loop or inside it as the
+  implementation does it.
+  """
   implementation = resolve_implementation(implementation)
+  if implementation is Implementation.CUSTOM_VJP_IN_LOOP:
+    return custom_vjp.gru_scan_from_inputs(params, x, h0, **kwargs)
+  x_proj = gates.input_projection(params, x, kwargs.get("dtype"))  # [T, B, 3H]
   runners = {Implementation.SCAN: gru_scan, Implementation.CUSTOM_VJP: custom_vjp.gru_scan_custom_vjp}
   return runners[implementation](params, x_proj, h0, **kwargs)

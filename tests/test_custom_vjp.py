@@ -10,6 +10,7 @@ from jax.test_util import check_grads
 
 import jaxgru
 from jaxgru import custom_vjp
+from jaxgru import gates
 from jaxgru import scan
 
 T, B, H = 6, 3, 4
@@ -112,8 +113,38 @@ def test_bfloat16_compute_stays_close_to_float32():
     np.testing.assert_allclose(g, g_ref, atol=5e-2 * max(scale, 1.0), rtol=0)
 
 
+@pytest.mark.parametrize("variant", ["reset_after", "reset_before"])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("lengths", [None, LENGTHS], ids=["full", "ragged"])
+def test_in_loop_projection_matches_hoisted_scan(variant, reverse, lengths):
+  keys = jax.random.split(jax.random.key(7), 3)
+  params, _, h0, w_y, w_h = _problem(7)
+  params = dict(
+      params,
+      input_kernel=jax.random.normal(keys[0], (2, 3 * H)),
+      input_bias=0.3 * jax.random.normal(keys[1], (3 * H,)),
+  )
+  x = jax.random.normal(keys[2], (T, B, 2))  # [T, B, I]
+  kwargs = dict(variant=variant, reverse=reverse, seq_lengths=None if lengths is None else jnp.asarray(lengths))
+
+  def hoisted(p, x, h0, **kw):
+    return scan.gru_scan(p, gates.input_projection(p, x), h0, **kw)
+
+  problem = (params, x, h0, w_y, w_h)
+  (ys, h_last), grads = _values_and_grads(custom_vjp.gru_scan_from_inputs, kwargs, problem)
+  (ys_ref, h_ref), grads_ref = _values_and_grads(hoisted, kwargs, problem)
+  np.testing.assert_allclose(ys, ys_ref, atol=1e-5, rtol=0)
+  np.testing.assert_allclose(h_last, h_ref, atol=1e-5, rtol=0)
+  flat, flat_ref = jax.tree.leaves(grads), jax.tree.leaves(grads_ref)
+  assert len(flat) == len(flat_ref) == 6  # four parameters, x, h0
+  for g, g_ref in zip(flat, flat_ref):
+    assert g.shape == g_ref.shape and g.dtype == g_ref.dtype
+    np.testing.assert_allclose(g, g_ref, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("implementation", ["custom_vjp", "custom_vjp_in_loop", "auto"])
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_gru_layer_gradients_match_scan(bidirectional):
+def test_gru_layer_gradients_match_scan(implementation, bidirectional):
   x = jax.random.normal(jax.random.key(5), (B, T, 2))  # [B, T, I]
   lengths = jnp.asarray(LENGTHS)
   make = functools.partial(jaxgru.GRU, features=H, num_layers=2, bidirectional=bidirectional)
@@ -123,14 +154,16 @@ def test_gru_layer_gradients_match_scan(bidirectional):
     ys, h_n = make(implementation=implementation).apply(variables, x, seq_lengths=lengths)
     return jnp.sum(ys * jnp.cos(ys)) + jnp.sum(h_n**2)
 
-  grads = jax.jit(jax.grad(functools.partial(loss, "custom_vjp"), argnums=(0, 1)))(variables, x)
+  grads = jax.jit(jax.grad(functools.partial(loss, implementation), argnums=(0, 1)))(variables, x)
   grads_ref = jax.jit(jax.grad(functools.partial(loss, "scan"), argnums=(0, 1)))(variables, x)
   for g, g_ref in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_ref)):
     np.testing.assert_allclose(g, g_ref, atol=1e-5, rtol=0)
 
 
 def test_implementation_choice():
-  assert scan.resolve_implementation("custom_vjp") is scan.Implementation.CUSTOM_VJP
-  assert scan.resolve_implementation("auto") is scan.Implementation.CUSTOM_VJP
+  resolve = scan.resolve_implementation
+  assert resolve("custom_vjp") is scan.Implementation.CUSTOM_VJP
+  assert resolve("auto", backend="cpu") is scan.Implementation.CUSTOM_VJP_IN_LOOP
+  assert resolve("auto", backend="gpu") is scan.Implementation.CUSTOM_VJP
   with pytest.raises(ValueError, match="unknown GRU implementation 'fused'"):
     jaxgru.GRU(features=H, implementation="fused")
