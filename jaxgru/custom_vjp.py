@@ -53,24 +53,32 @@ class _Residuals(NamedTuple):
   aux: Array  # [T, B, H]
 
 
-def _step(w, b, h, x_t, variant, dtype):
+def _step(w, b, h, x_t, variant, dtype, gate_dtype=None):
   """One forward step; returns the new state (carry dtype) and its activations.
 
-  One ``[H, H]`` product per gate: on XLA:CPU this measured faster than one
-  fused ``[H, 3H]`` product whose result is then sliced (speed_notes.md).
+  The products take ``dtype`` operands; their results and the gate maths are
+  in ``gate_dtype`` (default ``dtype``; the Pallas kernel passes float32, as
+  Triton has no bfloat16 division). One ``[H, H]`` product per gate: on
+  XLA:CPU this measured faster than one fused ``[H, 3H]`` product whose
+  result is then sliced (speed_notes.md).
   """
-  x_r, x_z, x_n = (x.astype(dtype) for x in x_t)
+  gate_dtype = gate_dtype or dtype
+  x_r, x_z, x_n = (x.astype(gate_dtype) for x in x_t)
   hc = h.astype(dtype)
-  a_r, a_z = (jnp.matmul(hc, w_g) + b_g for w_g, b_g in zip(w[:2], b[:2]))
-  r = gates.reset_gate(x_r, a_r)
-  z = gates.update_gate(x_z, a_z)
+
+  def linear(u, g):  # u W_g + b_g, [B, H]
+    return jnp.matmul(u.astype(dtype), w[g], preferred_element_type=gate_dtype) + b[g].astype(gate_dtype)
+
+  r = gates.reset_gate(x_r, linear(hc, 0))
+  z = gates.update_gate(x_z, linear(hc, 1))
+  h_g = hc.astype(gate_dtype)
   if variant is gates.Variant.RESET_AFTER:
-    aux = jnp.matmul(hc, w[2]) + b[2]  # a_n
+    aux = linear(hc, 2)  # a_n
     n = gates.candidate_state(x_n, aux, r)
   else:
-    aux = r * hc
-    n = gates.candidate_state(x_n, jnp.matmul(aux, w[2]) + b[2], 1)
-  h_new = gates.new_hidden_state(n, z, hc).astype(h.dtype)
+    aux = r * h_g
+    n = gates.candidate_state(x_n, linear(aux, 2), 1)
+  h_new = gates.new_hidden_state(n, z, h_g).astype(h.dtype)
   return h_new, (r, z, n, aux)
 
 
@@ -112,6 +120,11 @@ def _forward(w, b, x, h0, seq_lengths, w_i, b_i, *, variant, reverse, unroll, dt
   return ys, h_last, _Residuals(*acts)
 
 
+def at_least_float32(dtype) -> jnp.dtype:
+  """``dtype`` if it has 32 bits or more, else float32 (bfloat16 and float16 gate maths and sums)."""
+  return jnp.dtype(dtype) if jnp.finfo(dtype).bits >= 32 else jnp.dtype(jnp.float32)
+
+
 def _split_gates(a):
   return tuple(jnp.split(a, 3, axis=-1))
 
@@ -138,8 +151,7 @@ def _scan_bwd(variant, reverse, unroll, dtype, saved, cotangents):
   w, b_like, x, h0, seq_lengths, w_i, b_i, res = saved
   d_ys, d_h_last = cotangents  # [T, B, H], [B, H]
   # Gradients accumulate in float32 at least, whatever the compute dtype.
-  with jax.numpy_dtype_promotion("standard"):
-    acc = jnp.promote_types(jnp.promote_types(dtype, h0.dtype), jnp.float32)
+  acc = at_least_float32(dtype if jnp.finfo(dtype).bits >= jnp.finfo(h0.dtype).bits else h0.dtype)
   reset_after = variant is gates.Variant.RESET_AFTER
   # Transposed per-gate blocks [H, H]: three products per step cost less than
   # concatenating the gate gradients for one [B, 3H] x [3H, H] product here.

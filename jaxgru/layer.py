@@ -100,8 +100,8 @@ class GRU(nn.Module):
     variant: ``"reset_after"`` (PyTorch) or ``"reset_before"`` (Cho et al.).
     unroll: time steps per ``lax.scan`` iteration.
     implementation: how the recurrence runs (:class:`jaxgru.scan.Implementation`):
-      ``"auto"`` (default), ``"scan"``, ``"custom_vjp"`` or
-      ``"custom_vjp_in_loop"``; all give the same numbers.
+      ``"auto"`` (default), ``"scan"``, ``"custom_vjp"``,
+      ``"custom_vjp_in_loop"`` or ``"pallas"``; all give the same numbers.
     time_major: inputs and outputs are ``[T, B, ...]`` instead of ``[B, T, ...]``.
     dtype: compute dtype (``None``: promote inputs and parameters).
     param_dtype: parameter dtype; also the carry dtype.

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from jaxgru import custom_vjp
 from jaxgru import gates
+from jaxgru import pallas_gru
 
 Array = jax.Array
 
@@ -92,13 +93,17 @@ class Implementation(str, enum.Enum):
   the input projection of all steps as one product before the loop.
   ``CUSTOM_VJP_IN_LOOP`` has the same backward but projects each step's input
   inside the loop (:func:`jaxgru.custom_vjp.gru_scan_from_inputs`), so no
-  ``[T, B, 3H]`` array is ever stored.
+  ``[T, B, 3H]`` array is ever stored. ``PALLAS`` runs the forward recurrence
+  as one persistent Pallas kernel launch with ``CUSTOM_VJP``'s backward
+  (:func:`jaxgru.pallas_gru.gru_scan_pallas`); off a GPU, or where the
+  kernel cannot take ``H``, it falls back to ``CUSTOM_VJP`` (same numbers).
   """
 
   AUTO = "auto"
   SCAN = "scan"
   CUSTOM_VJP = "custom_vjp"
   CUSTOM_VJP_IN_LOOP = "custom_vjp_in_loop"
+  PALLAS = "pallas"
 
 
 def as_implementation(implementation: str | Implementation) -> Implementation:
@@ -110,28 +115,54 @@ def as_implementation(implementation: str | Implementation) -> Implementation:
     raise ValueError(f"unknown GRU implementation {implementation!r}; expected one of {expected}") from None
 
 
-def resolve_implementation(implementation: str | Implementation, *, backend: str | None = None) -> Implementation:
+def resolve_implementation(
+    implementation: str | Implementation,
+    *,
+    backend: str | None = None,
+    hidden: int | None = None,
+    dtype=None,
+) -> Implementation:
   """Turns ``AUTO`` into a concrete implementation for ``backend`` (default: JAX's default backend).
 
   On CPU ``AUTO`` is ``CUSTOM_VJP_IN_LOOP``. Measured on a 2-core CPU
   against ``flax.linen.RNN(flax.linen.GRUCell)`` (ratios of median times in
   one interleaved run, forward+backward / forward, shapes (B, T, I, H)):
-  (32, 128, 64, 128) 0.79 / 0.97, (16, 1024, 32, 64) 0.64 / 0.64,
-  (64, 512, 128, 256) 0.87 / 0.86 (process CPU time; wall time varied with
-  the machine's load), (256, 64, 256, 512) 1.01 / 1.03. ``CUSTOM_VJP``
-  (hoisted projection) was slower at every shape, most at the larger ones,
-  where its ``[T, B, 3H]`` projection costs page faults; ``SCAN`` was 1.1x
-  to 1.8x flax forward+backward. Details: ``experiments/results/speed_notes.md``.
+  (32, 128, 64, 128) 0.49-0.81 / 0.93-0.97, (16, 1024, 32, 64) 0.64-0.69 /
+  0.64-0.95, (64, 512, 128, 256) 0.91 / 0.86-1.14; the spread is between
+  runs on a machine shared with other jobs. ``CUSTOM_VJP`` (hoisted
+  projection) was slower at every shape, most at the larger ones, where its
+  ``[T, B, 3H]`` projection costs page faults; ``SCAN`` was 1.0x to 1.8x
+  flax forward+backward. Details: ``experiments/results/speed_notes.md``.
 
-  On other backends ``AUTO`` is ``CUSTOM_VJP``: one large input-projection
-  product and a reverse loop with one product per step are what pay on a
-  GPU, where each loop step costs kernel launches (not yet measured here).
+  On a GPU ``AUTO`` is ``PALLAS`` when the kernel takes ``hidden`` and the
+  ``[H, 3H]`` recurrent weights in the compute ``dtype`` fit on chip
+  (:func:`jaxgru.pallas_gru.supported_on_gpu` and
+  :func:`jaxgru.pallas_gru.fits_on_chip`: H a power of two from 16 to 128 in
+  bfloat16, to 64 in float32), else ``CUSTOM_VJP``: one large input
+  projection and a reverse loop with one product per step are what pay where
+  each loop step costs kernel launches. Neither choice is measured on a GPU
+  yet (``experiments/results/pallas_roofline.md``). Elsewhere ``AUTO`` is
+  ``CUSTOM_VJP``.
+
+  Args:
+    implementation: the requested implementation.
+    backend: ``"cpu"``, ``"gpu"``, ``"tpu"``; ``None`` asks JAX.
+    hidden: H, when known.
+    dtype: the compute dtype, when known (``None``: float32).
   """
   implementation = as_implementation(implementation)
   if implementation is not Implementation.AUTO:
     return implementation
-  if (backend or jax.default_backend()) == "cpu":
+  backend = backend or jax.default_backend()
+  if backend == "cpu":
     return Implementation.CUSTOM_VJP_IN_LOOP
+  if (
+      backend == "gpu"
+      and hidden is not None
+      and pallas_gru.supported_on_gpu(hidden)
+      and pallas_gru.fits_on_chip(hidden, dtype or jnp.float32)
+  ):
+    return Implementation.PALLAS
   return Implementation.CUSTOM_VJP
 
 
@@ -142,9 +173,16 @@ def run_direction(implementation: str | Implementation, params: gates.Params, x:
   input projection is computed here, before the loop or inside it as the
   implementation does it.
   """
-  implementation = resolve_implementation(implementation)
+  dtype = kwargs.get("dtype")
+  implementation = resolve_implementation(
+      implementation, hidden=h0.shape[-1], dtype=dtype or jnp.result_type(x, params["input_kernel"])
+  )
   if implementation is Implementation.CUSTOM_VJP_IN_LOOP:
     return custom_vjp.gru_scan_from_inputs(params, x, h0, **kwargs)
-  x_proj = gates.input_projection(params, x, kwargs.get("dtype"))  # [T, B, 3H]
-  runners = {Implementation.SCAN: gru_scan, Implementation.CUSTOM_VJP: custom_vjp.gru_scan_custom_vjp}
+  x_proj = gates.input_projection(params, x, dtype)  # [T, B, 3H]
+  runners = {
+      Implementation.SCAN: gru_scan,
+      Implementation.CUSTOM_VJP: custom_vjp.gru_scan_custom_vjp,
+      Implementation.PALLAS: pallas_gru.gru_scan_pallas,
+  }
   return runners[implementation](params, x_proj, h0, **kwargs)
