@@ -1,12 +1,21 @@
 r"""The GRU recurrence with a hand-written backward pass (``jax.custom_vjp``).
 
-Same signature and numbers as :func:`jaxgru.scan.gru_scan`; only the way
-gradients are computed differs. Autodiff through ``lax.scan`` keeps the
-weight-gradient product and its ``[H, 3H]`` accumulator inside the reverse
-loop. Here, as cuDNN does, the forward scan stores the few activations the
-backward needs, the reverse scan carries only :math:`\partial L/\partial h`
-and does one ``[B, 3H] x [3H, H]`` product per step, and the weight and bias
-gradients are single large products over all stored steps after the loop.
+Same numbers as :func:`jaxgru.scan.gru_scan`; only the way gradients are
+computed differs. Autodiff through ``lax.scan`` keeps the weight-gradient
+product and its ``[H, 3H]`` accumulator inside the reverse loop. Here, as
+cuDNN does, the forward scan stores the few activations the backward needs,
+the reverse scan carries only :math:`\partial L/\partial h` and does one
+``[B, 3H] x [3H, H]`` product per step (as three per-gate ``[H, H]`` blocks),
+and the weight and bias gradients are large products over all stored steps
+after the loop.
+
+Two entry points: :func:`gru_scan_custom_vjp` takes the hoisted input
+projection ``x_proj [T, B, 3H]`` like :func:`jaxgru.scan.gru_scan`;
+:func:`gru_scan_from_inputs` takes the raw inputs ``x [T, B, I]`` and projects
+them step by step inside the loop (faster on CPU, see ``speed_notes.md``).
+Both support reverse-mode differentiation only (``jax.grad``, ``jax.vjp``);
+forward mode (``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``) needs
+:func:`jaxgru.scan.gru_scan`.
 
 Backward of one ``reset_after`` step (``a = h W_h + b_h``, pre-activations
 :math:`\hat r, \hat z, \hat n`, :math:`g = \partial L / \partial h'`):

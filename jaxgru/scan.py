@@ -93,7 +93,9 @@ class Implementation(str, enum.Enum):
   the input projection of all steps as one product before the loop.
   ``CUSTOM_VJP_IN_LOOP`` has the same backward but projects each step's input
   inside the loop (:func:`jaxgru.custom_vjp.gru_scan_from_inputs`), so no
-  ``[T, B, 3H]`` array is ever stored. ``PALLAS`` runs the forward recurrence
+  ``[T, B, 3H]`` array is ever stored. These and ``PALLAS`` support reverse-mode
+  differentiation only; ``SCAN`` also supports forward mode (``jax.jvp``,
+  ``jax.jacfwd``, ``jax.hessian``). ``PALLAS`` runs the forward recurrence
   as one persistent Pallas kernel launch with ``CUSTOM_VJP``'s backward
   (:func:`jaxgru.pallas_gru.gru_scan_pallas`); off a GPU, or where the
   kernel cannot take ``H``, it falls back to ``CUSTOM_VJP`` (same numbers).
