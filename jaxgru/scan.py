@@ -126,14 +126,15 @@ def resolve_implementation(
 ) -> Implementation:
   """Turns ``AUTO`` into a concrete implementation for ``backend`` (default: JAX's default backend).
 
-  On CPU ``AUTO`` is ``CUSTOM_VJP_IN_LOOP``. Measured on a 2-core CPU
-  against ``flax.linen.RNN(flax.linen.GRUCell)`` (ratios of median times in
-  one interleaved run, forward+backward / forward, shapes (B, T, I, H)):
-  (32, 128, 64, 128) 0.49-0.81 / 0.93-0.97, (16, 1024, 32, 64) 0.64-0.69 /
-  0.64-0.95, (64, 512, 128, 256) 0.91 / 0.86-1.14; the spread is between
-  runs on a machine shared with other jobs. ``CUSTOM_VJP`` (hoisted
+  On CPU ``AUTO`` is ``CUSTOM_VJP_IN_LOOP``, for every shape and both
+  variants. Measured on a shared 2-core CPU against
+  ``flax.linen.RNN(flax.linen.GRUCell)`` (ratios of median process-CPU times
+  in one interleaved run, two runs per shape; (B, T, I, H)): forward+backward
+  0.45-0.54 at (32, 128, 64, 128), 0.52-0.57 at (16, 1024, 32, 64),
+  0.85-0.94 at (64, 512, 128, 256), 0.99-1.00 at (256, 64, 256, 512); forward
+  0.36-0.48, 0.44-0.47, 1.13-1.14 and 1.02-1.06. ``CUSTOM_VJP`` (hoisted
   projection) was slower at every shape, most at the larger ones, where its
-  ``[T, B, 3H]`` projection costs page faults; ``SCAN`` was 1.0x to 1.8x
+  ``[T, B, 3H]`` projection costs page faults; ``SCAN`` was 0.76-1.37x
   flax forward+backward. Details: ``experiments/results/speed_notes.md``.
 
   On a GPU ``AUTO`` is ``PALLAS`` when the kernel takes ``hidden`` and the
