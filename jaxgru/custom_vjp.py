@@ -228,6 +228,35 @@ def _outer(u, v, acc):
 _scan.defvjp(_scan_fwd, _scan_bwd)
 
 
+def check_shapes(params: gates.Params, x: Array, h0: Array, *, projected: bool) -> None:
+  """Raises ``ValueError`` unless ``x``, ``h0`` and ``params`` agree on T, B, I and H.
+
+  Args:
+    params: GRU parameters; the recurrent kernel gives H.
+    x: ``[T, B, 3H]`` when ``projected``, else ``[T, B, I]`` matching ``params["input_kernel"]``.
+    h0: ``[B, H]``.
+    projected: whether ``x`` is the input projection.
+
+  >>> p = {"recurrent_kernel": jnp.zeros((4, 12)), "recurrent_bias": jnp.zeros(12)}
+  >>> check_shapes(p, jnp.zeros((5, 2, 12)), jnp.zeros((2, 3)), projected=True)
+  Traceback (most recent call last):
+  ...
+  ValueError: h0 must have shape [B, H]=(2, 4), got (2, 3)
+  """
+  name = "x_proj" if projected else "x"
+  hidden = params["recurrent_kernel"].shape[0]
+  if params["recurrent_kernel"].shape != (hidden, 3 * hidden):
+    raise ValueError(f"recurrent_kernel must have shape [H, 3H], got {params['recurrent_kernel'].shape}")
+  if x.ndim != 3:
+    raise ValueError(f"{name} must have rank 3 [T, B, ...], got shape {x.shape}")
+  features = 3 * hidden if projected else params["input_kernel"].shape[0]
+  if x.shape[-1] != features:
+    expected = f"[T, B, 3H] with H={hidden}" if projected else f"[T, B, I] with I={features} (input_kernel)"
+    raise ValueError(f"{name} must have shape {expected}, got {x.shape}")
+  if h0.shape != (x.shape[1], hidden):
+    raise ValueError(f"h0 must have shape [B, H]={(x.shape[1], hidden)}, got {h0.shape}")
+
+
 def gru_scan_custom_vjp(
     params: gates.Params,
     x_proj: Array,
@@ -269,6 +298,7 @@ def gru_scan_custom_vjp(
   (4, 12)
   """
   variant = gates.as_variant(variant)
+  check_shapes(params, x_proj, h0, projected=True)
   w, b = params["recurrent_kernel"], params["recurrent_bias"]
   dtype = jnp.dtype(dtype or jnp.result_type(x_proj, h0, w))
   if seq_lengths is not None:
@@ -314,6 +344,7 @@ def gru_scan_from_inputs(
   True
   """
   variant = gates.as_variant(variant)
+  check_shapes(params, x, h0, projected=False)
   w, b = params["recurrent_kernel"], params["recurrent_bias"]
   w_i, b_i = params["input_kernel"], params["input_bias"]
   dtype = jnp.dtype(dtype or jnp.result_type(x, w_i))

@@ -233,6 +233,7 @@ def gru_scan_pallas(
   True
   """
   variant = gates.as_variant(variant)
+  custom_vjp.check_shapes(params, x_proj, h0, projected=True)
   w, b = params["recurrent_kernel"], params["recurrent_bias"]
   if interpret is None:
     if jax.default_backend() != "gpu" or not supported_on_gpu(h0.shape[-1]):

@@ -177,3 +177,19 @@ def test_forward_mode_needs_the_scan_implementation():
   assert scan_tangent.shape == (T, B, H)
   with pytest.raises(TypeError, match="custom_vjp"):
     jax.jvp(lambda x: custom_vjp.gru_scan_custom_vjp(params, x, h0)[0], (x_proj,), (tangent,))
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "h0_shape", "message"),
+    [((T, B, 3 * H + 1), (B, H), "x_proj must have shape"), ((B, 3 * H), (B, H), "rank 3"), ((T, B, 3 * H), (B + 1, H), "h0 must")],
+)
+def test_bad_shapes_raise_value_error(x_shape, h0_shape, message):
+  params, *_ = _problem()
+  with pytest.raises(ValueError, match=message):
+    custom_vjp.gru_scan_custom_vjp(params, jnp.zeros(x_shape), jnp.zeros(h0_shape))
+
+
+def test_unknown_variant_raises_value_error():
+  params, x_proj, h0, _, _ = _problem()
+  with pytest.raises(ValueError, match="unknown GRU variant 'cho'"):
+    custom_vjp.gru_scan_custom_vjp(params, x_proj, h0, variant="cho")
