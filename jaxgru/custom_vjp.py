@@ -62,31 +62,59 @@ class _Residuals(NamedTuple):
   aux: Array  # [T, B, H]
 
 
+def recurrent_blocks(w: Array, b: Array, variant: gates.Variant, *, per_gate: bool) -> tuple[tuple, tuple]:
+  """Splits the recurrent kernel ``[H, 3H]`` and bias ``[3H]`` into the column blocks :func:`_step` multiplies by.
+
+  ``per_gate``: three ``[H, H]`` blocks (what the Pallas kernel needs: Triton
+  cannot slice a tensor). Otherwise as few blocks as the variant allows: one
+  ``[H, 3H]`` product whose result is sliced inside the step (for
+  ``reset_before``, ``[H, 2H]`` and ``[H, H]``), which compiled 15-25% faster
+  than three products on XLA:CPU and ran as fast (speed_notes.md). Splitting
+  happens once, outside the loop: XLA does not hoist loop-invariant slices.
+  Biases come back as ``[1, width]`` rows.
+  """
+  hidden = w.shape[0]
+  b = b[None, :]
+  if per_gate:
+    cuts = (hidden, 2 * hidden)
+  else:
+    cuts = () if variant is gates.Variant.RESET_AFTER else (2 * hidden,)
+  return tuple(jnp.split(w, cuts, axis=-1)), tuple(jnp.split(b, cuts, axis=-1))
+
+
 def _step(w, b, h, x_t, variant, dtype, gate_dtype=None):
   """One forward step; returns the new state (carry dtype) and its activations.
 
-  The products take ``dtype`` operands; their results and the gate maths are
-  in ``gate_dtype`` (default ``dtype``; the Pallas kernel passes float32, as
-  Triton has no bfloat16 division). One ``[H, H]`` product per gate: on
-  XLA:CPU this measured faster than one fused ``[H, 3H]`` product whose
-  result is then sliced (speed_notes.md).
+  ``w``, ``b`` are the blocks of :func:`recurrent_blocks`. The products take
+  ``dtype`` operands; their results and the gate maths are in ``gate_dtype``
+  (default ``dtype``; the Pallas kernel passes float32, as Triton has no
+  bfloat16 division).
   """
   gate_dtype = gate_dtype or dtype
   x_r, x_z, x_n = (x.astype(gate_dtype) for x in x_t)
+  hidden = h.shape[-1]
   hc = h.astype(dtype)
-
-  def linear(u, g):  # u W_g + b_g, [B, H]
-    return jnp.matmul(u.astype(dtype), w[g], preferred_element_type=gate_dtype) + b[g].astype(gate_dtype)
-
-  r = gates.reset_gate(x_r, linear(hc, 0))
-  z = gates.update_gate(x_z, linear(hc, 1))
   h_g = hc.astype(gate_dtype)
+
+  def products(u, blocks, biases):  # u times each block, as per-gate [B, H] pieces
+    pieces = []
+    for w_blk, b_blk in zip(blocks, biases):
+      a = jnp.matmul(u.astype(dtype), w_blk, preferred_element_type=gate_dtype) + b_blk.astype(gate_dtype)
+      pieces += [a[:, k * hidden : (k + 1) * hidden] for k in range(w_blk.shape[-1] // hidden)]
+    return pieces
+
   if variant is gates.Variant.RESET_AFTER:
-    aux = linear(hc, 2)  # a_n
+    a_r, a_z, aux = products(hc, w, b)  # aux = a_n = h W_hn + b_hn
+    r = gates.reset_gate(x_r, a_r)
+    z = gates.update_gate(x_z, a_z)
     n = gates.candidate_state(x_n, aux, r)
   else:
-    aux = r * h_g
-    n = gates.candidate_state(x_n, linear(aux, 2), 1)
+    a_r, a_z = products(hc, w[:-1], b[:-1])
+    r = gates.reset_gate(x_r, a_r)
+    z = gates.update_gate(x_z, a_z)
+    aux = r * h_g  # the input of W_hn
+    (a_n,) = products(aux, w[-1:], b[-1:])
+    n = gates.candidate_state(x_n, a_n, 1)
   h_new = gates.new_hidden_state(n, z, h_g).astype(h.dtype)
   return h_new, (r, z, n, aux)
 
@@ -97,14 +125,12 @@ def _forward(w, b, x, h0, seq_lengths, w_i, b_i, *, variant, reverse, unroll, dt
   ``x`` is the input projection ``[T, B, 3H]`` when ``w_i`` is ``None``, else
   the raw inputs ``[T, B, I]``, projected step by step inside the loop.
   """
-  # Per-gate arrays, split once outside the loop: slicing one wide scanned
-  # array inside the loop is several times slower on XLA:CPU (PERF_NOTES), and
-  # XLA does not hoist loop-invariant slices of the weights by itself. The
-  # in-loop input projection stays one [I, 3H] product: slicing a value made
-  # inside the loop fuses into the gate maths, and three fewer weight slices
-  # compile faster (speed_notes.md).
-  w = _split_gates(w.astype(dtype))  # 3 x [H, H]
-  b = _split_gates(b.astype(dtype)[None, :])  # 3 x [1, H]
+  # A scanned projection is split into per-gate arrays once, outside the loop:
+  # slicing one wide scanned array inside the loop is several times slower on
+  # XLA:CPU (PERF_NOTES). Products, on the other hand, stay wide ([I, 3H] and
+  # [H, 3H]): slicing a value made inside the loop fuses into the gate maths,
+  # and fewer slice kernels compile faster (speed_notes.md).
+  w, b = recurrent_blocks(w.astype(dtype), b.astype(dtype), variant, per_gate=False)
   if w_i is None:
     xs = _split_gates(x)  # 3 x [T, B, H]
   else:

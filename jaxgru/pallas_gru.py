@@ -92,6 +92,7 @@ def _kernel(*refs, num_steps, variant, reverse, masked, keep, dtype):
   # Loaded once: loop-invariant values that stay in registers (when they fit).
   # Gate maths in float32 at least: Triton lowers no bfloat16 division.
   gate_dtype = custom_vjp.at_least_float32(dtype)
+  # Per-gate blocks (custom_vjp.recurrent_blocks(per_gate=True)), loaded from the refs.
   w = tuple(w_ref[:, gate(g)].astype(dtype) for g in range(3))  # 3 x [H, H]
   b = tuple(b_ref[:, gate(g)].astype(gate_dtype) for g in range(3))  # 3 x [1, H]
   lengths = len_ref[...][:, None] if masked else None  # [b, 1]
