@@ -127,15 +127,15 @@ def resolve_implementation(
   """Turns ``AUTO`` into a concrete implementation for ``backend`` (default: JAX's default backend).
 
   On CPU ``AUTO`` is ``CUSTOM_VJP_IN_LOOP``, for every shape and both
-  variants. Measured on a shared 2-core CPU against
-  ``flax.linen.RNN(flax.linen.GRUCell)`` (ratios of median process-CPU times
-  in one interleaved run, two runs per shape; (B, T, I, H)): forward+backward
-  0.45-0.54 at (32, 128, 64, 128), 0.52-0.57 at (16, 1024, 32, 64),
-  0.85-0.94 at (64, 512, 128, 256), 0.99-1.00 at (256, 64, 256, 512); forward
-  0.36-0.48, 0.44-0.47, 1.13-1.14 and 1.02-1.06. ``CUSTOM_VJP`` (hoisted
-  projection) was slower at every shape, most at the larger ones, where its
-  ``[T, B, 3H]`` projection costs page faults; ``SCAN`` was 0.76-1.37x
-  flax forward+backward. Details: ``experiments/results/speed_notes.md``.
+  variants. Measured on a 2-core CPU against
+  ``flax.linen.RNN(flax.linen.GRUCell)`` (ratios of median times in one
+  interleaved run, the two calmest runs; (B, T, I, H)): forward+backward
+  0.54-0.69 at (32, 128, 64, 128), 0.70-0.78 at (16, 1024, 32, 64),
+  0.93-0.97 at (64, 512, 128, 256), 0.99 at (256, 64, 256, 512); forward
+  0.51-0.96. ``CUSTOM_VJP`` (hoisted projection) was slower at every shape,
+  most at the larger ones, where its ``[T, B, 3H]`` projection costs page
+  faults; ``SCAN`` was 1.06-1.34x flax forward+backward. Details:
+  ``experiments/results/speed_notes.md``.
 
   On a GPU ``AUTO`` is ``PALLAS`` when the kernel takes ``hidden`` and the
   ``[H, 3H]`` recurrent weights in the compute ``dtype`` fit on chip
