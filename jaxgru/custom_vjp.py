@@ -115,7 +115,11 @@ def _step(w, b, h, x_t, variant, dtype, gate_dtype=None):
     aux = r * h_g  # the input of W_hn
     (a_n,) = products(aux, w[-1:], b[-1:])
     n = gates.candidate_state(x_n, a_n, 1)
-  h_new = gates.new_hidden_state(n, z, h_g).astype(h.dtype)
+  # The interpolation with the previous state runs in the wider of the gate
+  # and carry dtypes, so a float32 carry is never rounded to bfloat16 (as
+  # gates.step_from_projection does for mixed precision).
+  acc = h.dtype if jnp.finfo(h.dtype).bits >= jnp.finfo(gate_dtype).bits else jnp.dtype(gate_dtype)
+  h_new = gates.new_hidden_state(n.astype(acc), z.astype(acc), h.astype(acc)).astype(h.dtype)
   return h_new, (r, z, n, aux)
 
 

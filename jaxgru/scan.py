@@ -174,9 +174,17 @@ def run_direction(implementation: str | Implementation, params: gates.Params, x:
 
   The other arguments and the results are those of :func:`gru_scan`; the
   input projection is computed here, before the loop or inside it as the
-  implementation does it.
+  implementation does it. A ``recurrent_mask`` keyword (recurrent dropout)
+  is passed on to :func:`gru_scan` only, the one implementation that takes
+  it: ``AUTO`` then resolves to ``SCAN`` and any other choice raises
+  ``ValueError``.
   """
   dtype = kwargs.get("dtype")
+  if kwargs.get("recurrent_mask") is not None:
+    if as_implementation(implementation) not in (Implementation.AUTO, Implementation.SCAN):
+      raise ValueError(f"a recurrent_mask (recurrent dropout) needs implementation 'scan', got {implementation!r}")
+    implementation = Implementation.SCAN
+  kwargs = {k: v for k, v in kwargs.items() if k != "recurrent_mask" or v is not None}
   implementation = resolve_implementation(
       implementation, hidden=h0.shape[-1], dtype=dtype or jnp.result_type(x, params["input_kernel"])
   )

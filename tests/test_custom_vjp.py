@@ -193,3 +193,11 @@ def test_unknown_variant_raises_value_error():
   params, x_proj, h0, _, _ = _problem()
   with pytest.raises(ValueError, match="unknown GRU variant 'cho'"):
     custom_vjp.gru_scan_custom_vjp(params, x_proj, h0, variant="cho")
+
+
+def test_recurrent_mask_needs_the_scan_implementation():
+  params, x_proj, h0, _, _ = _problem()
+  params = dict(params, input_kernel=jnp.ones((2, 3 * H)), input_bias=jnp.zeros(3 * H))
+  x = jnp.ones((T, B, 2))
+  with pytest.raises(ValueError, match="recurrent_mask .* needs implementation 'scan'"):
+    scan.run_direction("custom_vjp_in_loop", params, x, h0, recurrent_mask=jnp.ones((B, H)))
