@@ -1,8 +1,10 @@
 """jaxgru: gated recurrent units for JAX and Flax, numerically equal to PyTorch."""
 
+from jaxgru import custom_vjp
 from jaxgru import gates
 from jaxgru import interop
 from jaxgru import mingru
+from jaxgru import pallas_gru
 from jaxgru.cell import GRUCell
 from jaxgru.gates import Variant
 from jaxgru.gates import gru_step
@@ -22,10 +24,12 @@ __all__ = (
     "MinGRU",
     "Remat",
     "Variant",
+    "custom_vjp",
     "gates",
     "gru_scan",
     "gru_scan_remat",
     "gru_step",
     "interop",
     "mingru",
+    "pallas_gru",
 )

@@ -80,9 +80,10 @@ class GRU(nn.Module):
      h_t &= (1 - z_t) \odot n_t + z_t \odot h_{t-1}
 
   (``variant="reset_before"``: :math:`n_t = \tanh(W_{in} x_t + b_{in} +
-  W_{hn}(r_t \odot h_{t-1}) + b_{hn})`). The input projections of all steps are
-  one matrix product before the scan; the scan does only the recurrent product
-  and the gates. Layer ``l > 0`` reads the concatenated outputs of layer
+  W_{hn}(r_t \odot h_{t-1}) + b_{hn})`). With ``implementation="scan"`` or
+  ``"custom_vjp"`` the input projections of all steps are one matrix product
+  before the scan, which then does only the recurrent product and the gates;
+  ``"custom_vjp_in_loop"`` projects each step's input inside the loop. Layer ``l > 0`` reads the concatenated outputs of layer
   ``l - 1`` (dropout between layers when training).
 
   Parameters live under ``params["layer_{l}"]`` and, for the backward
@@ -99,7 +100,8 @@ class GRU(nn.Module):
     variant: ``"reset_after"`` (PyTorch) or ``"reset_before"`` (Cho et al.).
     unroll: time steps per ``lax.scan`` iteration.
     implementation: how the recurrence runs (:class:`jaxgru.scan.Implementation`):
-      ``"auto"`` (default) or ``"scan"``; all give the same numbers.
+      ``"auto"`` (default), ``"scan"``, ``"custom_vjp"``,
+      ``"custom_vjp_in_loop"`` or ``"pallas"``; all give the same numbers.
       ``recurrent_dropout`` and ``remat`` need the ``"scan"`` implementation
       (``"auto"`` picks it when either is on).
     time_major: inputs and outputs are ``[T, B, ...]`` instead of ``[B, T, ...]``.
@@ -270,8 +272,8 @@ class GRU(nn.Module):
               params, x, h0_dir, remat=self.remat, remat_segment=self.remat_segment, **run
           )
         else:
-          x_proj = gates.input_projection(params, x, self.dtype)  # [T, B, 3H]
-          ys, h_last = scan.run_direction(implementation, params, x_proj, h0_dir, **run)
+          # x: [T, B, I]; the implementation places the input projection.
+          ys, h_last = scan.run_direction(implementation, params, x, h0_dir, **run)
         outputs.append(ys)  # [T, B, H]
         finals.append(h_last)  # [B, H]
       x = outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs, axis=-1)  # [T, B, D*H]

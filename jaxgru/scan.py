@@ -12,7 +12,9 @@ import enum
 import jax
 import jax.numpy as jnp
 
+from jaxgru import custom_vjp
 from jaxgru import gates
+from jaxgru import pallas_gru
 
 Array = jax.Array
 
@@ -246,12 +248,26 @@ class Implementation(str, enum.Enum):
   """How :class:`jaxgru.GRU` runs the recurrence; all give the same numbers.
 
   ``AUTO`` picks the fastest implementation known to work on the current
-  backend for the given shapes; ``SCAN`` is the reference ``lax.scan`` with
-  autodiff, :func:`gru_scan`.
+  backend (:func:`resolve_implementation`). ``SCAN`` is the reference
+  ``lax.scan`` with autodiff, :func:`gru_scan`. ``CUSTOM_VJP`` is the same
+  forward scan with a hand-written, cuDNN-style backward pass
+  (:func:`jaxgru.custom_vjp.gru_scan_custom_vjp`); like ``SCAN`` it computes
+  the input projection of all steps as one product before the loop.
+  ``CUSTOM_VJP_IN_LOOP`` has the same backward but projects each step's input
+  inside the loop (:func:`jaxgru.custom_vjp.gru_scan_from_inputs`), so no
+  ``[T, B, 3H]`` array is ever stored. These and ``PALLAS`` support reverse-mode
+  differentiation only; ``SCAN`` also supports forward mode (``jax.jvp``,
+  ``jax.jacfwd``, ``jax.hessian``). ``PALLAS`` runs the forward recurrence
+  as one persistent Pallas kernel launch with ``CUSTOM_VJP``'s backward
+  (:func:`jaxgru.pallas_gru.gru_scan_pallas`); off a GPU, or where the
+  kernel cannot take ``H``, it falls back to ``CUSTOM_VJP`` (same numbers).
   """
 
   AUTO = "auto"
   SCAN = "scan"
+  CUSTOM_VJP = "custom_vjp"
+  CUSTOM_VJP_IN_LOOP = "custom_vjp_in_loop"
+  PALLAS = "pallas"
 
 
 def as_implementation(implementation: str | Implementation) -> Implementation:
@@ -263,16 +279,83 @@ def as_implementation(implementation: str | Implementation) -> Implementation:
     raise ValueError(f"unknown GRU implementation {implementation!r}; expected one of {expected}") from None
 
 
-def resolve_implementation(implementation: str | Implementation) -> Implementation:
-  """Turns ``AUTO`` into a concrete implementation for the current backend."""
+def resolve_implementation(
+    implementation: str | Implementation,
+    *,
+    backend: str | None = None,
+    hidden: int | None = None,
+    dtype=None,
+) -> Implementation:
+  """Turns ``AUTO`` into a concrete implementation for ``backend`` (default: JAX's default backend).
+
+  On CPU ``AUTO`` is ``CUSTOM_VJP_IN_LOOP``, for every shape and both
+  variants. Measured on a 2-core CPU against
+  ``flax.linen.RNN(flax.linen.GRUCell)`` (ratios of median times in one
+  interleaved run, the two calmest runs; (B, T, I, H)): forward+backward
+  0.54-0.69 at (32, 128, 64, 128), 0.70-0.78 at (16, 1024, 32, 64),
+  0.93-0.97 at (64, 512, 128, 256), 0.99 at (256, 64, 256, 512); forward
+  0.51-0.96. ``CUSTOM_VJP`` (hoisted projection) was slower at every shape,
+  most at the larger ones, where its ``[T, B, 3H]`` projection costs page
+  faults; ``SCAN`` was 1.06-1.34x flax forward+backward. Details:
+  ``experiments/results/speed_notes.md``.
+
+  On a GPU ``AUTO`` is ``PALLAS`` when the kernel takes ``hidden`` and the
+  ``[H, 3H]`` recurrent weights in the compute ``dtype`` fit on chip
+  (:func:`jaxgru.pallas_gru.supported_on_gpu` and
+  :func:`jaxgru.pallas_gru.fits_on_chip`: H a power of two from 16 to 128 in
+  bfloat16, to 64 in float32), else ``CUSTOM_VJP``: one large input
+  projection and a reverse loop with one product per step are what pay where
+  each loop step costs kernel launches. Neither choice is measured on a GPU
+  yet (``experiments/results/pallas_roofline.md``). Elsewhere ``AUTO`` is
+  ``CUSTOM_VJP``.
+
+  Args:
+    implementation: the requested implementation.
+    backend: ``"cpu"``, ``"gpu"``, ``"tpu"``; ``None`` asks JAX.
+    hidden: H, when known.
+    dtype: the compute dtype, when known (``None``: float32).
+  """
   implementation = as_implementation(implementation)
-  if implementation is Implementation.AUTO:
-    return Implementation.SCAN
-  return implementation
+  if implementation is not Implementation.AUTO:
+    return implementation
+  backend = backend or jax.default_backend()
+  if backend == "cpu":
+    return Implementation.CUSTOM_VJP_IN_LOOP
+  if (
+      backend == "gpu"
+      and hidden is not None
+      and pallas_gru.supported_on_gpu(hidden)
+      and pallas_gru.fits_on_chip(hidden, dtype or jnp.float32)
+  ):
+    return Implementation.PALLAS
+  return Implementation.CUSTOM_VJP
 
 
-def run_direction(implementation: str | Implementation, params: gates.Params, x_proj: Array, h0: Array, **kwargs):
-  """Runs one layer direction with the chosen implementation; arguments as :func:`gru_scan`."""
-  implementation = resolve_implementation(implementation)
-  runners = {Implementation.SCAN: gru_scan}
+def run_direction(implementation: str | Implementation, params: gates.Params, x: Array, h0: Array, **kwargs):
+  """Runs one layer direction on inputs ``x [T, B, I]`` with the chosen implementation.
+
+  The other arguments and the results are those of :func:`gru_scan`; the
+  input projection is computed here, before the loop or inside it as the
+  implementation does it. A ``recurrent_mask`` keyword (recurrent dropout)
+  is passed on to :func:`gru_scan` only, the one implementation that takes
+  it: ``AUTO`` then resolves to ``SCAN`` and any other choice raises
+  ``ValueError``.
+  """
+  dtype = kwargs.get("dtype")
+  if kwargs.get("recurrent_mask") is not None:
+    if as_implementation(implementation) not in (Implementation.AUTO, Implementation.SCAN):
+      raise ValueError(f"a recurrent_mask (recurrent dropout) needs implementation 'scan', got {implementation!r}")
+    implementation = Implementation.SCAN
+  kwargs = {k: v for k, v in kwargs.items() if k != "recurrent_mask" or v is not None}
+  implementation = resolve_implementation(
+      implementation, hidden=h0.shape[-1], dtype=dtype or jnp.result_type(x, params["input_kernel"])
+  )
+  if implementation is Implementation.CUSTOM_VJP_IN_LOOP:
+    return custom_vjp.gru_scan_from_inputs(params, x, h0, **kwargs)
+  x_proj = gates.input_projection(params, x, dtype)  # [T, B, 3H]
+  runners = {
+      Implementation.SCAN: gru_scan,
+      Implementation.CUSTOM_VJP: custom_vjp.gru_scan_custom_vjp,
+      Implementation.PALLAS: pallas_gru.gru_scan_pallas,
+  }
   return runners[implementation](params, x_proj, h0, **kwargs)

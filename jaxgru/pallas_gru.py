@@ -1,0 +1,248 @@
+r"""A persistent Pallas kernel for the GRU forward recurrence (one launch per sequence).
+
+On a GPU, XLA runs a ``lax.scan`` as a while loop that launches several
+kernels per time step, so a scanned GRU spends most of its time between
+kernels. This kernel runs the whole time loop inside one launch instead:
+
+* the grid splits the batch into blocks of :data:`BLOCK_B` rows, one program
+  per block, and each program walks all ``T`` steps of its rows;
+* each program loads the recurrent kernel ``[H, 3H]`` and bias once, before
+  the loop, and keeps them as loop-invariant values (on chip when they fit,
+  see :func:`fits_on_chip`);
+* each step reads its slice of the hoisted input projection ``x_proj[t]``,
+  does the three ``[BLOCK_B, H] x [H, H]`` gate products and the gate maths
+  of :func:`jaxgru.custom_vjp` (the very same step function), and writes the
+  output and, when training, the activations the backward needs.
+
+The backward pass is the hand-written reverse scan of :mod:`jaxgru.custom_vjp`
+(one ``[B, 3H] x [3H, H]`` step product, weight gradients as large products
+after the loop), wired through ``jax.custom_vjp``; so the gradients are those
+of the scan path.
+
+The kernel is written against the Pallas Triton lowering (``jax.experimental.
+pallas.triton``), which runs on an NVIDIA H100 as on older GPUs: its loads are
+plain pointer arithmetic, so a dynamic time index into ``x_proj`` costs
+nothing to express, and ``jnp.dot`` maps to tensor-core MMAs for bfloat16.
+Mosaic GPU would give explicit shared memory and TMA, at the cost of
+warpgroup-level code that could not be checked without a GPU here.
+
+On CPU (and for shapes the Triton lowering cannot take, see
+:func:`supported_on_gpu`) :func:`gru_scan_pallas` runs the same numbers
+through :func:`jaxgru.custom_vjp.gru_scan_custom_vjp` unless
+``interpret=True`` asks for the kernel in Pallas interpret mode (what the
+tests do). GPU timings are not measured yet: see
+``experiments/results/pallas_roofline.md``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax.experimental import pallas as pl
+
+from jaxgru import custom_vjp
+from jaxgru import gates
+
+Array = jax.Array
+
+# Batch rows per program: the smallest M of a Triton tensor-core dot.
+BLOCK_B = 16
+# Register file of one H100 SM is 256 KiB; the loop-invariant weights may take
+# about half of it, the rest holds the state, the gates and the step's loads.
+ON_CHIP_WEIGHT_BYTES = 128 * 1024
+
+
+def fits_on_chip(hidden: int, dtype) -> bool:
+  """Whether ``[H, 3H]`` recurrent weights of ``dtype`` fit the on-chip budget of one program.
+
+  >>> fits_on_chip(128, jnp.bfloat16), fits_on_chip(128, jnp.float32), fits_on_chip(64, jnp.float32)
+  (True, False, True)
+  """
+  return 3 * hidden * hidden * jnp.dtype(dtype).itemsize <= ON_CHIP_WEIGHT_BYTES
+
+
+def supported_on_gpu(hidden: int) -> bool:
+  """Whether the Triton lowering can take ``H``: a power of two in ``[16, 512]``.
+
+  Triton tensors need power-of-two shapes and a dot needs every dimension of
+  at least 16; above 512 the per-program weights no longer fit anywhere near
+  the chip.
+
+  >>> [supported_on_gpu(h) for h in (8, 16, 96, 128, 512, 1024)]
+  [False, True, False, True, True, False]
+  """
+  return 16 <= hidden <= 512 and hidden & (hidden - 1) == 0
+
+
+def _kernel(*refs, num_steps, variant, reverse, masked, keep, dtype):
+  """One program: ``BLOCK_B`` rows through all ``T`` steps.
+
+  Refs, in order: ``x_proj [T, b, 3H]``, ``w [H, 3H]``, ``bias [1, 3H]``,
+  ``h0 [b, H]``, (``lengths [b]`` when masked), then the outputs ``ys [T, b,
+  H]``, ``h_last [b, H]`` and, when ``keep``, the five residual arrays of
+  :class:`jaxgru.custom_vjp._Residuals`, each ``[T, b, H]``.
+  """
+  x_ref, w_ref, b_ref, h0_ref, *refs = refs
+  len_ref = refs.pop(0) if masked else None
+  ys_ref, h_last_ref, *res_refs = refs
+  hidden = h0_ref.shape[-1]
+  gate = lambda g: pl.ds(g * hidden, hidden)  # noqa: E731 - columns of gate g
+  # Loaded once: loop-invariant values that stay in registers (when they fit).
+  # Gate maths in float32 at least: Triton lowers no bfloat16 division.
+  gate_dtype = custom_vjp.at_least_float32(dtype)
+  # Per-gate blocks (custom_vjp.recurrent_blocks(per_gate=True)), loaded from the refs.
+  w = tuple(w_ref[:, gate(g)].astype(dtype) for g in range(3))  # 3 x [H, H]
+  b = tuple(b_ref[:, gate(g)].astype(gate_dtype) for g in range(3))  # 3 x [1, H]
+  lengths = len_ref[...][:, None] if masked else None  # [b, 1]
+
+  def body(i, h):
+    t = num_steps - 1 - i if reverse else i
+    x_t = tuple(x_ref[t, :, gate(g)] for g in range(3))  # 3 x [b, H]
+    h_new, acts = custom_vjp._step(w, b, h, x_t, variant, dtype, gate_dtype)  # noqa: SLF001 - shared step maths
+    y = h_new
+    if masked:
+      valid = t < lengths  # [b, 1]
+      y = jnp.where(valid, h_new, jnp.zeros_like(h_new))
+      h_new = jnp.where(valid, h_new, h)
+    ys_ref[t] = y.astype(ys_ref.dtype)
+    if keep:
+      for ref, value in zip(res_refs, (h,) + acts):
+        ref[t] = value.astype(ref.dtype)
+    return h_new
+
+  h_last_ref[...] = jax.lax.fori_loop(0, num_steps, body, h0_ref[...]).astype(h_last_ref.dtype)
+
+
+def _run_kernel(w, b, x_proj, h0, seq_lengths, *, variant, reverse, dtype, keep, interpret):
+  """Pads the batch to whole blocks, launches the kernel and strips the padding."""
+  num_steps, batch, _ = x_proj.shape
+  hidden = h0.shape[-1]
+  padded = -(-batch // BLOCK_B) * BLOCK_B
+  masked = seq_lengths is not None
+  if padded != batch:
+    pad = padded - batch
+    x_proj = jnp.pad(x_proj, ((0, 0), (0, pad), (0, 0)))
+    h0 = jnp.pad(h0, ((0, pad), (0, 0)))
+    if masked:
+      seq_lengths = jnp.pad(seq_lengths, (0, pad))
+
+  rows = lambda i: (0, i, 0)  # noqa: E731 - block i of the batch in [T, B, ...]
+  in_specs = [
+      pl.BlockSpec((num_steps, BLOCK_B, 3 * hidden), rows),
+      pl.BlockSpec((hidden, 3 * hidden), lambda i: (0, 0)),
+      pl.BlockSpec((1, 3 * hidden), lambda i: (0, 0)),
+      pl.BlockSpec((BLOCK_B, hidden), lambda i: (i, 0)),
+  ]
+  args = [x_proj, w, b.reshape(1, 3 * hidden), h0]
+  if masked:
+    in_specs.append(pl.BlockSpec((BLOCK_B,), lambda i: (i,)))
+    args.append(seq_lengths)
+  seq_spec = pl.BlockSpec((num_steps, BLOCK_B, hidden), rows)
+  out_specs = [seq_spec, pl.BlockSpec((BLOCK_B, hidden), lambda i: (i, 0))]
+  out_shape = [jax.ShapeDtypeStruct((num_steps, padded, hidden), h0.dtype), jax.ShapeDtypeStruct((padded, hidden), h0.dtype)]
+  if keep:  # h_prev (carry dtype), then r, z, n, aux (compute dtype), as custom_vjp stores them
+    out_specs += [seq_spec] * 5
+    out_shape += [jax.ShapeDtypeStruct((num_steps, padded, hidden), d) for d in (h0.dtype,) + (dtype,) * 4]
+
+  kernel = functools.partial(
+      _kernel, num_steps=num_steps, variant=variant, reverse=reverse, masked=masked, keep=keep, dtype=dtype
+  )
+  compiler_params = None
+  if not interpret:
+    from jax.experimental.pallas import triton as plgpu  # noqa: PLC0415 - GPU-only import
+
+    compiler_params = plgpu.CompilerParams(num_warps=4 if hidden <= 128 else 8, num_stages=1)
+  outs = pl.pallas_call(
+      kernel,
+      out_shape=out_shape,
+      grid=(padded // BLOCK_B,),
+      in_specs=in_specs,
+      out_specs=out_specs,
+      interpret=interpret,
+      compiler_params=compiler_params,
+      name="gru_forward",
+  )(*args)
+  ys, h_last, *res = (o[:, :batch] if o.ndim == 3 else o[:batch] for o in outs)
+  if not keep:
+    return ys, h_last
+  return ys, h_last, custom_vjp._Residuals(*res)  # noqa: SLF001
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
+def _pallas_scan(variant, reverse, dtype, interpret, w, b, x_proj, h0, seq_lengths):
+  return _run_kernel(
+      w, b, x_proj, h0, seq_lengths, variant=variant, reverse=reverse, dtype=dtype, keep=False, interpret=interpret
+  )
+
+
+def _pallas_scan_fwd(variant, reverse, dtype, interpret, w, b, x_proj, h0, seq_lengths):
+  ys, h_last, res = _run_kernel(
+      w, b, x_proj, h0, seq_lengths, variant=variant, reverse=reverse, dtype=dtype, keep=True, interpret=interpret
+  )
+  # The layout custom_vjp's backward expects (x_proj's dtype only, no input kernel).
+  saved = (w, jnp.zeros((0,), b.dtype), jnp.zeros((0,), x_proj.dtype), h0, seq_lengths, None, None, res)
+  return (ys, h_last), saved
+
+
+def _pallas_scan_bwd(variant, reverse, dtype, interpret, saved, cotangents):
+  del interpret  # the backward is the scanned reverse pass of custom_vjp
+  grads = custom_vjp._scan_bwd(variant, reverse, 1, dtype, saved, cotangents)  # noqa: SLF001
+  return grads[:5]  # w, b, x_proj, h0, seq_lengths
+
+
+_pallas_scan.defvjp(_pallas_scan_fwd, _pallas_scan_bwd)
+
+
+def gru_scan_pallas(
+    params: gates.Params,
+    x_proj: Array,
+    h0: Array,
+    *,
+    variant: str | gates.Variant = gates.Variant.RESET_AFTER,
+    seq_lengths: Array | None = None,
+    reverse: bool = False,
+    unroll: int = 1,
+    dtype=None,
+    interpret: bool | None = None,
+) -> tuple[Array, Array]:
+  """:func:`jaxgru.scan.gru_scan` as one persistent Pallas kernel launch, with the custom backward.
+
+  Arguments and results are those of :func:`jaxgru.scan.gru_scan`.
+
+  Args:
+    params: GRU parameters (``recurrent_kernel [H, 3H]``, ``recurrent_bias [3H]``).
+    x_proj: ``[T, B, 3H]`` input projections.
+    h0: ``[B, H]`` initial state; its dtype is the carry dtype.
+    variant, seq_lengths, reverse, dtype: as :func:`jaxgru.scan.gru_scan`.
+    unroll: accepted for a uniform signature; the kernel's loop is not unrolled.
+    interpret: ``True`` runs the kernel in Pallas interpret mode (any
+      backend; slow, for tests); ``None`` runs it compiled on a GPU when
+      :func:`supported_on_gpu` allows ``H`` and otherwise falls back to
+      :func:`jaxgru.custom_vjp.gru_scan_custom_vjp` (same numbers);
+      ``False`` insists on the compiled kernel.
+
+  Returns:
+    ``(outputs [T, B, H], h_last [B, H])`` as :func:`jaxgru.scan.gru_scan`.
+
+  >>> H = 4
+  >>> p = {"recurrent_kernel": jnp.full((H, 3 * H), 0.1), "recurrent_bias": jnp.zeros(3 * H)}
+  >>> x_proj, h0 = jnp.ones((5, 2, 3 * H)), jnp.zeros((2, H))  # [T, B, 3H], [B, H]
+  >>> ys, h_last = gru_scan_pallas(p, x_proj, h0, interpret=True)
+  >>> bool(jnp.allclose(ys, custom_vjp.gru_scan_custom_vjp(p, x_proj, h0)[0], atol=1e-6))
+  True
+  """
+  variant = gates.as_variant(variant)
+  custom_vjp.check_shapes(params, x_proj, h0, projected=True)
+  w, b = params["recurrent_kernel"], params["recurrent_bias"]
+  if interpret is None:
+    if jax.default_backend() != "gpu" or not supported_on_gpu(h0.shape[-1]):
+      return custom_vjp.gru_scan_custom_vjp(
+          params, x_proj, h0, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll, dtype=dtype
+      )
+    interpret = False
+  dtype = jnp.dtype(dtype or jnp.result_type(x_proj, h0, w))
+  if seq_lengths is not None:
+    seq_lengths = jnp.asarray(seq_lengths)
+  return _pallas_scan(variant, bool(reverse), dtype, bool(interpret), w, b, x_proj, h0, seq_lengths)
