@@ -153,7 +153,7 @@ def get_reference(model: str) -> Callable[[Any, Mode], Mapping[str, np.ndarray]]
 
 # Modules whose import registers rows and references; a module of new rows
 # (another model, say) is added here. Imported lazily: they import this module.
-BUILTIN_PEER_MODULES = ("jaxgru.benchmark.peers",)
+BUILTIN_PEER_MODULES = ("jaxgru.benchmark.peers", "jaxgru.benchmark.mingru_peers")
 
 
 def _load_builtin_peers() -> None:
