@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -65,6 +65,79 @@ def check_seq_lengths(seq_lengths, batch: int, num_steps: int) -> Array:
           f"seq_lengths must lie in [0, T={num_steps}], got values from {concrete.min()} to {concrete.max()}"
       )
   return jnp.clip(jnp.asarray(seq_lengths), 0, num_steps).astype(jnp.int32)
+
+
+class SequenceBatch(NamedTuple):
+  """Inputs of a sequence layer in the time-major layout the scans use."""
+
+  x: Array  # [T, B, I], the inputs' dtype
+  h0: Array  # [S, B, H] initial states (S = L*D for GRU, L for MinGRU), param_dtype
+  seq_lengths: Array | None  # [B] int32 in [0, T], or None
+  unbatched: bool  # the inputs were one [T, I] sequence
+
+
+def prepare_sequences(
+    name: str,
+    inputs,
+    *,
+    time_major: bool,
+    features: int,
+    num_states: int,
+    carry_legend: str,
+    carry_detail: str,
+    param_dtype,
+    seq_lengths=None,
+    initial_carry=None,
+) -> SequenceBatch:
+  """Validates a sequence layer's inputs and puts them in the time-major layout.
+
+  Args:
+    name: the layer's name for error messages (``"GRU"``, ``"MinGRU"``).
+    inputs: ``[B, T, I]`` (``[T, B, I]`` when ``time_major``) or ``[T, I]``.
+    time_major: the layout of ``inputs``.
+    features: H.
+    num_states: S, the number of initial states.
+    carry_legend: the carry's shape in the legend, for errors: ``"[L*D, B, H]"``.
+    carry_detail: what fixes it, for errors: ``"num_layers=2, directions=1"``.
+    param_dtype: dtype of the carry.
+    seq_lengths: optional ``[B]`` lengths (see :func:`check_seq_lengths`).
+    initial_carry: optional ``[S, B, H]`` (``[S, H]`` unbatched).
+
+  Raises:
+    ValueError, TypeError: wrong rank, non-floating inputs, a mis-shaped carry or bad lengths.
+  """
+  inputs = jnp.asarray(inputs)
+  if inputs.ndim not in (2, 3):
+    layout = "[T, B, I]" if time_major else "[B, T, I]"
+    raise ValueError(f"{name} inputs must have rank 3 {layout} (or 2, [T, I], unbatched); got shape {inputs.shape}")
+  if not jnp.issubdtype(inputs.dtype, jnp.floating):
+    raise TypeError(f"{name} inputs must be floating point, got {inputs.dtype}")
+  unbatched = inputs.ndim == 2
+  x = inputs[:, None] if unbatched else (inputs if time_major else jnp.swapaxes(inputs, 0, 1))
+  num_steps, batch, _ = x.shape  # x: [T, B, I]
+  carry_shape = (num_states, features) if unbatched else (num_states, batch, features)
+  if initial_carry is None:
+    h0 = jnp.zeros((num_states, batch, features), param_dtype)
+  else:
+    initial_carry = jnp.asarray(initial_carry)
+    if initial_carry.shape != carry_shape:
+      raise ValueError(
+          f"{name} initial_carry must have shape {carry_legend}={carry_shape} ({carry_detail}), "
+          f"got {initial_carry.shape}"
+      )
+    h0 = initial_carry.reshape(num_states, batch, features).astype(param_dtype)
+  if seq_lengths is not None:
+    if unbatched:
+      seq_lengths = jnp.reshape(jnp.asarray(seq_lengths), (1,))
+    seq_lengths = check_seq_lengths(seq_lengths, batch, num_steps)
+  return SequenceBatch(x, h0, seq_lengths, unbatched)
+
+
+def restore_layout(batch: SequenceBatch, outputs: Array, final_carry: Array, time_major: bool):
+  """``outputs [T, B, F]`` and ``final_carry [S, B, H]`` back in the caller's layout."""
+  if batch.unbatched:
+    return outputs[:, 0], final_carry[:, 0]
+  return (outputs if time_major else jnp.swapaxes(outputs, 0, 1)), final_carry
 
 
 class GRU(nn.Module):
@@ -211,33 +284,20 @@ class GRU(nn.Module):
       ``time_major``) and ``final_carry [L*D, B, H]``, the state after each
       sequence's last valid step, ordered as PyTorch's ``h_n``.
     """
-    inputs = jnp.asarray(inputs)
-    if inputs.ndim not in (2, 3):
-      layout = "[T, B, I]" if self.time_major else "[B, T, I]"
-      raise ValueError(f"GRU inputs must have rank 3 {layout} (or 2, [T, I], unbatched); got shape {inputs.shape}")
-    if not jnp.issubdtype(inputs.dtype, jnp.floating):
-      raise TypeError(f"GRU inputs must be floating point, got {inputs.dtype}")
-    unbatched = inputs.ndim == 2
-    x = inputs[:, None] if unbatched else (inputs if self.time_major else jnp.swapaxes(inputs, 0, 1))
-    num_steps, batch, _ = x.shape  # x: [T, B, I]
     num_states = self.num_layers * self.num_directions
-    carry_shape = (num_states, self.features) if unbatched else (num_states, batch, self.features)
-
-    if initial_carry is None:
-      h0 = jnp.zeros((num_states, batch, self.features), self.param_dtype)
-    else:
-      initial_carry = jnp.asarray(initial_carry)
-      if initial_carry.shape != carry_shape:
-        raise ValueError(
-            f"GRU initial_carry must have shape [L*D, B, H]={carry_shape} "
-            f"(num_layers={self.num_layers}, directions={self.num_directions}), got {initial_carry.shape}"
-        )
-      h0 = initial_carry.reshape(num_states, batch, self.features).astype(self.param_dtype)
-
-    if seq_lengths is not None:
-      if unbatched:
-        seq_lengths = jnp.reshape(jnp.asarray(seq_lengths), (1,))
-      seq_lengths = check_seq_lengths(seq_lengths, batch, num_steps)
+    x, h0, seq_lengths, _ = batch_in = prepare_sequences(
+        "GRU",
+        inputs,
+        time_major=self.time_major,
+        features=self.features,
+        num_states=num_states,
+        carry_legend="[L*D, B, H]",
+        carry_detail=f"num_layers={self.num_layers}, directions={self.num_directions}",
+        param_dtype=self.param_dtype,
+        seq_lengths=seq_lengths,
+        initial_carry=initial_carry,
+    )
+    batch = x.shape[1]
 
     finals = []
     for layer in range(self.num_layers):
@@ -280,7 +340,4 @@ class GRU(nn.Module):
       if self.dropout and layer < self.num_layers - 1:
         x = nn.Dropout(rate=self.dropout)(x, deterministic=deterministic)
 
-    final_carry = jnp.stack(finals)  # [L*D, B, H]
-    if unbatched:
-      return x[:, 0], final_carry[:, 0]
-    return (x if self.time_major else jnp.swapaxes(x, 0, 1)), final_carry
+    return restore_layout(batch_in, x, jnp.stack(finals), self.time_major)  # finals: [L*D, B, H]

@@ -42,7 +42,7 @@ import numpy as np
 
 from jaxgru import cell as cell_lib
 from jaxgru import gates
-from jaxgru.layer import check_seq_lengths
+from jaxgru.layer import prepare_sequences, restore_layout
 
 Array = jax.Array
 Params = Mapping[str, Array]
@@ -380,30 +380,18 @@ class MinGRU(nn.Module):
       ``time_major``) and ``final_carry [L, B, H]``, the state after each
       sequence's last valid step.
     """
-    inputs = jnp.asarray(inputs)
-    if inputs.ndim not in (2, 3):
-      layout = "[T, B, I]" if self.time_major else "[B, T, I]"
-      raise ValueError(f"MinGRU inputs must have rank 3 {layout} (or 2, [T, I], unbatched); got shape {inputs.shape}")
-    if not jnp.issubdtype(inputs.dtype, jnp.floating):
-      raise TypeError(f"MinGRU inputs must be floating point, got {inputs.dtype}")
-    unbatched = inputs.ndim == 2
-    x = inputs[:, None] if unbatched else (inputs if self.time_major else jnp.swapaxes(inputs, 0, 1))
-    num_steps, batch, _ = x.shape  # x: [T, B, I]
-    carry_shape = (self.num_layers, self.features) if unbatched else (self.num_layers, batch, self.features)
-    if initial_carry is None:
-      h0 = jnp.zeros((self.num_layers, batch, self.features), self.param_dtype)
-    else:
-      initial_carry = jnp.asarray(initial_carry)
-      if initial_carry.shape != carry_shape:
-        raise ValueError(
-            f"MinGRU initial_carry must have shape [L, B, H]={carry_shape} "
-            f"(num_layers={self.num_layers}), got {initial_carry.shape}"
-        )
-      h0 = initial_carry.reshape(self.num_layers, batch, self.features).astype(self.param_dtype)
-    if seq_lengths is not None:
-      if unbatched:
-        seq_lengths = jnp.reshape(jnp.asarray(seq_lengths), (1,))
-      seq_lengths = check_seq_lengths(seq_lengths, batch, num_steps)
+    x, h0, seq_lengths, _ = batch_in = prepare_sequences(
+        "MinGRU",
+        inputs,
+        time_major=self.time_major,
+        features=self.features,
+        num_states=self.num_layers,
+        carry_legend="[L, B, H]",
+        carry_detail=f"num_layers={self.num_layers}",
+        param_dtype=self.param_dtype,
+        seq_lengths=seq_lengths,
+        initial_carry=initial_carry,
+    )
 
     finals = []
     for layer in range(self.num_layers):
@@ -422,7 +410,4 @@ class MinGRU(nn.Module):
       finals.append(h_last)
       if self.dropout and layer < self.num_layers - 1:
         x = nn.Dropout(rate=self.dropout)(x, deterministic=deterministic)
-    final_carry = jnp.stack(finals)  # [L, B, H]
-    if unbatched:
-      return x[:, 0], final_carry[:, 0]
-    return (x if self.time_major else jnp.swapaxes(x, 0, 1)), final_carry
+    return restore_layout(batch_in, x, jnp.stack(finals), self.time_major)  # finals: [L, B, H]
