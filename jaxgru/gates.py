@@ -48,15 +48,22 @@ class Variant(str, enum.Enum):
   RESET_BEFORE = "reset_before"  # W_hn (r * h) + b_hn: Cho et al. 2014.
 
 
+def as_choice(enum_type: type[enum.Enum], value, what: str):
+  """Returns ``value`` as a member of ``enum_type``, or raises ``ValueError`` naming ``what`` and the choices.
+
+  >>> as_choice(Variant, "reset_before", "GRU variant")
+  <Variant.RESET_BEFORE: 'reset_before'>
+  """
+  try:
+    return enum_type(value)
+  except ValueError:
+    expected = ", ".join(repr(v.value) for v in enum_type)
+    raise ValueError(f"unknown {what} {value!r}; expected one of {expected}") from None
+
+
 def as_variant(variant: str | Variant) -> Variant:
   """Returns ``variant`` as a :class:`Variant`, raising ``ValueError`` if unknown."""
-  try:
-    return Variant(variant)
-  except ValueError:
-    expected = ", ".join(repr(v.value) for v in Variant)
-    raise ValueError(
-        f"unknown GRU variant {variant!r}; expected one of {expected}"
-    ) from None
+  return as_choice(Variant, variant, "GRU variant")
 
 
 def reset_gate(x_r: Array, h_r: Array) -> Array:

@@ -67,22 +67,14 @@ class Candidate(str, enum.Enum):
   G = "g"  # g(W_h x + b_h) > 0, needed by the log-space mode
 
 
-def _as_enum(enum_type, value, what: str):
-  try:
-    return enum_type(value)
-  except ValueError:
-    expected = ", ".join(repr(v.value) for v in enum_type)
-    raise ValueError(f"unknown minGRU {what} {value!r}; expected one of {expected}") from None
-
-
 def as_mode(mode: str | Mode) -> Mode:
   """Returns ``mode`` as a :class:`Mode`, raising ``ValueError`` if unknown."""
-  return _as_enum(Mode, mode, "mode")
+  return gates.as_choice(Mode, mode, "minGRU mode")
 
 
 def as_candidate(candidate: str | Candidate) -> Candidate:
   """Returns ``candidate`` as a :class:`Candidate`, raising ``ValueError`` if unknown."""
-  return _as_enum(Candidate, candidate, "candidate")
+  return gates.as_choice(Candidate, candidate, "minGRU candidate")
 
 
 def g(v: Array) -> Array:

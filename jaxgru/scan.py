@@ -36,11 +36,7 @@ class Remat(str, enum.Enum):
 
 def as_remat(remat: str | Remat) -> Remat:
   """Returns ``remat`` as a :class:`Remat`, raising ``ValueError`` if unknown."""
-  try:
-    return Remat(remat)
-  except ValueError:
-    expected = ", ".join(repr(v.value) for v in Remat)
-    raise ValueError(f"unknown remat mode {remat!r}; expected one of {expected}") from None
+  return gates.as_choice(Remat, remat, "remat mode")
 
 
 def gru_scan(
@@ -272,11 +268,7 @@ class Implementation(str, enum.Enum):
 
 def as_implementation(implementation: str | Implementation) -> Implementation:
   """Returns ``implementation`` as an :class:`Implementation`, raising ``ValueError`` if unknown."""
-  try:
-    return Implementation(implementation)
-  except ValueError:
-    expected = ", ".join(repr(v.value) for v in Implementation)
-    raise ValueError(f"unknown GRU implementation {implementation!r}; expected one of {expected}") from None
+  return gates.as_choice(Implementation, implementation, "GRU implementation")
 
 
 def resolve_implementation(
