@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgru import gates
+from jaxgru import validation
 
 Array = jax.Array
 Initializer = Callable[..., Array]
@@ -30,12 +31,6 @@ def stacked_orthogonal(num_blocks: int = 3) -> Initializer:
     return jnp.concatenate(blocks, axis=-1)
 
   return init
-
-
-def check_floating(name: str, dtype) -> None:
-  """Raises ``TypeError`` unless ``dtype`` is ``None`` or a floating dtype."""
-  if dtype is not None and not jnp.issubdtype(dtype, jnp.floating):
-    raise TypeError(f"{name} must be a floating dtype such as float32 or bfloat16, got {dtype}")
 
 
 def declare_params(
@@ -133,8 +128,8 @@ class GRUCell(nn.RNNCellBase):
 
   def __post_init__(self):
     gates.as_variant(self.variant)
-    check_floating("dtype", self.dtype)
-    check_floating("param_dtype", self.param_dtype)
+    validation.check_floating("GRUCell dtype", self.dtype)
+    validation.check_floating("GRUCell param_dtype", self.param_dtype)
     super().__post_init__()
 
   @nn.compact

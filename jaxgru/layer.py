@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxgru import cell as cell_lib
+from jaxgru import dispatch
 from jaxgru import gates
 from jaxgru import scan
+from jaxgru import sequences
+from jaxgru import validation
+from jaxgru.sequences import param_name
 
 Array = jax.Array
-
-
-def param_name(layer: int, direction: int) -> str:
-  """Name of the parameter collection of one layer and direction: ``layer_0``, ``layer_0_reverse``."""
-  return f"layer_{layer}" + ("_reverse" if direction else "")
 
 
 class _DirectionParams(nn.Module):
@@ -41,103 +39,6 @@ class _DirectionParams(nn.Module):
         bias_init=self.bias_init,
         param_dtype=self.param_dtype,
     )
-
-
-def check_seq_lengths(seq_lengths, batch: int, num_steps: int) -> Array:
-  """Validates ``seq_lengths`` (``[B]`` integers in ``[0, T]``) and returns it as an array.
-
-  The range is checked only when the lengths are concrete; under ``jit``
-  lengths are clipped to ``[0, T]`` instead (a length above ``T`` acts as ``T``,
-  a negative one as 0).
-  """
-  if isinstance(seq_lengths, (list, tuple)):
-    seq_lengths = np.asarray(seq_lengths)
-  if not hasattr(seq_lengths, "shape") or not hasattr(seq_lengths, "dtype"):
-    raise TypeError(f"seq_lengths must be an integer array of shape [B]={batch}, got {type(seq_lengths).__name__}")
-  if seq_lengths.shape != (batch,):
-    raise ValueError(f"seq_lengths must have shape [B]=({batch},), got {tuple(seq_lengths.shape)}")
-  if not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
-    raise TypeError(f"seq_lengths must have an integer dtype, got {seq_lengths.dtype}")
-  if not isinstance(seq_lengths, jax.core.Tracer):
-    concrete = np.asarray(seq_lengths)
-    if concrete.size and (concrete.min() < 0 or concrete.max() > num_steps):
-      raise ValueError(
-          f"seq_lengths must lie in [0, T={num_steps}], got values from {concrete.min()} to {concrete.max()}"
-      )
-  return jnp.clip(jnp.asarray(seq_lengths), 0, num_steps).astype(jnp.int32)
-
-
-class SequenceBatch(NamedTuple):
-  """Inputs of a sequence layer in the time-major layout the scans use."""
-
-  x: Array  # [T, B, I], the inputs' dtype
-  h0: Array  # [S, B, H] initial states (S = L*D for GRU, L for MinGRU), param_dtype
-  seq_lengths: Array | None  # [B] int32 in [0, T], or None
-  unbatched: bool  # the inputs were one [T, I] sequence
-
-
-def prepare_sequences(
-    name: str,
-    inputs,
-    *,
-    time_major: bool,
-    features: int,
-    num_states: int,
-    carry_legend: str,
-    carry_detail: str,
-    param_dtype,
-    seq_lengths=None,
-    initial_carry=None,
-) -> SequenceBatch:
-  """Validates a sequence layer's inputs and puts them in the time-major layout.
-
-  Args:
-    name: the layer's name for error messages (``"GRU"``, ``"MinGRU"``).
-    inputs: ``[B, T, I]`` (``[T, B, I]`` when ``time_major``) or ``[T, I]``.
-    time_major: the layout of ``inputs``.
-    features: H.
-    num_states: S, the number of initial states.
-    carry_legend: the carry's shape in the legend, for errors: ``"[L*D, B, H]"``.
-    carry_detail: what fixes it, for errors: ``"num_layers=2, directions=1"``.
-    param_dtype: dtype of the carry.
-    seq_lengths: optional ``[B]`` lengths (see :func:`check_seq_lengths`).
-    initial_carry: optional ``[S, B, H]`` (``[S, H]`` unbatched).
-
-  Raises:
-    ValueError, TypeError: wrong rank, non-floating inputs, a mis-shaped carry or bad lengths.
-  """
-  inputs = jnp.asarray(inputs)
-  if inputs.ndim not in (2, 3):
-    layout = "[T, B, I]" if time_major else "[B, T, I]"
-    raise ValueError(f"{name} inputs must have rank 3 {layout} (or 2, [T, I], unbatched); got shape {inputs.shape}")
-  if not jnp.issubdtype(inputs.dtype, jnp.floating):
-    raise TypeError(f"{name} inputs must be floating point, got {inputs.dtype}")
-  unbatched = inputs.ndim == 2
-  x = inputs[:, None] if unbatched else (inputs if time_major else jnp.swapaxes(inputs, 0, 1))
-  num_steps, batch, _ = x.shape  # x: [T, B, I]
-  carry_shape = (num_states, features) if unbatched else (num_states, batch, features)
-  if initial_carry is None:
-    h0 = jnp.zeros((num_states, batch, features), param_dtype)
-  else:
-    initial_carry = jnp.asarray(initial_carry)
-    if initial_carry.shape != carry_shape:
-      raise ValueError(
-          f"{name} initial_carry must have shape {carry_legend}={carry_shape} ({carry_detail}), "
-          f"got {initial_carry.shape}"
-      )
-    h0 = initial_carry.reshape(num_states, batch, features).astype(param_dtype)
-  if seq_lengths is not None:
-    if unbatched:
-      seq_lengths = jnp.reshape(jnp.asarray(seq_lengths), (1,))
-    seq_lengths = check_seq_lengths(seq_lengths, batch, num_steps)
-  return SequenceBatch(x, h0, seq_lengths, unbatched)
-
-
-def restore_layout(batch: SequenceBatch, outputs: Array, final_carry: Array, time_major: bool):
-  """``outputs [T, B, F]`` and ``final_carry [S, B, H]`` back in the caller's layout."""
-  if batch.unbatched:
-    return outputs[:, 0], final_carry[:, 0]
-  return (outputs if time_major else jnp.swapaxes(outputs, 0, 1)), final_carry
 
 
 class GRU(nn.Module):
@@ -172,11 +73,12 @@ class GRU(nn.Module):
       (``'dropout'`` RNG stream; off when ``deterministic``).
     variant: ``"reset_after"`` (PyTorch) or ``"reset_before"`` (Cho et al.).
     unroll: time steps per ``lax.scan`` iteration.
-    implementation: how the recurrence runs (:class:`jaxgru.scan.Implementation`):
-      ``"auto"`` (default), ``"scan"``, ``"custom_vjp"``,
-      ``"custom_vjp_in_loop"`` or ``"pallas"``; all give the same numbers.
-      ``recurrent_dropout`` and ``remat`` need the ``"scan"`` implementation
-      (``"auto"`` picks it when either is on).
+    implementation: how the recurrence runs (:class:`jaxgru.Implementation`,
+      chosen by :func:`jaxgru.dispatch.resolve_implementation`): ``"auto"``
+      (default), ``"scan"``, ``"custom_vjp"``, ``"custom_vjp_in_loop"`` or
+      ``"pallas"`` (GPU only, not yet measured on hardware); all give the
+      same numbers. ``recurrent_dropout`` and ``remat`` need ``"scan"``
+      (``"auto"`` picks it when either is on; another explicit choice raises).
     time_major: inputs and outputs are ``[T, B, ...]`` instead of ``[B, T, ...]``.
     dtype: compute dtype (``None``: promote inputs and parameters).
     param_dtype: parameter dtype; also the carry dtype.
@@ -186,7 +88,7 @@ class GRU(nn.Module):
       sequence, drawn from the ``'recurrent_dropout'`` RNG stream; off when
       ``deterministic``.
     remat: ``"none"`` (default), ``"step"`` or ``"segments"``
-      (:class:`jaxgru.scan.Remat`): recompute activations in the backward pass
+      (:class:`jaxgru.Remat`): recompute activations in the backward pass
       instead of storing them, to train on long sequences in less memory.
     remat_segment: steps per checkpointed segment with ``remat="segments"``;
       must divide T and be a multiple of ``unroll`` (``None``: the largest
@@ -221,33 +123,31 @@ class GRU(nn.Module):
 
   def __post_init__(self):
     gates.as_variant(self.variant)
-    scan.as_implementation(self.implementation)
+    dispatch.as_implementation(self.implementation)
     for name in ("features", "num_layers", "unroll"):
-      value = getattr(self, name)
-      if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"GRU {name} must be a positive integer, got {value!r}")
-    if not 0.0 <= self.dropout < 1.0:
-      raise ValueError(f"GRU dropout must be in [0, 1), got {self.dropout!r}")
-    if not 0.0 <= self.recurrent_dropout < 1.0:
-      raise ValueError(f"GRU recurrent_dropout must be in [0, 1), got {self.recurrent_dropout!r}")
+      validation.check_positive_int(f"GRU {name}", getattr(self, name))
+    validation.check_positive_int("GRU remat_segment", self.remat_segment, allow_none=True)
+    for name in ("bidirectional", "time_major"):
+      validation.check_bool(f"GRU {name}", getattr(self, name))
+    validation.check_rate("GRU dropout", self.dropout)
+    validation.check_rate("GRU recurrent_dropout", self.recurrent_dropout)
     remat = scan.as_remat(self.remat)
     if self.remat_segment is not None:
-      segment = self.remat_segment
-      if not isinstance(segment, (int, np.integer)) or isinstance(segment, bool) or segment < 1:
-        raise ValueError(f"GRU remat_segment must be a positive integer or None, got {segment!r}")
       if remat is not scan.Remat.SEGMENTS:
-        raise ValueError(f"GRU remat_segment={segment} needs remat='segments', got remat={self.remat!r}")
-      if segment % self.unroll:
-        raise ValueError(f"GRU remat_segment={segment} must be a multiple of unroll={self.unroll}")
-    if (self.recurrent_dropout or remat is not scan.Remat.NONE) and scan.as_implementation(
-        self.implementation
-    ) not in (scan.Implementation.AUTO, scan.Implementation.SCAN):
-      raise ValueError(
-          f"GRU recurrent_dropout and remat need implementation='scan' (or 'auto'), "
-          f"got implementation={self.implementation!r}"
-      )
-    cell_lib.check_floating("dtype", self.dtype)
-    cell_lib.check_floating("param_dtype", self.param_dtype)
+        raise ValueError(f"GRU remat_segment={self.remat_segment} needs remat='segments', got remat={self.remat!r}")
+      if self.remat_segment % self.unroll:
+        raise ValueError(f"GRU remat_segment={self.remat_segment} must be a multiple of unroll={self.unroll}")
+    # An explicit implementation that cannot serve these options fails here, at construction; the
+    # backend is checked when the layer runs (a model may be built on one machine, run on another).
+    dispatch.resolve_implementation(
+        self.implementation,
+        backend="gpu",
+        hidden=self.features,
+        remat=remat,
+        recurrent_dropout=bool(self.recurrent_dropout),
+    )
+    validation.check_floating("GRU dtype", self.dtype)
+    validation.check_floating("GRU param_dtype", self.param_dtype)
     super().__post_init__()
 
   @property
@@ -257,12 +157,7 @@ class GRU(nn.Module):
 
   @nn.compact
   def __call__(
-      self,
-      inputs: Array,
-      *,
-      seq_lengths: Array | None = None,
-      initial_carry: Array | None = None,
-      deterministic: bool = True,
+      self, inputs: Array, *, seq_lengths: Array | None = None, initial_carry: Array | None = None, deterministic: bool = True
   ) -> tuple[Array, Array]:
     """Runs the GRU over a batch of sequences.
 
@@ -285,7 +180,7 @@ class GRU(nn.Module):
       sequence's last valid step, ordered as PyTorch's ``h_n``.
     """
     num_states = self.num_layers * self.num_directions
-    x, h0, seq_lengths, _ = batch_in = prepare_sequences(
+    x, h0, seq_lengths, _ = batch_in = sequences.prepare_sequences(
         "GRU",
         inputs,
         time_major=self.time_major,
@@ -298,46 +193,42 @@ class GRU(nn.Module):
         initial_carry=initial_carry,
     )
     batch = x.shape[1]
+    params = [
+        [
+            _DirectionParams(
+                self.features,
+                self.param_dtype,
+                self.kernel_init,
+                self.recurrent_kernel_init,
+                self.bias_init,
+                name=param_name(layer, direction),
+            )(x.shape[-1] if layer == 0 else self.num_directions * self.features)
+            for direction in range(self.num_directions)
+        ]
+        for layer in range(self.num_layers)
+    ]
+    masks = None
+    if self.recurrent_dropout and not deterministic:
+      keep = 1.0 - self.recurrent_dropout
 
-    finals = []
-    for layer in range(self.num_layers):
-      outputs = []
-      for direction in range(self.num_directions):
-        params = _DirectionParams(
-            self.features,
-            self.param_dtype,
-            self.kernel_init,
-            self.recurrent_kernel_init,
-            self.bias_init,
-            name=param_name(layer, direction),
-        )(x.shape[-1])
-        run = dict(
-            variant=self.variant,
-            seq_lengths=seq_lengths,
-            reverse=bool(direction),
-            unroll=self.unroll,
-            dtype=self.dtype,
-        )
-        implementation = self.implementation
-        if self.recurrent_dropout and not deterministic:
-          keep = 1.0 - self.recurrent_dropout
-          key = self.make_rng("recurrent_dropout")  # a fresh key per layer and direction
-          mask = jax.random.bernoulli(key, keep, (batch, self.features))  # [B, H]
-          run["recurrent_mask"] = mask.astype(self.param_dtype) / keep
-          implementation = scan.Implementation.SCAN  # only gru_scan takes a mask
-        h0_dir = h0[layer * self.num_directions + direction]  # [B, H]
-        if scan.as_remat(self.remat) is not scan.Remat.NONE:
-          # Takes the raw inputs: the projection is recomputed per block.
-          ys, h_last = scan.gru_scan_remat(
-              params, x, h0_dir, remat=self.remat, remat_segment=self.remat_segment, **run
-          )
-        else:
-          # x: [T, B, I]; the implementation places the input projection.
-          ys, h_last = scan.run_direction(implementation, params, x, h0_dir, **run)
-        outputs.append(ys)  # [T, B, H]
-        finals.append(h_last)  # [B, H]
-      x = outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs, axis=-1)  # [T, B, D*H]
-      if self.dropout and layer < self.num_layers - 1:
-        x = nn.Dropout(rate=self.dropout)(x, deterministic=deterministic)
+      def mask():  # one [B, H] mask per layer and direction, the same at every step
+        kept = jax.random.bernoulli(self.make_rng("recurrent_dropout"), keep, (batch, self.features))
+        return kept.astype(self.param_dtype) / keep
 
-    return restore_layout(batch_in, x, jnp.stack(finals), self.time_major)  # finals: [L*D, B, H]
+      masks = [[mask() for _ in range(self.num_directions)] for _ in range(self.num_layers)]
+    dropout = nn.Dropout(rate=self.dropout) if self.dropout else None
+    outputs, finals = sequences.gru_stack(
+        params,
+        x,
+        h0,
+        implementation=self.implementation,
+        variant=self.variant,
+        seq_lengths=seq_lengths,
+        unroll=self.unroll,
+        dtype=self.dtype,
+        remat=self.remat,
+        remat_segment=self.remat_segment,
+        recurrent_masks=masks,
+        between_layers=None if dropout is None else (lambda _, y: dropout(y, deterministic=deterministic)),
+    )
+    return sequences.restore_layout(batch_in, outputs, finals, self.time_major)  # finals: [L*D, B, H]

@@ -38,11 +38,10 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from jaxgru import cell as cell_lib
 from jaxgru import gates
-from jaxgru.layer import prepare_sequences, restore_layout
+from jaxgru import validation
+from jaxgru.sequences import prepare_sequences, restore_layout
 
 Array = jax.Array
 Params = Mapping[str, Array]
@@ -222,12 +221,16 @@ def mingru_scan(
   mode, candidate = as_mode(mode), as_candidate(candidate)
   if mode is Mode.LOG and candidate is not Candidate.G:
     raise ValueError("minGRU mode='log' needs candidate='g' (positive candidate states); got candidate='linear'")
+  x = validation.check_array("x", x, rank=3, legend="[T, B, I]")
+  h0 = validation.check_array("h0", h0, rank=2, legend="[B, H]")
   num_steps = x.shape[0]
   carry_dtype = h0.dtype
-  proj = projection(params, x, dtype)  # [T, B, 2H]
   valid = None
   if seq_lengths is not None:
+    seq_lengths = validation.check_seq_lengths(seq_lengths, x.shape[1], num_steps)
+    x = gates.zero_padding(x, seq_lengths)  # padding reaches neither outputs nor gradients
     valid = (jnp.arange(num_steps)[:, None] < seq_lengths[None, :])[..., None]  # [T, B, 1]
+  proj = projection(params, x, dtype)  # [T, B, 2H]
 
   if mode is Mode.LOG:
     log_a, log_b = log_coefficients(proj, carry_dtype)  # [T, B, H] x2
@@ -243,12 +246,7 @@ def mingru_scan(
       a_cum, b_cum = jax.lax.associative_scan(_compose, (a, b), axis=0)
       ys = a_cum * h0[None] + b_cum
     else:
-
-      def body(h, ab):
-        h = ab[0] * h + ab[1]
-        return h, h
-
-      _, ys = jax.lax.scan(body, h0, (a, b))
+      _, ys = jax.lax.scan(lambda h, ab: (ab[0] * h + ab[1],) * 2, h0, (a, b))
   h_last = ys[-1] if num_steps else h0
   if valid is not None:
     ys = jnp.where(valid, ys, jnp.zeros_like(ys))
@@ -265,13 +263,8 @@ class _LayerParams(nn.Module):
 
   @nn.compact
   def __call__(self, input_features: int) -> dict[str, Array]:
-    if self.has_variable("params", "kernel"):
-      have = self.get_variable("params", "kernel").shape
-      if have[0] != input_features:
-        raise ValueError(
-            f"MinGRU {self.name!r} got inputs with {input_features} features, "
-            f"but its parameters expect {have[0]} (kernel shape {have})"
-        )
+    if self.has_variable("params", "kernel") and (have := self.get_variable("params", "kernel").shape)[0] != input_features:
+      raise ValueError(f"MinGRU {self.name!r} got inputs with {input_features} features, but its parameters expect {have[0]}")
     return {
         "kernel": self.param("kernel", self.kernel_init, (input_features, 2 * self.features), self.param_dtype),
         "bias": self.param("bias", self.bias_init, (2 * self.features,), self.param_dtype),
@@ -337,23 +330,16 @@ class MinGRU(nn.Module):
           f"states, Feng et al. 2024 sec. 3.3); got candidate={self.candidate!r}"
       )
     for name in ("features", "num_layers"):
-      value = getattr(self, name)
-      if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"MinGRU {name} must be a positive integer, got {value!r}")
-    if not 0.0 <= self.dropout < 1.0:
-      raise ValueError(f"MinGRU dropout must be in [0, 1), got {self.dropout!r}")
-    cell_lib.check_floating("dtype", self.dtype)
-    cell_lib.check_floating("param_dtype", self.param_dtype)
+      validation.check_positive_int(f"MinGRU {name}", getattr(self, name))
+    validation.check_bool("MinGRU time_major", self.time_major)
+    validation.check_rate("MinGRU dropout", self.dropout)
+    validation.check_floating("MinGRU dtype", self.dtype)
+    validation.check_floating("MinGRU param_dtype", self.param_dtype)
     super().__post_init__()
 
   @nn.compact
   def __call__(
-      self,
-      inputs: Array,
-      *,
-      seq_lengths: Array | None = None,
-      initial_carry: Array | None = None,
-      deterministic: bool = True,
+      self, inputs: Array, *, seq_lengths: Array | None = None, initial_carry: Array | None = None, deterministic: bool = True
   ) -> tuple[Array, Array]:
     """Runs the minGRU over a batch of sequences.
 

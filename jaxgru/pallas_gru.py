@@ -11,13 +11,13 @@ kernels. This kernel runs the whole time loop inside one launch instead:
   see :func:`fits_on_chip`);
 * each step reads its slice of the hoisted input projection ``x_proj[t]``,
   does the three ``[BLOCK_B, H] x [H, H]`` gate products and the gate maths
-  of :func:`jaxgru.custom_vjp` (the very same step function), and writes the
-  output and, when training, the activations the backward needs.
+  of :func:`jaxgru.gates.step` (the step every implementation runs), and
+  writes the output and, when training, the activations the backward needs.
 
-The backward pass is the hand-written reverse scan of :mod:`jaxgru.custom_vjp`
-(one ``[B, 3H] x [3H, H]`` step product, weight gradients as large products
-after the loop), wired through ``jax.custom_vjp``; so the gradients are those
-of the scan path.
+The backward pass is :func:`jaxgru.backward.backward_scan` (one ``[B, 3H] x
+[3H, H]`` step product, weight gradients as large products after the loop),
+wired through ``jax.custom_vjp``; so the gradients are those of the
+``"custom_vjp"`` implementation.
 
 The kernel is written against the Pallas Triton lowering (``jax.experimental.
 pallas.triton``), which runs on an NVIDIA H100 as on older GPUs: its loads are
@@ -26,12 +26,12 @@ nothing to express, and ``jnp.dot`` maps to tensor-core MMAs for bfloat16.
 Mosaic GPU would give explicit shared memory and TMA, at the cost of
 warpgroup-level code that could not be checked without a GPU here.
 
-On CPU (and for shapes the Triton lowering cannot take, see
-:func:`supported_on_gpu`) :func:`gru_scan_pallas` runs the same numbers
-through :func:`jaxgru.custom_vjp.gru_scan_custom_vjp` unless
-``interpret=True`` asks for the kernel in Pallas interpret mode (what the
-tests do). GPU timings are not measured yet: see
-``experiments/results/pallas_roofline.md``.
+The kernel has not yet run on GPU hardware: it is an explicit choice
+(``implementation="pallas"``), never what ``"auto"`` picks, until a committed
+GPU benchmark shows it correct and faster (the roofline estimate is in
+``experiments/results/pallas_roofline.md``). Off a GPU it runs only in the
+Pallas interpreter (``interpret=True``, what the tests do). ``import jaxgru``
+does not load Pallas: it is imported when the kernel is first built.
 """
 
 from __future__ import annotations
@@ -40,10 +40,10 @@ import functools
 
 import jax
 import jax.numpy as jnp
-from jax.experimental import pallas as pl
 
-from jaxgru import custom_vjp
+from jaxgru import backward
 from jaxgru import gates
+from jaxgru import scan
 
 Array = jax.Array
 
@@ -76,14 +76,36 @@ def supported_on_gpu(hidden: int) -> bool:
   return 16 <= hidden <= 512 and hidden & (hidden - 1) == 0
 
 
+def check_compiled_kernel(backend: str, hidden: int) -> None:
+  """Raises ``ValueError`` unless the compiled kernel can run on ``backend`` with ``H = hidden``.
+
+  >>> check_compiled_kernel("cpu", 64)
+  Traceback (most recent call last):
+  ...
+  ValueError: implementation 'pallas' runs compiled on a GPU only (backend is 'cpu'); use 'auto' or 'custom_vjp' here, or gru_scan_pallas(..., interpret=True) for the Pallas interpreter
+  """
+  if backend != "gpu":
+    raise ValueError(
+        f"implementation 'pallas' runs compiled on a GPU only (backend is {backend!r}); use 'auto' or "
+        "'custom_vjp' here, or gru_scan_pallas(..., interpret=True) for the Pallas interpreter"
+    )
+  if not supported_on_gpu(hidden):
+    raise ValueError(
+        f"implementation 'pallas' needs H a power of two in [16, 512] (Triton tensor shapes), got H={hidden}; "
+        "use 'auto' or 'custom_vjp' for this H"
+    )
+
+
 def _kernel(*refs, num_steps, variant, reverse, masked, keep, dtype):
   """One program: ``BLOCK_B`` rows through all ``T`` steps.
 
   Refs, in order: ``x_proj [T, b, 3H]``, ``w [H, 3H]``, ``bias [1, 3H]``,
   ``h0 [b, H]``, (``lengths [b]`` when masked), then the outputs ``ys [T, b,
   H]``, ``h_last [b, H]`` and, when ``keep``, the five residual arrays of
-  :class:`jaxgru.custom_vjp._Residuals`, each ``[T, b, H]``.
+  :class:`jaxgru.backward.Residuals`, each ``[T, b, H]``.
   """
+  from jax.experimental import pallas as pl  # noqa: PLC0415 - loaded on first use only
+
   x_ref, w_ref, b_ref, h0_ref, *refs = refs
   len_ref = refs.pop(0) if masked else None
   ys_ref, h_last_ref, *res_refs = refs
@@ -91,8 +113,8 @@ def _kernel(*refs, num_steps, variant, reverse, masked, keep, dtype):
   gate = lambda g: pl.ds(g * hidden, hidden)  # noqa: E731 - columns of gate g
   # Loaded once: loop-invariant values that stay in registers (when they fit).
   # Gate maths in float32 at least: Triton lowers no bfloat16 division.
-  gate_dtype = custom_vjp.at_least_float32(dtype)
-  # Per-gate blocks (custom_vjp.recurrent_blocks(per_gate=True)), loaded from the refs.
+  gate_dtype = backward.at_least_float32(dtype)
+  # Per-gate blocks (gates.recurrent_blocks(per_gate=True)), loaded from the refs.
   w = tuple(w_ref[:, gate(g)].astype(dtype) for g in range(3))  # 3 x [H, H]
   b = tuple(b_ref[:, gate(g)].astype(gate_dtype) for g in range(3))  # 3 x [1, H]
   lengths = len_ref[...][:, None] if masked else None  # [b, 1]
@@ -100,15 +122,13 @@ def _kernel(*refs, num_steps, variant, reverse, masked, keep, dtype):
   def body(i, h):
     t = num_steps - 1 - i if reverse else i
     x_t = tuple(x_ref[t, :, gate(g)] for g in range(3))  # 3 x [b, H]
-    h_new, acts = custom_vjp._step(w, b, h, x_t, variant, dtype, gate_dtype)  # noqa: SLF001 - shared step maths
+    h_new, acts = gates.step((w, b), h, x_t, variant, dtype, gate_dtype=gate_dtype)
     y = h_new
     if masked:
-      valid = t < lengths  # [b, 1]
-      y = jnp.where(valid, h_new, jnp.zeros_like(h_new))
-      h_new = jnp.where(valid, h_new, h)
+      h_new, y = gates.keep_valid(t < lengths, h_new, h)  # lengths: [b, 1]
     ys_ref[t] = y.astype(ys_ref.dtype)
     if keep:
-      for ref, value in zip(res_refs, (h,) + acts):
+      for ref, value in zip(res_refs, (h,) + tuple(acts)):
         ref[t] = value.astype(ref.dtype)
     return h_new
 
@@ -117,6 +137,8 @@ def _kernel(*refs, num_steps, variant, reverse, masked, keep, dtype):
 
 def _run_kernel(w, b, x_proj, h0, seq_lengths, *, variant, reverse, dtype, keep, interpret):
   """Pads the batch to whole blocks, launches the kernel and strips the padding."""
+  from jax.experimental import pallas as pl  # noqa: PLC0415 - loaded on first use only
+
   num_steps, batch, _ = x_proj.shape
   hidden = h0.shape[-1]
   padded = -(-batch // BLOCK_B) * BLOCK_B
@@ -142,7 +164,7 @@ def _run_kernel(w, b, x_proj, h0, seq_lengths, *, variant, reverse, dtype, keep,
   seq_spec = pl.BlockSpec((num_steps, BLOCK_B, hidden), rows)
   out_specs = [seq_spec, pl.BlockSpec((BLOCK_B, hidden), lambda i: (i, 0))]
   out_shape = [jax.ShapeDtypeStruct((num_steps, padded, hidden), h0.dtype), jax.ShapeDtypeStruct((padded, hidden), h0.dtype)]
-  if keep:  # h_prev (carry dtype), then r, z, n, aux (compute dtype), as custom_vjp stores them
+  if keep:  # h_prev (carry dtype), then r, z, n, aux (compute dtype), as backward.Residuals
     out_specs += [seq_spec] * 5
     out_shape += [jax.ShapeDtypeStruct((num_steps, padded, hidden), d) for d in (h0.dtype,) + (dtype,) * 4]
 
@@ -167,7 +189,7 @@ def _run_kernel(w, b, x_proj, h0, seq_lengths, *, variant, reverse, dtype, keep,
   ys, h_last, *res = (o[:, :batch] if o.ndim == 3 else o[:batch] for o in outs)
   if not keep:
     return ys, h_last
-  return ys, h_last, custom_vjp._Residuals(*res)  # noqa: SLF001
+  return ys, h_last, backward.Residuals(*res)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
@@ -181,14 +203,14 @@ def _pallas_scan_fwd(variant, reverse, dtype, interpret, w, b, x_proj, h0, seq_l
   ys, h_last, res = _run_kernel(
       w, b, x_proj, h0, seq_lengths, variant=variant, reverse=reverse, dtype=dtype, keep=True, interpret=interpret
   )
-  # The layout custom_vjp's backward expects (x_proj's dtype only, no input kernel).
-  saved = (w, jnp.zeros((0,), b.dtype), jnp.zeros((0,), x_proj.dtype), h0, seq_lengths, None, None, res)
+  # x_proj's dtype only, no input kernel: the hoisted-projection layout.
+  saved = backward.Saved(w, jnp.zeros((0,), b.dtype), jnp.zeros((0,), x_proj.dtype), h0, seq_lengths, None, None, res)
   return (ys, h_last), saved
 
 
 def _pallas_scan_bwd(variant, reverse, dtype, interpret, saved, cotangents):
-  del interpret  # the backward is the scanned reverse pass of custom_vjp
-  grads = custom_vjp._scan_bwd(variant, reverse, 1, dtype, saved, cotangents)  # noqa: SLF001
+  del interpret  # the backward is the scanned reverse pass
+  grads = backward.backward_scan(variant, reverse, 1, dtype, saved, cotangents)
   return grads[:5]  # w, b, x_proj, h0, seq_lengths
 
 
@@ -196,16 +218,7 @@ _pallas_scan.defvjp(_pallas_scan_fwd, _pallas_scan_bwd)
 
 
 def gru_scan_pallas(
-    params: gates.Params,
-    x_proj: Array,
-    h0: Array,
-    *,
-    variant: str | gates.Variant = gates.Variant.RESET_AFTER,
-    seq_lengths: Array | None = None,
-    reverse: bool = False,
-    unroll: int = 1,
-    dtype=None,
-    interpret: bool | None = None,
+    params: gates.Params, x_proj: Array, h0: Array, *, interpret: bool | None = None, **options
 ) -> tuple[Array, Array]:
   """:func:`jaxgru.scan.gru_scan` as one persistent Pallas kernel launch, with the custom backward.
 
@@ -215,34 +228,29 @@ def gru_scan_pallas(
     params: GRU parameters (``recurrent_kernel [H, 3H]``, ``recurrent_bias [3H]``).
     x_proj: ``[T, B, 3H]`` input projections.
     h0: ``[B, H]`` initial state; its dtype is the carry dtype.
-    variant, seq_lengths, reverse, dtype: as :func:`jaxgru.scan.gru_scan`.
-    unroll: accepted for a uniform signature; the kernel's loop is not unrolled.
     interpret: ``True`` runs the kernel in Pallas interpret mode (any
-      backend; slow, for tests); ``None`` runs it compiled on a GPU when
-      :func:`supported_on_gpu` allows ``H`` and otherwise falls back to
-      :func:`jaxgru.custom_vjp.gru_scan_custom_vjp` (same numbers);
-      ``False`` insists on the compiled kernel.
+      backend; slow, for tests); ``None`` or ``False`` runs it compiled,
+      which needs a GPU and an ``H`` that :func:`supported_on_gpu` allows.
+    **options: as :func:`jaxgru.scan.gru_scan`; ``unroll`` is accepted and
+      ignored (the kernel's loop is not unrolled).
 
   Returns:
     ``(outputs [T, B, H], h_last [B, H])`` as :func:`jaxgru.scan.gru_scan`.
+
+  Raises:
+    ValueError: the compiled kernel was asked for off a GPU or for an ``H``
+      it cannot take (nothing falls back silently), or mis-shaped arguments.
 
   >>> H = 4
   >>> p = {"recurrent_kernel": jnp.full((H, 3 * H), 0.1), "recurrent_bias": jnp.zeros(3 * H)}
   >>> x_proj, h0 = jnp.ones((5, 2, 3 * H)), jnp.zeros((2, H))  # [T, B, 3H], [B, H]
   >>> ys, h_last = gru_scan_pallas(p, x_proj, h0, interpret=True)
-  >>> bool(jnp.allclose(ys, custom_vjp.gru_scan_custom_vjp(p, x_proj, h0)[0], atol=1e-6))
+  >>> bool(jnp.allclose(ys, backward.gru_scan_custom_vjp(p, x_proj, h0)[0], atol=1e-6))
   True
   """
-  variant = gates.as_variant(variant)
-  custom_vjp.check_shapes(params, x_proj, h0, projected=True)
+  x_proj, h0, (variant, seq_lengths, reverse, _, dtype) = scan.prepare_run(params, x_proj, h0, options, projected=True)
+  if not interpret:
+    check_compiled_kernel(jax.default_backend(), h0.shape[-1])
   w, b = params["recurrent_kernel"], params["recurrent_bias"]
-  if interpret is None:
-    if jax.default_backend() != "gpu" or not supported_on_gpu(h0.shape[-1]):
-      return custom_vjp.gru_scan_custom_vjp(
-          params, x_proj, h0, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll, dtype=dtype
-      )
-    interpret = False
   dtype = jnp.dtype(dtype or jnp.result_type(x_proj, h0, w))
-  if seq_lengths is not None:
-    seq_lengths = jnp.asarray(seq_lengths)
   return _pallas_scan(variant, bool(reverse), dtype, bool(interpret), w, b, x_proj, h0, seq_lengths)

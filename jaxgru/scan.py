@@ -1,20 +1,21 @@
 """Pure scan runners: one GRU direction unrolled over time with ``jax.lax.scan``.
 
 Shapes follow the legend in :mod:`jaxgru.gates`. Everything here is a pure
-function of parameters and arrays; :class:`jaxgru.GRU` declares the parameters
-and calls :func:`gru_scan` once per layer and direction.
+function of parameters and arrays, differentiated by JAX's autodiff (forward
+and reverse mode); :mod:`jaxgru.dispatch` chooses between these and the other
+implementations for :class:`jaxgru.GRU`.
 """
 
 from __future__ import annotations
 
 import enum
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from jaxgru import custom_vjp
 from jaxgru import gates
-from jaxgru import pallas_gru
+from jaxgru import validation
 
 Array = jax.Array
 
@@ -39,17 +40,51 @@ def as_remat(remat: str | Remat) -> Remat:
   return gates.as_choice(Remat, remat, "remat mode")
 
 
+class RunnerOptions(NamedTuple):
+  """The keyword options every runner takes (:func:`gru_scan`, :func:`jaxgru.backward.gru_scan_custom_vjp`, ...)."""
+
+  variant: gates.Variant = gates.Variant.RESET_AFTER  # "reset_after" (PyTorch) or "reset_before" (Cho et al.)
+  seq_lengths: Array | None = None  # [B] integer lengths in [0, T]
+  reverse: bool = False  # run from the last step to the first
+  unroll: int = 1  # steps per loop iteration
+  dtype: Any = None  # compute dtype of the step (None: promote)
+
+
+def prepare_run(params: gates.Params, x, h0, options: dict, *, projected: bool) -> tuple[Array, Array, RunnerOptions]:
+  """Checks a runner's arguments and options, and zeroes the padding of ``x`` (:func:`gates.zero_padding`).
+
+  Args:
+    params: one direction's parameters.
+    x: ``[T, B, 3H]`` input projections when ``projected``, else ``[T, B, I]``.
+    h0: ``[B, H]`` initial state.
+    options: the runner's keyword options (:class:`RunnerOptions` fields).
+    projected: whether ``x`` is the input projection.
+
+  Returns:
+    ``(x, h0, options)`` with ``seq_lengths`` an int32 array (or ``None``).
+
+  Raises:
+    TypeError: an unknown option, a non-bool ``reverse``, non-integer lengths.
+    ValueError: mis-shaped arrays or bad values, naming the argument.
+  """
+  unknown = sorted(set(options) - set(RunnerOptions._fields))
+  if unknown:
+    raise TypeError(f"unknown keyword argument(s) {unknown}; expected some of {list(RunnerOptions._fields)}")
+  opts = RunnerOptions(**options)
+  x, h0 = validation.check_recurrence(params, x, h0, projected=projected)
+  validation.check_positive_int("unroll", opts.unroll)
+  validation.check_floating("dtype", opts.dtype)
+  lengths = opts.seq_lengths
+  if lengths is not None:
+    lengths = validation.check_seq_lengths(lengths, x.shape[1], x.shape[0])
+  opts = opts._replace(
+      variant=gates.as_variant(opts.variant), reverse=validation.check_bool("reverse", opts.reverse), seq_lengths=lengths
+  )
+  return gates.zero_padding(x, lengths), h0, opts
+
+
 def gru_scan(
-    params: gates.Params,
-    x_proj: Array,
-    h0: Array,
-    *,
-    variant: str | gates.Variant = gates.Variant.RESET_AFTER,
-    seq_lengths: Array | None = None,
-    reverse: bool = False,
-    unroll: int = 1,
-    dtype=None,
-    recurrent_mask: Array | None = None,
+    params: gates.Params, x_proj: Array, h0: Array, *, recurrent_mask: Array | None = None, **options
 ) -> tuple[Array, Array]:
   r"""Runs the GRU recurrence over a time-major sequence of input projections.
 
@@ -66,19 +101,24 @@ def gru_scan(
       are used here; the input half is already in ``x_proj``).
     x_proj: ``[T, B, 3H]`` input projections from :func:`gates.input_projection`.
     h0: ``[B, H]`` initial state; its dtype is the carry dtype.
-    variant: ``"reset_after"`` or ``"reset_before"``.
-    seq_lengths: optional ``[B]`` integer lengths in ``[0, T]``.
-    reverse: run from the last step to the first.
-    unroll: steps per loop iteration of ``lax.scan``.
-    dtype: compute dtype of the step (``None``: promote).
     recurrent_mask: optional ``[B, H]`` recurrent-dropout mask (zeros and
       ``1 / (1 - p)``), the same at every step: it multiplies ``h_{t-1}`` where
       it enters the recurrent products, never the carry itself.
+    **options: :class:`RunnerOptions`: ``variant`` (``"reset_after"`` or
+      ``"reset_before"``), ``seq_lengths`` (optional ``[B]`` integer lengths
+      in ``[0, T]``; whatever the padded steps of ``x_proj`` hold, NaN
+      included, reaches neither outputs nor gradients), ``reverse``,
+      ``unroll`` (steps per ``lax.scan`` iteration), ``dtype`` (compute dtype
+      of the step; ``None`` promotes).
 
   Returns:
     ``(outputs [T, B, H], h_last [B, H])``; ``outputs`` has the carry dtype and
     ``h_last`` is the state after each sequence's last valid step (after step 0
     when ``reverse``).
+
+  Raises:
+    ValueError, TypeError: mis-shaped or non-floating arrays, or bad
+      ``seq_lengths`` (the message names the argument).
 
   >>> H, I, T, B = 2, 3, 5, 1
   >>> p = {"input_kernel": jnp.ones((I, 3 * H)), "recurrent_kernel": jnp.zeros((H, 3 * H)),
@@ -88,16 +128,18 @@ def gru_scan(
   >>> ys[:, 0, 0]
   Array([0.5    , 0.25   , 0.125  , 0.0625 , 0.03125], dtype=float32)
   """
-  variant = gates.as_variant(variant)
+  x_proj, h0, (variant, seq_lengths, reverse, unroll, dtype) = prepare_run(params, x_proj, h0, options, projected=True)
+  dtype = dtype or jnp.result_type(x_proj, h0, params["recurrent_kernel"])
+  blocks = gates.recurrent_blocks(params, variant, dtype)  # once, outside the loop
   # Three per-gate arrays: slicing one wide [T, B, 3H] array inside the loop
-  # is several times slower on XLA:CPU (PERF_NOTES).
-  xs = tuple(jnp.split(x_proj, 3, axis=-1))  # 3 x [T, B, H]
-  num_steps = x_proj.shape[0]
+  # is several times slower on XLA:CPU (experiments/results/speed_notes.md).
+  xs = gates.split_gates(x_proj)  # 3 x [T, B, H]
+  step = lambda h, x_t: gates.step(blocks, h, x_t, variant, dtype, recurrent_mask=recurrent_mask)[0]  # noqa: E731
 
   if seq_lengths is None:
 
     def body(h, x_t):
-      h = gates.step_from_projection(params, h, x_t, variant, dtype, recurrent_mask)
+      h = step(h, x_t)
       return h, h
 
     h_last, ys = jax.lax.scan(body, h0, xs, reverse=reverse, unroll=unroll)
@@ -105,11 +147,10 @@ def gru_scan(
 
   def masked_body(h, inp):
     x_t, t = inp
-    h_new = gates.step_from_projection(params, h, x_t, variant, dtype, recurrent_mask)
-    valid = (t < seq_lengths)[:, None]  # [B, 1]
-    return jnp.where(valid, h_new, h), jnp.where(valid, h_new, jnp.zeros_like(h_new))
+    valid = gates.valid_rows(t, seq_lengths)  # [B, 1]
+    return gates.keep_valid(valid, step(h, x_t), h)
 
-  steps = jnp.arange(num_steps, dtype=seq_lengths.dtype)
+  steps = jnp.arange(x_proj.shape[0], dtype=seq_lengths.dtype)
   h_last, ys = jax.lax.scan(masked_body, h0, (xs, steps), reverse=reverse, unroll=unroll)
   return ys, h_last
 
@@ -166,12 +207,8 @@ def gru_scan_remat(
     *,
     remat: str | Remat,
     remat_segment: int | None = None,
-    variant: str | gates.Variant = gates.Variant.RESET_AFTER,
-    seq_lengths: Array | None = None,
-    reverse: bool = False,
-    unroll: int = 1,
-    dtype=None,
     recurrent_mask: Array | None = None,
+    **options,
 ) -> tuple[Array, Array]:
   """:func:`gru_scan` over raw inputs, rematerialising activations in the backward pass.
 
@@ -190,8 +227,7 @@ def gru_scan_remat(
       the projection and :func:`gru_scan` without checkpoints.
     remat_segment: steps per checkpointed segment for ``"segments"``; must
       divide ``T`` (``None``: see :func:`check_remat`).
-    variant, seq_lengths, reverse, unroll, dtype, recurrent_mask: as in
-      :func:`gru_scan`.
+    recurrent_mask, **options: as in :func:`gru_scan`.
 
   Returns:
     ``(outputs [T, B, H], h_last [B, H])`` as :func:`gru_scan`.
@@ -209,7 +245,7 @@ def gru_scan_remat(
   True
   """
   remat = as_remat(remat)
-  variant = gates.as_variant(variant)
+  inputs, h0, (variant, seq_lengths, reverse, unroll, dtype) = prepare_run(params, inputs, h0, options, projected=False)
   num_steps, batch, features = inputs.shape
   block = check_remat(remat, num_steps, remat_segment, unroll)
   run = dict(variant=variant, reverse=reverse, dtype=dtype, recurrent_mask=recurrent_mask)
@@ -238,116 +274,3 @@ def gru_scan_remat(
   offsets = jnp.arange(num_blocks, dtype=jnp.int32) * inner_len
   h_last, ys = jax.lax.scan(block_fn, h0, (x_blocks, offsets), reverse=reverse, unroll=outer_unroll)
   return ys.reshape(num_steps, batch, -1), h_last
-
-
-class Implementation(str, enum.Enum):
-  """How :class:`jaxgru.GRU` runs the recurrence; all give the same numbers.
-
-  ``AUTO`` picks the fastest implementation known to work on the current
-  backend (:func:`resolve_implementation`). ``SCAN`` is the reference
-  ``lax.scan`` with autodiff, :func:`gru_scan`. ``CUSTOM_VJP`` is the same
-  forward scan with a hand-written, cuDNN-style backward pass
-  (:func:`jaxgru.custom_vjp.gru_scan_custom_vjp`); like ``SCAN`` it computes
-  the input projection of all steps as one product before the loop.
-  ``CUSTOM_VJP_IN_LOOP`` has the same backward but projects each step's input
-  inside the loop (:func:`jaxgru.custom_vjp.gru_scan_from_inputs`), so no
-  ``[T, B, 3H]`` array is ever stored. These and ``PALLAS`` support reverse-mode
-  differentiation only; ``SCAN`` also supports forward mode (``jax.jvp``,
-  ``jax.jacfwd``, ``jax.hessian``). ``PALLAS`` runs the forward recurrence
-  as one persistent Pallas kernel launch with ``CUSTOM_VJP``'s backward
-  (:func:`jaxgru.pallas_gru.gru_scan_pallas`); off a GPU, or where the
-  kernel cannot take ``H``, it falls back to ``CUSTOM_VJP`` (same numbers).
-  """
-
-  AUTO = "auto"
-  SCAN = "scan"
-  CUSTOM_VJP = "custom_vjp"
-  CUSTOM_VJP_IN_LOOP = "custom_vjp_in_loop"
-  PALLAS = "pallas"
-
-
-def as_implementation(implementation: str | Implementation) -> Implementation:
-  """Returns ``implementation`` as an :class:`Implementation`, raising ``ValueError`` if unknown."""
-  return gates.as_choice(Implementation, implementation, "GRU implementation")
-
-
-def resolve_implementation(
-    implementation: str | Implementation,
-    *,
-    backend: str | None = None,
-    hidden: int | None = None,
-    dtype=None,
-) -> Implementation:
-  """Turns ``AUTO`` into a concrete implementation for ``backend`` (default: JAX's default backend).
-
-  On CPU ``AUTO`` is ``CUSTOM_VJP_IN_LOOP``, for every shape and both
-  variants. Measured on a 2-core CPU against
-  ``flax.linen.RNN(flax.linen.GRUCell)`` (ratios of median times in one
-  interleaved run, the two calmest runs; (B, T, I, H)): forward+backward
-  0.54-0.69 at (32, 128, 64, 128), 0.70-0.78 at (16, 1024, 32, 64),
-  0.93-0.97 at (64, 512, 128, 256), 0.99 at (256, 64, 256, 512); forward
-  0.51-0.96. ``CUSTOM_VJP`` (hoisted projection) was slower at every shape,
-  most at the larger ones, where its ``[T, B, 3H]`` projection costs page
-  faults; ``SCAN`` was 1.06-1.34x flax forward+backward. Details:
-  ``experiments/results/speed_notes.md``.
-
-  On a GPU ``AUTO`` is ``PALLAS`` when the kernel takes ``hidden`` and the
-  ``[H, 3H]`` recurrent weights in the compute ``dtype`` fit on chip
-  (:func:`jaxgru.pallas_gru.supported_on_gpu` and
-  :func:`jaxgru.pallas_gru.fits_on_chip`: H a power of two from 16 to 128 in
-  bfloat16, to 64 in float32), else ``CUSTOM_VJP``: one large input
-  projection and a reverse loop with one product per step are what pay where
-  each loop step costs kernel launches. Neither choice is measured on a GPU
-  yet (``experiments/results/pallas_roofline.md``). Elsewhere ``AUTO`` is
-  ``CUSTOM_VJP``.
-
-  Args:
-    implementation: the requested implementation.
-    backend: ``"cpu"``, ``"gpu"``, ``"tpu"``; ``None`` asks JAX.
-    hidden: H, when known.
-    dtype: the compute dtype, when known (``None``: float32).
-  """
-  implementation = as_implementation(implementation)
-  if implementation is not Implementation.AUTO:
-    return implementation
-  backend = backend or jax.default_backend()
-  if backend == "cpu":
-    return Implementation.CUSTOM_VJP_IN_LOOP
-  if (
-      backend == "gpu"
-      and hidden is not None
-      and pallas_gru.supported_on_gpu(hidden)
-      and pallas_gru.fits_on_chip(hidden, dtype or jnp.float32)
-  ):
-    return Implementation.PALLAS
-  return Implementation.CUSTOM_VJP
-
-
-def run_direction(implementation: str | Implementation, params: gates.Params, x: Array, h0: Array, **kwargs):
-  """Runs one layer direction on inputs ``x [T, B, I]`` with the chosen implementation.
-
-  The other arguments and the results are those of :func:`gru_scan`; the
-  input projection is computed here, before the loop or inside it as the
-  implementation does it. A ``recurrent_mask`` keyword (recurrent dropout)
-  is passed on to :func:`gru_scan` only, the one implementation that takes
-  it: ``AUTO`` then resolves to ``SCAN`` and any other choice raises
-  ``ValueError``.
-  """
-  dtype = kwargs.get("dtype")
-  if kwargs.get("recurrent_mask") is not None:
-    if as_implementation(implementation) not in (Implementation.AUTO, Implementation.SCAN):
-      raise ValueError(f"a recurrent_mask (recurrent dropout) needs implementation 'scan', got {implementation!r}")
-    implementation = Implementation.SCAN
-  kwargs = {k: v for k, v in kwargs.items() if k != "recurrent_mask" or v is not None}
-  implementation = resolve_implementation(
-      implementation, hidden=h0.shape[-1], dtype=dtype or jnp.result_type(x, params["input_kernel"])
-  )
-  if implementation is Implementation.CUSTOM_VJP_IN_LOOP:
-    return custom_vjp.gru_scan_from_inputs(params, x, h0, **kwargs)
-  x_proj = gates.input_projection(params, x, dtype)  # [T, B, 3H]
-  runners = {
-      Implementation.SCAN: gru_scan,
-      Implementation.CUSTOM_VJP: custom_vjp.gru_scan_custom_vjp,
-      Implementation.PALLAS: pallas_gru.gru_scan_pallas,
-  }
-  return runners[implementation](params, x_proj, h0, **kwargs)

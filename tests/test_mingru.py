@@ -1,4 +1,4 @@
-"""minGRU: parallel, log-space and sequential modes against a NumPy loop (issue 5, item 1)."""
+"""minGRU: parallel, log-space and sequential modes against a NumPy loop."""
 
 from __future__ import annotations
 

@@ -47,12 +47,13 @@ import jax
 import jax.numpy as jnp
 
 from jaxgru import gates
+from jaxgru import scan
 
 Array = jax.Array
 
 
-class _Residuals(NamedTuple):
-  """Activations the forward scan stores for the backward scan."""
+class Residuals(NamedTuple):
+  """Activations the forward scan stores for :func:`backward_scan` (those of :class:`gates.Activations` per step)."""
 
   h_prev: Array  # [T, B, H], carry dtype: the state each step starts from.
   r: Array  # [T, B, H] reset gate, compute dtype.
@@ -62,81 +63,20 @@ class _Residuals(NamedTuple):
   aux: Array  # [T, B, H]
 
 
-def recurrent_blocks(w: Array, b: Array, variant: gates.Variant, *, per_gate: bool) -> tuple[tuple, tuple]:
-  """Splits the recurrent kernel ``[H, 3H]`` and bias ``[3H]`` into the column blocks :func:`_step` multiplies by.
-
-  ``per_gate``: three ``[H, H]`` blocks (what the Pallas kernel needs: Triton
-  cannot slice a tensor). Otherwise as few blocks as the variant allows: one
-  ``[H, 3H]`` product whose result is sliced inside the step (for
-  ``reset_before``, ``[H, 2H]`` and ``[H, H]``), which compiled 15-25% faster
-  than three products on XLA:CPU and ran as fast (speed_notes.md). Splitting
-  happens once, outside the loop: XLA does not hoist loop-invariant slices.
-  Biases come back as ``[1, width]`` rows.
-  """
-  hidden = w.shape[0]
-  b = b[None, :]
-  if per_gate:
-    cuts = (hidden, 2 * hidden)
-  else:
-    cuts = () if variant is gates.Variant.RESET_AFTER else (2 * hidden,)
-  return tuple(jnp.split(w, cuts, axis=-1)), tuple(jnp.split(b, cuts, axis=-1))
-
-
-def _step(w, b, h, x_t, variant, dtype, gate_dtype=None):
-  """One forward step; returns the new state (carry dtype) and its activations.
-
-  ``w``, ``b`` are the blocks of :func:`recurrent_blocks`. The products take
-  ``dtype`` operands; their results and the gate maths are in ``gate_dtype``
-  (default ``dtype``; the Pallas kernel passes float32, as Triton has no
-  bfloat16 division).
-  """
-  gate_dtype = gate_dtype or dtype
-  x_r, x_z, x_n = (x.astype(gate_dtype) for x in x_t)
-  hidden = h.shape[-1]
-  hc = h.astype(dtype)
-  h_g = hc.astype(gate_dtype)
-
-  def products(u, blocks, biases):  # u times each block, as per-gate [B, H] pieces
-    pieces = []
-    for w_blk, b_blk in zip(blocks, biases):
-      a = jnp.matmul(u.astype(dtype), w_blk, preferred_element_type=gate_dtype) + b_blk.astype(gate_dtype)
-      pieces += [a[:, k * hidden : (k + 1) * hidden] for k in range(w_blk.shape[-1] // hidden)]
-    return pieces
-
-  if variant is gates.Variant.RESET_AFTER:
-    a_r, a_z, aux = products(hc, w, b)  # aux = a_n = h W_hn + b_hn
-    r = gates.reset_gate(x_r, a_r)
-    z = gates.update_gate(x_z, a_z)
-    n = gates.candidate_state(x_n, aux, r)
-  else:
-    a_r, a_z = products(hc, w[:-1], b[:-1])
-    r = gates.reset_gate(x_r, a_r)
-    z = gates.update_gate(x_z, a_z)
-    aux = r * h_g  # the input of W_hn
-    (a_n,) = products(aux, w[-1:], b[-1:])
-    n = gates.candidate_state(x_n, a_n, 1)
-  # The interpolation with the previous state runs in the wider of the gate
-  # and carry dtypes, so a float32 carry is never rounded to bfloat16 (as
-  # gates.step_from_projection does for mixed precision).
-  acc = h.dtype if jnp.finfo(h.dtype).bits >= jnp.finfo(gate_dtype).bits else jnp.dtype(gate_dtype)
-  h_new = gates.new_hidden_state(n.astype(acc), z.astype(acc), h.astype(acc)).astype(h.dtype)
-  return h_new, (r, z, n, aux)
-
-
-def _forward(w, b, x, h0, seq_lengths, w_i, b_i, *, variant, reverse, unroll, dtype, keep):
-  """The forward scan; with ``keep`` it also returns :class:`_Residuals`.
+def forward_scan(w, b, x, h0, seq_lengths, w_i, b_i, *, variant, reverse, unroll, dtype, keep):
+  """The forward scan of :func:`gates.step`; with ``keep`` it also returns :class:`Residuals`.
 
   ``x`` is the input projection ``[T, B, 3H]`` when ``w_i`` is ``None``, else
   the raw inputs ``[T, B, I]``, projected step by step inside the loop.
   """
   # A scanned projection is split into per-gate arrays once, outside the loop:
   # slicing one wide scanned array inside the loop is several times slower on
-  # XLA:CPU (PERF_NOTES). Products, on the other hand, stay wide ([I, 3H] and
-  # [H, 3H]): slicing a value made inside the loop fuses into the gate maths,
-  # and fewer slice kernels compile faster (speed_notes.md).
-  w, b = recurrent_blocks(w.astype(dtype), b.astype(dtype), variant, per_gate=False)
+  # XLA:CPU. Products, on the other hand, stay wide ([I, 3H] and [H, 3H]):
+  # slicing a value made inside the loop fuses into the gate maths, and fewer
+  # slice kernels compile faster (experiments/results/speed_notes.md).
+  blocks = gates.recurrent_blocks({"recurrent_kernel": w, "recurrent_bias": b}, variant, dtype)
   if w_i is None:
-    xs = _split_gates(x)  # 3 x [T, B, H]
+    xs = gates.split_gates(x)  # 3 x [T, B, H]
   else:
     xs = x  # [T, B, I]
     w_i = w_i.astype(dtype)
@@ -145,14 +85,12 @@ def _forward(w, b, x, h0, seq_lengths, w_i, b_i, *, variant, reverse, unroll, dt
   def body(h, inp):
     x_t, t = inp if seq_lengths is not None else (inp, None)
     if w_i is not None:  # gates.input_projection of this step
-      x_t = _split_gates(jnp.matmul(x_t.astype(dtype), w_i) + b_i)
-    h_new, acts = _step(w, b, h, x_t, variant, dtype)
+      x_t = gates.split_gates(jnp.matmul(x_t.astype(dtype), w_i) + b_i)
+    h_new, acts = gates.step(blocks, h, x_t, variant, dtype)
     y = h_new
     if seq_lengths is not None:
-      valid = (t < seq_lengths)[:, None]  # [B, 1]
-      y = jnp.where(valid, h_new, jnp.zeros_like(h_new))
-      h_new = jnp.where(valid, h_new, h)
-    return h_new, ((y, h) + acts if keep else y)
+      h_new, y = gates.keep_valid(gates.valid_rows(t, seq_lengths), h_new, h)
+    return h_new, ((y, h) + tuple(acts) if keep else y)
 
   if seq_lengths is not None:
     xs = (xs, jnp.arange(x.shape[0], dtype=seq_lengths.dtype))  # with the step index
@@ -160,16 +98,12 @@ def _forward(w, b, x, h0, seq_lengths, w_i, b_i, *, variant, reverse, unroll, dt
   if not keep:
     return out, h_last
   ys, *acts = out
-  return ys, h_last, _Residuals(*acts)
+  return ys, h_last, Residuals(*acts)
 
 
 def at_least_float32(dtype) -> jnp.dtype:
   """``dtype`` if it has 32 bits or more, else float32 (bfloat16 and float16 gate maths and sums)."""
   return jnp.dtype(dtype) if jnp.finfo(dtype).bits >= 32 else jnp.dtype(jnp.float32)
-
-
-def _split_gates(a):
-  return tuple(jnp.split(a, 3, axis=-1))
 
 
 def _step_dtype(seq_lengths):
@@ -179,18 +113,42 @@ def _step_dtype(seq_lengths):
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
 def _scan(variant, reverse, unroll, dtype, w, b, x, h0, seq_lengths, w_i, b_i):
   kwargs = dict(variant=variant, reverse=reverse, unroll=unroll, dtype=dtype, keep=False)
-  return _forward(w, b, x, h0, seq_lengths, w_i, b_i, **kwargs)
+  return forward_scan(w, b, x, h0, seq_lengths, w_i, b_i, **kwargs)
 
 
 def _scan_fwd(variant, reverse, unroll, dtype, w, b, x, h0, seq_lengths, w_i, b_i):
   kwargs = dict(variant=variant, reverse=reverse, unroll=unroll, dtype=dtype, keep=True)
-  ys, h_last, res = _forward(w, b, x, h0, seq_lengths, w_i, b_i, **kwargs)
+  ys, h_last, res = forward_scan(w, b, x, h0, seq_lengths, w_i, b_i, **kwargs)
   if w_i is None:  # only the dtypes of x and b are needed; don't keep x alive
     x, b_i = jnp.zeros((0,), x.dtype), None
-  return (ys, h_last), (w, jnp.zeros((0,), b.dtype), x, h0, seq_lengths, w_i, b_i, res)
+  return (ys, h_last), Saved(w, jnp.zeros((0,), b.dtype), x, h0, seq_lengths, w_i, b_i, res)
 
 
-def _scan_bwd(variant, reverse, unroll, dtype, saved, cotangents):
+class Saved(NamedTuple):
+  """What :func:`backward_scan` needs from the forward pass."""
+
+  w: Array  # [H, 3H] recurrent kernel.
+  b_like: Array  # [0], the recurrent bias's dtype.
+  x: Array  # [T, B, I] raw inputs, or [0] (the dtype of x_proj) when the projection was hoisted.
+  h0: Array  # [B, H] initial state.
+  seq_lengths: Array | None  # [B] int32 or None.
+  w_i: Array | None  # [I, 3H] input kernel when projected in the loop, else None.
+  b_i: Array | None  # [3H] input bias when projected in the loop, else None.
+  res: Residuals  # [T, B, H] each.
+
+
+def backward_scan(variant, reverse, unroll, dtype, saved: Saved, cotangents):
+  """The hand-written backward pass: the reverse scan, then weight gradients as large products.
+
+  Args:
+    variant, reverse, unroll, dtype: as the forward pass.
+    saved: :class:`Saved` by the forward pass.
+    cotangents: ``(d_ys [T, B, H], d_h_last [B, H])``.
+
+  Returns:
+    Gradients of ``(w, b, x, h0, seq_lengths, w_i, b_i)`` (``None`` for the
+    integer lengths and for input weights that were not given).
+  """
   w, b_like, x, h0, seq_lengths, w_i, b_i, res = saved
   d_ys, d_h_last = cotangents  # [T, B, H], [B, H]
   # Gradients accumulate in float32 at least, whatever the compute dtype.
@@ -198,14 +156,14 @@ def _scan_bwd(variant, reverse, unroll, dtype, saved, cotangents):
   reset_after = variant is gates.Variant.RESET_AFTER
   # Transposed per-gate blocks [H, H]: three products per step cost less than
   # concatenating the gate gradients for one [B, 3H] x [3H, H] product here.
-  w_t = tuple(wg.T for wg in _split_gates(w.astype(dtype).astype(acc)))
+  w_t = tuple(wg.T for wg in gates.split_gates(w.astype(dtype).astype(acc)))
 
   def body(g, inp):
     (h, r, z, n, aux, d_y), t = inp
     h, r, z, n, aux = (v.astype(acc) for v in (h, r, z, n, aux))
     d_new = g + d_y.astype(acc)  # dL/dh' of this step
     if seq_lengths is not None:
-      valid = (t < seq_lengths)[:, None]  # [B, 1]
+      valid = gates.valid_rows(t, seq_lengths)  # [B, 1]
       d_new = jnp.where(valid, d_new, jnp.zeros_like(d_new))
     d_n = d_new * (1 - z) * (1 - n * n)  # through tanh
     d_z = d_new * (h - n) * z * (1 - z)  # through sigmoid
@@ -244,7 +202,7 @@ def _scan_bwd(variant, reverse, unroll, dtype, saved, cotangents):
   # three per-gate products avoid materializing a [T, B, 3H] array.
   d_w_i = jnp.concatenate([_outer(x, d, acc) for d in d_pre], -1)
   d_b_i = jnp.concatenate([d.sum((0, 1)) for d in d_pre])
-  w_i_t = [wg.astype(dtype).astype(acc).T for wg in _split_gates(w_i)]  # 3 x [H, I]
+  w_i_t = [wg.astype(dtype).astype(acc).T for wg in gates.split_gates(w_i)]  # 3 x [H, I]
   d_x = sum(jnp.matmul(d.reshape(-1, d.shape[-1]), wg) for d, wg in zip(d_pre, w_i_t)).reshape(x.shape)
   return grads + (d_x.astype(x.dtype), d_h0.astype(h0.dtype), None, d_w_i.astype(w_i.dtype), d_b_i.astype(b_i.dtype))
 
@@ -255,49 +213,10 @@ def _outer(u, v, acc):
   return jax.lax.dot_general(u2d, v2d, (((0,), (0,)), ((), ())))
 
 
-_scan.defvjp(_scan_fwd, _scan_bwd)
+_scan.defvjp(_scan_fwd, backward_scan)
 
 
-def check_shapes(params: gates.Params, x: Array, h0: Array, *, projected: bool) -> None:
-  """Raises ``ValueError`` unless ``x``, ``h0`` and ``params`` agree on T, B, I and H.
-
-  Args:
-    params: GRU parameters; the recurrent kernel gives H.
-    x: ``[T, B, 3H]`` when ``projected``, else ``[T, B, I]`` matching ``params["input_kernel"]``.
-    h0: ``[B, H]``.
-    projected: whether ``x`` is the input projection.
-
-  >>> p = {"recurrent_kernel": jnp.zeros((4, 12)), "recurrent_bias": jnp.zeros(12)}
-  >>> check_shapes(p, jnp.zeros((5, 2, 12)), jnp.zeros((2, 3)), projected=True)
-  Traceback (most recent call last):
-  ...
-  ValueError: h0 must have shape [B, H]=(2, 4), got (2, 3)
-  """
-  name = "x_proj" if projected else "x"
-  hidden = params["recurrent_kernel"].shape[0]
-  if params["recurrent_kernel"].shape != (hidden, 3 * hidden):
-    raise ValueError(f"recurrent_kernel must have shape [H, 3H], got {params['recurrent_kernel'].shape}")
-  if x.ndim != 3:
-    raise ValueError(f"{name} must have rank 3 [T, B, ...], got shape {x.shape}")
-  features = 3 * hidden if projected else params["input_kernel"].shape[0]
-  if x.shape[-1] != features:
-    expected = f"[T, B, 3H] with H={hidden}" if projected else f"[T, B, I] with I={features} (input_kernel)"
-    raise ValueError(f"{name} must have shape {expected}, got {x.shape}")
-  if h0.shape != (x.shape[1], hidden):
-    raise ValueError(f"h0 must have shape [B, H]={(x.shape[1], hidden)}, got {h0.shape}")
-
-
-def gru_scan_custom_vjp(
-    params: gates.Params,
-    x_proj: Array,
-    h0: Array,
-    *,
-    variant: str | gates.Variant = gates.Variant.RESET_AFTER,
-    seq_lengths: Array | None = None,
-    reverse: bool = False,
-    unroll: int = 1,
-    dtype=None,
-) -> tuple[Array, Array]:
+def gru_scan_custom_vjp(params: gates.Params, x_proj: Array, h0: Array, **options) -> tuple[Array, Array]:
   """:func:`jaxgru.scan.gru_scan` with a hand-written, cuDNN-style backward pass.
 
   Arguments, results and numbers are those of :func:`jaxgru.scan.gru_scan`
@@ -310,11 +229,8 @@ def gru_scan_custom_vjp(
     params: GRU parameters (``recurrent_kernel [H, 3H]``, ``recurrent_bias [3H]``).
     x_proj: ``[T, B, 3H]`` input projections.
     h0: ``[B, H]`` initial state; its dtype is the carry dtype.
-    variant: ``"reset_after"`` or ``"reset_before"``.
-    seq_lengths: optional ``[B]`` integer lengths in ``[0, T]``.
-    reverse: run from the last step to the first.
-    unroll: steps per loop iteration, forward and backward.
-    dtype: compute dtype of the step (``None``: promote).
+    **options: as :func:`jaxgru.scan.gru_scan` (:class:`jaxgru.scan.RunnerOptions`);
+      ``unroll`` applies to the forward and the backward loop.
 
   Returns:
     ``(outputs [T, B, H], h_last [B, H])`` as :func:`jaxgru.scan.gru_scan`.
@@ -327,26 +243,13 @@ def gru_scan_custom_vjp(
   >>> grads["recurrent_kernel"].shape
   (4, 12)
   """
-  variant = gates.as_variant(variant)
-  check_shapes(params, x_proj, h0, projected=True)
+  x_proj, h0, (variant, seq_lengths, reverse, unroll, dtype) = scan.prepare_run(params, x_proj, h0, options, projected=True)
   w, b = params["recurrent_kernel"], params["recurrent_bias"]
   dtype = jnp.dtype(dtype or jnp.result_type(x_proj, h0, w))
-  if seq_lengths is not None:
-    seq_lengths = jnp.asarray(seq_lengths)
   return _scan(variant, bool(reverse), int(unroll), dtype, w, b, x_proj, h0, seq_lengths, None, None)
 
 
-def gru_scan_from_inputs(
-    params: gates.Params,
-    x: Array,
-    h0: Array,
-    *,
-    variant: str | gates.Variant = gates.Variant.RESET_AFTER,
-    seq_lengths: Array | None = None,
-    reverse: bool = False,
-    unroll: int = 1,
-    dtype=None,
-) -> tuple[Array, Array]:
+def gru_scan_from_inputs(params: gates.Params, x: Array, h0: Array, **options) -> tuple[Array, Array]:
   """:func:`gru_scan_custom_vjp` on raw inputs, projecting them step by step in the loop.
 
   Equal to ``gru_scan_custom_vjp(params, gates.input_projection(params, x,
@@ -360,7 +263,7 @@ def gru_scan_from_inputs(
     params: GRU parameters, all four arrays.
     x: ``[T, B, I]`` inputs.
     h0: ``[B, H]`` initial state; its dtype is the carry dtype.
-    variant, seq_lengths, reverse, unroll, dtype: as :func:`jaxgru.scan.gru_scan`.
+    **options: as :func:`jaxgru.scan.gru_scan` (:class:`jaxgru.scan.RunnerOptions`).
 
   Returns:
     ``(outputs [T, B, H], h_last [B, H])`` as :func:`jaxgru.scan.gru_scan`.
@@ -373,11 +276,8 @@ def gru_scan_from_inputs(
   >>> bool(jnp.allclose(ys, gru_scan_custom_vjp(p, gates.input_projection(p, x), h0)[0]))
   True
   """
-  variant = gates.as_variant(variant)
-  check_shapes(params, x, h0, projected=False)
+  x, h0, (variant, seq_lengths, reverse, unroll, dtype) = scan.prepare_run(params, x, h0, options, projected=False)
   w, b = params["recurrent_kernel"], params["recurrent_bias"]
   w_i, b_i = params["input_kernel"], params["input_bias"]
   dtype = jnp.dtype(dtype or jnp.result_type(x, w_i))
-  if seq_lengths is not None:
-    seq_lengths = jnp.asarray(seq_lengths)
   return _scan(variant, bool(reverse), int(unroll), dtype, w, b, x, h0, seq_lengths, w_i, b_i)

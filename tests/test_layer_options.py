@@ -1,4 +1,4 @@
-"""Recurrent dropout, remat, bfloat16, streaming and Keras weights for jaxgru.GRU (issue 5)."""
+"""Layer options beyond the peers: recurrent dropout, remat, bfloat16, streaming, Keras weights."""
 
 from __future__ import annotations
 
@@ -110,20 +110,6 @@ def test_recurrent_dropout_off_gives_exactly_the_plain_outputs():
 def test_recurrent_dropout_rate_is_validated(bad):
   with pytest.raises(ValueError, match="recurrent_dropout must be in"):
     jaxgru.GRU(features=H, recurrent_dropout=bad)
-
-
-_NON_SCAN = [i.value for i in scan.Implementation if i not in (scan.Implementation.AUTO, scan.Implementation.SCAN)]
-
-
-@pytest.mark.parametrize("option", [{"recurrent_dropout": 0.2}, {"remat": "step"}])
-def test_dropout_and_remat_need_the_scan_implementation(option):
-  jaxgru.GRU(features=H, implementation="scan", **option)  # allowed
-  jaxgru.GRU(features=H, implementation="auto", **option)  # allowed
-  if not _NON_SCAN:
-    pytest.skip("no implementation other than 'scan' is defined yet")
-  for implementation in _NON_SCAN:
-    with pytest.raises(ValueError, match="need implementation='scan'"):
-      jaxgru.GRU(features=H, implementation=implementation, **option)
 
 
 # ---------------------------------------------------------------- remat

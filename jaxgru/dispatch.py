@@ -1,0 +1,149 @@
+"""The one place that chooses how a GRU direction runs, and the one place that runs it.
+
+:func:`resolve_implementation` turns a request (implementation, backend, H,
+dtype, remat, recurrent dropout) into a concrete :class:`Implementation`;
+:func:`run_direction` calls its runner. Every runner executes the same step,
+:func:`jaxgru.gates.step`, and the same padding rule. Measured speeds behind
+the ``AUTO`` policy are in ``experiments/results/`` (linked from the README).
+"""
+
+from __future__ import annotations
+
+import enum
+
+import jax
+import jax.numpy as jnp
+
+from jaxgru import backward
+from jaxgru import gates
+from jaxgru import scan
+
+Array = jax.Array
+
+
+class Implementation(str, enum.Enum):
+  """How :class:`jaxgru.GRU` runs the recurrence; all give the same numbers.
+
+  * ``AUTO``: chosen by :func:`resolve_implementation`.
+  * ``SCAN``: ``lax.scan`` differentiated by JAX (:func:`jaxgru.scan.gru_scan`);
+    the only one with forward-mode derivatives (``jax.jvp``, ``jax.hessian``),
+    recurrent dropout and rematerialisation (:func:`jaxgru.scan.gru_scan_remat`).
+  * ``CUSTOM_VJP``: the input projection of all steps as one product before
+    the loop, and a hand-written backward pass
+    (:func:`jaxgru.backward.gru_scan_custom_vjp`).
+  * ``CUSTOM_VJP_IN_LOOP``: the same backward, each step's input projected
+    inside the loop, so no ``[T, B, 3H]`` array is stored
+    (:func:`jaxgru.backward.gru_scan_from_inputs`).
+  * ``PALLAS``: the forward loop as one persistent Pallas kernel on a GPU, with
+    the hand-written backward (:func:`jaxgru.pallas_gru.gru_scan_pallas`); not
+    yet measured on GPU hardware, so only ever an explicit choice.
+  """
+
+  AUTO = "auto"
+  SCAN = "scan"
+  CUSTOM_VJP = "custom_vjp"
+  CUSTOM_VJP_IN_LOOP = "custom_vjp_in_loop"
+  PALLAS = "pallas"
+
+
+def as_implementation(implementation: str | Implementation) -> Implementation:
+  """Returns ``implementation`` as an :class:`Implementation`, raising ``ValueError`` if unknown."""
+  return gates.as_choice(Implementation, implementation, "GRU implementation")
+
+
+def resolve_implementation(
+    implementation: str | Implementation,
+    *,
+    backend: str | None = None,
+    hidden: int | None = None,
+    remat: str | scan.Remat = scan.Remat.NONE,
+    recurrent_dropout: bool = False,
+) -> Implementation:
+  """Turns a request into the concrete implementation that serves it.
+
+  ``AUTO`` is ``SCAN`` when remat or recurrent dropout is on (only the scan
+  takes them); otherwise ``CUSTOM_VJP_IN_LOOP`` on a CPU (fastest there at
+  every measured shape) and ``CUSTOM_VJP`` elsewhere (one large input
+  projection and one product per backward step, what pays where each loop
+  step costs kernel launches). An explicit choice is returned as it is, or
+  refused with the reason and what would serve.
+
+  Args:
+    implementation: the request.
+    backend: ``"cpu"``, ``"gpu"``, ``"tpu"``; ``None`` asks JAX.
+    hidden: H, when known (the Pallas kernel takes only some).
+    remat: the layer's :class:`jaxgru.scan.Remat` setting.
+    recurrent_dropout: whether a recurrent-dropout mask will be applied.
+
+  Raises:
+    ValueError: an explicit choice that cannot serve the request.
+
+  >>> resolve_implementation("auto", backend="cpu").value, resolve_implementation("auto", backend="gpu").value
+  ('custom_vjp_in_loop', 'custom_vjp')
+  >>> resolve_implementation("custom_vjp", remat="step")
+  Traceback (most recent call last):
+  ...
+  ValueError: remat='step' needs implementation 'scan' (or 'auto'), got 'custom_vjp'
+  """
+  implementation = as_implementation(implementation)
+  remat = scan.as_remat(remat)
+  backend = backend or jax.default_backend()
+  needs_scan = [f"remat={remat.value!r}"] if remat is not scan.Remat.NONE else []
+  if recurrent_dropout:
+    needs_scan.append("recurrent_dropout")
+  if implementation is Implementation.AUTO:
+    if needs_scan:
+      return Implementation.SCAN
+    return Implementation.CUSTOM_VJP_IN_LOOP if backend == "cpu" else Implementation.CUSTOM_VJP
+  if needs_scan and implementation is not Implementation.SCAN:
+    raise ValueError(f"{' and '.join(needs_scan)} needs implementation 'scan' (or 'auto'), got {implementation.value!r}")
+  if implementation is Implementation.PALLAS:
+    from jaxgru import pallas_gru  # noqa: PLC0415 - Pallas is loaded only when asked for
+
+    pallas_gru.check_compiled_kernel(backend, hidden if hidden is not None else 16)
+  return implementation
+
+
+def run_direction(
+    implementation: str | Implementation,
+    params: gates.Params,
+    x: Array,
+    h0: Array,
+    *,
+    recurrent_mask: Array | None = None,
+    remat: str | scan.Remat = scan.Remat.NONE,
+    remat_segment: int | None = None,
+    **options,
+) -> tuple[Array, Array]:
+  """Runs one layer direction on inputs ``x [T, B, I]`` with the implementation that serves the request.
+
+  Args:
+    implementation: as :func:`resolve_implementation` takes it.
+    params: the direction's four parameter arrays.
+    x: ``[T, B, I]`` inputs; the input projection is computed before the loop
+      or inside it, as the implementation does it.
+    h0: ``[B, H]`` initial state (carry dtype).
+    recurrent_mask: as :func:`jaxgru.scan.gru_scan`.
+    remat, remat_segment: as :func:`jaxgru.scan.gru_scan_remat`.
+    **options: :class:`jaxgru.scan.RunnerOptions` (``variant``,
+      ``seq_lengths``, ``reverse``, ``unroll``, ``dtype``).
+
+  Returns:
+    ``(outputs [T, B, H], h_last [B, H])`` as :func:`jaxgru.scan.gru_scan`.
+  """
+  implementation = resolve_implementation(
+      implementation, hidden=h0.shape[-1], remat=remat, recurrent_dropout=recurrent_mask is not None
+  )
+  if implementation is Implementation.SCAN:
+    return scan.gru_scan_remat(
+        params, x, h0, remat=remat, remat_segment=remat_segment, recurrent_mask=recurrent_mask, **options
+    )
+  if implementation is Implementation.CUSTOM_VJP_IN_LOOP:
+    return backward.gru_scan_from_inputs(params, x, h0, **options)
+  x, h0, opts = scan.prepare_run(params, x, h0, options, projected=False)  # padding zeroed before projecting
+  x_proj = gates.input_projection(params, x, opts.dtype)  # [T, B, 3H]
+  if implementation is Implementation.CUSTOM_VJP:
+    return backward.gru_scan_custom_vjp(params, x_proj, h0, **opts._asdict())
+  from jaxgru import pallas_gru  # noqa: PLC0415 - Pallas is loaded only when asked for
+
+  return pallas_gru.gru_scan_pallas(params, x_proj, h0, **opts._asdict())

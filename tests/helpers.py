@@ -1,0 +1,120 @@
+"""Shared builders of test problems: one GRU direction, its reference, and every implementation as a runner."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxgru
+from jaxgru import gates
+from jaxgru import pallas_gru
+
+LENGTHS = np.array([6, 2, 0])  # full, ragged, empty (for T = 6, B = 3)
+
+
+def gru_params(key, features: int, hidden: int, dtype=jnp.float32, scale: float = 0.5) -> dict:
+  """Random parameters of one GRU direction: ``input_kernel [I, 3H]``, ``recurrent_kernel [H, 3H]``, biases ``[3H]``."""
+  k = jax.random.split(key, 4)
+  return {
+      "input_kernel": (scale * jax.random.normal(k[0], (features, 3 * hidden))).astype(dtype),
+      "recurrent_kernel": (scale * jax.random.normal(k[1], (hidden, 3 * hidden))).astype(dtype),
+      "input_bias": (0.3 * jax.random.normal(k[2], (3 * hidden,))).astype(dtype),
+      "recurrent_bias": (0.3 * jax.random.normal(k[3], (3 * hidden,))).astype(dtype),
+  }
+
+
+def direction_problem(seed=0, *, steps=6, batch=3, features=2, hidden=4, dtype=jnp.float32):
+  """``(params, x [T, B, I], h0 [B, H], w_y [T, B, H], w_h [B, H])``; ``w_*`` weight a scalar loss."""
+  keys = jax.random.split(jax.random.key(seed), 5)
+  params = gru_params(keys[0], features, hidden, dtype)
+  x = jax.random.normal(keys[1], (steps, batch, features)).astype(dtype)
+  h0 = 0.5 * jax.random.normal(keys[2], (batch, hidden))
+  w_y = jax.random.normal(keys[3], (steps, batch, hidden))
+  w_h = jax.random.normal(keys[4], (batch, hidden))
+  return params, x, h0, w_y, w_h
+
+
+def _hoisted(runner):
+  """A runner over projections turned into one over raw inputs ``x [T, B, I]`` (as ``jaxgru.dispatch`` does it)."""
+
+  def run(params, x, h0, **kwargs):
+    x = gates.zero_padding(x, kwargs.get("seq_lengths"))
+    return runner(params, gates.input_projection(params, x, kwargs.get("dtype")), h0, **kwargs)
+
+  return run
+
+
+# The runners over projections ``x_proj [T, B, 3H]``.
+PROJECTION_RUNNERS = {
+    "scan": jaxgru.gru_scan,
+    "custom_vjp": jaxgru.gru_scan_custom_vjp,
+    "pallas_interpret": functools.partial(pallas_gru.gru_scan_pallas, interpret=True),
+}
+
+# Every implementation as ``run(params, x [T, B, I], h0 [B, H], **gru_scan kwargs)``.
+RUNNERS = {
+    "scan": _hoisted(PROJECTION_RUNNERS["scan"]),
+    "scan_remat_step": functools.partial(jaxgru.gru_scan_remat, remat="step"),
+    "scan_remat_segments": functools.partial(jaxgru.gru_scan_remat, remat="segments", remat_segment=3),
+    "custom_vjp": _hoisted(PROJECTION_RUNNERS["custom_vjp"]),
+    "custom_vjp_in_loop": jaxgru.gru_scan_from_inputs,
+    "pallas_interpret": _hoisted(PROJECTION_RUNNERS["pallas_interpret"]),
+}
+
+
+def loss_fn(runner, w_y, w_h, **kwargs):
+  """``(params, x, h0) -> (loss, (ys, h_last))`` with random weights on both outputs."""
+
+  def loss(params, x, h0):
+    ys, h_last = runner(params, x, h0, **kwargs)
+    return jnp.sum(ys * w_y) + jnp.sum(h_last * w_h), (ys, h_last)
+
+  return loss
+
+
+def values_and_grads(runner, problem, **kwargs):
+  """Jitted outputs and gradients w.r.t. params, x and h0 of a weighted loss."""
+  params, x, h0, w_y, w_h = problem
+  grad = jax.value_and_grad(loss_fn(runner, w_y, w_h, **kwargs), argnums=(0, 1, 2), has_aux=True)
+  (_, outs), grads = jax.jit(grad)(params, x, h0)
+  return outs, grads
+
+
+def assert_trees_close(tree, tree_ref, atol):
+  """Same structure, shapes and dtypes, values within ``atol``."""
+  flat, flat_ref = jax.tree.leaves(tree), jax.tree.leaves(tree_ref)
+  assert len(flat) == len(flat_ref)
+  for a, a_ref in zip(flat, flat_ref):
+    assert a.shape == a_ref.shape and a.dtype == a_ref.dtype, (a.shape, a_ref.shape, a.dtype, a_ref.dtype)
+    np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(a_ref, np.float64), atol=atol, rtol=0)
+
+
+def numpy_gru(params, x, h0, *, variant="reset_after", seq_lengths=None, reverse=False):
+  """An independent float64 NumPy GRU direction with PyTorch's packed-sequence semantics."""
+  p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+  x, h = np.asarray(x, np.float64), np.asarray(h0, np.float64).copy()
+  steps, batch, _ = x.shape
+  hidden = h.shape[-1]
+  lengths = np.full(batch, steps) if seq_lengths is None else np.asarray(seq_lengths)
+  sigmoid = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+  ys = np.zeros((steps, batch, hidden))
+  order = range(steps - 1, -1, -1) if reverse else range(steps)
+  w_hr, w_hz, w_hn = np.split(p["recurrent_kernel"], 3, axis=1)
+  b_hr, b_hz, b_hn = np.split(p["recurrent_bias"], 3)
+  for t in order:
+    xi = x[t] @ p["input_kernel"] + p["input_bias"]
+    x_r, x_z, x_n = np.split(xi, 3, axis=1)
+    r = sigmoid(x_r + h @ w_hr + b_hr)
+    z = sigmoid(x_z + h @ w_hz + b_hz)
+    if variant == "reset_after":
+      n = np.tanh(x_n + r * (h @ w_hn + b_hn))
+    else:
+      n = np.tanh(x_n + (r * h) @ w_hn + b_hn)
+    h_new = (1 - z) * n + z * h
+    valid = (t < lengths)[:, None]
+    h = np.where(valid, h_new, h)
+    ys[t] = np.where(valid, h_new, 0.0)
+  return ys, h
