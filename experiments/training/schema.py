@@ -1,12 +1,12 @@
 """The typed schema of training configs (``configs/*.yaml``), checked before anything runs.
 
-Every section forbids unknown keys (:class:`jaxgru.config.Schema`), so a typo
+Every section forbids unknown keys (:class:`config_files.Schema`), so a typo
 in a YAML file or an override stops the run with a message naming the key and
 the file. ``task`` is a union told apart by its ``kind`` key.
 
 Example:
 
->>> from jaxgru.config import validate
+>>> from config_files import validate
 >>> config = validate(TrainConfig, {"task": {"kind": "adding", "length": 20},
 ...                                 "train": {"batch_size": 8, "num_steps": 10}}, "example")
 >>> config.task.length, config.model.kind, config.optimizer.name
@@ -19,7 +19,7 @@ from typing import Annotated, Literal, Union
 
 import pydantic
 
-from jaxgru.config import Schema
+from config_files import Schema
 
 PositiveInt = Annotated[int, pydantic.Field(gt=0)]
 Fraction = Annotated[float, pydantic.Field(gt=0.0, lt=1.0)]
