@@ -1,4 +1,4 @@
-"""GRU vs LSTM on the seed's energy task, side by side: sMAPE, MAE, time per epoch, parameters, a plot.
+"""GRU vs LSTM on the FloydHub GRU post's energy task, side by side: sMAPE, MAE, time per epoch, parameters, a plot.
 
 Compare two finished runs:
 

@@ -43,7 +43,7 @@ def test_shipped_configs_load(name):
   assert all(len(shape) == 4 for shape in config.shapes)
 
 
-def test_cpu_config_has_the_issue_shapes():
+def test_cpu_config_has_the_four_target_shapes():
   config = benchmarking.load(CONFIGS / "cpu.yaml")
   for shape in [(32, 128, 64, 128), (16, 1024, 32, 64), (64, 512, 128, 256), (256, 64, 256, 512)]:
     assert shape in config.shapes

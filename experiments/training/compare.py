@@ -1,4 +1,4 @@
-"""Side-by-side report of finished energy runs (the seed's GRU vs LSTM): a table and one plot.
+"""Side-by-side report of finished energy runs (the FloydHub GRU post's GRU vs LSTM): a table and one plot.
 
 Reads each run folder's ``summary.json`` and ``test_predictions.npz`` as
 written by :func:`training.trainer.train_and_evaluate`.

@@ -34,7 +34,7 @@ class EnergyTask(Schema):
   datetime_column: str = "Datetime"
   # None: the file's single column whose name ends in "_MW" (Kaggle files).
   value_column: str | None = None
-  # Input columns, "load" first; the seed uses all five.
+  # Input columns, "load" first; the FloydHub GRU post uses all five.
   features: list[Literal["load", "hour", "dayofweek", "month", "dayofyear"]] = ["load", "hour", "dayofweek", "month", "dayofyear"]
   lookback: PositiveInt = 90  # input window, hours
   test_fraction: Fraction = 0.1  # the last part of each file's windows
@@ -61,7 +61,7 @@ Task = Annotated[Union[EnergyTask, AddingTask, DigitsTask], pydantic.Field(discr
 
 
 class Model(Schema):
-  """A recurrent backbone with the seed's head: ReLU, then Linear on the last step."""
+  """A recurrent backbone with the FloydHub GRU post's head: ReLU, then Linear on the last step."""
 
   kind: Literal["gru", "lstm"] = "gru"
   hidden: PositiveInt = 256  # H

@@ -33,8 +33,8 @@ Batch = tuple[np.ndarray, np.ndarray]  # inputs [B, T, I] float32, targets [B, 1
 class EpochSampler:
   """Batch ``step`` of a fixed training set: epoch ``step // steps_per_epoch`` shuffled by the seed.
 
-  The incomplete last batch of an epoch is dropped, as the seed's
-  ``DataLoader(drop_last=True)``.
+  The incomplete last batch of an epoch is dropped, as the FloydHub GRU
+  post's ``DataLoader(drop_last=True)``.
   """
 
   def __init__(self, num_examples: int, batch_size: int, seed: int):
