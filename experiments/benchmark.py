@@ -3,7 +3,7 @@
   python experiments/benchmark.py --config configs/bench/cpu.yaml [key.sub=value ...]
 
 Writes results.json, results.md, tokens_per_s.png and the resolved config.yaml
-to the config's ``output_dir``. The logic lives in :mod:`jaxgru.benchmark`.
+to the config's ``output_dir``. The logic lives in :mod:`benchmarking`.
 """
 
 import argparse
@@ -17,8 +17,8 @@ import sys
 # Must be set before torch is imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from jaxgru import benchmark
-from jaxgru.config import ConfigError, dump_config
+import benchmarking
+from config_files import ConfigError, dump_config
 
 
 def main(argv=None) -> int:
@@ -28,19 +28,19 @@ def main(argv=None) -> int:
   parser.add_argument("--note", default="", help="a line put at the top of results.md (e.g. 'shared, busy machine')")
   args = parser.parse_args(argv)
   try:
-    config = benchmark.load(args.config, args.overrides)
+    config = benchmarking.load(args.config, args.overrides)
   except (ConfigError, FileNotFoundError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   os.makedirs(config.output_dir, exist_ok=True)  # fails now, not after the run, if it cannot be made
-  report = benchmark.run_benchmark(config)
+  report = benchmarking.run_benchmark(config)
   report.environment["command"] = shlex.join(["python", "experiments/benchmark.py", "--config", args.config,
                                               *args.overrides])
   if args.note:
     report.environment["note"] = args.note
-  paths = benchmark.write_all(report, config.output_dir)
+  paths = benchmarking.write_all(report, config.output_dir)
   dump_config(config, os.path.join(config.output_dir, "config.yaml"))
-  print(benchmark.markdown_tables(report))
+  print(benchmarking.markdown_tables(report))
   print("wrote " + ", ".join(paths.values()), file=sys.stderr)
   return 0
 

@@ -1,4 +1,4 @@
-"""GRU vs LSTM on the seed's energy task, side by side: sMAPE, MAE, time per epoch, parameters, a plot.
+"""GRU vs LSTM on the FloydHub GRU post's energy task, side by side: sMAPE, MAE, time per epoch, parameters, a plot.
 
 Compare two finished runs:
 
@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from any folder
-
-from jaxgru.config import load_config  # pylint: disable=g-import-not-at-top
-from jaxgru.training.compare import compare  # pylint: disable=g-import-not-at-top
-from jaxgru.training.compare import markdown  # pylint: disable=g-import-not-at-top
-from jaxgru.training.schema import TrainConfig  # pylint: disable=g-import-not-at-top
-from jaxgru.training.trainer import train_and_evaluate  # pylint: disable=g-import-not-at-top
+from config_files import load_config
+from training.compare import compare
+from training.compare import markdown
+from training.schema import TrainConfig
+from training.trainer import train_and_evaluate
 
 CONFIGS = ("configs/energy_gru.yaml", "configs/energy_lstm.yaml")
 

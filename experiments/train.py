@@ -3,7 +3,7 @@
     python experiments/train.py --config configs/energy_default.yaml [key.sub=value ...] [--workdir runs/x]
 
 This file is intentionally kept short: the work happens in
-:func:`jaxgru.training.trainer.train_and_evaluate`.
+:func:`training.trainer.train_and_evaluate`.
 """
 
 from __future__ import annotations
@@ -11,15 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from any folder
+import jax
 
-import jax  # pylint: disable=g-import-not-at-top
-
-from jaxgru.config import load_config  # pylint: disable=g-import-not-at-top
-from jaxgru.training.schema import TrainConfig  # pylint: disable=g-import-not-at-top
-from jaxgru.training.trainer import train_and_evaluate  # pylint: disable=g-import-not-at-top
+from config_files import load_config
+from training.schema import TrainConfig
+from training.trainer import train_and_evaluate
 
 
 def main(argv: list[str] | None = None) -> dict:

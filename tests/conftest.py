@@ -1,4 +1,7 @@
-"""Shared test configuration: strict promotion rules and PRNG fixtures."""
+"""Shared test configuration: strict promotion rules, PRNG fixtures, the environment of child Pythons."""
+
+import os
+import pathlib
 
 import jax
 import numpy as np
@@ -20,3 +23,13 @@ def key():
 def rng():
   """A NumPy generator for test data."""
   return np.random.default_rng(0)
+
+
+@pytest.fixture
+def subprocess_env():
+  """Environment of a child Python on the CPU that imports this checkout: jaxgru and experiments/."""
+  repo = pathlib.Path(__file__).resolve().parents[1]
+  paths = [str(repo), str(repo / "experiments"), os.environ.get("PYTHONPATH", "")]
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": os.pathsep.join(filter(None, paths))}
+  env.pop("XLA_FLAGS", None)
+  return env

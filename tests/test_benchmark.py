@@ -1,4 +1,4 @@
-"""Tests of the benchmark harness (jaxgru.benchmark): config, equality check, timing, reports, end to end.
+"""Tests of the benchmark harness (benchmarking): config, equality check, timing, reports, end to end.
 
 Shapes are tiny and no test asserts a time.
 """
@@ -14,11 +14,11 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from jaxgru import benchmark
-from jaxgru.benchmark import peers, registry, results, timing
-from jaxgru.benchmark.problem import flat_params
-from jaxgru.config import ConfigError
-from jaxgru.scan import Implementation
+import benchmarking
+from benchmarking import peers, registry, results, timing
+from benchmarking.problem import flat_params
+from config_files import ConfigError
+from jaxgru import Implementation
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs" / "bench"
@@ -37,28 +37,28 @@ def _load_entry_point():
 
 @pytest.mark.parametrize("name", ["cpu.yaml", "gpu.yaml"])
 def test_shipped_configs_load(name):
-  config = benchmark.load(CONFIGS / name)
+  config = benchmarking.load(CONFIGS / name)
   assert len(config.shapes) >= 4 and config.repeats >= 10
-  assert set(config.modes) == set(benchmark.Mode)
+  assert set(config.modes) == set(benchmarking.Mode)
   assert all(len(shape) == 4 for shape in config.shapes)
 
 
-def test_cpu_config_has_the_issue_shapes():
-  config = benchmark.load(CONFIGS / "cpu.yaml")
+def test_cpu_config_has_the_four_target_shapes():
+  config = benchmarking.load(CONFIGS / "cpu.yaml")
   for shape in [(32, 128, 64, 128), (16, 1024, 32, 64), (64, 512, 128, 256), (256, 64, 256, 512)]:
     assert shape in config.shapes
 
 
 def test_gpu_config_has_float32_and_bfloat16():
-  assert set(benchmark.load(CONFIGS / "gpu.yaml").dtypes) == {"float32", "bfloat16"}
+  assert set(benchmarking.load(CONFIGS / "gpu.yaml").dtypes) == {"float32", "bfloat16"}
 
 
 def test_overrides_apply():
-  config = benchmark.load(CONFIGS / "cpu.yaml", ["shapes=[[1,2,3,4]]", "repeats=12", "implementations.exclude=[torch]",
+  config = benchmarking.load(CONFIGS / "cpu.yaml", ["shapes=[[1,2,3,4]]", "repeats=12", "implementations.exclude=[torch]",
                                                   "modes=[forward]", "output_dir=/tmp/x"])
   assert config.shapes == ((1, 2, 3, 4),)
   assert config.repeats == 12
-  assert config.modes == (benchmark.Mode.FORWARD,)
+  assert config.modes == (benchmarking.Mode.FORWARD,)
   assert "torch" not in config.implementations.selected()
   assert "flax" in config.implementations.selected()
   assert config.output_dir == "/tmp/x"
@@ -82,19 +82,19 @@ def test_overrides_apply():
 )
 def test_bad_config_raises_config_error(override, fragment):
   with pytest.raises(ConfigError, match=fragment.replace("[", r"\[")):
-    benchmark.load(CONFIGS / "cpu.yaml", [override])
+    benchmarking.load(CONFIGS / "cpu.yaml", [override])
 
 
 def test_missing_config_file():
   with pytest.raises(FileNotFoundError):
-    benchmark.load(CONFIGS / "no_such.yaml")
+    benchmarking.load(CONFIGS / "no_such.yaml")
 
 
 # --- registry -----------------------------------------------------------------------------------
 
 
 def test_every_implementation_has_a_row():
-  names = benchmark.peer_names()
+  names = benchmarking.peer_names()
   for implementation in Implementation:
     assert f"jaxgru.{implementation.value}" in names
   assert {"flax", "torch", "equinox"} <= set(names)
@@ -102,11 +102,11 @@ def test_every_implementation_has_a_row():
 
 def test_registry_rejects_duplicates_and_unknown_names():
   with pytest.raises(ValueError, match="already registered"):
-    benchmark.register_peer("flax")
+    benchmarking.register_peer("flax")
   with pytest.raises(ValueError, match="unknown benchmark peer"):
-    benchmark.get_peer("no-such-row")
+    benchmarking.get_peer("no-such-row")
   with pytest.raises(ValueError, match="not registered"):
-    benchmark.unregister_peer("no-such-row")
+    benchmarking.unregister_peer("no-such-row")
 
 
 # --- equality check -----------------------------------------------------------------------------
@@ -114,12 +114,12 @@ def test_registry_rejects_duplicates_and_unknown_names():
 
 def test_compare_accepts_equal_and_rejects_different():
   ref = {"outputs": np.array([[0.5, -0.25]]), "inputs": np.array([100.0, -50.0])}
-  same = benchmark.compare({k: v + 1e-7 for k, v in ref.items()}, ref, atol=1e-6, rtol=0.0)
+  same = benchmarking.compare({k: v + 1e-7 for k, v in ref.items()}, ref, atol=1e-6, rtol=0.0)
   assert same.ok and same.max_abs_diff == pytest.approx(1e-7)
   # rtol scales with each array's largest reference magnitude: 0.05 on "inputs" is within 1e-3 * 100.
-  scaled = benchmark.compare({"outputs": ref["outputs"], "inputs": ref["inputs"] + 0.05}, ref, atol=0.0, rtol=1e-3)
+  scaled = benchmarking.compare({"outputs": ref["outputs"], "inputs": ref["inputs"] + 0.05}, ref, atol=0.0, rtol=1e-3)
   assert scaled.ok
-  off = benchmark.compare({"outputs": ref["outputs"] + 0.01, "inputs": ref["inputs"]}, ref, atol=1e-3, rtol=1e-3)
+  off = benchmarking.compare({"outputs": ref["outputs"] + 0.01, "inputs": ref["inputs"]}, ref, atol=1e-3, rtol=1e-3)
   assert not off.ok and off.worst == "outputs" and "MISMATCH" in off.message
 
 
@@ -133,25 +133,25 @@ def test_compare_accepts_equal_and_rejects_different():
     ],
 )
 def test_compare_rejects_malformed_results(result):
-  verdict = benchmark.compare(result, {"outputs": np.zeros((1, 2))}, atol=1.0, rtol=1.0)
+  verdict = benchmarking.compare(result, {"outputs": np.zeros((1, 2))}, atol=1.0, rtol=1.0)
   assert not verdict.ok
 
 
-@pytest.mark.parametrize("mode", list(benchmark.Mode))
+@pytest.mark.parametrize("mode", list(benchmarking.Mode))
 def test_every_available_peer_matches_the_reference(mode):
-  problem = benchmark.make_problem((2, 5, 3, 4), "float32", num_layers=2, seed=1)
+  problem = benchmarking.make_problem((2, 5, 3, 4), "float32", num_layers=2, seed=1)
   reference = peers.gru_reference(problem, mode)
   grads = {f"layer_{l}/{k}" for l in range(2) for k in ("input_kernel", "recurrent_kernel", "input_bias", "recurrent_bias")}
-  backward = mode is benchmark.Mode.FORWARD_BACKWARD
+  backward = mode is benchmarking.Mode.FORWARD_BACKWARD
   assert set(reference) == {"outputs"} | ({"inputs"} | grads if backward else set())
   assert reference["outputs"].shape == (2, 5, 4)
   checked = 0
-  for name in benchmark.peer_names():
-    peer = benchmark.get_peer(name)
+  for name in benchmarking.peer_names():
+    peer = benchmarking.get_peer(name)
     if peer.missing() or peer.model != "gru":
       continue
     runner = peer.factory(problem, mode)
-    verdict = benchmark.compare(runner.to_numpy(runner.call()), reference, atol=1e-5, rtol=1e-5)
+    verdict = benchmarking.compare(runner.to_numpy(runner.call()), reference, atol=1e-5, rtol=1e-5)
     assert verdict.ok, f"{name}: {verdict.message}"
     checked += 1
   assert checked >= 3  # the jaxgru rows and flax at least
@@ -173,45 +173,45 @@ def _wrong_backward_apply(problem):
 def wrong_peers():
   """Registers deliberately wrong rows; removes them afterwards."""
 
-  @benchmark.register_peer("test.zeros")
+  @benchmarking.register_peer("test.zeros")
   def zeros(problem, mode):  # fast and wrong
     def apply(params, x):
       return jnp.zeros(x.shape[:2] + (problem.shape[3],), x.dtype) * params["w"]
 
-    return benchmark.jax_runner(apply, {"w": jnp.ones(())}, problem, mode, grads_to_layout=lambda d: {})
+    return benchmarking.jax_runner(apply, {"w": jnp.ones(())}, problem, mode, grads_to_layout=lambda d: {})
 
-  @benchmark.register_peer("test.bad-backward")
+  @benchmarking.register_peer("test.bad-backward")
   def bad_backward(problem, mode):
     params = jax.tree.map(jnp.asarray, problem.params)
-    return benchmark.jax_runner(_wrong_backward_apply(problem), params, problem, mode, grads_to_layout=flat_params)
+    return benchmarking.jax_runner(_wrong_backward_apply(problem), params, problem, mode, grads_to_layout=flat_params)
 
-  @benchmark.register_peer("test.raises")
+  @benchmarking.register_peer("test.raises")
   def raises(problem, mode):
     raise RuntimeError("this kernel needs a GPU")
 
-  @benchmark.register_peer("test.not-installed", requires=("no_such_module_xyz",))
+  @benchmarking.register_peer("test.not-installed", requires=("no_such_module_xyz",))
   def not_installed(problem, mode):
     raise AssertionError("never called")
 
   names = ("test.zeros", "test.bad-backward", "test.raises", "test.not-installed")
   yield names
   for name in names:
-    benchmark.unregister_peer(name)
+    benchmarking.unregister_peer(name)
 
 
 def test_wrong_rows_are_caught_and_never_timed(wrong_peers):
-  config = benchmark.load(CONFIGS / "cpu.yaml", TINY)
-  problem = benchmark.make_problem((2, 5, 3, 4), "float32", seed=0)
+  config = benchmarking.load(CONFIGS / "cpu.yaml", TINY)
+  problem = benchmarking.make_problem((2, 5, 3, 4), "float32", seed=0)
   expected = {
-      benchmark.Mode.FORWARD: {"test.zeros": "mismatch", "test.bad-backward": "ok", "test.raises": "error",
+      benchmarking.Mode.FORWARD: {"test.zeros": "mismatch", "test.bad-backward": "ok", "test.raises": "error",
                                "test.not-installed": "skipped"},
       # The wrong gradient hides in the backward pass only.
-      benchmark.Mode.FORWARD_BACKWARD: {"test.zeros": "mismatch", "test.bad-backward": "mismatch",
+      benchmarking.Mode.FORWARD_BACKWARD: {"test.zeros": "mismatch", "test.bad-backward": "mismatch",
                                         "test.raises": "error", "test.not-installed": "skipped"},
   }
   for mode, statuses in expected.items():
     reference = peers.gru_reference(problem, mode)
-    case = benchmark.run_case(problem, mode, ("jaxgru.scan", "flax", *wrong_peers), {"gru": reference}, config,
+    case = benchmarking.run_case(problem, mode, ("jaxgru.scan", "flax", *wrong_peers), {"gru": reference}, config,
                               log=lambda line: None)
     rows = {row.name: row for row in case.rows}
     assert list(rows) == ["jaxgru.scan", "flax", *wrong_peers]
@@ -230,11 +230,11 @@ def test_wrong_rows_are_caught_and_never_timed(wrong_peers):
 )
 def test_make_problem_rejects_bad_arguments(shape, dtype, layers):
   with pytest.raises(ValueError, match="shape|dtype|num_layers"):
-    benchmark.make_problem(shape, dtype, num_layers=layers)
+    benchmarking.make_problem(shape, dtype, num_layers=layers)
 
 
 def test_make_problem_rounds_to_the_dtype():
-  problem = benchmark.make_problem((2, 3, 4, 5), "bfloat16", num_layers=1)
+  problem = benchmarking.make_problem((2, 3, 4, 5), "bfloat16", num_layers=1)
   assert problem.inputs.dtype == np.float32 and problem.tokens == 6
   as_bf16 = np.asarray(jnp.asarray(problem.inputs).astype(jnp.bfloat16).astype(jnp.float32))
   np.testing.assert_array_equal(problem.inputs, as_bf16)
@@ -242,21 +242,21 @@ def test_make_problem_rounds_to_the_dtype():
 
 
 def test_rows_of_another_model_are_checked_against_its_reference():
-  @benchmark.register_reference("test-model")
+  @benchmarking.register_reference("test-model")
   def zeros_reference(problem, mode):
     return {"outputs": np.zeros(problem.shape[:2] + (problem.shape[3],), np.float32)}
 
-  @benchmark.register_peer("test.other-model", model="test-model")
+  @benchmarking.register_peer("test.other-model", model="test-model")
   def other_model(problem, mode):
     apply = lambda params, x: jnp.zeros(x.shape[:2] + (problem.shape[3],), x.dtype) * params["w"]
-    return benchmark.jax_runner(apply, {"w": jnp.ones(())}, problem, mode, grads_to_layout=lambda d: {})
+    return benchmarking.jax_runner(apply, {"w": jnp.ones(())}, problem, mode, grads_to_layout=lambda d: {})
 
   try:
-    config = benchmark.load(CONFIGS / "cpu.yaml", TINY + ["modes=[forward]",
+    config = benchmarking.load(CONFIGS / "cpu.yaml", TINY + ["modes=[forward]",
                                                           "implementations.include=[jaxgru.scan,test.other-model]"])
-    report = benchmark.run_benchmark(config, log=lambda line: None)
+    report = benchmarking.run_benchmark(config, log=lambda line: None)
   finally:
-    benchmark.unregister_peer("test.other-model")
+    benchmarking.unregister_peer("test.other-model")
     registry._REFERENCES.pop("test-model")
   rows = {row.name: row for row in report.cases[0].rows}
   assert rows["jaxgru.scan"].status == "ok" and rows["test.other-model"].status == "ok"
@@ -276,19 +276,19 @@ def test_memory_ratios_where_reported():
 def test_time_interleaved_rotates_and_counts():
   order = []
   calls = {n: (lambda n=n: order.append(n)) for n in "abc"}
-  samples = benchmark.time_interleaved(calls, repeats=3, warmup=1)
+  samples = benchmarking.time_interleaved(calls, repeats=3, warmup=1)
   assert {n: len(s) for n, s in samples.items()} == {"a": 3, "b": 3, "c": 3}
   assert order == list("abc" "bca" "cab" "abc")
   with pytest.raises(ValueError):
-    benchmark.time_interleaved(calls, repeats=0)
+    benchmarking.time_interleaved(calls, repeats=0)
 
 
 def test_summarize():
-  stats = benchmark.summarize([4.0, 1.0, 3.0, 2.0])
+  stats = benchmarking.summarize([4.0, 1.0, 3.0, 2.0])
   assert (stats.median, stats.min, stats.max, stats.n) == (2.5, 1.0, 4.0, 4)
   assert stats.q1 <= stats.median <= stats.q3
   with pytest.raises(ValueError):
-    benchmark.summarize([])
+    benchmarking.summarize([])
 
 
 # --- reports ------------------------------------------------------------------------------------
@@ -306,7 +306,7 @@ def _synthetic_report():
   rows = [_row("jaxgru.scan", 0.01), _row("flax", 0.02), _row("torch", 0.04, framework="torch"),
           _row("jaxgru.bad", 0.0, status="mismatch"), _row("equinox", 0.0, status="skipped")]
   case = results.CaseResult((2, 50, 3, 4), "float32", "forward", 1, tuple(results.with_ratios(rows)))
-  config = benchmark.load(CONFIGS / "cpu.yaml", TINY)
+  config = benchmarking.load(CONFIGS / "cpu.yaml", TINY)
   return results.Report(results.environment(), config.model_dump(mode="json"), 1.0, (case,))
 
 
@@ -319,7 +319,7 @@ def test_ratios_are_relative_to_flax_and_torch():
 
 
 def test_writers_produce_well_formed_files(tmp_path):
-  paths = benchmark.write_all(_synthetic_report(), tmp_path / "out")
+  paths = benchmarking.write_all(_synthetic_report(), tmp_path / "out")
   data = json.loads(pathlib.Path(paths["json"]).read_text())
   rows = {r["name"]: r for r in data["cases"][0]["rows"]}
   assert rows["jaxgru.scan"]["stats"]["median"] == pytest.approx(0.01)
@@ -354,7 +354,7 @@ def test_end_to_end_through_the_entry_point(tmp_path, capsys):
     assert rows["jaxgru.scan"]["memory_bytes"] is None or rows["jaxgru.scan"]["memory_bytes"] > 0
   assert (out / "results.md").read_text().startswith("# GRU benchmark\n\n> test run")
   assert (out / "tokens_per_s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-  assert benchmark.load(out / "config.yaml").shapes == ((2, 6, 3, 4),)
+  assert benchmarking.load(out / "config.yaml").shapes == ((2, 6, 3, 4),)
   assert "| 2x6x3x4 | flax |" in capsys.readouterr().out
 
 

@@ -11,13 +11,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgru.config import load_config
-from jaxgru.training import checkpoint
-from jaxgru.training import history
-from jaxgru.training import optim
-from jaxgru.training import tasks
-from jaxgru.training import trainer
-from jaxgru.training.schema import TrainConfig
+from config_files import load_config
+from training import checkpoint
+from training import history
+from training import optim
+from training import tasks
+from training import trainer
+from training.schema import TrainConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_SCRIPT = os.path.join(REPO, "experiments", "train.py")
@@ -34,8 +34,7 @@ train: {batch_size: 8, num_steps: 24, log_every: 1, eval_every: 12, checkpoint_e
 # between two checkpoints, as a crash or `kill -9` would.
 _KILLED_RUN = """
 import os, runpy, signal, sys
-sys.path.insert(0, {repo!r})
-from jaxgru.training import history
+from training import history
 append = history.append
 def append_then_die(path, record):
   append(path, record)
@@ -76,17 +75,15 @@ def test_keeps_latest_n_and_the_best(tmp_path):
 
 
 @pytest.mark.slow
-def test_resume_after_sigkill_matches_an_uninterrupted_run_bit_for_bit(tmp_path):
+def test_resume_after_sigkill_matches_an_uninterrupted_run_bit_for_bit(tmp_path, subprocess_env):
   config_path = str(tmp_path / "config.yaml")
   with open(config_path, "w") as f:
     f.write(CONFIG)
   config = load_config(TrainConfig, config_path)
 
   killed = str(tmp_path / "killed")
-  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-  env.pop("XLA_FLAGS", None)
-  code = _KILLED_RUN.format(repo=REPO, kill_at=10, config=config_path, workdir=killed, script=TRAIN_SCRIPT)
-  proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+  code = _KILLED_RUN.format(kill_at=10, config=config_path, workdir=killed, script=TRAIN_SCRIPT)
+  proc = subprocess.run([sys.executable, "-c", code], env=subprocess_env, capture_output=True, text=True, timeout=300)
   assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
   assert checkpoint.Checkpoints(os.path.join(killed, "checkpoints"), keep=2).steps() == [4, 8]
   assert max(r["step"] for r in history.read(os.path.join(killed, "metrics.jsonl"))) == 10
@@ -96,7 +93,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run_bit_for_bit(tmp_path)
   # Rerunning the same command resumes from step 8.
   proc = subprocess.run(
       [sys.executable, TRAIN_SCRIPT, "--config", config_path, "--workdir", killed],
-      env=env, capture_output=True, text=True, timeout=300,
+      env=subprocess_env, capture_output=True, text=True, timeout=300,
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "resuming from checkpoint 8" in proc.stdout

@@ -6,10 +6,10 @@ import runpy
 
 import pytest
 
-from jaxgru.config import ConfigError
-from jaxgru.config import load_config
-from jaxgru.training import energy
-from jaxgru.training.schema import TrainConfig
+from config_files import ConfigError
+from config_files import load_config
+from training import energy
+from training.schema import TrainConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_SCRIPT = os.path.join(REPO, "experiments", "train.py")

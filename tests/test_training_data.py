@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from jaxgru.training import adding
-from jaxgru.training import digits
-from jaxgru.training import energy
-from jaxgru.training import metrics
+from training import adding
+from training import digits
+from training import energy
+from training import metrics
 
 
 def write_csv(path, rows, header="Datetime,AEP_MW"):

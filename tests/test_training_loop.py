@@ -10,12 +10,12 @@ import numpy as np
 import optax
 import pytest
 
-from jaxgru.config import validate
-from jaxgru.training import checkpoint
-from jaxgru.training import history
-from jaxgru.training import optim
-from jaxgru.training import schema
-from jaxgru.training import trainer
+from config_files import validate
+from training import checkpoint
+from training import history
+from training import optim
+from training import schema
+from training import trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -49,7 +49,7 @@ def final_params(config, workdir, key=0):
   """The parameters of the latest checkpoint in ``workdir`` (``key`` != 0: a fresh initialization instead)."""
   task_outputs = {"energy": 1, "adding": 1, "digits": 10}[config.task.kind]
   model = trainer.create_model(config.model, task_outputs)
-  from jaxgru.training import tasks  # pylint: disable=g-import-not-at-top
+  from training import tasks  # pylint: disable=g-import-not-at-top
 
   task = tasks.build_task(config.task, seed=config.seed, batch_size=config.train.batch_size)
   like = trainer.create_train_state(model, optim.make_optimizer(config.optimizer, 100), jax.random.key(key), task.train_batch(0)[0][:1])
@@ -164,11 +164,10 @@ def test_optimizers_and_schedules():
 
 
 _DEVICE_RUN = """
-import json, sys
-sys.path.insert(0, {repo!r})
+import json
 import jax
-from jaxgru.config import validate
-from jaxgru.training import history, schema, trainer
+from config_files import validate
+from training import history, schema, trainer
 config = validate(schema.TrainConfig, json.loads({config!r}), "test")
 trainer.train_and_evaluate(config, {workdir!r})
 refused = None
@@ -183,7 +182,7 @@ print(json.dumps({{"devices": jax.device_count(), "refused": refused,
 
 
 @pytest.mark.slow
-def test_four_devices_match_one_device(tmp_path):
+def test_four_devices_match_one_device(tmp_path, subprocess_env):
   config = {
       "task": {"kind": "adding", "length": 10, "test_size": 32},
       "model": {"hidden": 16, "num_layers": 2, "dropout": 0.2},
@@ -192,8 +191,8 @@ def test_four_devices_match_one_device(tmp_path):
   }
   procs = {}
   for count in (1, 4):
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={count}", "JAX_PLATFORMS": "cpu"}
-    code = _DEVICE_RUN.format(repo=REPO, config=json.dumps(config), workdir=str(tmp_path / f"d{count}"))
+    env = {**subprocess_env, "XLA_FLAGS": f"--xla_force_host_platform_device_count={count}"}
+    code = _DEVICE_RUN.format(config=json.dumps(config), workdir=str(tmp_path / f"d{count}"))
     procs[count] = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   results = {}
   for count, proc in procs.items():
@@ -210,7 +209,7 @@ def test_four_devices_match_one_device(tmp_path):
 
 
 def test_gru_and_lstm_energy_runs_compare_side_by_side(energy_runs, tmp_path):
-  from jaxgru.training import compare  # pylint: disable=g-import-not-at-top
+  from training import compare  # pylint: disable=g-import-not-at-top
 
   workdirs = [energy_runs["gru"][0], energy_runs["lstm"][0]]
   rows = compare.compare(workdirs, str(tmp_path / "report"))
@@ -238,7 +237,7 @@ def test_gru_and_lstm_energy_runs_compare_side_by_side(energy_runs, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_processes_match_one_process_with_two_devices(tmp_path):
+def test_two_processes_match_one_process_with_two_devices(tmp_path, subprocess_env):
   """Multi-host data parallelism (jax.distributed over 2 CPU processes) against one process."""
   import socket  # pylint: disable=g-import-not-at-top
 
@@ -249,8 +248,7 @@ def test_two_processes_match_one_process_with_two_devices(tmp_path):
       "train: {batch_size: 16, num_steps: 8, log_every: 1, eval_every: 4, progress_bar: false}\n"
   )
   script = os.path.join(REPO, "experiments", "train.py")
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo"}
-  env.pop("XLA_FLAGS", None)
+  env = {**subprocess_env, "JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo"}
 
   def run_two_hosts(workdir):
     """Both processes of one distributed run; returns their (returncode, stderr)."""

@@ -5,16 +5,16 @@ from Python, :func:`train_and_evaluate` does the same. Needs the ``train``
 extra (``pip install -e ".[train]"``).
 """
 
-from jaxgru.training.checkpoint import CheckpointError
-from jaxgru.training.checkpoint import Checkpoints
-from jaxgru.training.energy import DataError
-from jaxgru.training.schema import TrainConfig
-from jaxgru.training.trainer import NonFiniteLossError
-from jaxgru.training.trainer import TrainState
-from jaxgru.training.trainer import create_train_state
-from jaxgru.training.trainer import eval_step
-from jaxgru.training.trainer import train_and_evaluate
-from jaxgru.training.trainer import train_step
+from training.checkpoint import CheckpointError
+from training.checkpoint import Checkpoints
+from training.energy import DataError
+from training.schema import TrainConfig
+from training.trainer import NonFiniteLossError
+from training.trainer import TrainState
+from training.trainer import create_train_state
+from training.trainer import eval_step
+from training.trainer import train_and_evaluate
+from training.trainer import train_step
 
 __all__ = (
     "CheckpointError",

@@ -8,8 +8,11 @@ import jax.numpy as jnp
 import ml_dtypes  # noqa: F401  (registers bfloat16 with NumPy; a jax dependency)
 import numpy as np
 
-from jaxgru.layer import param_name
+import jaxgru
 
+# The library's names of one layer and direction's parameters ("layer_0", "layer_0_reverse"),
+# shared by every row; not a top-level name of jaxgru, so reached through its module.
+param_name = jaxgru.param_name
 
 DTYPES = ("float32", "bfloat16", "float16")  # compute dtypes every peer supports
 

@@ -1,4 +1,4 @@
-"""The benchmark's config schema, read with :func:`jaxgru.config.load_config`.
+"""The benchmark's config schema, read with :func:`config_files.load_config`.
 
 A config lists the problems (shapes, dtypes, modes) and how to time them; see
 ``configs/bench/*.yaml`` for documented examples. Shapes use the package legend
@@ -13,8 +13,8 @@ from typing import Annotated, Literal
 
 import pydantic
 
-from jaxgru import config as config_lib
-from jaxgru.benchmark import registry
+import config_files as config_lib
+from benchmarking import registry
 
 PositiveInt = Annotated[int, pydantic.Field(strict=True, gt=0)]
 Shape = tuple[PositiveInt, PositiveInt, PositiveInt, PositiveInt]  # [B, T, I, H]
@@ -90,6 +90,6 @@ def load(path: str | os.PathLike, overrides: Sequence[str] = ()) -> BenchConfig:
 
   Raises:
     FileNotFoundError: ``path`` does not exist.
-    jaxgru.config.ConfigError: unknown keys, wrong types or values.
+    config_files.ConfigError: unknown keys, wrong types or values.
   """
   return config_lib.load_config(BenchConfig, path, overrides)

@@ -5,7 +5,7 @@ resumed run sees exactly the batches an uninterrupted run would have seen.
 
 Example:
 
->>> from jaxgru.training import schema
+>>> from training import schema
 >>> task = build_task(schema.AddingTask(kind="adding", length=10, test_size=8), seed=0, batch_size=4)
 >>> x, y = task.train_batch(0)
 >>> x.shape, y.shape, task.loss, task.num_test  # [B, T, I], [B, 1]
@@ -20,12 +20,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from jaxgru.training import adding
-from jaxgru.training import digits
-from jaxgru.training import energy
-from jaxgru.training import metrics
-from jaxgru.training import plots
-from jaxgru.training import schema
+from training import adding
+from training import digits
+from training import energy
+from training import metrics
+from training import plots
+from training import schema
 
 Batch = tuple[np.ndarray, np.ndarray]  # inputs [B, T, I] float32, targets [B, 1] float32 or [B] int32
 
@@ -33,8 +33,8 @@ Batch = tuple[np.ndarray, np.ndarray]  # inputs [B, T, I] float32, targets [B, 1
 class EpochSampler:
   """Batch ``step`` of a fixed training set: epoch ``step // steps_per_epoch`` shuffled by the seed.
 
-  The incomplete last batch of an epoch is dropped, as the seed's
-  ``DataLoader(drop_last=True)``.
+  The incomplete last batch of an epoch is dropped, as the FloydHub GRU
+  post's ``DataLoader(drop_last=True)``.
   """
 
   def __init__(self, num_examples: int, batch_size: int, seed: int):
@@ -186,7 +186,7 @@ def build_task(config: schema.EnergyTask | schema.AddingTask | schema.DigitsTask
   """Loads (or generates) the data of a task config.
 
   Raises:
-    jaxgru.training.energy.DataError: missing or malformed data files.
+    training.energy.DataError: missing or malformed data files.
     ValueError: a batch larger than the training set.
   """
   builders = {"energy": _energy, "adding": _adding, "digits": _digits}

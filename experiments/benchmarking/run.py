@@ -9,12 +9,12 @@ from collections.abc import Callable
 
 import jax
 
-from jaxgru.benchmark import check as check_lib
-from jaxgru.benchmark import registry
-from jaxgru.benchmark import results as results_lib
-from jaxgru.benchmark import timing
-from jaxgru.benchmark.config import BenchConfig
-from jaxgru.benchmark.problem import Problem, make_problem
+from benchmarking import check as check_lib
+from benchmarking import registry
+from benchmarking import results as results_lib
+from benchmarking import timing
+from benchmarking.config import BenchConfig
+from benchmarking.problem import Problem, make_problem
 
 Log = Callable[[str], None]
 
@@ -63,7 +63,7 @@ def run_case(problem: Problem, mode: registry.Mode, names, references: dict, con
     log: progress sink.
 
   Returns:
-    The :class:`~jaxgru.benchmark.results.CaseResult`. Rows failing the
+    The :class:`~benchmarking.results.CaseResult`. Rows failing the
     equality check, raising, or missing a dependency keep their status and
     are left out of the timing.
   """
@@ -105,11 +105,11 @@ def run_benchmark(config: BenchConfig, *, log: Log = log_to_stderr) -> results_l
   """Runs every (shape, dtype, mode) of ``config``; writes nothing.
 
   Args:
-    config: a validated :class:`~jaxgru.benchmark.config.BenchConfig`.
+    config: a validated :class:`~benchmarking.config.BenchConfig`.
     log: progress sink, one line per step.
 
   Returns:
-    The :class:`~jaxgru.benchmark.results.Report`.
+    The :class:`~benchmarking.results.Report`.
   """
   if config.torch_threads is not None and not registry.get_peer("torch").missing():
     import torch  # noqa: PLC0415  (optional)

@@ -1,9 +1,9 @@
 """Hourly series in the Kaggle "Hourly Energy Consumption" CSV format, cut into lookback windows.
 
-Follows the seed (FloydHub, "Gated Recurrent Unit (GRU) With PyTorch"): each
+Follows the FloydHub GRU post ("Gated Recurrent Unit (GRU) With PyTorch"): each
 file gives the features load, hour, day of week, month and day of year; each
 file is min-max scaled on its own, the scalers fitted on its training part only
-(the seed fitted them on the whole file, test part included); a window of
+(the post fitted them on the whole file, test part included); a window of
 ``lookback`` hours predicts the load of the next hour; the last
 ``test_fraction`` of each file's windows is its test set.
 
@@ -73,7 +73,7 @@ def read_hourly_csv(path: str, *, datetime_column: str = "Datetime", value_colum
 
   Returns:
     ``(times, values)``: lists of ``datetime.datetime`` and a float64 array ``[N]``,
-    sorted by time (stable, as the seed's ``sort_values``).
+    sorted by time (stable, as the post's ``sort_values``).
 
   Raises:
     DataError: the file is missing, lacks the columns, or a row cannot be
@@ -133,7 +133,7 @@ def split_point(num_rows: int, lookback: int, test_fraction: float, path: str = 
   if lookback >= num_rows:
     raise DataError(f"{path}: lookback {lookback} is longer than the series ({num_rows} rows); use a smaller task.lookback")
   num_windows = num_rows - lookback
-  num_test = int(test_fraction * num_windows)  # the seed's int(0.1 * len(inputs))
+  num_test = int(test_fraction * num_windows)  # the post's int(0.1 * len(inputs))
   if num_test < 1 or num_windows - num_test < 1:
     raise DataError(
         f"{path}: {num_rows} rows give {num_windows} windows of lookback {lookback}, too few to split "
@@ -210,7 +210,7 @@ def load_energy(
     datetime_column: the timestamp column.
     value_column: the load column; ``None``: the single ``*_MW`` column.
     features: the input columns, ``"load"`` first, from :data:`FEATURES`
-      (the seed uses all five).
+      (the FloydHub GRU post uses all five).
 
   Returns:
     An :class:`EnergyData`.

@@ -17,11 +17,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgru import interop
-from jaxgru.benchmark.problem import Problem, flat_params
-from jaxgru.benchmark.registry import Mode, Runner, register_peer, register_reference
-from jaxgru.layer import GRU, param_name
-from jaxgru.scan import Implementation
+from jaxgru import GRU, Implementation, interop
+
+from benchmarking.problem import Problem, flat_params, param_name
+from benchmarking.registry import Mode, Runner, register_peer, register_reference
 
 
 def _as_f32(a) -> np.ndarray:
@@ -115,7 +114,7 @@ def gru_reference(problem: Problem, mode: Mode) -> dict[str, np.ndarray]:
   """The GRU every row must match: ``jaxgru.GRU`` with ``lax.scan``, float32, highest precision.
 
   Returns:
-    The flat result dict of :class:`~jaxgru.benchmark.registry.Runner`'s ``to_numpy``.
+    The flat result dict of :class:`~benchmarking.registry.Runner`'s ``to_numpy``.
   """
   reference = problem._replace(dtype="float32")
   apply = _jaxgru_apply(reference, Implementation.SCAN, jnp.float32)

@@ -1,12 +1,12 @@
 """The typed schema of training configs (``configs/*.yaml``), checked before anything runs.
 
-Every section forbids unknown keys (:class:`jaxgru.config.Schema`), so a typo
+Every section forbids unknown keys (:class:`config_files.Schema`), so a typo
 in a YAML file or an override stops the run with a message naming the key and
 the file. ``task`` is a union told apart by its ``kind`` key.
 
 Example:
 
->>> from jaxgru.config import validate
+>>> from config_files import validate
 >>> config = validate(TrainConfig, {"task": {"kind": "adding", "length": 20},
 ...                                 "train": {"batch_size": 8, "num_steps": 10}}, "example")
 >>> config.task.length, config.model.kind, config.optimizer.name
@@ -19,7 +19,7 @@ from typing import Annotated, Literal, Union
 
 import pydantic
 
-from jaxgru.config import Schema
+from config_files import Schema
 
 PositiveInt = Annotated[int, pydantic.Field(gt=0)]
 Fraction = Annotated[float, pydantic.Field(gt=0.0, lt=1.0)]
@@ -34,7 +34,7 @@ class EnergyTask(Schema):
   datetime_column: str = "Datetime"
   # None: the file's single column whose name ends in "_MW" (Kaggle files).
   value_column: str | None = None
-  # Input columns, "load" first; the seed uses all five.
+  # Input columns, "load" first; the FloydHub GRU post uses all five.
   features: list[Literal["load", "hour", "dayofweek", "month", "dayofyear"]] = ["load", "hour", "dayofweek", "month", "dayofyear"]
   lookback: PositiveInt = 90  # input window, hours
   test_fraction: Fraction = 0.1  # the last part of each file's windows
@@ -61,7 +61,7 @@ Task = Annotated[Union[EnergyTask, AddingTask, DigitsTask], pydantic.Field(discr
 
 
 class Model(Schema):
-  """A recurrent backbone with the seed's head: ReLU, then Linear on the last step."""
+  """A recurrent backbone with the FloydHub GRU post's head: ReLU, then Linear on the last step."""
 
   kind: Literal["gru", "lstm"] = "gru"
   hidden: PositiveInt = 256  # H

@@ -1,7 +1,7 @@
 """The rows of the benchmark: a registry of peers, each one small factory function.
 
 A *peer* is a named way to compute a model (``jaxgru.scan``, ``flax``,
-``torch``, ...). Its factory receives a :class:`~jaxgru.benchmark.problem.Problem`
+``torch``, ...). Its factory receives a :class:`~benchmarking.problem.Problem`
 and a :class:`Mode` and returns a :class:`Runner`: a zero-argument callable
 that does the work once and waits for the device, plus a function that turns its
 result into NumPy arrays in jaxgru's layout so the equality check can compare
@@ -153,7 +153,7 @@ def get_reference(model: str) -> Callable[[Any, Mode], Mapping[str, np.ndarray]]
 
 # Modules whose import registers rows and references; a module of new rows
 # (another model, say) is added here. Imported lazily: they import this module.
-BUILTIN_PEER_MODULES = ("jaxgru.benchmark.peers", "jaxgru.benchmark.mingru_peers")
+BUILTIN_PEER_MODULES = ("benchmarking.peers", "benchmarking.mingru_peers")
 
 
 def _load_builtin_peers() -> None:

@@ -6,7 +6,7 @@ r"""Forecast error measures on the original scale, and the naive last-value base
    \mathrm{MAE} = \frac{1}{n} \sum_i |F_i - A_i|, \quad
    \mathrm{RMSE} = \sqrt{\frac{1}{n} \sum_i (F_i - A_i)^2}
 
-The seed computed ``abs(F - A) / (A + F) / 2``, a quarter of this: operator
+The FloydHub GRU post computed ``abs(F - A) / (A + F) / 2``, a quarter of this: operator
 precedence turned the mean of ``|F|`` and ``|A|`` in the denominator into a
 division by 2 of the ratio. This is the standard definition, in percent.
 

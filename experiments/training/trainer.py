@@ -18,8 +18,8 @@ Run folder::
 Example:
 
 >>> import tempfile
->>> from jaxgru.config import validate
->>> from jaxgru.training.schema import TrainConfig
+>>> from config_files import validate
+>>> from training.schema import TrainConfig
 >>> config = validate(TrainConfig, {
 ...     "task": {"kind": "adding", "length": 6, "test_size": 16},
 ...     "model": {"hidden": 8, "num_layers": 1},
@@ -46,15 +46,15 @@ import tqdm
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxgru.config import ConfigError
-from jaxgru.config import dump_config
-from jaxgru.training import checkpoint
-from jaxgru.training import history
-from jaxgru.training import models
-from jaxgru.training import optim
-from jaxgru.training import plots
-from jaxgru.training import schema
-from jaxgru.training import tasks
+from config_files import ConfigError
+from config_files import dump_config
+from training import checkpoint
+from training import history
+from training import models
+from training import optim
+from training import plots
+from training import schema
+from training import tasks
 
 Array = jax.Array
 LOSSES = ("mse", "cross_entropy")
@@ -81,7 +81,7 @@ class StepMetrics(NamedTuple):
 
 
 def create_model(config: schema.Model, outputs: int) -> models.SequenceModel:
-  """The :class:`~jaxgru.training.models.SequenceModel` of a config's ``model`` section."""
+  """The :class:`~training.models.SequenceModel` of a config's ``model`` section."""
   return models.SequenceModel(
       kind=config.kind, hidden=config.hidden, num_layers=config.num_layers, dropout=config.dropout, outputs=outputs
   )
@@ -282,7 +282,7 @@ def train_and_evaluate(config: schema.TrainConfig, workdir: str) -> dict:
   """Trains and evaluates ``config``, resuming from the latest checkpoint in ``workdir``.
 
   Args:
-    config: a validated :class:`~jaxgru.training.schema.TrainConfig`.
+    config: a validated :class:`~training.schema.TrainConfig`.
     workdir: the run folder (created if missing).
 
   Returns:
@@ -293,7 +293,7 @@ def train_and_evaluate(config: schema.TrainConfig, workdir: str) -> dict:
       before anything is written.
     ConfigError: ``workdir`` holds a run of another config.
     NonFiniteLossError: the loss became NaN or infinite; the last good checkpoint is kept.
-    jaxgru.training.checkpoint.CheckpointError: checkpoints exist but none can be read.
+    training.checkpoint.CheckpointError: checkpoints exist but none can be read.
   """
   train_cfg = config.train
   num_devices = jax.device_count()

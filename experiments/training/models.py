@@ -1,7 +1,7 @@
-"""The seed's sequence model: a recurrent backbone, then ReLU and a Linear layer on the last step.
+"""The FloydHub GRU post's sequence model: a recurrent backbone, then ReLU and a Linear layer on the last step.
 
 ``kind="gru"`` uses :class:`jaxgru.GRU`; ``kind="lstm"`` is the baseline the
-seed compares against, a stack of flax ``nn.RNN(nn.LSTMCell)`` layers with the
+post compares against, a stack of flax ``nn.RNN(nn.LSTMCell)`` layers with the
 same dropout between layers (as PyTorch's ``nn.LSTM(dropout=...)``).
 
 Example:
@@ -29,7 +29,7 @@ KINDS = ("gru", "lstm")
 
 
 class SequenceModel(nn.Module):
-  """Recurrent backbone + ``Dense(outputs)(relu(h_T))``, as the seed's ``GRUNet`` / ``LSTMNet``.
+  """Recurrent backbone + ``Dense(outputs)(relu(h_T))``, as the post's ``GRUNet`` / ``LSTMNet``.
 
   Attributes:
     kind: ``"gru"`` (:class:`jaxgru.GRU`) or ``"lstm"`` (flax ``LSTMCell``).

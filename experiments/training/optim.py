@@ -2,7 +2,7 @@
 
 Example:
 
->>> from jaxgru.training.schema import Optimizer
+>>> from training.schema import Optimizer
 >>> tx = make_optimizer(Optimizer(name="adamw", schedule="warmup_cosine", warmup_steps=10,
 ...                               clip_global_norm=1.0), total_steps=100)
 >>> schedule = make_schedule(Optimizer(schedule="warmup_cosine", learning_rate=1.0, warmup_steps=10), 100)
@@ -15,7 +15,7 @@ from __future__ import annotations
 import jax
 import optax
 
-from jaxgru.training import schema
+from training import schema
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "warmup_cosine")

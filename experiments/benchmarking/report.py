@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from jaxgru.benchmark.results import BASELINES, CaseResult, Report, RowResult
+from benchmarking.results import BASELINES, CaseResult, Report, RowResult
 
 _MODE_TITLES = {"forward": "forward", "forward_backward": "forward+backward"}
 

@@ -7,15 +7,15 @@ timed round-robin; see :func:`run_benchmark`. Rows are registered peers
 (:func:`register_peer`), so a new implementation is one small factory function.
 """
 
-from jaxgru.benchmark.check import CheckResult, compare
-from jaxgru.benchmark.config import BenchConfig, load
-from jaxgru.benchmark.peers import jax_runner
-from jaxgru.benchmark.problem import Problem, make_problem
-from jaxgru.benchmark.registry import Mode, Runner, get_peer, peer_names, register_peer, register_reference, unregister_peer
-from jaxgru.benchmark.report import chart, markdown, markdown_tables, to_json, write_all
-from jaxgru.benchmark.results import CaseResult, Report, RowResult
-from jaxgru.benchmark.run import run_benchmark, run_case
-from jaxgru.benchmark.timing import Stats, summarize, time_interleaved
+from benchmarking.check import CheckResult, compare
+from benchmarking.config import BenchConfig, load
+from benchmarking.peers import jax_runner
+from benchmarking.problem import Problem, make_problem
+from benchmarking.registry import Mode, Runner, get_peer, peer_names, register_peer, register_reference, unregister_peer
+from benchmarking.report import chart, markdown, markdown_tables, to_json, write_all
+from benchmarking.results import CaseResult, Report, RowResult
+from benchmarking.run import run_benchmark, run_case
+from benchmarking.timing import Stats, summarize, time_interleaved
 
 __all__ = (
     "BenchConfig",

@@ -1,10 +1,10 @@
-"""Measures the figures of issue 5: remat memory and time, bfloat16 error, minGRU speed.
+"""Measures the layer options: remat memory and time, bfloat16 error, minGRU speed.
 
 Run from the repository root (about 2 minutes on 2 CPU cores):
 
-  PYTHONPATH=$PWD python experiments/measure_extensions.py
+  PYTHONPATH=$PWD python experiments/measure_layer_options.py
 
-Writes ``experiments/results/extensions.md`` and ``extensions.json`` (``--out``
+Writes ``experiments/results/layer_options.md`` and ``layer_options.json`` (``--out``
 changes the path prefix). What it measures, all with random weights:
 
 * remat: for ``jaxgru.GRU(remat=...)`` at T=4096, the temporary memory of the
@@ -186,9 +186,9 @@ def to_markdown(results: dict) -> str:
   env, remat, bf16, speed = results["environment"], results["remat"], results["bfloat16"], results["mingru_speed"]
   s = remat["shape"]
   lines = [
-      "# Extensions: remat memory, bfloat16 error, minGRU speed",
+      "# Layer options: remat memory, bfloat16 error, minGRU speed",
       "",
-      f"Measured {env['date_utc']} UTC by `experiments/measure_extensions.py` on {env['backend']} "
+      f"Measured {env['date_utc']} UTC by `experiments/measure_layer_options.py` on {env['backend']} "
       f"({env['device']}, {env['cpu_count']} CPU cores), jax {env['jax']}. Timings are interleaved "
       "medians; absolute times drift between runs on shared machines, ratios within a run are what to compare.",
       "",
@@ -252,7 +252,7 @@ def to_markdown(results: dict) -> str:
 
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--out", default="experiments/results/extensions", help="path prefix of the .md/.json")
+  parser.add_argument("--out", default="experiments/results/layer_options", help="path prefix of the .md/.json")
   parser.add_argument("--repeats", type=int, default=7, help="timing rounds per variant")
   parser.add_argument("--batch", type=int, default=16)
   parser.add_argument("--inputs", type=int, default=32)

@@ -1,7 +1,7 @@
-"""Side-by-side report of finished energy runs (the seed's GRU vs LSTM): a table and one plot.
+"""Side-by-side report of finished energy runs (the FloydHub GRU post's GRU vs LSTM): a table and one plot.
 
 Reads each run folder's ``summary.json`` and ``test_predictions.npz`` as
-written by :func:`jaxgru.training.trainer.train_and_evaluate`.
+written by :func:`training.trainer.train_and_evaluate`.
 
 Example:
 
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jaxgru.training import plots
+from training import plots
 
 COLUMNS = ("model", "smape", "mae", "rmse", "naive_smape", "seconds_per_epoch", "num_params")
 

@@ -12,11 +12,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgru.benchmark.peers import jax_runner
-from jaxgru.benchmark.problem import Problem
-from jaxgru.benchmark.registry import Mode, Runner, register_peer, register_reference
-from jaxgru.layer import param_name
-from jaxgru.mingru import MinGRU, Mode as MinGRUMode
+from jaxgru import MinGRU, mingru
+
+from benchmarking.peers import jax_runner
+from benchmarking.problem import Problem, param_name
+from benchmarking.registry import Mode, Runner, register_peer, register_reference
+
+MinGRUMode = mingru.Mode  # the library's minGRU modes; not a top-level name of jaxgru
 
 
 def _params(problem: Problem) -> dict:

@@ -11,7 +11,7 @@ from importlib import metadata
 
 import jax
 
-from jaxgru.benchmark.timing import Stats
+from benchmarking.timing import Stats
 
 BASELINES = ("flax", "torch")  # rows every other row is compared with
 
