@@ -11,10 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 import jax
 
 from config_files import load_config
+from training.interrupts import Interrupted
+from training.run_folder import RunFolderBusyError
 from training.schema import TrainConfig
 from training.trainer import train_and_evaluate
 
@@ -23,6 +26,11 @@ def main(argv: list[str] | None = None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--config", required=True, help="YAML config file, e.g. configs/energy_default.yaml")
   parser.add_argument("--workdir", help="run folder (default: runs/<config name>); rerun to resume")
+  parser.add_argument(
+      "--restart",
+      action="store_true",
+      help="start the run folder over: its contents move to <workdir>/previous_runs/<time>/ (nothing is deleted)",
+  )
   parser.add_argument(
       "--distributed",
       action="store_true",
@@ -38,7 +46,16 @@ def main(argv: list[str] | None = None) -> dict:
     jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
   config = load_config(TrainConfig, args.config, args.overrides)
   workdir = args.workdir or os.path.join("runs", os.path.splitext(os.path.basename(args.config))[0])
-  summary = train_and_evaluate(config, workdir)
+  try:
+    summary = train_and_evaluate(config, workdir, restart=args.restart)
+  except Interrupted as e:  # Ctrl-C or SIGTERM: one line, the shell's exit status, no traceback
+    print(e, file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    # Every checkpoint is complete (saves hold signals back) and the OS releases the lock; an
+    # interpreter shutdown in the middle of an XLA compilation can crash instead of exiting.
+    os._exit(e.exit_status)
+  except RunFolderBusyError as e:
+    sys.exit(f"error: {e}")
   if jax.process_index() == 0:
     print(json.dumps({"workdir": workdir, "test": summary["test"], "seconds_per_epoch": summary["seconds_per_epoch"]}, indent=2))
     test = summary["test"]
