@@ -346,6 +346,10 @@ def _train_and_evaluate(
     if is_main:
       print(f"the run in {workdir} is finished (step {total_steps}); its files are left as they are", flush=True)
     return finished
+  ckpt = checkpoint.Checkpoints(ckpt_dir, keep=train_cfg.keep_checkpoints)  # sets damaged step folders aside
+  guards.callback(ckpt.close)
+  if earlier_work and not ckpt.steps():
+    raise checkpoint.CheckpointError(run_folder.no_fresh_start_message(workdir, earlier_work))
   os.makedirs(workdir, exist_ok=True)
   if is_main:
     dump_config(config, os.path.join(workdir, "config.yaml"))
@@ -359,8 +363,6 @@ def _train_and_evaluate(
       model, tx, init_key, jnp.asarray(sample_inputs[:1])
   )
   num_params = models.count_params(state.params)
-  ckpt = checkpoint.Checkpoints(ckpt_dir, keep=train_cfg.keep_checkpoints)
-  guards.callback(ckpt.close)
   with interrupts.deferred():
     restored = ckpt.restore_latest(state)
   start_step = 0
@@ -368,8 +370,6 @@ def _train_and_evaluate(
     start_step, state = restored
     if is_main:
       print(f"resuming from checkpoint {start_step} in {ckpt.directory}", flush=True)
-  elif earlier_work:
-    raise checkpoint.CheckpointError(run_folder.no_fresh_start_message(workdir, earlier_work))
   position.step = start_step
   if is_main:
     history.truncate_after(metrics_path, start_step)
