@@ -1,6 +1,10 @@
 """Trains a model from a YAML config; rerunning the same command resumes the run.
 
-    python experiments/train.py --config configs/energy_default.yaml [key.sub=value ...] [--workdir runs/x]
+    python experiments/train.py --config configs/energy_default.yaml [key.sub=value ...] [--workdir runs/x] [--restart]
+
+Ctrl-C or SIGTERM stop it with one line (exit status 130 or 143); the same
+command then resumes. ``--restart`` moves an old run folder's contents aside
+and starts over.
 
 This file is intentionally kept short: the work happens in
 :func:`training.trainer.train_and_evaluate`.

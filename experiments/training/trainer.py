@@ -16,6 +16,8 @@ Run folder::
   loss.png             training and test loss curves
   forecast.png | result.png, test_predictions.npz   the task's result
   summary.json         final metrics, parameter count, timings
+  unreadable_checkpoints/<step>/   step folders that could not be read, set aside
+  previous_runs/<time>/            the old contents, moved there by --restart
 
 Example:
 
