@@ -68,7 +68,8 @@ def _lines(path: str) -> list[tuple[bytes, dict | None]]:
     lines.pop()
   parsed = []
   for number, raw in enumerate(lines, start=1):
-    if not raw.strip():
+    if not raw.strip():  # an empty line: nothing to read, nothing to warn about
+      parsed.append((raw, None))
       continue
     record, problem = _problem(raw)
     if problem:
