@@ -55,9 +55,9 @@ from jax.sharding import PartitionSpec as P
 from config_files import dump_config
 from training import checkpoint
 from training import history
+from training import interrupts
 from training import models
 from training import optim
-from training import interrupts
 from training import plots
 from training import run_folder
 from training import schema
