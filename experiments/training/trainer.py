@@ -348,11 +348,11 @@ def _train_and_evaluate(
     if is_main:
       print(f"the run in {workdir} is finished (step {total_steps}); its files are left as they are", flush=True)
     return finished
+  os.makedirs(workdir, exist_ok=True)
   ckpt = checkpoint.Checkpoints(ckpt_dir, keep=train_cfg.keep_checkpoints)  # sets damaged step folders aside
   guards.callback(ckpt.close)
   if earlier_work and not ckpt.steps():
     raise checkpoint.CheckpointError(run_folder.no_fresh_start_message(workdir, earlier_work))
-  os.makedirs(workdir, exist_ok=True)
   if is_main:
     dump_config(config, os.path.join(workdir, "config.yaml"))
     run_folder.record_identity(workdir, config_json)
