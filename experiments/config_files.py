@@ -25,7 +25,8 @@ class ConfigError(ValueError):
 class Schema(pydantic.BaseModel):
   """Base of config schemas: unknown keys are errors, values are checked strictly."""
 
-  model_config = pydantic.ConfigDict(extra="forbid", frozen=True, validate_default=True)
+  # allow_inf_nan=False: a bound such as gt=0 lets inf through (and nan would reach training).
+  model_config = pydantic.ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
 
 def _set_dotted(tree: dict, dotted: str, value: Any, source: str) -> None:
@@ -97,14 +98,19 @@ def load_config(schema: type[S], path: str | os.PathLike, overrides: Sequence[st
 
   Raises:
     FileNotFoundError: ``path`` does not exist.
-    ConfigError: malformed YAML, unknown keys, wrong types, missing values.
+    ConfigError: ``path`` is a directory or not UTF-8, malformed YAML, unknown
+      keys, wrong types, missing values.
   """
   path = os.fspath(path)
+  if os.path.isdir(path):
+    raise ConfigError(f"config file {path!r} is a directory; give a YAML file, e.g. configs/energy_default.yaml")
   if not os.path.isfile(path):
     raise FileNotFoundError(f"config file {path!r} does not exist")
   with open(path, encoding="utf-8") as f:
     try:
       data = yaml.safe_load(f)
+    except UnicodeDecodeError as e:
+      raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); is it a YAML file?") from None
     except yaml.YAMLError as e:
       raise ConfigError(f"{path}: not valid YAML: {e}") from None
   data = {} if data is None else data

@@ -1,6 +1,10 @@
 """Trains a model from a YAML config; rerunning the same command resumes the run.
 
-    python experiments/train.py --config configs/energy_default.yaml [key.sub=value ...] [--workdir runs/x]
+    python experiments/train.py --config configs/energy_default.yaml [key.sub=value ...] [--workdir runs/x] [--restart]
+
+Ctrl-C or SIGTERM stop it with one line (exit status 130 or 143); the same
+command then resumes. ``--restart`` moves an old run folder's contents aside
+and starts over.
 
 This file is intentionally kept short: the work happens in
 :func:`training.trainer.train_and_evaluate`.
@@ -11,10 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 import jax
 
 from config_files import load_config
+from training.interrupts import Interrupted
+from training.run_folder import RunFolderBusyError
 from training.schema import TrainConfig
 from training.trainer import train_and_evaluate
 
@@ -23,6 +30,11 @@ def main(argv: list[str] | None = None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--config", required=True, help="YAML config file, e.g. configs/energy_default.yaml")
   parser.add_argument("--workdir", help="run folder (default: runs/<config name>); rerun to resume")
+  parser.add_argument(
+      "--restart",
+      action="store_true",
+      help="start the run folder over: its contents move to <workdir>/previous_runs/<time>/ (nothing is deleted)",
+  )
   parser.add_argument(
       "--distributed",
       action="store_true",
@@ -38,7 +50,16 @@ def main(argv: list[str] | None = None) -> dict:
     jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
   config = load_config(TrainConfig, args.config, args.overrides)
   workdir = args.workdir or os.path.join("runs", os.path.splitext(os.path.basename(args.config))[0])
-  summary = train_and_evaluate(config, workdir)
+  try:
+    summary = train_and_evaluate(config, workdir, restart=args.restart)
+  except Interrupted as e:  # Ctrl-C or SIGTERM: one line, the shell's exit status, no traceback
+    print(e, file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    # Every checkpoint is complete (saves hold signals back) and the OS releases the lock; an
+    # interpreter shutdown in the middle of an XLA compilation can crash instead of exiting.
+    os._exit(e.exit_status)
+  except RunFolderBusyError as e:
+    sys.exit(f"error: {e}")
   if jax.process_index() == 0:
     print(json.dumps({"workdir": workdir, "test": summary["test"], "seconds_per_epoch": summary["seconds_per_epoch"]}, indent=2))
     test = summary["test"]

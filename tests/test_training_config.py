@@ -38,6 +38,8 @@ def run_cli(*argv):
         (VALID, ["train.num_epochs=3"], r"exactly one of train.num_epochs and train.num_steps"),
         (VALID, ["task.kind=pixels"], r"key 'task'.*'energy', 'adding', 'digits'"),
         (VALID, ["train.num_step=3"], r"unknown key 'train.num_step'"),
+        (VALID, ["seed=-1"], r"key 'seed': .*greater than or equal to 0"),
+        (VALID, ["optimizer.learning_rate=.inf"], r"key 'optimizer.learning_rate': .*finite number"),
     ],
 )
 def test_config_errors_name_key_and_file_and_write_nothing(tmp_path, text, overrides, message):
@@ -70,6 +72,16 @@ def test_shipped_configs_validate_and_say_how_to_run(path):
   assert config.task.kind in ("energy", "adding", "digits")
 
 
+def test_a_config_path_that_is_a_directory_or_not_text_is_named(tmp_path):
+  with pytest.raises(ConfigError, match=f"config file '{tmp_path}' is a directory"):
+    run_cli("--config", str(tmp_path), "--workdir", str(tmp_path / "run"))
+  config_path = tmp_path / "binary.yaml"
+  config_path.write_bytes(b"seed: 1\n\xff\xfe\n")
+  with pytest.raises(ConfigError, match=f"{config_path}: not UTF-8 text"):
+    run_cli("--config", str(config_path), "--workdir", str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()
+
+
 def test_resolved_config_is_saved_and_reloads(tmp_path):
   config_path = tmp_path / "ok.yaml"
   config_path.write_text(VALID)
@@ -79,9 +91,9 @@ def test_resolved_config_is_saved_and_reloads(tmp_path):
   assert saved.model.hidden == 6 and saved.optimizer.name == "adam"  # defaults are written out
   with pytest.raises(ConfigError, match=r"different config: .* differs in \['model.hidden'\]"):
     run_cli("--config", str(config_path), "--workdir", str(tmp_path / "run"), "model.hidden=7")
-  # What is only shown may change: the finished run is picked up again.
+  # What is only shown may change: the finished run is recognized and left as it is.
   summary = run_cli("--config", str(config_path), "--workdir", str(tmp_path / "run"), "model.hidden=6", "train.log_every=7")
-  assert summary["resumed_from_step"] == 2
+  assert summary["steps"] == 2 and summary["resumed_from_step"] == 0
 
 
 def test_epochs_need_a_fixed_training_set(tmp_path):

@@ -10,12 +10,12 @@ import numpy as np
 import optax
 import pytest
 
-from config_files import validate
 from training import checkpoint
 from training import history
 from training import optim
 from training import schema
 from training import trainer
+from training_helpers import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -28,21 +28,6 @@ def write_energy_csv(path, num_rows=400):
     for h, value in zip(hours, load):
       f.write(f"2021-01-{1 + h // 24:02d} {h % 24:02d}:00:00,{value:.1f}\n")
   return str(path)
-
-
-def tiny_config(task, **sections):
-  data = {
-      "seed": 0,
-      "task": task,
-      # One layer: compiling is most of a tiny run's time; the tests of resuming and of
-      # several devices use two layers with dropout between them.
-      "model": {"hidden": 16, "num_layers": 1},
-      "optimizer": {"learning_rate": 1e-2},
-      "train": {"batch_size": 16, "num_steps": 30, "log_every": 5, "eval_every": 15, "progress_bar": False},
-  }
-  for name, values in sections.items():
-    data[name] = {**data[name], **values} if isinstance(values, dict) else values
-  return validate(schema.TrainConfig, data, "test")
 
 
 def final_params(config, workdir, key=0):

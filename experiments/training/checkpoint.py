@@ -4,9 +4,10 @@ Orbax writes each step into a temporary folder and renames it when complete,
 so a run killed during a save leaves the previous checkpoints intact and no
 half-written step that could be mistaken for a finished one. A checkpoint that
 cannot be read (a damaged disk, a truncated copy) is moved aside to
-``unreadable/`` with a warning, and the previous one is restored instead; when
-none can be read the run stops with :class:`CheckpointError`, never silently
-starting from scratch.
+``unreadable_checkpoints/`` (never deleted) with a warning naming it, and the
+newest readable one is restored instead; each step folder is judged on its own.
+When none can be read the run stops with :class:`CheckpointError`, never
+silently starting from scratch.
 
 Example:
 
@@ -24,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -51,25 +53,63 @@ def _abstract(tree: Any) -> Any:
   )
 
 
+def _step_folders(directory: str) -> list[str]:
+  """Names of the finished step folders (temporary folders of unfinished saves are orbax's to clean up)."""
+  return sorted((n for n in os.listdir(directory) if n.isdigit()), key=int) if os.path.isdir(directory) else []
+
+
+def _read_step_metadata(directory: str, name: str) -> dict:
+  """Orbax's ``_CHECKPOINT_METADATA`` of a step folder, checked to be a JSON object.
+
+  Raises:
+    ValueError: it is missing, unreadable or not a JSON object.
+  """
+  path = os.path.join(directory, name, "_CHECKPOINT_METADATA")
+  try:
+    with open(path, encoding="utf-8") as f:
+      metadata = json.load(f)
+  except (OSError, ValueError) as e:  # UnicodeDecodeError is a ValueError
+    raise ValueError(f"_CHECKPOINT_METADATA cannot be read: {type(e).__name__}: {e}") from None
+  if not isinstance(metadata, dict):
+    raise ValueError("_CHECKPOINT_METADATA is not a JSON object")
+  return metadata
+
+
 def _damaged_steps(directory: str) -> list[tuple[int, str]]:
-  """Finished steps whose JSON metadata cannot be parsed (orbax cannot even list those)."""
-  if not os.path.isdir(directory):
-    return []
+  """Step folders that are visibly incomplete or damaged, each judged on its own.
+
+  Orbax cannot list these, and one of them among good ones can make it misread
+  the layout of all of them.
+  """
   damaged = []
-  for name in sorted(os.listdir(directory)):
-    if not name.isdigit():
-      continue  # temporary folders of unfinished saves are orbax's to clean up
-    for relative in ("_CHECKPOINT_METADATA", os.path.join("metrics", "metrics")):
-      path = os.path.join(directory, name, relative)
-      if not os.path.exists(path):
-        continue
-      try:
-        with open(path, encoding="utf-8") as f:
+  for name in _step_folders(directory):
+    try:
+      _read_step_metadata(directory, name)
+      if not os.path.isdir(os.path.join(directory, name, "default")):
+        raise ValueError("its default/ item is missing")
+      metrics = os.path.join(directory, name, "metrics", "metrics")
+      if os.path.exists(metrics):
+        with open(metrics, encoding="utf-8") as f:
           json.load(f)
-      except (ValueError, UnicodeDecodeError) as e:
-        damaged.append((int(name), f"{relative} is not valid JSON: {e}"))
-        break
+    except (OSError, ValueError) as e:
+      damaged.append((int(name), str(e)))
   return damaged
+
+
+def intact_steps(directory: str) -> list[int]:
+  """Steps whose folders look complete (restoring them may still fail), oldest first."""
+  damaged = {step for step, _ in _damaged_steps(directory)}
+  return [int(name) for name in _step_folders(directory) if int(name) not in damaged]
+
+
+def saved_metadata(directory: str) -> dict[int, dict]:
+  """``{step: custom metadata}`` of the step folders whose metadata can be read (no orbax manager needed)."""
+  saved = {}
+  for name in _step_folders(directory):
+    with contextlib.suppress(ValueError):
+      custom = _read_step_metadata(directory, name).get("custom_metadata")
+      saved[int(name)] = custom if isinstance(custom, dict) else {}
+  return saved
 
 
 class Checkpoints:
@@ -112,9 +152,20 @@ class Checkpoints:
     """Steps with a finished checkpoint, oldest first."""
     return sorted(self._manager.all_steps())
 
-  def save(self, step: int, state: Any, *, metrics: dict[str, float] | None = None) -> None:
-    """Saves ``state`` (a pytree of arrays) as ``step``; ``metrics`` rank it for the best one."""
-    self._manager.save(step, args=ocp.args.StandardSave(state), metrics=dict(metrics or {}), force=True)
+  def save(
+      self, step: int, state: Any, *, metrics: dict[str, float] | None = None, custom_metadata: dict | None = None
+  ) -> None:
+    """Saves ``state`` (a pytree of arrays) as ``step``; ``metrics`` rank it for the best one.
+
+    ``custom_metadata`` (JSON) is stored in the step's metadata and read back by :func:`saved_metadata`.
+    """
+    self._manager.save(
+        step,
+        args=ocp.args.StandardSave(state),
+        metrics=dict(metrics or {}),
+        custom_metadata=dict(custom_metadata or {}),
+        force=True,
+    )
     self._manager.wait_until_finished()
 
   def best(self) -> tuple[int, float] | None:
@@ -146,8 +197,9 @@ class Checkpoints:
     if self._failures:
       raise CheckpointError(
           f"none of the checkpoints in {self.directory} can be read, so the run cannot resume "
-          f"(they were moved to {self._aside_dir()}). Delete the run folder or choose another --workdir "
-          f"to start from scratch. Failures: " + "; ".join(self._failures)
+          f"(they were moved to {self._aside_dir()}, not deleted). It is never started again from step 0 by "
+          "itself: to start over on purpose, rerun with --restart (the old contents are moved aside), or choose "
+          "another --workdir. Failures: " + "; ".join(self._failures)
       )
     return None
 
@@ -162,8 +214,10 @@ class Checkpoints:
     os.makedirs(self._aside_dir(), exist_ok=True)
     source = os.path.join(self.directory, str(step))
     target = os.path.join(self._aside_dir(), str(step))
-    if os.path.exists(target):
-      shutil.rmtree(target)
+    copies = 1
+    while os.path.exists(target):  # an earlier step of the same number was set aside: keep both
+      copies += 1
+      target = os.path.join(self._aside_dir(), f"{step}.{copies}")
     if os.path.exists(source):
       shutil.move(source, target)
     warnings.warn(

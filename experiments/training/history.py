@@ -2,7 +2,9 @@
 
 A resumed run first drops the records written after its checkpoint, so the
 file ends up as an uninterrupted run would have written it. A line cut short
-by a kill is dropped too.
+by a kill is dropped too. A line that is not a valid record (no integer
+``step``, no ``split``, not JSON, not UTF-8) is skipped with a warning naming
+the file and the line number, and kept in the file as it is.
 
 Example:
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 
 
 def append(path: str, record: dict) -> None:
@@ -29,28 +32,73 @@ def append(path: str, record: dict) -> None:
     os.fsync(f.fileno())
 
 
-def read(path: str) -> list[dict]:
-  """All complete records; a missing file reads as none."""
+class HistoryWarning(UserWarning):
+  """A line of ``metrics.jsonl`` is not a valid record and is skipped (the file is left as it is)."""
+
+
+def _problem(raw: bytes) -> tuple[dict | None, str | None]:
+  """``(record, None)`` for a valid line, else ``(None, why not)``."""
+  try:
+    record = json.loads(raw.decode("utf-8"))
+  except UnicodeDecodeError as e:
+    return None, f"not UTF-8 ({e.reason} at byte {e.start})"
+  except json.JSONDecodeError as e:
+    return None, f"not valid JSON ({e.msg})"
+  if not isinstance(record, dict):
+    return None, "not a JSON object"
+  step = record.get("step")
+  if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+    return None, f"'step' is not a non-negative integer (got {step!r})"
+  if not isinstance(record.get("split"), str):
+    return None, f"'split' is missing or not a string (got {record.get('split')!r})"
+  return record, None
+
+
+def _lines(path: str) -> list[tuple[bytes, dict | None]]:
+  """Every line (with its newline) and its record, ``None`` where it is not valid; warns for those.
+
+  The last line without a newline is a write cut short by a kill: it is left
+  out silently.
+  """
   if not os.path.exists(path):
     return []
-  records = []
-  with open(path, encoding="utf-8") as f:
-    for line in f:
-      try:
-        record = json.loads(line)
-      except json.JSONDecodeError:
-        continue  # a line cut short by a kill
-      if isinstance(record, dict) and "step" in record:
-        records.append(record)
-  return records
+  with open(path, "rb") as f:
+    lines = f.read().splitlines(keepends=True)
+  if lines and not lines[-1].endswith(b"\n"):
+    lines.pop()
+  parsed = []
+  for number, raw in enumerate(lines, start=1):
+    if not raw.strip():  # an empty line: nothing to read, nothing to warn about
+      parsed.append((raw, None))
+      continue
+    record, problem = _problem(raw)
+    if problem:
+      warnings.warn(f"{path}, line {number}: {problem}; the line is skipped", HistoryWarning, stacklevel=3)
+    parsed.append((raw, record))
+  return parsed
+
+
+def read(path: str) -> list[dict]:
+  """All valid records; invalid lines are skipped with a :class:`HistoryWarning`, a missing file reads as none."""
+  return [record for _, record in _lines(path) if record is not None]
 
 
 def truncate_after(path: str, step: int) -> None:
-  """Keeps only the records of steps ``<= step`` (rewritten atomically)."""
+  """Drops the records of steps ``> step`` and a last line cut short by a kill.
+
+  The lines that stay are kept byte for byte (invalid ones included: they are
+  the user's to inspect); the file is replaced atomically, and only when
+  something is dropped.
+  """
   if not os.path.exists(path):
     return
-  kept = [r for r in read(path) if r["step"] <= step]
+  lines = _lines(path)
+  kept = [raw for raw, record in lines if record is None or record["step"] <= step]
+  if len(kept) == len(lines) and sum(map(len, kept)) == os.path.getsize(path):
+    return
   tmp = path + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    f.writelines(json.dumps(r) + "\n" for r in kept)
+  with open(tmp, "wb") as f:
+    f.writelines(kept)
+    f.flush()
+    os.fsync(f.fileno())
   os.replace(tmp, path)

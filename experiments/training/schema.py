@@ -111,7 +111,7 @@ class Train(Schema):
 class TrainConfig(Schema):
   """A whole training run: ``python experiments/train.py --config <file>``."""
 
-  seed: int = 0
+  seed: Annotated[int, pydantic.Field(ge=0, lt=2**32)] = 0  # batches, initialization and dropout
   task: Task
   model: Model = Model()
   optimizer: Optimizer = Optimizer()

@@ -8,12 +8,16 @@ single-device training.
 
 Run folder::
 
+  run.lock             held by the one process using the folder (pid, host, start time)
   config.yaml          the resolved config (a rerun must match it)
+  identity.json        the config that defines the run, also stored in every checkpoint
   checkpoints/<step>/  orbax checkpoints: the latest N and the best
   metrics.jsonl        one JSON record per log line and per evaluation
   loss.png             training and test loss curves
   forecast.png | result.png, test_predictions.npz   the task's result
   summary.json         final metrics, parameter count, timings
+  unreadable_checkpoints/<step>/   step folders that could not be read, set aside
+  previous_runs/<time>/            the old contents, moved there by --restart
 
 Example:
 
@@ -31,6 +35,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import json
 import math
@@ -46,13 +52,14 @@ import tqdm
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from config_files import ConfigError
 from config_files import dump_config
 from training import checkpoint
 from training import history
+from training import interrupts
 from training import models
 from training import optim
 from training import plots
+from training import run_folder
 from training import schema
 from training import tasks
 
@@ -166,37 +173,6 @@ def _schedule(every: int | None, steps_per_epoch: int | None, total: int) -> int
   return steps_per_epoch if steps_per_epoch is not None else max(1, total // 10)
 
 
-def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-  if not isinstance(tree, dict):
-    return {prefix: tree}
-  flat = {}
-  for key, value in tree.items():
-    flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-  return flat
-
-
-# Keys that change what is shown, not what is computed: a resumed run may change them.
-_DISPLAY_KEYS = frozenset({"train.progress_bar", "train.log_every", "train.eval_batch_size"})
-
-
-def _check_resumable(workdir: str, config: schema.TrainConfig) -> None:
-  """Refuses to resume a run folder that was started with another config."""
-  path = os.path.join(workdir, "config.yaml")
-  if not os.path.exists(path):
-    return
-  import yaml  # pylint: disable=g-import-not-at-top
-
-  with open(path, encoding="utf-8") as f:
-    saved = _flatten(yaml.safe_load(f) or {})
-  current = _flatten(config.model_dump(mode="json"))
-  differing = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k) and k not in _DISPLAY_KEYS)
-  if differing:
-    raise ConfigError(
-        f"{workdir} holds a run with a different config: {path} differs in {differing}; "
-        "rerun with the same config to resume, or choose another --workdir"
-    )
-
-
 def evaluate(task: tasks.Task, predict, params, mesh: _Mesh, eval_size: int) -> tuple[dict, np.ndarray]:
   """Predicts the whole test set in batches of ``eval_size``; returns ``(metrics, predictions [N_test, outputs])``."""
   chunks, targets = [], []
@@ -278,12 +254,22 @@ class _TrainLog:
       self.progress.write(f"step {step}: test " + ", ".join(f"{k} {v:.4g}" for k, v in result.items()))
 
 
-def train_and_evaluate(config: schema.TrainConfig, workdir: str) -> dict:
+@dataclasses.dataclass
+class _Position:
+  step: int = 0  # the last step trained (or restored)
+
+
+def train_and_evaluate(config: schema.TrainConfig, workdir: str, *, restart: bool = False) -> dict:
   """Trains and evaluates ``config``, resuming from the latest checkpoint in ``workdir``.
+
+  The run folder is locked for the whole call (:func:`training.run_folder.exclusive`).
+  A finished run is left as it is: its summary is read back.
 
   Args:
     config: a validated :class:`~training.schema.TrainConfig`.
     workdir: the run folder (created if missing).
+    restart: first move the folder's contents to ``previous_runs/<time>/``
+      and train from step 0.
 
   Returns:
     The summary written to ``workdir/summary.json``.
@@ -292,9 +278,38 @@ def train_and_evaluate(config: schema.TrainConfig, workdir: str) -> dict:
     ValueError: bad data or a batch that does not split over the devices,
       before anything is written.
     ConfigError: ``workdir`` holds a run of another config.
+    training.run_folder.RunFolderBusyError: another process is using ``workdir``.
     NonFiniteLossError: the loss became NaN or infinite; the last good checkpoint is kept.
-    training.checkpoint.CheckpointError: checkpoints exist but none can be read.
+    training.checkpoint.CheckpointError: ``workdir`` holds earlier work but no readable checkpoint.
+    training.interrupts.Interrupted: SIGINT or SIGTERM; its message names the step and the last checkpoint.
   """
+  position = _Position()
+  with contextlib.ExitStack() as guards, interrupts.signals_raise():
+    try:
+      return _train_and_evaluate(config, workdir, restart=restart, guards=guards, position=position)
+    except interrupts.Interrupted as e:
+      saved = checkpoint.saved_metadata(os.path.join(workdir, "checkpoints"))
+      last = f"last checkpoint at step {max(saved)}" if saved else "no checkpoint yet"
+      raise interrupts.Interrupted(
+          e.signum, f"interrupted at step {position.step}; {last}; rerun the same command to resume"
+      ) from None
+
+
+def _finished_summary(workdir: str, total_steps: int) -> dict | None:
+  """The summary of a run that has trained all ``total_steps`` and written it, else ``None``."""
+  if total_steps not in checkpoint.intact_steps(os.path.join(workdir, "checkpoints")):
+    return None
+  try:
+    with open(os.path.join(workdir, "summary.json"), encoding="utf-8") as f:
+      summary = json.load(f)
+  except (OSError, ValueError):
+    return None
+  return summary if isinstance(summary, dict) and summary.get("steps") == total_steps else None
+
+
+def _train_and_evaluate(
+    config: schema.TrainConfig, workdir: str, *, restart: bool, guards: contextlib.ExitStack, position: _Position
+) -> dict:
   train_cfg = config.train
   num_devices = jax.device_count()
   if train_cfg.batch_size % num_devices:
@@ -311,14 +326,36 @@ def train_and_evaluate(config: schema.TrainConfig, workdir: str) -> dict:
   log_every = train_cfg.log_every
   eval_every = _schedule(train_cfg.eval_every, task.steps_per_epoch, total_steps)
   ckpt_every = _schedule(train_cfg.checkpoint_every, task.steps_per_epoch, total_steps)
-  _check_resumable(workdir, config)
+  first_checkpoint = min(ckpt_every, eval_every, total_steps)
 
-  # Everything is validated; from here on the run folder is written.
+  # Everything is validated; from here on the run folder is written, by one process at a time.
   is_main = jax.process_index() == 0
+  config_json = config.model_dump(mode="json")
+  ckpt_dir = os.path.join(workdir, "checkpoints")
+  metrics_path = os.path.join(workdir, "metrics.jsonl")
+  if is_main:
+    guards.enter_context(run_folder.exclusive(workdir))
+    moved = run_folder.set_aside(workdir) if restart else None
+    if moved:
+      print(f"restarting: the previous contents of {workdir} were moved to {moved}", flush=True)
+  earlier_work = run_folder.describe_history(
+      workdir, first_checkpoint_step=first_checkpoint, metrics_steps=[r["step"] for r in history.read(metrics_path)]
+  )
+  if earlier_work:  # a folder without any is free to take a corrected config
+    run_folder.check_identity(workdir, config_json, checkpoint.saved_metadata(ckpt_dir))
+  finished = _finished_summary(workdir, total_steps)
+  if finished is not None:
+    if is_main:
+      print(f"the run in {workdir} is finished (step {total_steps}); its files are left as they are", flush=True)
+    return finished
   os.makedirs(workdir, exist_ok=True)
+  ckpt = checkpoint.Checkpoints(ckpt_dir, keep=train_cfg.keep_checkpoints)  # sets damaged step folders aside
+  guards.callback(ckpt.close)
+  if earlier_work and not ckpt.steps():
+    raise checkpoint.CheckpointError(run_folder.no_fresh_start_message(workdir, earlier_work))
   if is_main:
     dump_config(config, os.path.join(workdir, "config.yaml"))
-  metrics_path = os.path.join(workdir, "metrics.jsonl")
+    run_folder.record_identity(workdir, config_json)
   mesh = make_mesh()
   # Made inside jit to be replicated on every device of every process (device_put
   # cannot place arrays on other hosts' devices).
@@ -328,13 +365,14 @@ def train_and_evaluate(config: schema.TrainConfig, workdir: str) -> dict:
       model, tx, init_key, jnp.asarray(sample_inputs[:1])
   )
   num_params = models.count_params(state.params)
-  ckpt = checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"), keep=train_cfg.keep_checkpoints)
-  restored = ckpt.restore_latest(state)
+  with interrupts.deferred():
+    restored = ckpt.restore_latest(state)
   start_step = 0
   if restored is not None:
     start_step, state = restored
     if is_main:
       print(f"resuming from checkpoint {start_step} in {ckpt.directory}", flush=True)
+  position.step = start_step
   if is_main:
     history.truncate_after(metrics_path, start_step)
 
@@ -357,6 +395,7 @@ def train_and_evaluate(config: schema.TrainConfig, workdir: str) -> dict:
   for step in range(start_step + 1, total_steps + 1):
     x, y = task.train_batch(step - 1)
     state, metrics = step_fn(state, mesh.put_batch(x), mesh.put_batch(y), dropout_key)
+    position.step = step
     log.add(step, metrics)
     is_last = step == total_steps
     do_eval = step % eval_every == 0 or is_last
@@ -374,7 +413,13 @@ def train_and_evaluate(config: schema.TrainConfig, workdir: str) -> dict:
       last_eval_step = step
       log.test(step, test_result, echo=train_cfg.progress_bar and is_main)
     if do_ckpt:
-      ckpt.save(step, state, metrics={"test_loss": test_result["loss"]} if do_eval else None)
+      with interrupts.deferred():  # a signal waits for the save to finish
+        ckpt.save(
+            step,
+            state,
+            metrics={"test_loss": test_result["loss"]} if do_eval else None,
+            custom_metadata=run_folder.checkpoint_metadata(config_json),
+        )
     if do_eval or do_ckpt:
       log.restart_clock()  # evaluation and saving are not training time
   log.progress.close()

@@ -1,0 +1,201 @@
+"""The run folder's guards: one process at a time, one config for its lifetime, no silent restart.
+
+A run folder holds days of work, so nothing that happens to it may cost a good
+checkpoint or a metrics line:
+
+* :func:`exclusive` takes an ``fcntl.flock`` on ``run.lock`` before anything
+  else is written; the operating system releases it however the process ends
+  (``kill -9`` included). A second process stops at once, naming the holder.
+* :func:`check_identity` compares the config with every record of the config
+  the folder was started with (``identity.json``, ``config.yaml`` and the
+  metadata of each checkpoint), so one deleted file cannot erase it.
+* :func:`describe_history` tells whether the folder holds work that a start
+  from step 0 would throw away; the trainer then refuses to start over by
+  itself, and :func:`set_aside` (``--restart``) moves the old contents into a
+  timestamped folder, never deleting them.
+
+Example:
+
+>>> import tempfile
+>>> workdir = tempfile.mkdtemp()
+>>> with exclusive(workdir):
+...   record_identity(workdir, {"seed": 0, "model": {"hidden": 8}})
+...   check_identity(workdir, {"seed": 0, "model": {"hidden": 8}}, {})
+>>> describe_history(workdir, first_checkpoint_step=5) is None
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import socket
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import yaml
+
+from config_files import ConfigError
+
+LOCK_FILE = "run.lock"
+IDENTITY_FILE = "identity.json"
+PREVIOUS_RUNS = "previous_runs"  # where --restart moves the old contents
+# Keys that change what is shown, not what is computed: a resumed run may change them.
+DISPLAY_KEYS = frozenset({"train.progress_bar", "train.log_every", "train.eval_batch_size"})
+
+
+class RunFolderBusyError(RuntimeError):
+  """Another process holds the run folder's lock."""
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+  """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
+  if not isinstance(tree, dict):
+    return {prefix: tree}
+  flat = {}
+  for key, value in tree.items():
+    flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+  return flat
+
+
+def identity(config: Mapping[str, Any]) -> dict[str, Any]:
+  """What makes a run what it is: the flattened config (``model_dump(mode="json")``) without display-only keys."""
+  return {k: v for k, v in sorted(flatten(dict(config)).items()) if k not in DISPLAY_KEYS}
+
+
+def fingerprint(config: Mapping[str, Any]) -> str:
+  """SHA-256 of :func:`identity`: equal for configs that compute the same run."""
+  return hashlib.sha256(json.dumps(identity(config), sort_keys=True).encode()).hexdigest()
+
+
+def checkpoint_metadata(config: Mapping[str, Any]) -> dict[str, Any]:
+  """The identity stored inside every checkpoint's metadata."""
+  return {"config": identity(config), "config_sha256": fingerprint(config)}
+
+
+@contextlib.contextmanager
+def exclusive(workdir: str) -> Iterator[None]:
+  """Holds ``workdir``'s lock (creating the folder) for the ``with`` block.
+
+  Raises:
+    RunFolderBusyError: another process holds it; the message names the folder and the holder.
+  """
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, LOCK_FILE)
+  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown"
+      raise RunFolderBusyError(
+          f"{workdir} is in use by another process ({holder}); wait for it to end, or choose another --workdir"
+      ) from None
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}, started {started}\n".encode(), 0)
+    yield
+  finally:
+    os.close(fd)  # releases the lock; the file stays (deleting it would race with a waiting process)
+
+
+def _recorded(workdir: str, checkpoints: Mapping[int, Mapping[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+  """``(where, identity)`` of every record of the config the folder was started with."""
+  records = []
+  path = os.path.join(workdir, IDENTITY_FILE)
+  if os.path.exists(path):
+    with contextlib.suppress(OSError, ValueError):
+      with open(path, encoding="utf-8") as f:
+        records.append((path, json.load(f)["config"]))
+  path = os.path.join(workdir, "config.yaml")
+  if os.path.exists(path):
+    with contextlib.suppress(OSError, ValueError, yaml.YAMLError):
+      with open(path, encoding="utf-8") as f:
+        records.append((path, identity(yaml.safe_load(f) or {})))
+  for step, metadata in sorted(checkpoints.items()):
+    if isinstance(metadata.get("config"), dict):
+      records.append((f"checkpoint {step}", metadata["config"]))
+  return records
+
+
+def check_identity(workdir: str, config: Mapping[str, Any], checkpoints: Mapping[int, Mapping[str, Any]]) -> None:
+  """Refuses a config other than the one ``workdir`` was started with.
+
+  Args:
+    workdir: the run folder.
+    config: the config as ``model_dump(mode="json")``.
+    checkpoints: ``{step: custom metadata}`` of its checkpoints.
+
+  Raises:
+    ConfigError: naming the differing keys and where the saved config was found.
+  """
+  current = identity(config)
+  for where, saved in _recorded(workdir, checkpoints):
+    differing = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+    if differing:
+      raise ConfigError(
+          f"{workdir} holds a run with a different config: {where} differs in {differing}; "
+          "rerun with the same config to resume, or choose another --workdir"
+      )
+
+
+def record_identity(workdir: str, config: Mapping[str, Any]) -> None:
+  """Writes ``identity.json`` (atomically) unless it is there already."""
+  path = os.path.join(workdir, IDENTITY_FILE)
+  if os.path.exists(path):
+    return
+  tmp = path + ".tmp"
+  with open(tmp, "w", encoding="utf-8") as f:
+    json.dump(checkpoint_metadata(config), f, indent=2)
+  os.replace(tmp, path)
+
+
+def describe_history(workdir: str, *, first_checkpoint_step: int, metrics_steps: list[int] = ()) -> str | None:
+  """What work a fresh start would throw away, or ``None`` when there is none.
+
+  Args:
+    workdir: the run folder.
+    first_checkpoint_step: the step of the run's first checkpoint; metrics
+      beyond it mean a checkpoint was saved once (records up to it are redone
+      cheaply after a kill before the first save).
+    metrics_steps: the steps of the readable ``metrics.jsonl`` records.
+  """
+  found = []
+  for name in ("checkpoints", "unreadable_checkpoints"):
+    path = os.path.join(workdir, name)
+    if os.path.isdir(path) and any(entry.split(".")[0].isdigit() for entry in os.listdir(path)):
+      found.append(f"step folders in {path}")
+  if metrics_steps and max(metrics_steps) > first_checkpoint_step:
+    found.append(f"{len(metrics_steps)} metrics records up to step {max(metrics_steps)}")
+  return "; ".join(found) or None
+
+
+def no_fresh_start_message(workdir: str, history: str) -> str:
+  """Why a run folder with history and no readable checkpoint is not trained from step 0."""
+  return (
+      f"{workdir} holds earlier work ({history}) but no readable checkpoint, so the run cannot resume; "
+      "it is never started again from step 0 by itself. To start over on purpose, rerun with --restart "
+      f"(the old contents move to {os.path.join(workdir, PREVIOUS_RUNS, '<time>')}), or choose another --workdir"
+  )
+
+
+def set_aside(workdir: str) -> str | None:
+  """Moves the contents of ``workdir`` (not its lock, nor earlier set-aside runs) into ``previous_runs/<UTC time>/``.
+
+  Returns:
+    The folder they were moved to, or ``None`` when there was nothing to move.
+  """
+  names = [n for n in sorted(os.listdir(workdir)) if n not in (LOCK_FILE, PREVIOUS_RUNS)] if os.path.isdir(workdir) else []
+  if not names:
+    return None
+  stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+  target = os.path.join(workdir, PREVIOUS_RUNS, stamp)
+  os.makedirs(target)
+  for name in names:
+    shutil.move(os.path.join(workdir, name), os.path.join(target, name))
+  return target
