@@ -29,6 +29,18 @@ def check_bool(name: str, value) -> bool:
   return bool(value)
 
 
+def check_callable(name: str, value) -> None:
+  """Raises ``TypeError`` unless ``value`` is callable (an activation or initializer).
+
+  >>> check_callable("gate_fn", "sigmoid")
+  Traceback (most recent call last):
+  ...
+  TypeError: gate_fn must be a callable such as jax.nn.sigmoid, got 'sigmoid' of type str
+  """
+  if not callable(value):
+    raise TypeError(f"{name} must be a callable such as jax.nn.sigmoid, got {value!r} of type {type(value).__name__}")
+
+
 def check_positive_int(name: str, value, *, allow_none: bool = False) -> None:
   """Raises ``ValueError`` unless ``value`` is an integer >= 1 (or ``None`` when allowed)."""
   if allow_none and value is None:
