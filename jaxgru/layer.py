@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import flax.linen as nn
@@ -80,6 +79,14 @@ def check_options(
   )
   validation.check_floating(f"{owner} dtype", dtype)
   validation.check_floating(f"{owner} param_dtype", param_dtype)
+
+
+# The options a GRU layer has besides its sizes and initializers, the same for
+# :class:`GRU` and :class:`jaxgru.nnx.GRU` (what :mod:`jaxgru.interop` carries between them).
+OPTIONS = (
+    "num_layers", "bidirectional", "dropout", "variant", "unroll", "implementation", "time_major", "dtype",
+    "param_dtype", "recurrent_dropout", "remat", "remat_segment", "use_bias", "gate_fn", "activation_fn",
+)  # fmt: skip
 
 
 class _DirectionParams(nn.Module):
@@ -198,9 +205,7 @@ class GRU(nn.Module):
   activation_fn: Any = jnp.tanh
 
   def __post_init__(self):
-    check_options(
-        "GRU", **{name: getattr(self, name) for name in inspect.signature(check_options).parameters if name != "owner"}
-    )
+    check_options("GRU", features=self.features, **{name: getattr(self, name) for name in OPTIONS})
     super().__post_init__()
 
   @property

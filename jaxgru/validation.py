@@ -41,6 +41,19 @@ def check_callable(name: str, value) -> None:
     raise TypeError(f"{name} must be a callable such as jax.nn.sigmoid, got {value!r} of type {type(value).__name__}")
 
 
+def as_numpy(name: str, value) -> np.ndarray:
+  """``value`` (a NumPy, JAX, PyTorch or Keras array) as a NumPy array; raises ``TypeError`` naming ``name`` otherwise.
+
+  torch is never imported: a tensor is recognised by its ``detach`` method.
+  """
+  if hasattr(value, "detach"):  # a torch.Tensor
+    value = value.detach().cpu().numpy()
+  array = np.asarray(value)
+  if array.dtype == object:
+    raise TypeError(f"{name} must be an array, got {type(value).__name__}")
+  return array
+
+
 def check_positive_int(name: str, value, *, allow_none: bool = False) -> None:
   """Raises ``ValueError`` unless ``value`` is an integer >= 1 (or ``None`` when allowed)."""
   if allow_none and value is None:

@@ -125,7 +125,7 @@ def test_state_dict_errors():
     interop.from_torch(dict(sd, bias_ih_l0=np.zeros(4)))
   with pytest.raises(ValueError, match="state dict is empty"):
     interop.from_torch({})
-  with pytest.raises(TypeError, match="expects a torch.nn.GRU or a state dict"):
+  with pytest.raises(TypeError, match="expects a torch.nn.GRU, a torch.nn.GRUCell or a state dict"):
     interop.from_torch([1, 2])
 
 
