@@ -363,6 +363,21 @@ def test_from_keras_carries_recurrent_dropout_and_rejects_other_activations():
     interop.from_keras(relu)
 
 
+def test_from_keras_refuses_input_dropout_and_carries_use_bias():
+  keras = _keras()
+  dropped = keras.layers.GRU(H, dropout=0.2)
+  no_bias = keras.layers.GRU(H, use_bias=False)
+  with jax.numpy_rank_promotion("allow"), jax.numpy_dtype_promotion("standard"):
+    for keras_layer in (dropped, no_bias):
+      keras_layer(np.zeros((B, 3, I), np.float32))
+  with pytest.raises(ValueError, match=r"dropout=0.2 on its inputs.*convert layer.get_weights\(\) instead"):
+    interop.from_keras(dropped)
+  layer, _ = interop.from_keras(dropped.get_weights())  # the weights alone, as the message says
+  assert layer.features == H
+  layer, variables = interop.from_keras(no_bias)
+  assert layer.use_bias is False and sorted(variables["params"]["layer_0"]) == ["input_kernel", "recurrent_kernel"]
+
+
 def _keras_arrays(bias_shape=(2, 3 * H)):
   return {
       "kernel": np.zeros((I, 3 * H), np.float32),
