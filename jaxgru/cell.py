@@ -75,7 +75,7 @@ def check_carry(name: str, carry: Array, inputs: Array, features: int) -> None:
     )
 
 
-def cell_step(params, carry: Array, inputs: Array, *, variant, dtype, param_dtype, gate_fn, activation_fn) -> Array:
+def cell_step(cell, params, carry: Array, inputs: Array) -> Array:
   """One step of a GRU cell (linen or nnx): :func:`jaxgru.gates.gru_step` with Flax's complex rule.
 
   Complex inputs or parameters make the carry and the computation complex, as
@@ -83,20 +83,21 @@ def cell_step(params, carry: Array, inputs: Array, *, variant, dtype, param_dtyp
   silently drop the imaginary part.
 
   Args:
+    cell: the cell, for its options ``variant``, ``dtype``, ``param_dtype``,
+      ``gate_fn`` and ``activation_fn``.
     params: the four parameter arrays (:func:`jaxgru.params.with_biases`).
     carry: ``[..., H]`` hidden state.
     inputs: ``[..., I]`` input.
-    variant, dtype, gate_fn, activation_fn: the cell's options.
-    param_dtype: the parameters' dtype.
 
   Returns:
     ``[..., H]`` the new carry (complex when anything was complex).
   """
-  kinds = [jnp.dtype(d) for d in (carry.dtype, inputs.dtype, param_dtype, dtype) if d is not None]
+  dtype = cell.dtype
+  kinds = [jnp.dtype(d) for d in (carry.dtype, inputs.dtype, cell.param_dtype, dtype) if d is not None]
   if any(jnp.issubdtype(d, jnp.complexfloating) for d in kinds):
     dtype = functools.reduce(np.promote_types, kinds)  # NumPy's rule: exempt from strict promotion
     carry = carry.astype(dtype)
-  return gates.gru_step(params, carry, inputs, variant, dtype, gate_fn=gate_fn, activation_fn=activation_fn)
+  return gates.gru_step(params, carry, inputs, cell.variant, dtype, gate_fn=cell.gate_fn, activation_fn=cell.activation_fn)
 
 
 class GRUCell(nn.RNNCellBase):
@@ -192,16 +193,7 @@ class GRUCell(nn.RNNCellBase):
         param_dtype=self.param_dtype,
         use_bias=self.use_bias,
     )
-    h = cell_step(
-        params,
-        carry,
-        inputs,
-        variant=self.variant,
-        dtype=self.dtype,
-        param_dtype=self.param_dtype,
-        gate_fn=self.gate_fn,
-        activation_fn=self.activation_fn,
-    )
+    h = cell_step(self, params, carry, inputs)
     return h, h
 
   @nn.nowrap

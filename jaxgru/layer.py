@@ -89,6 +89,12 @@ OPTIONS = (
 )  # fmt: skip
 
 
+def stack_options(layer) -> dict:
+  """The options of ``layer`` (a :class:`GRU` or :class:`jaxgru.nnx.GRU`) that :func:`jaxgru.sequences.gru_stack` takes."""
+  names = ("implementation", "variant", "unroll", "dtype", "remat", "remat_segment", "gate_fn", "activation_fn")
+  return {name: getattr(layer, name) for name in names}
+
+
 class _DirectionParams(nn.Module):
   """Holds the parameters of one layer and direction; see :func:`cell.declare_params`."""
 
@@ -280,16 +286,9 @@ class GRU(nn.Module):
         params,
         x,
         h0,
-        implementation=self.implementation,
-        variant=self.variant,
         seq_lengths=seq_lengths,
-        unroll=self.unroll,
-        dtype=self.dtype,
-        remat=self.remat,
-        remat_segment=self.remat_segment,
         recurrent_masks=masks,
         between_layers=None if dropout is None else (lambda _, y: dropout(y, deterministic=deterministic)),
-        gate_fn=self.gate_fn,
-        activation_fn=self.activation_fn,
+        **stack_options(self),
     )
     return sequences.restore_layout(batch_in, outputs, finals, self.time_major)  # finals: [L*D, B, H]

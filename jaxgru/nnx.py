@@ -134,29 +134,11 @@ class GRUCell(RNNCellBase):
     return params_lib.with_biases({name: getattr(self, name)[...] for name in gates.PARAM_NAMES if hasattr(self, name)})
 
   def __call__(self, carry: Array, inputs: Array) -> tuple[Array, Array]:
-    """One step.
-
-    Args:
-      carry: ``[..., H]`` hidden state.
-      inputs: ``[..., I]`` input; leading axes are batch axes, as in ``carry``.
-
-    Returns:
-      ``(new_carry, outputs)``, both ``[..., H]`` (the same array); complex
-      when the inputs or parameters are.
-    """
+    """One step, as :meth:`jaxgru.GRUCell.__call__`: ``carry [..., H]``, ``inputs [..., I]`` -> ``(h', h')``."""
     cell_lib.check_carry("GRUCell", carry, inputs, self.hidden_features)
     if inputs.shape[-1] != self.in_features:
       raise ValueError(f"GRUCell inputs must have shape [..., I] with I={self.in_features}, got {inputs.shape}")
-    h = cell_lib.cell_step(
-        self.gru_params(),
-        carry,
-        inputs,
-        variant=self.variant,
-        dtype=self.dtype,
-        param_dtype=self.param_dtype,
-        gate_fn=self.gate_fn,
-        activation_fn=self.activation_fn,
-    )
+    h = cell_lib.cell_step(self, self.gru_params(), carry, inputs)
     return h, h
 
   def initialize_carry(
@@ -294,17 +276,10 @@ class GRU(nnx.Module):
         [[c.gru_params() for c in row] for row in cells],
         x,
         h0,
-        implementation=self.implementation,
-        variant=self.variant,
         seq_lengths=seq_lengths,
-        unroll=self.unroll,
-        dtype=self.dtype,
-        remat=self.remat,
-        remat_segment=self.remat_segment,
         recurrent_masks=masks,
         between_layers=None if dropout is None else (lambda _, y: dropout(y)),
-        gate_fn=self.gate_fn,
-        activation_fn=self.activation_fn,
+        **layer_lib.stack_options(self),
     )
     return sequences.restore_layout(batch_in, outputs, finals, self.time_major)
 

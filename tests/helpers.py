@@ -85,6 +85,13 @@ def values_and_grads(runner, problem, **kwargs):
   return outs, grads
 
 
+def perturbed(tree, key, scale: float = 0.3):
+  """``tree`` with random normal noise of ``scale`` added to every leaf (non-zero biases for Flax's cells)."""
+  leaves, structure = jax.tree.flatten(tree)
+  keys = jax.random.split(key, len(leaves))
+  return jax.tree.unflatten(structure, [l + scale * jax.random.normal(k, l.shape, l.dtype) for l, k in zip(leaves, keys)])
+
+
 def assert_trees_close(tree, tree_ref, atol):
   """Same structure, shapes and dtypes, values within ``atol``."""
   flat, flat_ref = jax.tree.leaves(tree), jax.tree.leaves(tree_ref)

@@ -36,11 +36,6 @@ def x():
   return jax.random.normal(jax.random.key(7), (B, T, I))
 
 
-def _close(a, b):
-  jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, atol=TOL, rtol=0), a, b)
-  jax.tree.map(lambda u, v: np.testing.assert_equal(u.dtype, v.dtype), a, b)
-
-
 @pytest.mark.parametrize(
     "options", [{}, {"reverse": True, "keep_order": True, "return_carry": True}], ids=["plain", "reverse_carry"]
 )
@@ -49,7 +44,7 @@ def test_rnn_matches_flax_nnx_cell(x, options):
   lengths = jnp.array([T, 2, 4])
   h0 = jax.random.normal(jax.random.key(3), (B, H))
   kw = dict(seq_lengths=lengths, initial_carry=h0)
-  _close(nnx.RNN(theirs, **options)(x, **kw), nnx.RNN(ours, **options)(x, **kw))
+  helpers.assert_trees_close(nnx.RNN(theirs, **options)(x, **kw), nnx.RNN(ours, **options)(x, **kw), atol=TOL)
 
 
 def test_bidirectional_and_time_major_match_flax(x):
@@ -61,7 +56,7 @@ def test_bidirectional_and_time_major_match_flax(x):
 
   y = bi(ours)(xs)
   assert y.shape == (T, B, 2 * H)
-  _close(bi(theirs)(xs), y)
+  helpers.assert_trees_close(bi(theirs)(xs), y, atol=TOL)
 
 
 def test_nnx_scan_jit_and_gradients_match_flax(x):
@@ -96,7 +91,7 @@ def test_nnx_vmap_over_a_model_axis_and_split_merge():
   graphdef, state = nnx.split(cells)
   for i in range(2):
     cell = nnx.merge(graphdef, jax.tree.map(lambda a: a[i], state))
-    _close(out[i], cell(h[i], xs[i])[0])
+    helpers.assert_trees_close(out[i], cell(h[i], xs[i])[0], atol=TOL)
   assert not jnp.allclose(out[0], out[1])
 
 
@@ -178,7 +173,7 @@ def test_gru_equals_linen_and_round_trips_exactly(x):
   module = jaxgru.nnx.GRU(I, H, num_layers=2, bidirectional=True, bias_init=nnx.initializers.normal(0.5), rngs=nnx.Rngs(0))
   layer, variables = interop.to_linen(module)
   lengths = jnp.array([T, 0, 3])
-  _close(module(x, seq_lengths=lengths), layer.apply(variables, x, seq_lengths=lengths))
+  helpers.assert_trees_close(module(x, seq_lengths=lengths), layer.apply(variables, x, seq_lengths=lengths), atol=TOL)
   back = interop.to_nnx(layer, variables, rngs=nnx.Rngs(1))
   jax.tree.map(np.testing.assert_array_equal, nnx.state(back, nnx.Param).to_pure_dict(), variables["params"])
   assert nnx.graphdef(back) == nnx.graphdef(module)
@@ -186,7 +181,7 @@ def test_gru_equals_linen_and_round_trips_exactly(x):
   linen_vars = linen_layer.init(jax.random.key(2), jnp.swapaxes(x, 0, 1))
   from_linen = interop.to_nnx(linen_layer, linen_vars, rngs=nnx.Rngs(0))
   assert (from_linen.time_major, from_linen.remat, from_linen.variant) == (True, "step", "reset_before")
-  _close(from_linen(jnp.swapaxes(x, 0, 1)), linen_layer.apply(linen_vars, jnp.swapaxes(x, 0, 1)))
+  helpers.assert_trees_close(from_linen(jnp.swapaxes(x, 0, 1)), linen_layer.apply(linen_vars, jnp.swapaxes(x, 0, 1)), atol=TOL)
   with pytest.raises(ValueError, match="to_nnx: variables hold parameters of shapes"):
     interop.to_nnx(jaxgru.GRU(H, num_layers=3), variables, rngs=nnx.Rngs(0))
   with pytest.raises(TypeError, match="to_linen expects a jaxgru.nnx.GRU, got GRU"):
@@ -199,7 +194,7 @@ def test_gru_dropout_follows_train_and_eval(x):
   y_eval, _ = module(x)
   layer, variables = interop.to_linen(module)
   assert (layer.dropout, layer.recurrent_dropout) == (0.5, 0.3)
-  _close(y_eval, layer.apply(variables, x)[0])  # deterministic: no dropout at all
+  helpers.assert_trees_close(y_eval, layer.apply(variables, x)[0], atol=TOL)  # deterministic: no dropout at all
   module.train()
   y1, _ = module(x)
   y2, _ = module(x)
@@ -213,7 +208,7 @@ def test_mingru_equals_linen(x):
   lengths = jnp.array([T, 1, 4])
   y, h_n = module(x, seq_lengths=lengths)
   assert y.shape == (B, T, H) and h_n.shape == (2, B, H)
-  _close((y, h_n), linen.apply(variables, x, seq_lengths=lengths))
+  helpers.assert_trees_close((y, h_n), linen.apply(variables, x, seq_lengths=lengths), atol=TOL)
   dropped = jaxgru.nnx.MinGRU(I, H, num_layers=2, dropout=0.5, rngs=nnx.Rngs(0))
   y_train, _ = dropped(x)
   dropped.eval()
