@@ -79,7 +79,7 @@ def check_floating(name: str, dtype, *, allow_complex: bool = False) -> None:
     raise TypeError(f"{name} must be a dtype such as float32 or bfloat16, got {dtype!r}") from None
   if jnp.issubdtype(dtype, jnp.floating) or (allow_complex and jnp.issubdtype(dtype, jnp.complexfloating)):
     return
-  kinds = "a floating or complex dtype" if allow_complex else "a floating dtype such as float32 or bfloat16"
+  kinds = "a floating dtype such as float32 or bfloat16" + (", or a complex one" if allow_complex else "")
   raise TypeError(f"{name} must be {kinds}, got {dtype}")
 
 

@@ -37,7 +37,7 @@ def test_bad_layer_options(kwargs, error, match):
 def test_bad_cell_options():
   with pytest.raises(ValueError, match="unknown GRU variant"):
     jaxgru.GRUCell(H, variant="nope")
-  with pytest.raises(TypeError, match="param_dtype must be a floating or complex dtype"):
+  with pytest.raises(TypeError, match="param_dtype must be a floating dtype such as float32 or bfloat16, or a complex one"):
     jaxgru.GRUCell(H, param_dtype=jnp.int8)
 
 
