@@ -33,6 +33,11 @@ Initializer = Callable[..., Array]
 _NO_METADATA = MappingProxyType({})
 
 
+def _check_rngs(owner: str, rngs) -> None:
+  if not isinstance(rngs, nnx.Rngs):
+    raise TypeError(f"{owner} rngs must be an nnx.Rngs, such as nnx.Rngs(0); got {type(rngs).__name__}")
+
+
 class GRUCell(RNNCellBase):
   r"""GRU cell for ``flax.nnx``, call-compatible with ``flax.nnx.GRUCell``.
 
@@ -104,8 +109,7 @@ class GRUCell(RNNCellBase):
     validation.check_floating("GRUCell param_dtype", param_dtype, allow_complex=True)
     validation.check_callable("GRUCell gate_fn", gate_fn)
     validation.check_callable("GRUCell activation_fn", activation_fn)
-    if not isinstance(rngs, nnx.Rngs):
-      raise TypeError(f"GRUCell rngs must be an nnx.Rngs, such as nnx.Rngs(0); got {type(rngs).__name__}")
+    _check_rngs("GRUCell", rngs)
     self.in_features, self.hidden_features = in_features, hidden_features
     self.variant = gates.as_variant(variant).value
     self.gate_fn, self.activation_fn = gate_fn, activation_fn
@@ -149,17 +153,22 @@ class GRUCell(RNNCellBase):
     Args:
       input_shape: the shape of one step's input, ``[..., I]``.
       rngs: ``nnx.Rngs`` (its ``carry`` stream is used) or an ``nnx.RngStream``;
-        ``None`` uses a fixed key, which only a random ``carry_init`` reads.
+        needed only with a ``carry_init`` (zeros need no key).
       carry_init: initializer (default: the constructor's, else zeros).
 
     Returns:
       ``[..., H]`` in ``param_dtype``.
+
+    Raises:
+      ValueError: a ``carry_init`` without ``rngs``.
     """
-    if isinstance(rngs, nnx.Rngs):
-      rngs = rngs.carry
-    key = jax.random.key(0) if rngs is None else rngs()
-    init = carry_init or self.carry_init or nnx.initializers.zeros_init()
-    return init(key, tuple(input_shape[:-1]) + (self.hidden_features,), self.param_dtype)
+    shape = tuple(input_shape[:-1]) + (self.hidden_features,)
+    init = carry_init or self.carry_init
+    if init is None:
+      return jnp.zeros(shape, self.param_dtype)
+    if rngs is None:
+      raise ValueError("GRUCell.initialize_carry needs rngs (nnx.Rngs or an RngStream) to run a carry_init")
+    return init((rngs.carry if isinstance(rngs, nnx.Rngs) else rngs)(), shape, self.param_dtype)
 
   @property
   def num_feature_axes(self) -> int:
@@ -221,6 +230,7 @@ class GRU(nnx.Module):
       rngs: nnx.Rngs,
   ):
     validation.check_positive_int("GRU in_features", in_features)
+    _check_rngs("GRU", rngs)
     options = dict(
         num_layers=num_layers, bidirectional=bidirectional, dropout=dropout, variant=variant, unroll=unroll,
         implementation=implementation, time_major=time_major, dtype=dtype, param_dtype=param_dtype,
@@ -334,6 +344,7 @@ class MinGRU(nnx.Module):
       rngs: nnx.Rngs,
   ):
     validation.check_positive_int("MinGRU in_features", in_features)
+    _check_rngs("MinGRU", rngs)
     options = dict(
         num_layers=num_layers, mode=mode, candidate=candidate, dropout=dropout, time_major=time_major, dtype=dtype,
         param_dtype=param_dtype,

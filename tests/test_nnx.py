@@ -110,7 +110,9 @@ def test_every_weight_is_a_param_and_initializers_are_not_in_the_graph():
   np.testing.assert_array_equal(b.input_kernel[...], 1.0)
   carry = a.initialize_carry((2, 7, I), rngs=nnx.Rngs(0))
   assert carry.shape == (2, 7, H) and carry.dtype == jnp.float32
-  np.testing.assert_array_equal(a.initialize_carry((I,), carry_init=nnx.initializers.ones), np.ones(H))
+  np.testing.assert_array_equal(a.initialize_carry((I,), nnx.Rngs(1), carry_init=nnx.initializers.ones), np.ones(H))
+  with pytest.raises(ValueError, match="initialize_carry needs rngs"):
+    a.initialize_carry((I,), carry_init=nnx.initializers.normal())
   assert a.num_feature_axes == 1
 
 
@@ -224,6 +226,10 @@ def test_nnx_module_errors():
     jaxgru.nnx.MinGRU(I, H, mode="log", rngs=nnx.Rngs(0))
   with pytest.raises(TypeError, match="GRUCell rngs must be an nnx.Rngs"):
     jaxgru.nnx.GRUCell(I, H, rngs=0)
+  with pytest.raises(TypeError, match="GRU rngs must be an nnx.Rngs, such as nnx.Rngs\\(0\\); got int"):
+    jaxgru.nnx.GRU(I, H, rngs=0)
+  with pytest.raises(TypeError, match="MinGRU rngs must be an nnx.Rngs"):
+    jaxgru.nnx.MinGRU(I, H, rngs=None)
   with pytest.raises(TypeError, match=r"from_torch\(api='nnx'\) needs rngs"):
     interop.from_torch(jaxgru.interop.to_torch(*interop.to_linen(jaxgru.nnx.GRU(I, H, rngs=nnx.Rngs(0)))), api="nnx")
   module = jaxgru.nnx.GRU(I, H, rngs=nnx.Rngs(0))
