@@ -3,7 +3,8 @@
 Where things are: the gate equations and the one step every implementation
 runs in :mod:`jaxgru.gates`; the flax.linen cell in :mod:`jaxgru.cell`; the
 multi-layer layer in :mod:`jaxgru.layer` (its pure stacking in
-:mod:`jaxgru.sequences`); the implementations (:mod:`jaxgru.scan`,
+:mod:`jaxgru.sequences`); the flax.nnx cell and layers in :mod:`jaxgru.nnx`;
+parameter shapes and per-gate initialization in :mod:`jaxgru.params`; the implementations (:mod:`jaxgru.scan`,
 :mod:`jaxgru.backward`, :mod:`jaxgru.pallas_gru`) behind one dispatch,
 :mod:`jaxgru.dispatch`; weights in and out in :mod:`jaxgru.interop`.
 """
@@ -15,6 +16,8 @@ from jaxgru import dispatch
 from jaxgru import gates
 from jaxgru import interop
 from jaxgru import mingru
+from jaxgru import nnx
+from jaxgru import params
 from jaxgru import scan
 from jaxgru import sequences
 from jaxgru.backward import gru_scan_custom_vjp
@@ -54,6 +57,8 @@ __all__ = (
     "gru_step",
     "interop",
     "mingru",
+    "nnx",
+    "params",
     "param_name",
     "scan",
     "sequences",

@@ -2,35 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxgru import gates
+from jaxgru import params as params_lib
 from jaxgru import validation
 
 Array = jax.Array
 Initializer = Callable[..., Array]
-
-
-def stacked_orthogonal(num_blocks: int = 3) -> Initializer:
-  """Initializer of a ``[H, k*H]`` kernel made of ``k`` orthogonal ``[H, H]`` blocks.
-
-  This is what ``flax.linen.GRUCell`` does with one orthogonal matrix per gate.
-  """
-  orthogonal = nn.initializers.orthogonal()
-
-  def init(key, shape, dtype=jnp.float32):
-    rows, cols = shape
-    if cols % num_blocks:
-      raise ValueError(f"kernel shape {shape} is not {num_blocks} stacked blocks")
-    keys = jax.random.split(key, num_blocks)
-    blocks = [orthogonal(k, (rows, cols // num_blocks), dtype) for k in keys]
-    return jnp.concatenate(blocks, axis=-1)
-
-  return init
 
 
 def declare_params(
@@ -42,15 +27,18 @@ def declare_params(
     recurrent_kernel_init: Initializer,
     bias_init: Initializer,
     param_dtype,
+    use_bias: bool = True,
 ) -> dict[str, Array]:
-  """Declares (or fetches) the four GRU parameters on ``module``.
+  """Declares (or fetches) the GRU parameters on ``module``, initialized per gate (:func:`jaxgru.params.init_gates`).
 
   Args:
     module: the module inside whose ``compact`` method this is called.
     input_features: I.
     features: H.
-    kernel_init, recurrent_kernel_init, bias_init: initializers.
+    kernel_init, recurrent_kernel_init, bias_init: initializers of one gate's
+      ``[I, H]``, ``[H, H]`` and ``[H]`` block.
     param_dtype: dtype of the parameters.
+    use_bias: declare the two biases; without them, zero biases are returned.
 
   Returns:
     ``{"input_kernel": [I, 3H], "recurrent_kernel": [H, 3H],
@@ -66,16 +54,50 @@ def declare_params(
           f"{type(module).__name__} {module.name!r} got inputs with {input_features} "
           f"features, but its parameters expect {have[0]} (input_kernel shape {have})"
       )
-  shapes = {
-      "input_kernel": ((input_features, 3 * features), kernel_init),
-      "recurrent_kernel": ((features, 3 * features), recurrent_kernel_init),
-      "input_bias": ((3 * features,), bias_init),
-      "recurrent_bias": ((3 * features,), bias_init),
-  }
-  return {
-      name: module.param(name, init, shape, param_dtype)
-      for name, (shape, init) in shapes.items()
-  }
+  specs = params_lib.param_specs(
+      input_features,
+      features,
+      kernel_init=kernel_init,
+      recurrent_kernel_init=recurrent_kernel_init,
+      bias_init=bias_init,
+      use_bias=use_bias,
+  )
+  declared = {name: module.param(name, params_lib.init_gates, spec, param_dtype) for name, spec in specs.items()}
+  return params_lib.with_biases(declared)
+
+
+def check_carry(name: str, carry: Array, inputs: Array, features: int) -> None:
+  """Raises ``ValueError`` unless ``carry`` is ``[..., H]`` with the leading axes of ``inputs [..., I]``."""
+  if carry.shape[-1:] != (features,) or carry.shape[:-1] != inputs.shape[:-1]:
+    raise ValueError(
+        f"{name} carry has shape {carry.shape}; expected {inputs.shape[:-1] + (features,)} "
+        f"for inputs of shape {inputs.shape} and features={features}"
+    )
+
+
+def cell_step(cell, params, carry: Array, inputs: Array) -> Array:
+  """One step of a GRU cell (linen or nnx): :func:`jaxgru.gates.gru_step` with Flax's complex rule.
+
+  Complex inputs or parameters make the carry and the computation complex, as
+  in Flax's cells (which compute in the promoted dtype); a real carry would
+  silently drop the imaginary part.
+
+  Args:
+    cell: the cell, for its options ``variant``, ``dtype``, ``param_dtype``,
+      ``gate_fn`` and ``activation_fn``.
+    params: the four parameter arrays (:func:`jaxgru.params.with_biases`).
+    carry: ``[..., H]`` hidden state.
+    inputs: ``[..., I]`` input.
+
+  Returns:
+    ``[..., H]`` the new carry (complex when anything was complex).
+  """
+  dtype = cell.dtype
+  kinds = [jnp.dtype(d) for d in (carry.dtype, inputs.dtype, cell.param_dtype, dtype) if d is not None]
+  if any(jnp.issubdtype(d, jnp.complexfloating) for d in kinds):
+    dtype = functools.reduce(np.promote_types, kinds)  # NumPy's rule: exempt from strict promotion
+    carry = carry.astype(dtype)
+  return gates.gru_step(params, carry, inputs, cell.variant, dtype, gate_fn=cell.gate_fn, activation_fn=cell.activation_fn)
 
 
 class GRUCell(nn.RNNCellBase):
@@ -90,22 +112,31 @@ class GRUCell(nn.RNNCellBase):
 
   With ``variant="reset_before"`` the candidate is
   :math:`n = \tanh(W_{in} x + b_{in} + W_{hn}(r \odot h) + b_{hn})`.
-  Unlike ``flax.linen.GRUCell`` it keeps both bias vectors, as PyTorch does.
+  Unlike ``flax.linen.GRUCell`` it keeps both bias vectors, as PyTorch does,
+  and stacks the gates in one kernel (:func:`jaxgru.interop.from_flax_cell`
+  converts a Flax cell's parameters). Complex inputs or parameters give a
+  complex carry, as in Flax.
 
   Parameters: ``input_kernel [I, 3H]``, ``recurrent_kernel [H, 3H]``,
-  ``input_bias [3H]``, ``recurrent_bias [3H]``, gates in order ``r, z, n``.
+  ``input_bias [3H]``, ``recurrent_bias [3H]``, gates in order ``r, z, n``
+  (no biases with ``use_bias=False``).
 
   Attributes:
     features: H, the number of hidden features.
     variant: ``"reset_after"`` (default) or ``"reset_before"``.
     dtype: compute dtype (``None``: promote inputs and parameters). The carry
       keeps its own dtype.
-    param_dtype: parameter dtype.
-    kernel_init: initializer of ``input_kernel`` (lecun normal).
-    recurrent_kernel_init: initializer of ``recurrent_kernel`` (one orthogonal
-      block per gate).
-    bias_init: initializer of both biases (zeros).
+    param_dtype: parameter dtype (half precision is initialized in float32,
+      then rounded; complex is allowed).
+    kernel_init: initializer of each gate's ``[I, H]`` block of
+      ``input_kernel`` (lecun normal), called once per gate as in Flax.
+    recurrent_kernel_init: initializer of each gate's ``[H, H]`` block of
+      ``recurrent_kernel`` (orthogonal).
+    bias_init: initializer of each gate's ``[H]`` block of both biases (zeros).
     carry_init: initializer of the carry (zeros).
+    gate_fn: activation of the gates :math:`\sigma` (sigmoid).
+    activation_fn: activation of the candidate (tanh).
+    use_bias: whether the cell has biases.
 
   Example:
 
@@ -122,14 +153,21 @@ class GRUCell(nn.RNNCellBase):
   dtype: Any = None
   param_dtype: Any = jnp.float32
   kernel_init: Initializer = nn.initializers.lecun_normal()
-  recurrent_kernel_init: Initializer = stacked_orthogonal(3)
+  recurrent_kernel_init: Initializer = nn.initializers.orthogonal()
   bias_init: Initializer = nn.initializers.zeros_init()
   carry_init: Initializer = nn.initializers.zeros_init()
+  gate_fn: Callable[..., Array] = jax.nn.sigmoid
+  activation_fn: Callable[..., Array] = jnp.tanh
+  use_bias: bool = True
 
   def __post_init__(self):
     gates.as_variant(self.variant)
-    validation.check_floating("GRUCell dtype", self.dtype)
-    validation.check_floating("GRUCell param_dtype", self.param_dtype)
+    validation.check_positive_int("GRUCell features", self.features)
+    validation.check_floating("GRUCell dtype", self.dtype, allow_complex=True)
+    validation.check_floating("GRUCell param_dtype", self.param_dtype, allow_complex=True)
+    validation.check_bool("GRUCell use_bias", self.use_bias)
+    validation.check_callable("GRUCell gate_fn", self.gate_fn)
+    validation.check_callable("GRUCell activation_fn", self.activation_fn)
     super().__post_init__()
 
   @nn.compact
@@ -141,13 +179,10 @@ class GRUCell(nn.RNNCellBase):
       inputs: ``[..., I]`` input; leading axes are batch axes, as in ``carry``.
 
     Returns:
-      ``(new_carry, outputs)``, both ``[..., H]`` (the same array).
+      ``(new_carry, outputs)``, both ``[..., H]`` (the same array); complex
+      when the inputs or parameters are.
     """
-    if carry.shape[-1:] != (self.features,) or carry.shape[:-1] != inputs.shape[:-1]:
-      raise ValueError(
-          f"GRUCell carry has shape {carry.shape}; expected {inputs.shape[:-1] + (self.features,)} "
-          f"for inputs of shape {inputs.shape} and features={self.features}"
-      )
+    check_carry("GRUCell", carry, inputs, self.features)
     params = declare_params(
         self,
         inputs.shape[-1],
@@ -156,8 +191,9 @@ class GRUCell(nn.RNNCellBase):
         recurrent_kernel_init=self.recurrent_kernel_init,
         bias_init=self.bias_init,
         param_dtype=self.param_dtype,
+        use_bias=self.use_bias,
     )
-    h = gates.gru_step(params, carry, inputs, self.variant, self.dtype)
+    h = cell_step(self, params, carry, inputs)
     return h, h
 
   @nn.nowrap

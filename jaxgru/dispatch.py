@@ -51,6 +51,15 @@ def as_implementation(implementation: str | Implementation) -> Implementation:
   return gates.as_choice(Implementation, implementation, "GRU implementation")
 
 
+def custom_gates(gate_fn=jax.nn.sigmoid, activation_fn=jnp.tanh) -> bool:
+  """Whether a GRU's activations differ from sigmoid and tanh, the two the hand-written backward passes assume.
+
+  >>> custom_gates(jax.nn.sigmoid, jnp.tanh), custom_gates(jax.nn.hard_sigmoid, jnp.tanh)
+  (False, True)
+  """
+  return gate_fn is not jax.nn.sigmoid or activation_fn is not jnp.tanh
+
+
 def resolve_implementation(
     implementation: str | Implementation,
     *,
@@ -58,11 +67,13 @@ def resolve_implementation(
     hidden: int | None = None,
     remat: str | scan.Remat = scan.Remat.NONE,
     recurrent_dropout: bool = False,
+    custom_gates: bool = False,
 ) -> Implementation:
   """Turns a request into the concrete implementation that serves it.
 
-  ``AUTO`` is ``SCAN`` when remat or recurrent dropout is on (only the scan
-  takes them); otherwise ``CUSTOM_VJP_IN_LOOP`` on a CPU (fastest there at
+  ``AUTO`` is ``SCAN`` when remat, recurrent dropout or activations other
+  than sigmoid and tanh are asked for (only the scan takes them; the
+  hand-written backward passes differentiate sigmoid and tanh); otherwise ``CUSTOM_VJP_IN_LOOP`` on a CPU (fastest there at
   every measured shape) and ``CUSTOM_VJP`` elsewhere (one large input
   projection and one product per backward step, what pays where each loop
   step costs kernel launches). An explicit choice is returned as it is, or
@@ -74,6 +85,8 @@ def resolve_implementation(
     hidden: H, when known (the Pallas kernel takes only some).
     remat: the layer's :class:`jaxgru.scan.Remat` setting.
     recurrent_dropout: whether a recurrent-dropout mask will be applied.
+    custom_gates: whether ``gate_fn`` or ``activation_fn`` differ from
+      sigmoid and tanh (:func:`custom_gates`).
 
   Raises:
     ValueError: an explicit choice that cannot serve the request.
@@ -91,6 +104,8 @@ def resolve_implementation(
   needs_scan = [f"remat={remat.value!r}"] if remat is not scan.Remat.NONE else []
   if recurrent_dropout:
     needs_scan.append("recurrent_dropout")
+  if custom_gates:
+    needs_scan.append("a gate_fn or activation_fn other than sigmoid and tanh")
   if implementation is Implementation.AUTO:
     if needs_scan:
       return Implementation.SCAN
@@ -113,6 +128,8 @@ def run_direction(
     recurrent_mask: Array | None = None,
     remat: str | scan.Remat = scan.Remat.NONE,
     remat_segment: int | None = None,
+    gate_fn=jax.nn.sigmoid,
+    activation_fn=jnp.tanh,
     **options,
 ) -> tuple[Array, Array]:
   """Runs one layer direction on inputs ``x [T, B, I]`` with the implementation that serves the request.
@@ -125,18 +142,22 @@ def run_direction(
     h0: ``[B, H]`` initial state (carry dtype).
     recurrent_mask: as :func:`jaxgru.scan.gru_scan`.
     remat, remat_segment: as :func:`jaxgru.scan.gru_scan_remat`.
+    gate_fn, activation_fn: as :func:`jaxgru.gates.step`; others than sigmoid
+      and tanh need the scan (:func:`custom_gates`).
     **options: :class:`jaxgru.scan.RunnerOptions` (``variant``,
       ``seq_lengths``, ``reverse``, ``unroll``, ``dtype``).
 
   Returns:
     ``(outputs [T, B, H], h_last [B, H])`` as :func:`jaxgru.scan.gru_scan`.
   """
+  custom = custom_gates(gate_fn, activation_fn)
   implementation = resolve_implementation(
-      implementation, hidden=h0.shape[-1], remat=remat, recurrent_dropout=recurrent_mask is not None
+      implementation, hidden=h0.shape[-1], remat=remat, recurrent_dropout=recurrent_mask is not None, custom_gates=custom
   )
   if implementation is Implementation.SCAN:
+    activations = dict(gate_fn=gate_fn, activation_fn=activation_fn) if custom else {}
     return scan.gru_scan_remat(
-        params, x, h0, remat=remat, remat_segment=remat_segment, recurrent_mask=recurrent_mask, **options
+        params, x, h0, remat=remat, remat_segment=remat_segment, recurrent_mask=recurrent_mask, **activations, **options
     )
   if implementation is Implementation.CUSTOM_VJP_IN_LOOP:
     return backward.gru_scan_from_inputs(params, x, h0, **options)

@@ -69,12 +69,13 @@ def as_variant(variant: str | Variant) -> Variant:
   return as_choice(Variant, variant, "GRU variant")
 
 
-def reset_gate(x_r: Array, h_r: Array) -> Array:
+def reset_gate(x_r: Array, h_r: Array, gate_fn=jax.nn.sigmoid) -> Array:
   r"""Reset gate :math:`r = \sigma(x_r + h_r)`.
 
   Args:
     x_r: ``[..., H]`` input part, :math:`W_{ir} x + b_{ir}`.
     h_r: ``[..., H]`` recurrent part, :math:`W_{hr} h + b_{hr}`.
+    gate_fn: the gate activation :math:`\sigma` (Flax's ``gate_fn``).
 
   Returns:
     ``[..., H]`` gate values in (0, 1).
@@ -82,15 +83,16 @@ def reset_gate(x_r: Array, h_r: Array) -> Array:
   >>> reset_gate(jnp.zeros(2), jnp.zeros(2))
   Array([0.5, 0.5], dtype=float32)
   """
-  return jax.nn.sigmoid(x_r + h_r)  # Cho et al. 2014, eq. 5
+  return gate_fn(x_r + h_r)  # Cho et al. 2014, eq. 5
 
 
-def update_gate(x_z: Array, h_z: Array) -> Array:
+def update_gate(x_z: Array, h_z: Array, gate_fn=jax.nn.sigmoid) -> Array:
   r"""Update gate :math:`z = \sigma(x_z + h_z)`.
 
   Args:
     x_z: ``[..., H]`` input part, :math:`W_{iz} x + b_{iz}`.
     h_z: ``[..., H]`` recurrent part, :math:`W_{hz} h + b_{hz}`.
+    gate_fn: the gate activation :math:`\sigma`.
 
   Returns:
     ``[..., H]`` gate values in (0, 1).
@@ -98,10 +100,10 @@ def update_gate(x_z: Array, h_z: Array) -> Array:
   >>> update_gate(jnp.zeros(2), jnp.zeros(2))
   Array([0.5, 0.5], dtype=float32)
   """
-  return jax.nn.sigmoid(x_z + h_z)  # Cho et al. 2014, eq. 6
+  return gate_fn(x_z + h_z)  # Cho et al. 2014, eq. 6
 
 
-def candidate_state(x_n: Array, h_n: Array, r: Array) -> Array:
+def candidate_state(x_n: Array, h_n: Array, r: Array, activation_fn=jnp.tanh) -> Array:
   r"""Candidate state :math:`n = \tanh(x_n + r \odot h_n)`.
 
   For ``reset_after`` pass :math:`h_n = W_{hn} h + b_{hn}`; for ``reset_before``
@@ -111,6 +113,7 @@ def candidate_state(x_n: Array, h_n: Array, r: Array) -> Array:
     x_n: ``[..., H]`` input part, :math:`W_{in} x + b_{in}`.
     h_n: ``[..., H]`` recurrent part.
     r: ``[..., H]`` reset gate (or a scalar 1).
+    activation_fn: the candidate's activation :math:`\tanh` (Flax's ``activation_fn``).
 
   Returns:
     ``[..., H]`` candidate values in (-1, 1).
@@ -118,7 +121,7 @@ def candidate_state(x_n: Array, h_n: Array, r: Array) -> Array:
   >>> candidate_state(jnp.zeros(2), jnp.ones(2), jnp.zeros(2))
   Array([0., 0.], dtype=float32)
   """
-  return jnp.tanh(x_n + r * h_n)  # Cho et al. 2014, eq. 8
+  return activation_fn(x_n + r * h_n)  # Cho et al. 2014, eq. 8
 
 
 def new_hidden_state(n: Array, z: Array, h: Array) -> Array:
@@ -217,6 +220,8 @@ def step(
     *,
     gate_dtype=None,
     recurrent_mask: Array | None = None,
+    gate_fn=jax.nn.sigmoid,
+    activation_fn=jnp.tanh,
 ) -> tuple[Array, Activations]:
   """One GRU step from the input projection: every implementation runs this function.
 
@@ -232,6 +237,9 @@ def step(
     recurrent_mask: optional ``[B, H]`` recurrent-dropout mask; it multiplies
       ``h`` where it enters the recurrent products only (Gal & Ghahramani 2016),
       never the interpolation with ``z``, so the memory path is never dropped.
+    gate_fn, activation_fn: :math:`\sigma` of the gates and :math:`\tanh` of
+      the candidate (only :func:`jaxgru.scan.gru_scan` runs others: the
+      hand-written backward passes assume these two).
 
   Returns:
     ``(h_new [B, H], activations)``; ``h_new`` has the dtype of ``h``.
@@ -253,16 +261,16 @@ def step(
 
   if variant is Variant.RESET_AFTER:
     a_r, a_z, aux = products(hm, w, b)  # aux = a_n = h W_hn + b_hn
-    r = reset_gate(x_r, a_r)
-    z = update_gate(x_z, a_z)
-    n = candidate_state(x_n, aux, r)
+    r = reset_gate(x_r, a_r, gate_fn)
+    z = update_gate(x_z, a_z, gate_fn)
+    n = candidate_state(x_n, aux, r, activation_fn)
   else:
     a_r, a_z = products(hm, w[:-1], b[:-1])
-    r = reset_gate(x_r, a_r)
-    z = update_gate(x_z, a_z)
+    r = reset_gate(x_r, a_r, gate_fn)
+    z = update_gate(x_z, a_z, gate_fn)
     aux = r * hm.astype(gate_dtype)  # the input of W_hn
     (a_n,) = products(aux, w[-1:], b[-1:])
-    n = candidate_state(x_n, a_n, 1)
+    n = candidate_state(x_n, a_n, 1, activation_fn)
   acc = carry_interpolation_dtype(h.dtype, gate_dtype)
   h_new = new_hidden_state(n.astype(acc), z.astype(acc), h.astype(acc)).astype(h.dtype)
   return h_new, Activations(r, z, n, aux)
@@ -309,6 +317,7 @@ def step_from_projection(
     variant: str | Variant = Variant.RESET_AFTER,
     dtype=None,
     recurrent_mask: Array | None = None,
+    **activations,
 ) -> Array:
   """One GRU step given the input projection :func:`input_projection` (:func:`step` on the full parameters).
 
@@ -319,6 +328,7 @@ def step_from_projection(
     variant: ``"reset_after"`` or ``"reset_before"``.
     dtype: compute dtype of the products and gates; ``None`` promotes the inputs.
     recurrent_mask: optional ``[..., H]`` recurrent-dropout mask (see :func:`step`).
+    **activations: ``gate_fn``, ``activation_fn`` (see :func:`step`).
 
   Returns:
     ``[..., H]`` the new hidden state, dtype of ``h``.
@@ -330,7 +340,8 @@ def step_from_projection(
   flat = lambda a: a.reshape(-1, a.shape[-1])  # noqa: E731 - the step takes [B, H]
   mask = None if recurrent_mask is None else flat(jnp.broadcast_to(recurrent_mask, h.shape))
   h_new, _ = step(
-      recurrent_blocks(params, variant, dtype), flat(h), tuple(map(flat, x_proj)), variant, dtype, recurrent_mask=mask
+      recurrent_blocks(params, variant, dtype), flat(h), tuple(map(flat, x_proj)), variant, dtype,
+      recurrent_mask=mask, **activations,
   )
   return h_new.reshape(lead + h.shape[-1:])
 
@@ -341,6 +352,7 @@ def gru_step(
     x: Array,
     variant: str | Variant = Variant.RESET_AFTER,
     dtype=None,
+    **activations,
 ) -> Array:
   """One GRU step: the new hidden state from the previous one and an input.
 
@@ -351,6 +363,8 @@ def gru_step(
     x: ``[..., I]`` input at this step, with the leading axes of ``h``.
     variant: ``"reset_after"`` (default) or ``"reset_before"``.
     dtype: compute dtype; ``None`` promotes the inputs.
+    **activations: ``gate_fn`` (default sigmoid), ``activation_fn`` (default
+      tanh), as in Flax's cells.
 
   Returns:
     ``[..., H]`` the new hidden state, dtype of ``h``.
@@ -376,4 +390,4 @@ def gru_step(
     raise ValueError(f"x must have shape [..., I] with I={features} (input_kernel), got {tuple(x.shape)}")
   if x.shape[:-1] != h.shape[:-1]:
     raise ValueError(f"x {tuple(x.shape)} and h {tuple(h.shape)} must have the same leading (batch) axes")
-  return step_from_projection(params, h, input_projection(params, x, dtype), variant, dtype)
+  return step_from_projection(params, h, input_projection(params, x, dtype), variant, dtype, **activations)

@@ -19,6 +19,82 @@ from jaxgru.sequences import param_name
 Array = jax.Array
 
 
+def check_options(
+    owner: str,
+    *,
+    features: int,
+    num_layers: int,
+    bidirectional: bool,
+    dropout: float,
+    variant: str,
+    unroll: int,
+    implementation: str,
+    time_major: bool,
+    dtype,
+    param_dtype,
+    recurrent_dropout: float,
+    remat: str,
+    remat_segment: int | None,
+    use_bias: bool,
+    gate_fn,
+    activation_fn,
+) -> None:
+  """Checks the options of a GRU layer (:class:`GRU`, :class:`jaxgru.nnx.GRU`) at construction.
+
+  Args:
+    owner: the class name for the messages (``"GRU"``).
+    features, ...: the layer's options (see :class:`GRU`).
+
+  Raises:
+    ValueError, TypeError: naming the option, what it was and what was expected;
+      also an explicit ``implementation`` that cannot serve the other options
+      (:func:`jaxgru.dispatch.resolve_implementation`).
+  """
+  gates.as_variant(variant)
+  dispatch.as_implementation(implementation)
+  for name, value in (("features", features), ("num_layers", num_layers), ("unroll", unroll)):
+    validation.check_positive_int(f"{owner} {name}", value)
+  validation.check_positive_int(f"{owner} remat_segment", remat_segment, allow_none=True)
+  for name, value in (("bidirectional", bidirectional), ("time_major", time_major), ("use_bias", use_bias)):
+    validation.check_bool(f"{owner} {name}", value)
+  validation.check_rate(f"{owner} dropout", dropout)
+  validation.check_rate(f"{owner} recurrent_dropout", recurrent_dropout)
+  validation.check_callable(f"{owner} gate_fn", gate_fn)
+  validation.check_callable(f"{owner} activation_fn", activation_fn)
+  remat = scan.as_remat(remat)
+  if remat_segment is not None:
+    if remat is not scan.Remat.SEGMENTS:
+      raise ValueError(f"{owner} remat_segment={remat_segment} needs remat='segments', got remat={remat.value!r}")
+    if remat_segment % unroll:
+      raise ValueError(f"{owner} remat_segment={remat_segment} must be a multiple of unroll={unroll}")
+  # An explicit implementation that cannot serve these options fails here, at construction; the
+  # backend is checked when the layer runs (a model may be built on one machine, run on another).
+  dispatch.resolve_implementation(
+      implementation,
+      backend="gpu",
+      hidden=features,
+      remat=remat,
+      recurrent_dropout=bool(recurrent_dropout),
+      custom_gates=dispatch.custom_gates(gate_fn, activation_fn),
+  )
+  validation.check_floating(f"{owner} dtype", dtype)
+  validation.check_floating(f"{owner} param_dtype", param_dtype)
+
+
+# The options a GRU layer has besides its sizes and initializers, the same for
+# :class:`GRU` and :class:`jaxgru.nnx.GRU` (what :mod:`jaxgru.interop` carries between them).
+OPTIONS = (
+    "num_layers", "bidirectional", "dropout", "variant", "unroll", "implementation", "time_major", "dtype",
+    "param_dtype", "recurrent_dropout", "remat", "remat_segment", "use_bias", "gate_fn", "activation_fn",
+)  # fmt: skip
+
+
+def stack_options(layer) -> dict:
+  """The options of ``layer`` (a :class:`GRU` or :class:`jaxgru.nnx.GRU`) that :func:`jaxgru.sequences.gru_stack` takes."""
+  names = ("implementation", "variant", "unroll", "dtype", "remat", "remat_segment", "gate_fn", "activation_fn")
+  return {name: getattr(layer, name) for name in names}
+
+
 class _DirectionParams(nn.Module):
   """Holds the parameters of one layer and direction; see :func:`cell.declare_params`."""
 
@@ -27,6 +103,7 @@ class _DirectionParams(nn.Module):
   kernel_init: Any
   recurrent_kernel_init: Any
   bias_init: Any
+  use_bias: bool
 
   @nn.compact
   def __call__(self, input_features: int) -> dict[str, Array]:
@@ -38,6 +115,7 @@ class _DirectionParams(nn.Module):
         recurrent_kernel_init=self.recurrent_kernel_init,
         bias_init=self.bias_init,
         param_dtype=self.param_dtype,
+        use_bias=self.use_bias,
     )
 
 
@@ -63,7 +141,8 @@ class GRU(nn.Module):
   Parameters live under ``params["layer_{l}"]`` and, for the backward
   direction, ``params["layer_{l}_reverse"]``, each with ``input_kernel
   [I_l, 3H]``, ``recurrent_kernel [H, 3H]``, ``input_bias [3H]``,
-  ``recurrent_bias [3H]`` (gates ``r, z, n``); see :mod:`jaxgru.interop`.
+  ``recurrent_bias [3H]`` (gates ``r, z, n``; no biases with
+  ``use_bias=False``); see :mod:`jaxgru.interop`.
 
   Attributes:
     features: H.
@@ -93,6 +172,13 @@ class GRU(nn.Module):
     remat_segment: steps per checkpointed segment with ``remat="segments"``;
       must divide T and be a multiple of ``unroll`` (``None``: the largest
       divisor of T up to ``sqrt(T)``).
+    kernel_init, recurrent_kernel_init, bias_init: initializers of one gate's
+      ``[I, H]``, ``[H, H]``, ``[H]`` block (lecun normal, orthogonal, zeros),
+      called once per gate as in Flax; half-precision ``param_dtype`` is
+      initialized in float32, then rounded.
+    use_bias: whether the layer has biases (PyTorch ``bias``, Keras ``use_bias``).
+    gate_fn, activation_fn: the gate and candidate activations (sigmoid,
+      tanh); others run only with ``implementation="scan"`` (``"auto"`` picks it).
 
   Example:
 
@@ -115,39 +201,17 @@ class GRU(nn.Module):
   dtype: Any = None
   param_dtype: Any = jnp.float32
   kernel_init: Any = nn.initializers.lecun_normal()
-  recurrent_kernel_init: Any = cell_lib.stacked_orthogonal(3)
+  recurrent_kernel_init: Any = nn.initializers.orthogonal()
   bias_init: Any = nn.initializers.zeros_init()
   recurrent_dropout: float = 0.0
   remat: str = "none"
   remat_segment: int | None = None
+  use_bias: bool = True
+  gate_fn: Any = jax.nn.sigmoid
+  activation_fn: Any = jnp.tanh
 
   def __post_init__(self):
-    gates.as_variant(self.variant)
-    dispatch.as_implementation(self.implementation)
-    for name in ("features", "num_layers", "unroll"):
-      validation.check_positive_int(f"GRU {name}", getattr(self, name))
-    validation.check_positive_int("GRU remat_segment", self.remat_segment, allow_none=True)
-    for name in ("bidirectional", "time_major"):
-      validation.check_bool(f"GRU {name}", getattr(self, name))
-    validation.check_rate("GRU dropout", self.dropout)
-    validation.check_rate("GRU recurrent_dropout", self.recurrent_dropout)
-    remat = scan.as_remat(self.remat)
-    if self.remat_segment is not None:
-      if remat is not scan.Remat.SEGMENTS:
-        raise ValueError(f"GRU remat_segment={self.remat_segment} needs remat='segments', got remat={self.remat!r}")
-      if self.remat_segment % self.unroll:
-        raise ValueError(f"GRU remat_segment={self.remat_segment} must be a multiple of unroll={self.unroll}")
-    # An explicit implementation that cannot serve these options fails here, at construction; the
-    # backend is checked when the layer runs (a model may be built on one machine, run on another).
-    dispatch.resolve_implementation(
-        self.implementation,
-        backend="gpu",
-        hidden=self.features,
-        remat=remat,
-        recurrent_dropout=bool(self.recurrent_dropout),
-    )
-    validation.check_floating("GRU dtype", self.dtype)
-    validation.check_floating("GRU param_dtype", self.param_dtype)
+    check_options("GRU", features=self.features, **{name: getattr(self, name) for name in OPTIONS})
     super().__post_init__()
 
   @property
@@ -201,6 +265,7 @@ class GRU(nn.Module):
                 self.kernel_init,
                 self.recurrent_kernel_init,
                 self.bias_init,
+                self.use_bias,
                 name=param_name(layer, direction),
             )(x.shape[-1] if layer == 0 else self.num_directions * self.features)
             for direction in range(self.num_directions)
@@ -221,14 +286,9 @@ class GRU(nn.Module):
         params,
         x,
         h0,
-        implementation=self.implementation,
-        variant=self.variant,
         seq_lengths=seq_lengths,
-        unroll=self.unroll,
-        dtype=self.dtype,
-        remat=self.remat,
-        remat_segment=self.remat_segment,
         recurrent_masks=masks,
         between_layers=None if dropout is None else (lambda _, y: dropout(y, deterministic=deterministic)),
+        **stack_options(self),
     )
     return sequences.restore_layout(batch_in, outputs, finals, self.time_major)  # finals: [L*D, B, H]

@@ -41,7 +41,7 @@ import jax.numpy as jnp
 
 from jaxgru import gates
 from jaxgru import validation
-from jaxgru.sequences import prepare_sequences, restore_layout
+from jaxgru.sequences import prepare_sequences, restore_layout, run_stack
 
 Array = jax.Array
 Params = Mapping[str, Array]
@@ -253,6 +253,21 @@ def mingru_scan(
   return ys, h_last
 
 
+def check_options(owner: str, *, features, num_layers, mode, candidate, dropout, time_major, dtype, param_dtype) -> None:
+  """Checks the options of a minGRU layer (:class:`MinGRU`, :class:`jaxgru.nnx.MinGRU`); raises naming the option."""
+  if (as_mode(mode), as_candidate(candidate)) == (Mode.LOG, Candidate.LINEAR):
+    raise ValueError(
+        f"{owner} mode='log' needs candidate='g' (the log-space scan needs positive candidate "
+        f"states, Feng et al. 2024 sec. 3.3); got candidate={candidate!r}"
+    )
+  for name, value in (("features", features), ("num_layers", num_layers)):
+    validation.check_positive_int(f"{owner} {name}", value)
+  validation.check_bool(f"{owner} time_major", time_major)
+  validation.check_rate(f"{owner} dropout", dropout)
+  validation.check_floating(f"{owner} dtype", dtype)
+  validation.check_floating(f"{owner} param_dtype", param_dtype)
+
+
 class _LayerParams(nn.Module):
   """Holds ``kernel [I, 2H]`` and ``bias [2H]`` of one minGRU layer."""
 
@@ -323,18 +338,8 @@ class MinGRU(nn.Module):
   bias_init: Any = nn.initializers.zeros_init()
 
   def __post_init__(self):
-    mode, candidate = as_mode(self.mode), as_candidate(self.candidate)
-    if mode is Mode.LOG and candidate is not Candidate.G:
-      raise ValueError(
-          "MinGRU mode='log' needs candidate='g' (the log-space scan needs positive candidate "
-          f"states, Feng et al. 2024 sec. 3.3); got candidate={self.candidate!r}"
-      )
-    for name in ("features", "num_layers"):
-      validation.check_positive_int(f"MinGRU {name}", getattr(self, name))
-    validation.check_bool("MinGRU time_major", self.time_major)
-    validation.check_rate("MinGRU dropout", self.dropout)
-    validation.check_floating("MinGRU dtype", self.dtype)
-    validation.check_floating("MinGRU param_dtype", self.param_dtype)
+    options = ("features", "num_layers", "mode", "candidate", "dropout", "time_major", "dtype", "param_dtype")
+    check_options("MinGRU", **{name: getattr(self, name) for name in options})
     super().__post_init__()
 
   @nn.compact
@@ -371,21 +376,16 @@ class MinGRU(nn.Module):
         initial_carry=initial_carry,
     )
 
-    finals = []
-    for layer in range(self.num_layers):
-      params = _LayerParams(
-          self.features, self.param_dtype, self.kernel_init, self.bias_init, name=f"layer_{layer}"
-      )(x.shape[-1])
-      x, h_last = mingru_scan(
-          params,
-          x,
-          h0[layer],
-          mode=self.mode,
-          candidate=self.candidate,
-          seq_lengths=seq_lengths,
-          dtype=self.dtype,
-      )  # [T, B, H], [B, H]
-      finals.append(h_last)
-      if self.dropout and layer < self.num_layers - 1:
-        x = nn.Dropout(rate=self.dropout)(x, deterministic=deterministic)
-    return restore_layout(batch_in, x, jnp.stack(finals), self.time_major)  # finals: [L, B, H]
+    params = [
+        [_LayerParams(self.features, self.param_dtype, self.kernel_init, self.bias_init, name=f"layer_{layer}")(
+            x.shape[-1] if layer == 0 else self.features
+        )]
+        for layer in range(self.num_layers)
+    ]
+    run = lambda _l, _d, p, x, h: mingru_scan(  # noqa: E731
+        p, x, h, mode=self.mode, candidate=self.candidate, seq_lengths=seq_lengths, dtype=self.dtype
+    )
+    dropout = nn.Dropout(rate=self.dropout) if self.dropout else None
+    between = None if dropout is None else (lambda _, y: dropout(y, deterministic=deterministic))
+    x, finals = run_stack(run, params, x, h0, between_layers=between)  # [T, B, H], [L, B, H]
+    return restore_layout(batch_in, x, finals, self.time_major)

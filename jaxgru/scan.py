@@ -84,7 +84,14 @@ def prepare_run(params: gates.Params, x, h0, options: dict, *, projected: bool) 
 
 
 def gru_scan(
-    params: gates.Params, x_proj: Array, h0: Array, *, recurrent_mask: Array | None = None, **options
+    params: gates.Params,
+    x_proj: Array,
+    h0: Array,
+    *,
+    recurrent_mask: Array | None = None,
+    gate_fn=jax.nn.sigmoid,
+    activation_fn=jnp.tanh,
+    **options,
 ) -> tuple[Array, Array]:
   r"""Runs the GRU recurrence over a time-major sequence of input projections.
 
@@ -104,6 +111,8 @@ def gru_scan(
     recurrent_mask: optional ``[B, H]`` recurrent-dropout mask (zeros and
       ``1 / (1 - p)``), the same at every step: it multiplies ``h_{t-1}`` where
       it enters the recurrent products, never the carry itself.
+    gate_fn, activation_fn: the gate and candidate activations (sigmoid and
+      tanh by default), as in Flax's cells.
     **options: :class:`RunnerOptions`: ``variant`` (``"reset_after"`` or
       ``"reset_before"``), ``seq_lengths`` (optional ``[B]`` integer lengths
       in ``[0, T]``; whatever the padded steps of ``x_proj`` hold, NaN
@@ -134,7 +143,8 @@ def gru_scan(
   # Three per-gate arrays: slicing one wide [T, B, 3H] array inside the loop
   # is several times slower on XLA:CPU (experiments/results/speed_notes.md).
   xs = gates.split_gates(x_proj)  # 3 x [T, B, H]
-  step = lambda h, x_t: gates.step(blocks, h, x_t, variant, dtype, recurrent_mask=recurrent_mask)[0]  # noqa: E731
+  activations = dict(recurrent_mask=recurrent_mask, gate_fn=gate_fn, activation_fn=activation_fn)
+  step = lambda h, x_t: gates.step(blocks, h, x_t, variant, dtype, **activations)[0]  # noqa: E731
 
   if seq_lengths is None:
 
@@ -208,6 +218,8 @@ def gru_scan_remat(
     remat: str | Remat,
     remat_segment: int | None = None,
     recurrent_mask: Array | None = None,
+    gate_fn=jax.nn.sigmoid,
+    activation_fn=jnp.tanh,
     **options,
 ) -> tuple[Array, Array]:
   """:func:`gru_scan` over raw inputs, rematerialising activations in the backward pass.
@@ -227,7 +239,7 @@ def gru_scan_remat(
       the projection and :func:`gru_scan` without checkpoints.
     remat_segment: steps per checkpointed segment for ``"segments"``; must
       divide ``T`` (``None``: see :func:`check_remat`).
-    recurrent_mask, **options: as in :func:`gru_scan`.
+    recurrent_mask, gate_fn, activation_fn, **options: as in :func:`gru_scan`.
 
   Returns:
     ``(outputs [T, B, H], h_last [B, H])`` as :func:`gru_scan`.
@@ -248,7 +260,9 @@ def gru_scan_remat(
   inputs, h0, (variant, seq_lengths, reverse, unroll, dtype) = prepare_run(params, inputs, h0, options, projected=False)
   num_steps, batch, features = inputs.shape
   block = check_remat(remat, num_steps, remat_segment, unroll)
-  run = dict(variant=variant, reverse=reverse, dtype=dtype, recurrent_mask=recurrent_mask)
+  run = dict(
+      variant=variant, reverse=reverse, dtype=dtype, recurrent_mask=recurrent_mask, gate_fn=gate_fn, activation_fn=activation_fn
+  )
   if remat is Remat.NONE:
     x_proj = gates.input_projection(params, inputs, dtype)
     return gru_scan(params, x_proj, h0, seq_lengths=seq_lengths, unroll=unroll, **run)

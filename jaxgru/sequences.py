@@ -99,6 +99,43 @@ def restore_layout(batch: SequenceBatch, outputs: Array, final_carry: Array, tim
   return (outputs if time_major else jnp.swapaxes(outputs, 0, 1)), final_carry
 
 
+def run_stack(
+    run: Callable[[int, int, gates.Params, Array, Array], tuple[Array, Array]],
+    params: Sequence[Sequence[gates.Params]],
+    x: Array,
+    h0: Array,
+    *,
+    between_layers: Callable[[int, Array], Array] | None = None,
+) -> tuple[Array, Array]:
+  """The stacking rule of every sequence layer (GRU, MinGRU; linen and nnx): ``L`` layers of ``D`` directions.
+
+  Layer ``l > 0`` reads the concatenated outputs of layer ``l - 1``.
+
+  Args:
+    run: ``run(l, d, params, x [T, B, I_l], h0 [B, H]) -> (ys [T, B, H], h_last [B, H])``,
+      one direction of one layer.
+    params: ``params[l][d]``, the parameters of layer ``l``, direction ``d``.
+    x: ``[T, B, I]`` inputs.
+    h0: ``[L*D, B, H]`` initial states, index ``l * D + d`` as PyTorch's ``h_0``.
+    between_layers: ``f(l, y [T, B, D*H]) -> y`` applied to the outputs of
+      every layer but the last (dropout between layers).
+
+  Returns:
+    ``(outputs [T, B, D*H], final_carry [L*D, B, H])``.
+  """
+  finals = []
+  for layer, layer_params in enumerate(params):
+    outputs = []
+    for direction, p in enumerate(layer_params):
+      ys, h_last = run(layer, direction, p, x, h0[layer * len(layer_params) + direction])  # [T, B, H], [B, H]
+      outputs.append(ys)
+      finals.append(h_last)
+    x = outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs, axis=-1)  # [T, B, D*H]
+    if between_layers is not None and layer < len(params) - 1:
+      x = between_layers(layer, x)
+  return x, jnp.stack(finals)
+
+
 def gru_stack(
     params: Sequence[Sequence[gates.Params]],
     x: Array,
@@ -113,6 +150,8 @@ def gru_stack(
     remat_segment: int | None = None,
     recurrent_masks: Sequence[Sequence[Array | None]] | None = None,
     between_layers: Callable[[int, Array], Array] | None = None,
+    gate_fn=jax.nn.sigmoid,
+    activation_fn=jnp.tanh,
 ) -> tuple[Array, Array]:
   """Runs a stack of ``L`` layers of ``D`` directions: PyTorch ``nn.GRU``'s computation as a pure function.
 
@@ -129,31 +168,28 @@ def gru_stack(
     recurrent_masks: optional ``[B, H]`` recurrent-dropout masks, ``[l][d]``.
     between_layers: ``f(l, y [T, B, D*H]) -> y`` applied to the outputs of
       every layer but the last (dropout between layers).
+    gate_fn, activation_fn: as :func:`jaxgru.dispatch.run_direction`.
 
   Returns:
     ``(outputs [T, B, D*H], final_carry [L*D, B, H])``.
   """
-  finals = []
-  for layer, layer_params in enumerate(params):
-    outputs = []
-    for direction, p in enumerate(layer_params):
-      ys, h_last = dispatch.run_direction(
-          implementation,
-          p,
-          x,
-          h0[layer * len(layer_params) + direction],  # [B, H]
-          variant=variant,
-          seq_lengths=seq_lengths,
-          reverse=bool(direction),
-          unroll=unroll,
-          dtype=dtype,
-          recurrent_mask=None if recurrent_masks is None else recurrent_masks[layer][direction],
-          remat=remat,
-          remat_segment=remat_segment,
-      )
-      outputs.append(ys)  # [T, B, H]
-      finals.append(h_last)  # [B, H]
-    x = outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs, axis=-1)  # [T, B, D*H]
-    if between_layers is not None and layer < len(params) - 1:
-      x = between_layers(layer, x)
-  return x, jnp.stack(finals)
+
+  def run(layer, direction, p, x, h0):
+    return dispatch.run_direction(
+        implementation,
+        p,
+        x,
+        h0,
+        variant=variant,
+        seq_lengths=seq_lengths,
+        reverse=bool(direction),
+        unroll=unroll,
+        dtype=dtype,
+        recurrent_mask=None if recurrent_masks is None else recurrent_masks[layer][direction],
+        remat=remat,
+        remat_segment=remat_segment,
+        gate_fn=gate_fn,
+        activation_fn=activation_fn,
+    )
+
+  return run_stack(run, params, x, h0, between_layers=between_layers)

@@ -29,6 +29,31 @@ def check_bool(name: str, value) -> bool:
   return bool(value)
 
 
+def check_callable(name: str, value) -> None:
+  """Raises ``TypeError`` unless ``value`` is callable (an activation or initializer).
+
+  >>> check_callable("gate_fn", "sigmoid")
+  Traceback (most recent call last):
+  ...
+  TypeError: gate_fn must be a callable such as jax.nn.sigmoid, got 'sigmoid' of type str
+  """
+  if not callable(value):
+    raise TypeError(f"{name} must be a callable such as jax.nn.sigmoid, got {value!r} of type {type(value).__name__}")
+
+
+def as_numpy(name: str, value) -> np.ndarray:
+  """``value`` (a NumPy, JAX, PyTorch or Keras array) as a NumPy array; raises ``TypeError`` naming ``name`` otherwise.
+
+  torch is never imported: a tensor is recognised by its ``detach`` method.
+  """
+  if hasattr(value, "detach"):  # a torch.Tensor
+    value = value.detach().cpu().numpy()
+  array = np.asarray(value)
+  if array.dtype == object:
+    raise TypeError(f"{name} must be an array, got {type(value).__name__}")
+  return array
+
+
 def check_positive_int(name: str, value, *, allow_none: bool = False) -> None:
   """Raises ``ValueError`` unless ``value`` is an integer >= 1 (or ``None`` when allowed)."""
   if allow_none and value is None:
@@ -54,7 +79,7 @@ def check_floating(name: str, dtype, *, allow_complex: bool = False) -> None:
     raise TypeError(f"{name} must be a dtype such as float32 or bfloat16, got {dtype!r}") from None
   if jnp.issubdtype(dtype, jnp.floating) or (allow_complex and jnp.issubdtype(dtype, jnp.complexfloating)):
     return
-  kinds = "a floating or complex dtype" if allow_complex else "a floating dtype such as float32 or bfloat16"
+  kinds = "a floating dtype such as float32 or bfloat16" + (", or a complex one" if allow_complex else "")
   raise TypeError(f"{name} must be {kinds}, got {dtype}")
 
 

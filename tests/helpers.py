@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import itertools
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -83,6 +85,13 @@ def values_and_grads(runner, problem, **kwargs):
   return outs, grads
 
 
+def perturbed(tree, key, scale: float = 0.3):
+  """``tree`` with random normal noise of ``scale`` added to every leaf (non-zero biases for Flax's cells)."""
+  leaves, structure = jax.tree.flatten(tree)
+  keys = jax.random.split(key, len(leaves))
+  return jax.tree.unflatten(structure, [l + scale * jax.random.normal(k, l.shape, l.dtype) for l, k in zip(leaves, keys)])
+
+
 def assert_trees_close(tree, tree_ref, atol):
   """Same structure, shapes and dtypes, values within ``atol``."""
   flat, flat_ref = jax.tree.leaves(tree), jax.tree.leaves(tree_ref)
@@ -118,3 +127,70 @@ def numpy_gru(params, x, h0, *, variant="reset_after", seq_lengths=None, reverse
     h = np.where(valid, h_new, h)
     ys[t] = np.where(valid, h_new, 0.0)
   return ys, h
+
+
+# Every layer count (1-3), direction, length and initial-state combination against torch.nn.GRU.
+TORCH_CASES = list(itertools.product([1, 2, 3], [False, True], [False, True], [False, True]))
+
+
+class TorchProblem(NamedTuple):
+  """A random ``torch.nn.GRU`` problem, batch first, and torch's results on it."""
+
+  gru: Any  # torch.nn.GRU, batch_first=True
+  x: np.ndarray  # [B, T, I] float32
+  lengths: np.ndarray | None  # [B] int64
+  h0: np.ndarray | None  # [L*D, B, H]
+  gy: np.ndarray  # [B, T, D*H] cotangent of the outputs
+  gh: np.ndarray  # [L*D, B, H] cotangent of h_n
+  y: np.ndarray  # torch's outputs [B, T, D*H]
+  h_n: np.ndarray  # torch's final state [L*D, B, H]
+  grad_x: np.ndarray  # d loss / d x
+  grad_h0: np.ndarray | None  # d loss / d h0
+  grad_params: dict  # PyTorch name -> d loss / d weight
+
+  def loss(self, y, h_n):
+    """The scalar loss whose gradients are compared: random weights on every output and state element."""
+    return jnp.sum(y * self.gy) + jnp.sum(h_n * self.gh)
+
+
+def torch_problem(num_layers, bidirectional, with_lengths, with_h0, *, batch=3, steps=7, features=4, hidden=5):
+  """Builds a :class:`TorchProblem` and runs torch on it (packing when there are lengths)."""
+  import torch  # noqa: PLC0415 - only the tests that compare with torch need it
+
+  torch.manual_seed(num_layers * 8 + bidirectional * 4 + with_lengths * 2 + with_h0)
+  rng = np.random.default_rng(num_layers)
+  gru = torch.nn.GRU(features, hidden, num_layers=num_layers, bidirectional=bidirectional, batch_first=True)
+  directions = 2 if bidirectional else 1
+  x = rng.normal(size=(batch, steps, features)).astype(np.float32)
+  lengths = np.array([steps, 1, 4][:batch], np.int64) if with_lengths else None
+  h0 = rng.normal(size=(num_layers * directions, batch, hidden)).astype(np.float32) if with_h0 else None
+  gy = rng.normal(size=(batch, steps, directions * hidden)).astype(np.float32)
+  gh = rng.normal(size=(num_layers * directions, batch, hidden)).astype(np.float32)
+  xt = torch.from_numpy(x).requires_grad_(True)
+  h0t = None if h0 is None else torch.from_numpy(h0).requires_grad_(True)
+  if lengths is None:
+    y, h_n = gru(xt, h0t)
+  else:
+    packed = torch.nn.utils.rnn.pack_padded_sequence(xt, torch.from_numpy(lengths), batch_first=True, enforce_sorted=False)
+    y, h_n = gru(packed, h0t)
+    y, _ = torch.nn.utils.rnn.pad_packed_sequence(y, batch_first=True, total_length=steps)
+  ((y * torch.from_numpy(gy)).sum() + (h_n * torch.from_numpy(gh)).sum()).backward()
+  return TorchProblem(
+      gru, x, lengths, h0, gy, gh, y.detach().numpy(), h_n.detach().numpy(), xt.grad.numpy(),
+      None if h0t is None else h0t.grad.numpy(), {name: p.grad.numpy() for name, p in gru.named_parameters()},
+  )  # fmt: skip
+
+
+def assert_matches_torch(problem: TorchProblem, outputs, input_grads, param_grads: dict, atol: float):
+  """``outputs = (y, h_n)``, ``input_grads = (d x, d h0)`` and PyTorch-named ``param_grads`` equal torch's."""
+  y, h_n = outputs
+  assert y.shape == problem.y.shape and y.dtype == jnp.float32
+  assert h_n.shape == problem.h_n.shape and h_n.dtype == jnp.float32
+  np.testing.assert_allclose(y, problem.y, atol=atol, rtol=0)
+  np.testing.assert_allclose(h_n, problem.h_n, atol=atol, rtol=0)
+  np.testing.assert_allclose(input_grads[0], problem.grad_x, atol=atol, rtol=0)
+  if problem.grad_h0 is not None:
+    np.testing.assert_allclose(input_grads[1], problem.grad_h0, atol=atol, rtol=0)
+  assert set(param_grads) == set(problem.grad_params)
+  for name, g in problem.grad_params.items():
+    np.testing.assert_allclose(param_grads[name], g, atol=atol, rtol=0, err_msg=name)

@@ -37,7 +37,7 @@ def test_bad_layer_options(kwargs, error, match):
 def test_bad_cell_options():
   with pytest.raises(ValueError, match="unknown GRU variant"):
     jaxgru.GRUCell(H, variant="nope")
-  with pytest.raises(TypeError, match="param_dtype must be a floating dtype"):
+  with pytest.raises(TypeError, match="param_dtype must be a floating dtype such as float32 or bfloat16, or a complex one"):
     jaxgru.GRUCell(H, param_dtype=jnp.int8)
 
 
@@ -125,7 +125,7 @@ def test_state_dict_errors():
     interop.from_torch(dict(sd, bias_ih_l0=np.zeros(4)))
   with pytest.raises(ValueError, match="state dict is empty"):
     interop.from_torch({})
-  with pytest.raises(TypeError, match="expects a torch.nn.GRU or a state dict"):
+  with pytest.raises(TypeError, match="expects a torch.nn.GRU, a torch.nn.GRUCell or a state dict"):
     interop.from_torch([1, 2])
 
 

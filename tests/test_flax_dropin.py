@@ -1,6 +1,7 @@
 """jaxgru.GRUCell as a drop-in for flax.linen.GRUCell in flax's recurrent wrappers."""
 
 import flax.linen as nn
+import helpers
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,9 +18,7 @@ TOL = 1e-5
 def weights():
   """Random flax GRUCell params (non-zero biases) and the equivalent jaxgru params."""
   flax_params = nn.GRUCell(H).init(jax.random.key(0), jnp.zeros((1, H)), jnp.zeros((1, I)))["params"]
-  leaves, tree = jax.tree.flatten(flax_params)
-  keys = jax.random.split(jax.random.key(1), len(leaves))
-  flax_params = jax.tree.unflatten(tree, [l + 0.3 * jax.random.normal(k, l.shape) for l, k in zip(leaves, keys)])
+  flax_params = helpers.perturbed(flax_params, jax.random.key(1))
   return flax_params, interop.from_flax_cell(flax_params)
 
 

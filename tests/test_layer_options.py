@@ -344,7 +344,8 @@ def test_from_keras_reproduces_keras(reset_after, use_bias):
     np.testing.assert_allclose(y, y_keras, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(h[0], h_keras, rtol=1e-5, atol=1e-6)
   # The cell parameters drive GRUCell / gru_step too.
-  h1 = jaxgru.gru_step(variables["params"]["layer_0"], jnp.zeros((B, H)), x[:, 0], layer.variant)
+  assert layer.use_bias == use_bias and ("input_bias" in variables["params"]["layer_0"]) == use_bias
+  h1 = jaxgru.gru_step(jaxgru.params.with_biases(variables["params"]["layer_0"]), jnp.zeros((B, H)), x[:, 0], layer.variant)
   np.testing.assert_allclose(h1, y_keras[:, 0], rtol=1e-5, atol=1e-6)
 
 
@@ -360,6 +361,21 @@ def test_from_keras_carries_recurrent_dropout_and_rejects_other_activations():
   assert layer.recurrent_dropout == 0.25
   with pytest.raises(ValueError, match="activation='tanh'"):
     interop.from_keras(relu)
+
+
+def test_from_keras_refuses_input_dropout_and_carries_use_bias():
+  keras = _keras()
+  dropped = keras.layers.GRU(H, dropout=0.2)
+  no_bias = keras.layers.GRU(H, use_bias=False)
+  with jax.numpy_rank_promotion("allow"), jax.numpy_dtype_promotion("standard"):
+    for keras_layer in (dropped, no_bias):
+      keras_layer(np.zeros((B, 3, I), np.float32))
+  with pytest.raises(ValueError, match=r"dropout=0.2 on its inputs.*convert layer.get_weights\(\) instead"):
+    interop.from_keras(dropped)
+  layer, _ = interop.from_keras(dropped.get_weights())  # the weights alone, as the message says
+  assert layer.features == H
+  layer, variables = interop.from_keras(no_bias)
+  assert layer.use_bias is False and sorted(variables["params"]["layer_0"]) == ["input_kernel", "recurrent_kernel"]
 
 
 def _keras_arrays(bias_shape=(2, 3 * H)):
