@@ -18,31 +18,20 @@ Array = jax.Array
 Initializer = Callable[..., Array]
 
 
-def declare_params(
-    module: nn.Module,
-    input_features: int,
-    features: int,
-    *,
-    kernel_init: Initializer,
-    recurrent_kernel_init: Initializer,
-    bias_init: Initializer,
-    param_dtype,
-    use_bias: bool = True,
-) -> dict[str, Array]:
+def declare_params(module: nn.Module, input_features: int) -> dict[str, Array]:
   """Declares (or fetches) the GRU parameters on ``module``, initialized per gate (:func:`jaxgru.params.init_gates`).
 
   Args:
-    module: the module inside whose ``compact`` method this is called.
+    module: the module inside whose ``compact`` method this is called; its
+      attributes ``features`` (H), ``kernel_init``, ``recurrent_kernel_init``,
+      ``bias_init`` (initializers of one gate's ``[I, H]``, ``[H, H]`` and
+      ``[H]`` block), ``param_dtype`` and ``use_bias`` say what to declare.
     input_features: I.
-    features: H.
-    kernel_init, recurrent_kernel_init, bias_init: initializers of one gate's
-      ``[I, H]``, ``[H, H]`` and ``[H]`` block.
-    param_dtype: dtype of the parameters.
-    use_bias: declare the two biases; without them, zero biases are returned.
 
   Returns:
     ``{"input_kernel": [I, 3H], "recurrent_kernel": [H, 3H],
-    "input_bias": [3H], "recurrent_bias": [3H]}``.
+    "input_bias": [3H], "recurrent_bias": [3H]}`` (zero biases when
+    ``use_bias`` is false).
 
   Raises:
     ValueError: the module already has parameters made for another input size.
@@ -56,13 +45,13 @@ def declare_params(
       )
   specs = params_lib.param_specs(
       input_features,
-      features,
-      kernel_init=kernel_init,
-      recurrent_kernel_init=recurrent_kernel_init,
-      bias_init=bias_init,
-      use_bias=use_bias,
+      module.features,
+      kernel_init=module.kernel_init,
+      recurrent_kernel_init=module.recurrent_kernel_init,
+      bias_init=module.bias_init,
+      use_bias=module.use_bias,
   )
-  declared = {name: module.param(name, params_lib.init_gates, spec, param_dtype) for name, spec in specs.items()}
+  declared = {name: module.param(name, params_lib.init_gates, spec, module.param_dtype) for name, spec in specs.items()}
   return params_lib.with_biases(declared)
 
 
@@ -183,16 +172,7 @@ class GRUCell(nn.RNNCellBase):
       when the inputs or parameters are.
     """
     check_carry("GRUCell", carry, inputs, self.features)
-    params = declare_params(
-        self,
-        inputs.shape[-1],
-        self.features,
-        kernel_init=self.kernel_init,
-        recurrent_kernel_init=self.recurrent_kernel_init,
-        bias_init=self.bias_init,
-        param_dtype=self.param_dtype,
-        use_bias=self.use_bias,
-    )
+    params = declare_params(self, inputs.shape[-1])
     h = cell_step(self, params, carry, inputs)
     return h, h
 

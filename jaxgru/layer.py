@@ -107,16 +107,7 @@ class _DirectionParams(nn.Module):
 
   @nn.compact
   def __call__(self, input_features: int) -> dict[str, Array]:
-    return cell_lib.declare_params(
-        self,
-        input_features,
-        self.features,
-        kernel_init=self.kernel_init,
-        recurrent_kernel_init=self.recurrent_kernel_init,
-        bias_init=self.bias_init,
-        param_dtype=self.param_dtype,
-        use_bias=self.use_bias,
-    )
+    return cell_lib.declare_params(self, input_features)
 
 
 class GRU(nn.Module):
