@@ -23,6 +23,7 @@ from jaxgru import Implementation
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs" / "bench"
 TINY = ["shapes=[[2,5,3,4]]", "output_dir=unused"]
+LAYER_MODES = {benchmarking.Mode.FORWARD, benchmarking.Mode.FORWARD_BACKWARD}
 
 
 def _load_entry_point():
@@ -39,7 +40,7 @@ def _load_entry_point():
 def test_shipped_configs_load(name):
   config = benchmarking.load(CONFIGS / name)
   assert len(config.shapes) >= 4 and config.repeats >= 10
-  assert set(config.modes) == set(benchmarking.Mode)
+  assert set(config.modes) == LAYER_MODES
   assert all(len(shape) == 4 for shape in config.shapes)
 
 
@@ -137,7 +138,7 @@ def test_compare_rejects_malformed_results(result):
   assert not verdict.ok
 
 
-@pytest.mark.parametrize("mode", list(benchmarking.Mode))
+@pytest.mark.parametrize("mode", sorted(LAYER_MODES))
 def test_every_available_peer_matches_the_reference(mode):
   problem = benchmarking.make_problem((2, 5, 3, 4), "float32", num_layers=2, seed=1)
   reference = peers.gru_reference(problem, mode)
@@ -336,6 +337,49 @@ def test_writers_produce_well_formed_files(tmp_path):
   assert "FAILED CHECK" in table and "skipped" in table
   image = matplotlib.image.imread(paths["chart"])
   assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+
+
+# --- training step ------------------------------------------------------------------------------
+
+
+def test_train_step_config_is_the_posts_model():
+  config = benchmarking.load(CONFIGS / "train_step.yaml")
+  assert config.shapes == ((1024, 90, 5, 256),) and config.num_layers == 2
+  assert config.modes == (benchmarking.Mode.TRAIN_STEP,)
+  assert {"torch", "flax", "jaxgru.auto"} <= set(config.implementations.selected())
+
+
+def test_train_step_rows_match_the_reference_and_keep_training():
+  problem = benchmarking.make_problem((3, 4, 5, 6), "float32", num_layers=2, seed=1)
+  reference = peers.gru_reference(problem, benchmarking.Mode.TRAIN_STEP)
+  params = {f"layer_{l}/{k}" for l in range(2) for k in ("input_kernel", "recurrent_kernel", "input_bias", "recurrent_bias")}
+  assert set(reference) == {"loss", "head/kernel", "head/bias"} | params
+  initial = flat_params(problem.params)
+  assert all(not np.allclose(reference[k], initial[k]) for k in params)  # one Adam step moved every parameter
+  names = ["jaxgru.auto", "flax", "torch"]  # every implementation equals the scan: test_implementations.py
+  for name in names:
+    peer = benchmarking.get_peer(name)
+    if peer.missing():
+      continue
+    runner = peer.factory(problem, benchmarking.Mode.TRAIN_STEP)
+    checked = runner.to_numpy(runner.check())  # dropout off, from the initial weights
+    expected = {k: v for k, v in reference.items() if k in checked}
+    assert {"loss", "head/kernel", "layer_1/recurrent_kernel"} <= set(checked), name
+    verdict = benchmarking.compare(checked, expected, atol=1e-5, rtol=1e-5)
+    assert verdict.ok, f"{name}: {verdict.message}"
+    first, second = (runner.to_numpy(runner.call()) for _ in range(2))  # dropout on, state carried over
+    assert np.isfinite(second["loss"]).all() and not np.allclose(first["head/kernel"], second["head/kernel"])
+
+
+def test_rows_without_a_training_step_are_error_rows():
+  problem = benchmarking.make_problem((2, 3, 4, 5), "float32", num_layers=2)
+  config = benchmarking.load(CONFIGS / "train_step.yaml", ["implementations.include=[jaxgru.scan,equinox]"])
+  references = {"gru": peers.gru_reference(problem, benchmarking.Mode.TRAIN_STEP)}
+  case = benchmarking.run_case(problem, benchmarking.Mode.TRAIN_STEP, ["jaxgru.scan", "equinox"], references, config,
+                               log=lambda _: None)
+  statuses = {row.name: row.status for row in case.rows}
+  assert statuses["jaxgru.scan"] == "ok"
+  assert statuses["equinox"] in ("error", "skipped")
 
 
 # --- end to end ---------------------------------------------------------------------------------

@@ -67,7 +67,8 @@ class BenchConfig(config_lib.Schema):
 
   shapes: Annotated[tuple[Shape, ...], pydantic.Field(min_length=1)]  # each [B, T, I, H]
   dtypes: Annotated[tuple[DType, ...], pydantic.Field(min_length=1)] = ("float32",)
-  modes: Annotated[tuple[registry.Mode, ...], pydantic.Field(min_length=1)] = tuple(registry.Mode)
+  modes: Annotated[tuple[registry.Mode, ...], pydantic.Field(min_length=1)] = (
+      registry.Mode.FORWARD, registry.Mode.FORWARD_BACKWARD)
   num_layers: PositiveInt = 1
   repeats: Annotated[int, pydantic.Field(strict=True, ge=10)] = 10  # timed calls per row, after warm-up
   warmup: Annotated[int, pydantic.Field(strict=True, ge=0)] = 1  # untimed calls after the first (compiling) one

@@ -21,6 +21,7 @@ from jaxgru import GRU, Implementation, interop
 
 from benchmarking.problem import Problem, flat_params, param_name
 from benchmarking.registry import Mode, Runner, register_peer, register_reference
+from benchmarking import train_step
 
 
 def _as_f32(a) -> np.ndarray:
@@ -57,6 +58,8 @@ def jax_runner(
     grads_to_layout: parameter gradients (a pytree like ``params``) as a flat
       ``{"layer_{l}/{param}": array}`` dict in jaxgru's layout.
   """
+  if mode is Mode.TRAIN_STEP:
+    raise ValueError("this row has no training-step model (mode train_step)")
   x = jnp.asarray(problem.inputs, problem.dtype)
   if mode is Mode.FORWARD:
     jitted = jax.jit(apply)
@@ -94,10 +97,22 @@ def _jaxgru_apply(problem: Problem, implementation: Implementation, dtype) -> Ca
   return lambda params, x: layer.apply({"params": params}, x)[0]
 
 
+def _jaxgru_stack(problem: Problem, implementation: Implementation, dtype) -> train_step.Stack:
+  def stack(params, x, rng, rate):
+    layer = GRU(features=problem.shape[3], num_layers=problem.num_layers, implementation=implementation,
+                dropout=rate, dtype=jnp.dtype(dtype), param_dtype=jnp.float32)
+    return layer.apply({"params": params}, x, deterministic=rate == 0.0, rngs={"dropout": rng})[0]
+
+  return stack
+
+
 def _jaxgru_peer(implementation: Implementation):
   def factory(problem: Problem, mode: Mode) -> Runner:
-    apply = _jaxgru_apply(problem, implementation, problem.dtype)
     params = jax.tree.map(jnp.asarray, problem.params)
+    if mode is Mode.TRAIN_STEP:
+      return train_step.jax_train_runner(_jaxgru_stack(problem, implementation, problem.dtype), params, problem,
+                                         params_to_layout=flat_params)
+    apply = _jaxgru_apply(problem, implementation, problem.dtype)
     return jax_runner(apply, params, problem, mode, grads_to_layout=flat_params)
 
   return factory
@@ -117,12 +132,10 @@ def gru_reference(problem: Problem, mode: Mode) -> dict[str, np.ndarray]:
     The flat result dict of :class:`~benchmarking.registry.Runner`'s ``to_numpy``.
   """
   reference = problem._replace(dtype="float32")
-  apply = _jaxgru_apply(reference, Implementation.SCAN, jnp.float32)
-  params = jax.tree.map(jnp.asarray, problem.params)
   # Default float32 matmuls may use TF32 on GPUs; the reference must not.
   with jax.default_matmul_precision("highest"):
-    runner = jax_runner(apply, params, reference, mode, grads_to_layout=flat_params)
-    return dict(runner.to_numpy(runner.call()))
+    runner = _jaxgru_peer(Implementation.SCAN)(reference, mode)
+    return dict(runner.to_numpy(runner.check() if runner.check else runner.call()))
 
 
 _FLAX_INPUT_GATES = ("ir", "iz", "in")
@@ -151,12 +164,23 @@ def flax_peer(problem: Problem, mode: Mode) -> Runner:
   rnn = nn.RNN(nn.GRUCell(features=problem.shape[3], dtype=jnp.dtype(problem.dtype), param_dtype=jnp.float32))
   params = [interop.to_flax_cell(problem.params[param_name(l, 0)]) for l in range(problem.num_layers)]
 
-  def apply(params, x):
-    for cell_params in params:
+  def stack(params, x, rng, rate):
+    for layer, cell_params in enumerate(params):
+      if layer and rate:
+        x = train_step.dropout(jax.random.fold_in(rng, layer), rate, x)
       x = rnn.apply({"params": {"cell": cell_params}}, x)
     return x
 
-  return jax_runner(apply, params, problem, mode, grads_to_layout=flax_grads_to_layout)
+  if mode is Mode.TRAIN_STEP:
+    # Flax has one bias where PyTorch has b_ir + b_hr (and b_iz + b_hz): Adam updates the sum once,
+    # so those two updated biases are not PyTorch's and are left out of the check.
+    def params_to_layout(params):
+      flat = flax_grads_to_layout(params)
+      return {k: v for k, v in flat.items() if not k.endswith(("/input_bias", "/recurrent_bias"))}
+
+    return train_step.jax_train_runner(stack, params, problem, params_to_layout=params_to_layout)
+  return jax_runner(lambda params, x: stack(params, x, None, 0.0), params, problem, mode,
+                    grads_to_layout=flax_grads_to_layout)
 
 
 @register_peer("equinox", requires=("equinox",))
@@ -201,6 +225,17 @@ def equinox_peer(problem: Problem, mode: Mode) -> Runner:
   return jax_runner(apply, cells, problem, mode, grads_to_layout=grads_to_layout)
 
 
+def _torch_to_layout(names: list, arrays: list) -> dict[str, np.ndarray]:
+  """``torch.nn.GRU`` parameters (or their gradients) by name, in jaxgru's flat layout."""
+  kinds = {"weight_ih": "input_kernel", "weight_hh": "recurrent_kernel",
+           "bias_ih": "input_bias", "bias_hh": "recurrent_bias"}
+  out = {}
+  for name, value in zip(names, arrays):
+    kind, _, layer = name.rpartition("_l")
+    out[f"{param_name(int(layer), 0)}/{kinds[kind]}"] = value.T if kind.startswith("weight") else value
+  return out
+
+
 _TORCH_DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
 
@@ -214,6 +249,10 @@ def torch_peer(problem: Problem, mode: Mode) -> Runner:
   dtype = getattr(torch, _TORCH_DTYPES[problem.dtype])
   layer = GRU(features=hidden, num_layers=problem.num_layers)
   state = interop.to_torch(layer, {"params": problem.params})
+  if mode is Mode.TRAIN_STEP:
+    if device.type != "cpu" or problem.dtype != "float32":
+      raise ValueError("the torch training step runs on the CPU in float32")
+    return train_step.torch_train_runner(problem, state, _torch_to_layout)
   module = torch.nn.GRU(features, hidden, num_layers=problem.num_layers, batch_first=True)
   module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
   module = module.to(device=device, dtype=dtype)
@@ -248,12 +287,7 @@ def torch_peer(problem: Problem, mode: Mode) -> Runner:
     out = {"outputs": as_np[0]}
     if len(as_np) > 1:
       out["inputs"] = as_np[1]
-      kinds = {"weight_ih": "input_kernel", "weight_hh": "recurrent_kernel",
-               "bias_ih": "input_bias", "bias_hh": "recurrent_bias"}
-      for name, grad in zip(names, as_np[2:]):
-        kind, _, layer = name.rpartition("_l")
-        value = grad.T if kind.startswith("weight") else grad
-        out[f"{param_name(int(layer), 0)}/{kinds[kind]}"] = value
+      out.update(_torch_to_layout(names, as_np[2:]))
     return out
 
   def memory_bytes():

@@ -36,6 +36,9 @@ class Mode(str, enum.Enum):
   FORWARD = "forward"  # outputs [B, T, H] of the last layer
   # outputs, and the gradients of sum(outputs * cotangent) w.r.t. inputs and all weights
   FORWARD_BACKWARD = "forward_backward"
+  # one optimizer step of the FloydHub post's model: the GRU stack, dropout between layers,
+  # ReLU and Linear on the last step, MSE loss, backward, Adam (benchmarking.train_step)
+  TRAIN_STEP = "train_step"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,12 +56,16 @@ class Runner:
       it; called once after the first call. ``None``: not reported.
     framework: ``"jax"`` or ``"torch"``; the first call of a JAX peer is its
       compile time.
+    check: computes the result the equality check compares, where it is not
+      ``call``'s (a training step checks with dropout off, from the initial
+      weights, and is timed with dropout on); ``None``: ``call``'s first result.
   """
 
   call: Callable[[], Any]
   to_numpy: Callable[[Any], Mapping[str, np.ndarray]]
   memory_bytes: Callable[[], int | None] | None = None
   framework: str = "jax"
+  check: Callable[[], Any] | None = None
 
 
 Factory = Callable[[Any, Mode], Runner]  # (Problem, Mode) -> Runner

@@ -11,7 +11,8 @@ import numpy as np
 
 from benchmarking.results import BASELINES, CaseResult, Report, RowResult
 
-_MODE_TITLES = {"forward": "forward", "forward_backward": "forward+backward"}
+_MODE_TITLES = {"forward": "forward", "forward_backward": "forward+backward",
+                "train_step": "training step (forward, loss, backward, Adam)"}
 
 
 def _jsonable(value):
