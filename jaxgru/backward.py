@@ -12,7 +12,7 @@ after the loop.
 Two entry points: :func:`gru_scan_custom_vjp` takes the hoisted input
 projection ``x_proj [T, B, 3H]`` like :func:`jaxgru.scan.gru_scan`;
 :func:`gru_scan_from_inputs` takes the raw inputs ``x [T, B, I]`` and projects
-them step by step inside the loop (faster on CPU, see ``speed_notes.md``).
+them step by step inside the loop (faster on CPU, see ``experiments/results/speed_notes.md``).
 Both support reverse-mode differentiation only (``jax.grad``, ``jax.vjp``);
 forward mode (``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``) needs
 :func:`jaxgru.scan.gru_scan`.
@@ -257,7 +257,7 @@ def gru_scan_from_inputs(params: gates.Params, x: Array, h0: Array, **options) -
   step multiplies its ``[B, I]`` input by ``input_kernel`` inside the loop,
   and the backward computes the input kernel's gradient as products over all
   steps after its loop. On XLA:CPU this is faster once arrays pass tens of
-  megabytes, where every fresh buffer costs page faults (speed_notes.md).
+  megabytes, where every fresh buffer costs page faults (experiments/results/speed_notes.md).
 
   Args:
     params: GRU parameters, all four arrays.

@@ -163,7 +163,7 @@ def input_projection(params: Params, x: Array, dtype=None) -> Array:
   w, b = params["input_kernel"], params["input_bias"]
   dtype = dtype or jnp.result_type(x, w)
   # One 2-D product: with x of rank 3, the backward's weight gradient (a
-  # contraction over T and B) ran 2.5x slower on XLA:CPU (speed_notes.md).
+  # contraction over T and B) ran much slower on XLA:CPU (experiments/results/speed_notes.md).
   x2d = x.reshape(-1, x.shape[-1]).astype(dtype)  # [T*B, I]
   y = jnp.matmul(x2d, w.astype(dtype))  # [T*B, 3H]
   y = add_bias(y, b.astype(dtype))
@@ -186,8 +186,8 @@ def recurrent_blocks(params: Params, variant: Variant, dtype, *, per_gate: bool 
   ``per_gate``: three ``[H, H]`` blocks (what a Pallas kernel needs: Triton
   cannot slice a tensor). Otherwise as few blocks as the variant allows: one
   ``[H, 3H]`` product whose result is sliced inside the step (for
-  ``reset_before``, ``[H, 2H]`` and ``[H, H]``), which compiled 15-25% faster
-  than three products on XLA:CPU and ran as fast. Call it once, outside the
+  ``reset_before``, ``[H, 2H]`` and ``[H, H]``), which compiled faster than
+  three products on XLA:CPU and ran as fast (experiments/results/speed_notes.md). Call it once, outside the
   loop: XLA does not hoist loop-invariant slices. Biases come back as
   ``[1, width]`` rows, everything cast to ``dtype``.
   """
