@@ -11,8 +11,10 @@ Run folder::
   config.yaml          the resolved config (a rerun must match it)
   checkpoints/<step>/  orbax checkpoints: the latest N and the best
   metrics.jsonl        one JSON record per log line and per evaluation
+  events.out.tfevents.*   the same metrics for TensorBoard (tensorboard --logdir runs/)
   loss.png             training and test loss curves
   forecast.png | result.png, test_predictions.npz   the task's result
+  scaling.json         energy: the scalers fitted on the training data (for experiments/predict.py)
   summary.json         final metrics, parameter count, timings
 
 Example:
@@ -49,6 +51,7 @@ from jax.sharding import PartitionSpec as P
 from config_files import ConfigError
 from config_files import dump_config
 from training import checkpoint
+from training import event_files
 from training import history
 from training import models
 from training import optim
@@ -221,6 +224,8 @@ class _TrainLog:
 
   def __init__(self, path: str | None, schedule, batch_size: int, progress: tqdm.tqdm, start_step: int):
     self.path, self.schedule, self.batch_size, self.progress = path, schedule, batch_size, progress
+    # A copy of metrics.jsonl for TensorBoard, in the same folder.
+    self.events = event_files.EventFiles(os.path.dirname(path), start_step=start_step) if path else None
     self.pending: list[tuple[int, StepMetrics]] = []  # (step, its metrics still on the device)
     self.compile_seconds = self.train_seconds = 0.0
     self.first_step = start_step + 1
@@ -232,6 +237,17 @@ class _TrainLog:
       jax.block_until_ready(metrics)
       self.compile_seconds = time.perf_counter() - self.window_start
       self.window_step, self.window_start = step, time.perf_counter()
+
+  def record(self, record: dict) -> None:
+    """Appends ``record`` to metrics.jsonl and the TensorBoard event files (on the main process)."""
+    if self.path:
+      history.append(self.path, record)
+      self.events.write(record)
+
+  def close(self) -> None:
+    self.progress.close()
+    if self.events:
+      self.events.close()
 
   def restart_clock(self) -> None:
     self.window_start = time.perf_counter()
@@ -264,16 +280,14 @@ class _TrainLog:
         # None for a window holding only the compiling first step.
         "examples_per_second": steps * self.batch_size / elapsed if steps and elapsed > 0 else None,
     }
-    if self.path:
-      history.append(self.path, record)
+    self.record(record)
     self.progress.update(step - self.progress.n)
     self.progress.set_postfix(loss=f"{loss:.4g}", ex_per_s=f"{record['examples_per_second'] or 0:.0f}")
     self.pending = []
     self.window_step, self.window_start = step, time.perf_counter()
 
   def test(self, step: int, result: dict, *, echo: bool) -> None:
-    if self.path:
-      history.append(self.path, {"step": step, "split": "test", **result})
+    self.record({"step": step, "split": "test", **result})
     if echo:
       self.progress.write(f"step {step}: test " + ", ".join(f"{k} {v:.4g}" for k, v in result.items()))
 
@@ -377,7 +391,7 @@ def train_and_evaluate(config: schema.TrainConfig, workdir: str) -> dict:
       ckpt.save(step, state, metrics={"test_loss": test_result["loss"]} if do_eval else None)
     if do_eval or do_ckpt:
       log.restart_clock()  # evaluation and saving are not training time
-  log.progress.close()
+  log.close()
 
   if last_eval_step != total_steps:  # resumed after the end, or nothing left to run
     test_result, predictions = evaluate(task, predict, state.params, mesh, eval_size)
@@ -388,6 +402,7 @@ def train_and_evaluate(config: schema.TrainConfig, workdir: str) -> dict:
   summary = {
       "task": task.name,
       "model": config.model.kind,
+      "seed": config.seed,
       "num_params": num_params,
       "steps": total_steps,
       "epochs": train_cfg.num_epochs,
