@@ -108,7 +108,7 @@ def markdown_seeds(rows: Sequence[dict]) -> str:
   return "\n".join(lines)
 
 
-def compare(workdirs: Sequence[str], output_dir: str, *, hours: int = 336) -> list[dict]:
+def compare(workdirs: Sequence[str], output_dir: str, *, hours: int = 168) -> list[dict]:
   """Writes ``comparison.json``, ``comparison.md`` and ``comparison.png`` (forecasts vs actual) to ``output_dir``.
 
   The runs must forecast the same test windows (the same data and lookback).

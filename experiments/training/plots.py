@@ -79,7 +79,7 @@ def plot_test_forecasts(path: str, arrays: Mapping[str, np.ndarray], forecasts: 
     arrays: a run's ``test_predictions.npz``: ``actual``, ``time``, ``file_index``, ``files`` and the
       ``naive_<name>`` forecasts, each ``[N_test]``.
     forecasts: label -> a model's test forecast ``[N_test]``.
-    hours: how many test hours to show (336: two weeks).
+    hours: how many test hours to show (168: one week).
   """
   actual = arrays["actual"]
   baselines = {k[len("naive_"):]: arrays[k] for k in arrays if k.startswith("naive_")}
