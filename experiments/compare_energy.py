@@ -1,14 +1,20 @@
-"""GRU vs LSTM on the FloydHub GRU post's energy task, side by side: sMAPE, MAE, time per epoch, parameters, a plot.
+"""GRU vs LSTM on the FloydHub GRU post's energy task, side by side: sMAPE, MAE, baselines, time, parameters, a plot.
 
-Compare two finished runs:
+Compare finished runs:
 
     python experiments/compare_energy.py --runs runs/energy_gru runs/energy_lstm
 
-or train both configs first (overrides apply to both; reruns resume):
+or train the post-size configs first (overrides apply to both; reruns resume):
 
-    python experiments/compare_energy.py --train task.csv_files='[/data/kaggle/*_hourly.csv]'
+    python experiments/compare_energy.py --train --out experiments/results/energy_post_size
 
-Writes comparison.md, comparison.json and comparison.png to --out (default runs/energy_comparison).
+or train one config as each model kind with several seeds, to see whether the difference is larger than the noise:
+
+    python experiments/compare_energy.py --train --configs configs/energy_default.yaml --models gru lstm \\
+        --seeds 0 1 2 --out experiments/results/energy_default_seeds
+
+Runs go to runs/<config name>[_<model>][_seed<seed>]. Writes comparison.md, comparison.json and
+comparison.png to --out (default runs/energy_comparison).
 """
 
 from __future__ import annotations
@@ -25,20 +31,36 @@ from training.trainer import train_and_evaluate
 CONFIGS = ("configs/energy_gru.yaml", "configs/energy_lstm.yaml")
 
 
+def planned_runs(configs: list[str], models: list[str] | None, seeds: list[int] | None) -> list[tuple[str, str, list[str]]]:
+  """``(config file, run folder, extra overrides)`` of each run that ``--train`` trains, in order."""
+  runs = []
+  for path in configs:
+    name = os.path.splitext(os.path.basename(path))[0]
+    for model in models or [None]:
+      for seed in seeds or [None]:
+        suffix = (f"_{model}" if model else "") + (f"_seed{seed}" if seed is not None else "")
+        extra = ([f"model.kind={model}"] if model else []) + ([f"seed={seed}"] if seed is not None else [])
+        runs.append((path, os.path.join("runs", name + suffix), extra))
+  return runs
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--runs", nargs="+", help="finished run folders to compare")
-  parser.add_argument("--train", action="store_true", help="train (or resume) both configs first")
-  parser.add_argument("--configs", nargs=2, default=CONFIGS, help="the two configs trained by --train")
+  parser.add_argument("--train", action="store_true", help="train (or resume) the configs first")
+  parser.add_argument("--configs", nargs="+", default=CONFIGS, help="the configs trained by --train")
+  parser.add_argument("--models", nargs="+", choices=("gru", "lstm"), help="with --train: train each config as each model kind")
+  parser.add_argument("--seeds", nargs="+", type=int, help="with --train: train each config with each seed")
   parser.add_argument("--out", default=os.path.join("runs", "energy_comparison"), help="where the report goes")
-  parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="overrides for both configs (with --train)")
+  parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="overrides for every config (with --train)")
   args = parser.parse_intermixed_args(argv)  # overrides may sit between options
   if bool(args.runs) == args.train:
     parser.error("give either --runs DIR DIR ... or --train")
   workdirs = args.runs
   if args.train:
-    configs = [load_config(TrainConfig, path, args.overrides) for path in args.configs]  # all checked before training
-    workdirs = [os.path.join("runs", os.path.splitext(os.path.basename(p))[0]) for p in args.configs]
+    plan = planned_runs(args.configs, args.models, args.seeds)
+    configs = [load_config(TrainConfig, path, [*args.overrides, *extra]) for path, _, extra in plan]  # all checked first
+    workdirs = [workdir for _, workdir, _ in plan]
     for config, workdir in zip(configs, workdirs):
       train_and_evaluate(config, workdir)
   rows = compare(workdirs, args.out)

@@ -21,6 +21,7 @@ import jax
 
 from config_files import load_config
 from training.interrupts import Interrupted
+from training.metrics import best_baseline
 from training.run_folder import RunFolderBusyError
 from training.schema import TrainConfig
 from training.trainer import train_and_evaluate
@@ -63,8 +64,9 @@ def main(argv: list[str] | None = None) -> dict:
   if jax.process_index() == 0:
     print(json.dumps({"workdir": workdir, "test": summary["test"], "seconds_per_epoch": summary["seconds_per_epoch"]}, indent=2))
     test = summary["test"]
-    if "smape" in test:
-      print(f"{summary['model'].upper()} test sMAPE {test['smape']:.3f}% vs naive last value {test['naive_smape']:.3f}%")
+    best = best_baseline(test) if "smape" in test else None
+    if best:
+      print(f"{summary['model'].upper()} test sMAPE {test['smape']:.2f}% vs best naive ({best[0].replace('_', ' ')}) {best[1]:.2f}%")
   return summary
 
 

@@ -33,3 +33,22 @@ def subprocess_env():
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": os.pathsep.join(filter(None, paths))}
   env.pop("XLA_FLAGS", None)
   return env
+
+
+@pytest.fixture(scope="session")
+def energy_runs(tmp_path_factory):
+  """Tiny GRU and LSTM runs on the same synthetic Kaggle-format file: {kind: (workdir, summary)}.
+
+  Shared by the training tests (the loop, compare, predict, TensorBoard): trained once per session.
+  """
+  from test_training_loop import tiny_config, write_energy_csv  # pylint: disable=g-import-not-at-top
+  from training import trainer  # pylint: disable=g-import-not-at-top
+
+  root = tmp_path_factory.mktemp("energy")
+  csv = write_energy_csv(root / "e.csv")
+  runs = {}
+  for kind in ("gru", "lstm"):
+    config = tiny_config({"kind": "energy", "csv_files": [csv], "lookback": 12, "plot_hours": 24}, model={"kind": kind})
+    workdir = str(root / kind)
+    runs[kind] = workdir, trainer.train_and_evaluate(config, workdir)
+  return runs

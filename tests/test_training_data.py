@@ -39,7 +39,11 @@ def test_windows_targets_and_train_only_scaling(tmp_path):
   assert data.features[data.test_ends, 0].min() > 1.0
   hour = list(energy.FEATURES).index("hour")
   assert data.features[:24, hour].tolist() == pytest.approx(np.arange(24) / 23.0)
-  np.testing.assert_allclose(data.naive_forecast(data.test_ends), data.load[data.test_ends] - 10.0)
+  # The naive forecasts: last hour and same hour yesterday; last week reaches before the file's start.
+  baselines = data.naive_forecasts(data.test_ends)
+  assert sorted(baselines) == ["last_hour", "same_hour_yesterday"]
+  np.testing.assert_allclose(baselines["last_hour"], data.load[data.test_ends] - 10.0)
+  np.testing.assert_allclose(baselines["same_hour_yesterday"], data.load[data.test_ends] - 240.0)
 
 
 def test_several_files_and_feature_subset(tmp_path):
@@ -61,13 +65,23 @@ def test_several_files_and_feature_subset(tmp_path):
         ("Datetime,AEP_MW\n2021-01-01 00:00:00,1\n2021-01-01 01:00:00\n", r"bad\.csv, line 3: cannot parse"),
         ("Datetime,AEP_MW\n2021-01-01 00:00:00,nan\n", r"bad\.csv, line 2: .* not a finite number"),
         ("Time,AEP_MW\n2021-01-01 00:00:00,1\n", r"bad\.csv: missing column\(s\) \['Datetime'\]"),
-        ("Datetime,load\n2021-01-01 00:00:00,1\n", r"bad\.csv: expected exactly one column ending in '_MW'"),
+        ("Datetime,load\n2021-01-01 00:00:00,1\n", r"bad\.csv: expected exactly one column ending in '_MW'.*found 0"),
+        ("Datetime,A_MW,B_MW\n2021-01-01 00:00:00,1,2\n", r"bad\.csv: .*found 2 \['A_MW', 'B_MW'\].*task\.value_column"),
+        (
+            "Datetime,AEP_MW\n2021-01-01 00:00:00,1\n2021-01-01 01:00:00,2\n2021-01-01 00:00:00,3\n",
+            r"bad\.csv, line 4: timestamp 2021-01-01 00:00:00 is duplicated \(also on line 2\)",
+        ),
+        (
+            "Datetime,AEP_MW\n2021-01-01 00:00:00,1\n2021-01-01 01:00:00,2\n2021-01-01 04:00:00,3\n",
+            r"bad\.csv, line 4: timestamp 2021-01-01 04:00:00 follows .* a gap of 3:00:00; expected consecutive hours",
+        ),
+        ("Datetime,AEP_MW\n2021-01-01 00:00:00,1\n2021-01-01 01:00:00,\xff\n", r"bad\.csv, line 3: not UTF-8 text"),
         ("", r"bad\.csv: the file is empty"),
     ],
 )
 def test_malformed_csv_names_file_and_line(tmp_path, content, match):
   path = tmp_path / "bad.csv"
-  path.write_text(content)
+  path.write_bytes(content.encode("latin-1"))  # \xff: a byte that is not UTF-8
   with pytest.raises(energy.DataError, match=match):
     energy.load_energy([str(path)], lookback=1)
 
@@ -77,6 +91,9 @@ def test_missing_files_and_short_series(tmp_path):
     energy.resolve_paths([str(tmp_path / "nope.csv")])
   with pytest.raises(energy.DataError, match="no CSV file matches"):
     energy.resolve_paths([str(tmp_path / "*.csv")])
+  for read in (lambda p: energy.resolve_paths([p]), energy.read_hourly_csv):
+    with pytest.raises(energy.DataError, match=f"data file '{tmp_path}' is a directory; expected a CSV file"):
+      read(str(tmp_path))
   path = write_csv(tmp_path / "short.csv", hourly_rows(50))
   with pytest.raises(energy.DataError, match=r"short\.csv: lookback 90 is longer than the series \(50 rows\)"):
     energy.load_energy([path], lookback=90)
@@ -92,7 +109,7 @@ def test_value_column_and_datetime_column(tmp_path):
   assert data.load[:2].tolist() == [1000.0, 1010.0]
 
 
-def test_metrics_and_naive_baseline():
+def test_metrics_and_best_baseline():
   actual = np.array([1.0, 2.0, 4.0, 0.0])
   forecast = np.array([1.0, 3.0, 2.0, 0.0])
   # mean(2|F-A|/(|F|+|A|)) * 100, with 0/0 counted as 0
@@ -102,7 +119,10 @@ def test_metrics_and_naive_baseline():
   assert metrics.smape(actual, actual) == 0.0
   with pytest.raises(ValueError, match="same non-empty shape"):
     metrics.smape(forecast, actual[:2])
-  np.testing.assert_array_equal(metrics.naive_last_value(actual, 1), actual[:-1])
+  scores = metrics.baseline_metrics({"a": forecast, "b": actual}, actual)
+  assert scores["b_smape"] == 0.0 and scores["a_mae"] == pytest.approx(0.75)
+  assert metrics.best_baseline({"smape": 0.1, **scores}) == ("b", 0.0)
+  assert metrics.best_baseline({"smape": 0.1}) is None
 
 
 def test_adding_problem_constant_baseline():

@@ -59,19 +59,6 @@ def check_run_outputs(workdir, summary, result_plot):
   assert [r["step"] for r in test_records] == [15, 30]
 
 
-@pytest.fixture(scope="module")
-def energy_runs(tmp_path_factory):
-  """Tiny GRU and LSTM runs on the same synthetic Kaggle-format file: {kind: (workdir, summary)}."""
-  root = tmp_path_factory.mktemp("energy")
-  csv = write_energy_csv(root / "e.csv")
-  runs = {}
-  for kind in ("gru", "lstm"):
-    config = tiny_config({"kind": "energy", "csv_files": [csv], "lookback": 12, "plot_hours": 24}, model={"kind": kind})
-    workdir = str(root / kind)
-    runs[kind] = workdir, trainer.train_and_evaluate(config, workdir)
-  return runs
-
-
 @pytest.mark.parametrize("kind", ["gru", "lstm"])
 def test_energy_task_learns_with_gru_and_lstm(energy_runs, kind):
   workdir, summary = energy_runs[kind]
@@ -79,7 +66,8 @@ def test_energy_task_learns_with_gru_and_lstm(energy_runs, kind):
   assert len(losses) >= 6 and losses[-1] < 0.5 * losses[0], losses
   check_run_outputs(workdir, summary, "forecast.png")
   assert summary["model"] == kind
-  assert {"smape", "mae", "rmse", "naive_smape", "naive_mae", "naive_rmse"} <= set(summary["test"])
+  baselines = {f"{name}_{m}" for name in ("last_hour", "same_hour_yesterday", "same_hour_last_week") for m in ("smape", "mae", "rmse")}
+  assert {"smape", "mae", "rmse", *baselines} <= set(summary["test"])
   with np.load(os.path.join(workdir, "test_predictions.npz")) as saved:
     assert summary["test"]["smape"] == pytest.approx(100 * np.mean(2 * np.abs(saved["forecast"] - saved["actual"]) / (np.abs(saved["forecast"]) + np.abs(saved["actual"]))))
 
@@ -200,12 +188,12 @@ def test_gru_and_lstm_energy_runs_compare_side_by_side(energy_runs, tmp_path):
   rows = compare.compare(workdirs, str(tmp_path / "report"))
   assert [r["model"] for r in rows] == ["gru", "lstm"]
   assert rows[1]["num_params"] > rows[0]["num_params"]  # four gates against three
-  assert rows[0]["naive_smape"] == rows[1]["naive_smape"]
+  assert rows[0]["same_hour_yesterday_smape"] == rows[1]["same_hour_yesterday_smape"]
   assert rows[0]["smape"] == energy_runs["gru"][1]["test"]["smape"]
   for name in ("comparison.json", "comparison.md", "comparison.png"):
     assert os.path.getsize(tmp_path / "report" / name) > 0
   with open(tmp_path / "report" / "comparison.md") as f:
-    assert f.read().splitlines()[0].startswith("| model | sMAPE % | MAE |")
+    assert f.read().splitlines()[0].startswith("| model | seed | sMAPE % | MAE |")
   os.makedirs(tmp_path / "adding")
   with open(tmp_path / "adding" / "summary.json", "w") as f:
     json.dump({"task": "adding"}, f)

@@ -8,6 +8,9 @@ extra (``pip install -e ".[train]"``).
 from training.checkpoint import CheckpointError
 from training.checkpoint import Checkpoints
 from training.energy import DataError
+from training.inference import Run
+from training.inference import forecast
+from training.inference import load_run
 from training.schema import TrainConfig
 from training.trainer import NonFiniteLossError
 from training.trainer import TrainState
@@ -21,10 +24,13 @@ __all__ = (
     "Checkpoints",
     "DataError",
     "NonFiniteLossError",
+    "Run",
     "TrainConfig",
     "TrainState",
     "create_train_state",
     "eval_step",
+    "forecast",
+    "load_run",
     "train_and_evaluate",
     "train_step",
 )

@@ -203,6 +203,10 @@ class Checkpoints:
       )
     return None
 
+  def restore(self, step: int, like: Any) -> Any:
+    """Restores checkpoint ``step`` (e.g. the best one) into the structure, shapes and shardings of ``like``."""
+    return self._manager.restore(step, args=ocp.args.StandardRestore(_abstract(like)))
+
   def _aside_dir(self) -> str:
     return os.path.join(os.path.dirname(self.directory), "unreadable_checkpoints")
 

@@ -31,12 +31,15 @@ import csv
 import dataclasses
 import datetime
 import glob
+import json
 import os
 from collections.abc import Sequence
 
 import numpy as np
 
 FEATURES = ("load", "hour", "dayofweek", "month", "dayofyear")
+# The naive forecasts every model is scored against: the load ``lag`` hours before the target.
+NAIVE_LAGS = {"last_hour": 1, "same_hour_yesterday": 24, "same_hour_last_week": 168}
 
 
 class DataError(ValueError):
@@ -56,11 +59,17 @@ def resolve_paths(patterns: Sequence[str]) -> list[str]:
       if not matches:
         raise DataError(f"no CSV file matches {pattern!r} (looked in {os.path.abspath(os.path.dirname(pattern) or '.')})")
       paths.extend(matches)
-    elif not os.path.isfile(pattern):
-      raise DataError(f"data file {pattern!r} does not exist (absolute path {os.path.abspath(pattern)})")
     else:
+      _check_file(pattern)
       paths.append(pattern)
   return list(dict.fromkeys(paths))  # drop duplicates, keep order
+
+
+def _check_file(path: str) -> None:
+  if os.path.isdir(path):
+    raise DataError(f"data file {path!r} is a directory; expected a CSV file (or a glob pattern such as {os.path.join(path, '*.csv')!r})")
+  if not os.path.isfile(path):
+    raise DataError(f"data file {path!r} does not exist (absolute path {os.path.abspath(path)})")
 
 
 def read_hourly_csv(path: str, *, datetime_column: str = "Datetime", value_column: str | None = None):
@@ -76,52 +85,98 @@ def read_hourly_csv(path: str, *, datetime_column: str = "Datetime", value_colum
     sorted by time (stable, as the post's ``sort_values``).
 
   Raises:
-    DataError: the file is missing, lacks the columns, or a row cannot be
-      parsed (the message names the file and line).
+    DataError: the file is missing, a directory or not UTF-8, lacks the columns,
+      a row cannot be parsed, or the timestamps are not consecutive hours, each
+      once (the message names the file and line).
   """
-  if not os.path.isfile(path):
-    raise DataError(f"data file {path!r} does not exist")
-  with open(path, newline="", encoding="utf-8") as f:
-    reader = csv.reader(f)
-    header = next(reader, None)
-    if header is None:
-      raise DataError(f"{path}: the file is empty; expected a header with {datetime_column!r} and a value column")
-    header = [h.strip() for h in header]
-    if value_column is None:
-      candidates = [h for h in header if h.endswith("_MW")]
-      if len(candidates) != 1:
-        raise DataError(
-            f"{path}: expected exactly one column ending in '_MW' (or set task.value_column), found {candidates} in header {header}"
-        )
-      value_column = candidates[0]
-    missing = [c for c in (datetime_column, value_column) if c not in header]
-    if missing:
-      raise DataError(f"{path}: missing column(s) {missing}; the header has {header}")
-    t_col, v_col = header.index(datetime_column), header.index(value_column)
-    times, values = [], []
-    for row in reader:
-      line = reader.line_num
-      if not row or all(not cell.strip() for cell in row):
-        continue  # blank lines, e.g. at the end of a file
-      try:
-        stamp = datetime.datetime.fromisoformat(row[t_col].strip())
-        value = float(row[v_col])
-      except (ValueError, IndexError):
-        raise DataError(
-            f"{path}, line {line}: cannot parse {row!r}; expected an ISO timestamp in column "
-            f"{datetime_column!r} and a number in column {value_column!r}"
-        ) from None
-      if not np.isfinite(value):
-        raise DataError(f"{path}, line {line}: value {row[v_col]!r} in column {value_column!r} is not a finite number")
-      times.append(stamp)
-      values.append(value)
+  _check_file(path)
+  try:
+    with open(path, newline="", encoding="utf-8") as f:
+      lines, times, values = _read_rows(f, path, datetime_column, value_column)
+  except UnicodeDecodeError:
+    raise DataError(f"{path}, line {_first_non_utf8_line(path)}: not UTF-8 text; expected a UTF-8 CSV file (save it as UTF-8)") from None
   order = sorted(range(len(times)), key=times.__getitem__)
-  return [times[i] for i in order], np.asarray(values, np.float64)[order]
+  times, lines = [times[i] for i in order], [lines[i] for i in order]
+  _check_hourly(path, times, lines)
+  return times, np.asarray(values, np.float64)[order]
+
+
+def _first_non_utf8_line(path: str) -> int:
+  with open(path, "rb") as f:
+    for number, raw in enumerate(f, start=1):
+      try:
+        raw.decode("utf-8")
+      except UnicodeDecodeError:
+        return number
+  return number  # a multi-byte character cut at the end of the file
+
+
+def _read_rows(f, path: str, datetime_column: str, value_column: str | None):
+  """``(line numbers, timestamps, values)`` of the rows of an open CSV file."""
+  reader = csv.reader(f)
+  header = next(reader, None)
+  if header is None:
+    raise DataError(f"{path}: the file is empty; expected a header with {datetime_column!r} and a value column")
+  header = [h.strip() for h in header]
+  if value_column is None:
+    candidates = [h for h in header if h.endswith("_MW")]
+    if len(candidates) != 1:
+      raise DataError(
+          f"{path}: expected exactly one column ending in '_MW' to use as the load, found {len(candidates)} "
+          f"{candidates} in header {header}; pick the load column with task.value_column=NAME"
+      )
+    value_column = candidates[0]
+  missing = [c for c in (datetime_column, value_column) if c not in header]
+  if missing:
+    raise DataError(f"{path}: missing column(s) {missing}; the header has {header}")
+  t_col, v_col = header.index(datetime_column), header.index(value_column)
+  lines, times, values = [], [], []
+  for row in reader:
+    line = reader.line_num
+    if not row or all(not cell.strip() for cell in row):
+      continue  # blank lines, e.g. at the end of a file
+    try:
+      stamp = datetime.datetime.fromisoformat(row[t_col].strip())
+      value = float(row[v_col])
+    except (ValueError, IndexError):
+      raise DataError(
+          f"{path}, line {line}: cannot parse {row!r}; expected an ISO timestamp in column "
+          f"{datetime_column!r} and a number in column {value_column!r}"
+      ) from None
+    if not np.isfinite(value):
+      raise DataError(f"{path}, line {line}: value {row[v_col]!r} in column {value_column!r} is not a finite number")
+    lines.append(line)
+    times.append(stamp)
+    values.append(value)
+  return lines, times, values
+
+
+def _check_hourly(path: str, times: Sequence[datetime.datetime], lines: Sequence[int]) -> None:
+  """Rule: sorted by time, the rows must be consecutive hours, each once; no gap is filled in silently."""
+  hour = datetime.timedelta(hours=1)
+  for i in range(1, len(times)):
+    step = times[i] - times[i - 1]
+    if step == datetime.timedelta(0):
+      raise DataError(
+          f"{path}, line {lines[i]}: timestamp {times[i]} is duplicated (also on line {lines[i - 1]}); "
+          "expected each hour once (keep one row per hour, e.g. drop the repeated hour of a daylight-saving change)"
+      )
+    if step != hour:
+      raise DataError(
+          f"{path}, line {lines[i]}: timestamp {times[i]} follows {times[i - 1]} (line {lines[i - 1]}), a gap of {step}; "
+          "expected consecutive hours (fill the missing hours, e.g. by interpolation, before training)"
+      )
 
 
 def time_features(times: Sequence[datetime.datetime]) -> np.ndarray:
   """Hour (0-23), day of week (Monday 0), month (1-12), day of year (1-366): ``[N, 4]`` float64."""
   return np.array([(t.hour, t.weekday(), t.month, t.timetuple().tm_yday) for t in times], np.float64).reshape(-1, 4)
+
+
+def feature_columns(times: Sequence[datetime.datetime], load: np.ndarray, features: Sequence[str]) -> np.ndarray:
+  """The unscaled input columns ``[N, I]`` float64 named by ``features`` (from :data:`FEATURES`)."""
+  columns = np.concatenate([np.asarray(load, np.float64)[:, None], time_features(times)], axis=1)  # [N, 5]
+  return columns[:, [FEATURES.index(name) for name in features]]
 
 
 def split_point(num_rows: int, lookback: int, test_fraction: float, path: str = "<series>") -> int:
@@ -153,11 +208,12 @@ class EnergyData:
   files: tuple[str, ...]  # the CSV files, in order
   lookback: int  # T
   feature_names: tuple[str, ...]  # the columns of `features`, "load" first
+  times: np.ndarray  # [N] datetime64[s], the timestamp of each row
   features: np.ndarray  # [N, I] float32, min-max scaled per file
   load: np.ndarray  # [N] float64, the load in its original unit
   file_index: np.ndarray  # [N] int32, which file each row comes from
-  load_min: np.ndarray  # [files] float64, the load scaler of each file ...
-  load_range: np.ndarray  # [files] float64, ... x_scaled = (x - min) / range
+  feature_min: np.ndarray  # [files, I] float64, the scaler of each file's features ...
+  feature_range: np.ndarray  # [files, I] float64, ... x_scaled = (x - min) / range; column 0 is the load
   train_ends: np.ndarray  # [N_train] int64, row of each training window's target
   test_ends: np.ndarray  # [N_test] int64, row of each test window's target, file by file
 
@@ -177,11 +233,17 @@ class EnergyData:
   def unscale(self, scaled: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Scaled loads ``[B]`` of the windows ending at ``ends [B]`` -> original units ``[B]`` float64."""
     f = self.file_index[ends]
-    return np.asarray(scaled, np.float64) * self.load_range[f] + self.load_min[f]
+    return np.asarray(scaled, np.float64) * self.feature_range[f, 0] + self.feature_min[f, 0]
 
-  def naive_forecast(self, ends: np.ndarray) -> np.ndarray:
-    """The last-value forecast: the load one hour before each target, ``[B]`` float64."""
-    return self.load[np.asarray(ends) - 1]
+  def naive_forecasts(self, ends: np.ndarray) -> dict[str, np.ndarray]:
+    """The naive forecasts of :data:`NAIVE_LAGS` for the targets at ``ends [B]``: name -> ``[B]`` float64.
+
+    A forecast whose lag reaches back before the start of a target's file
+    (a series shorter than the lag plus its training part) is left out.
+    """
+    ends = np.asarray(ends)
+    file_start = np.searchsorted(self.file_index, self.file_index[ends])  # [B], first row of each target's file
+    return {name: self.load[ends - lag] for name, lag in NAIVE_LAGS.items() if np.all(ends - lag >= file_start)}
 
 
 def _min_max(columns: np.ndarray, fit_rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -223,21 +285,21 @@ def load_energy(
   features = tuple(features)
   if not features or features[0] != "load" or not set(features) <= set(FEATURES) or len(set(features)) != len(features):
     raise ValueError(f"features must start with 'load' and name distinct columns of {FEATURES}, got {features}")
-  columns_kept = [FEATURES.index(name) for name in features]
-  feature_rows, loads, file_index, mins, ranges, train_ends, test_ends = [], [], [], [], [], [], []
+  feature_rows, stamps, loads, file_index, mins, ranges, train_ends, test_ends = ([] for _ in range(8))
   offset = 0
   for i, path in enumerate(paths):
     times, load = read_hourly_csv(path, datetime_column=datetime_column, value_column=value_column)
     num_rows = len(load)
     num_train = split_point(num_rows, lookback, test_fraction, path)
-    columns = np.concatenate([load[:, None], time_features(times)], axis=1)[:, columns_kept]  # [N_i, I]
+    columns = feature_columns(times, load, features)  # [N_i, I]
     fit_rows = lookback + num_train  # every row that a training window reads or predicts
     low, span = _min_max(columns, fit_rows)
     feature_rows.append(((columns - low) / span).astype(np.float32))
+    stamps.append(np.array(times, "datetime64[s]"))
     loads.append(load)
     file_index.append(np.full(num_rows, i, np.int32))
-    mins.append(low[0])
-    ranges.append(span[0])
+    mins.append(low)
+    ranges.append(span)
     ends = offset + np.arange(lookback, num_rows, dtype=np.int64)
     train_ends.append(ends[:num_train])
     test_ends.append(ends[num_train:])
@@ -246,11 +308,57 @@ def load_energy(
       files=tuple(paths),
       lookback=lookback,
       feature_names=features,
+      times=np.concatenate(stamps),
       features=np.concatenate(feature_rows),
       load=np.concatenate(loads),
       file_index=np.concatenate(file_index),
-      load_min=np.asarray(mins),
-      load_range=np.asarray(ranges),
+      feature_min=np.stack(mins),
+      feature_range=np.stack(ranges),
       train_ends=np.concatenate(train_ends),
       test_ends=np.concatenate(test_ends),
+  )
+
+
+def save_scaling(data: EnergyData, path: str) -> None:
+  """Writes the fitted scalers of ``data`` (one per file) as JSON, for forecasting new data later."""
+  scaling = {
+      "files": list(data.files),
+      "feature_names": list(data.feature_names),
+      "lookback": data.lookback,
+      "feature_min": data.feature_min.tolist(),
+      "feature_range": data.feature_range.tolist(),
+  }
+  with open(path, "w", encoding="utf-8") as f:
+    json.dump(scaling, f, indent=2)
+
+
+@dataclasses.dataclass(frozen=True)
+class Scaling:
+  """The min-max scalers a run fitted on each of its files' training parts."""
+
+  files: tuple[str, ...]  # the run's CSV files, in order
+  feature_names: tuple[str, ...]  # the input columns, "load" first
+  lookback: int  # T
+  feature_min: np.ndarray  # [files, I] float64
+  feature_range: np.ndarray  # [files, I] float64
+
+  def scale(self, columns: np.ndarray, file: int) -> np.ndarray:
+    """Unscaled columns ``[N, I]`` -> the model's inputs ``[N, I]`` float32, with the scaler of file ``file``."""
+    return ((columns - self.feature_min[file]) / self.feature_range[file]).astype(np.float32)
+
+  def unscale_load(self, scaled: np.ndarray, file: int) -> np.ndarray:
+    """Scaled loads ``[B]`` -> original units ``[B]`` float64."""
+    return np.asarray(scaled, np.float64) * self.feature_range[file, 0] + self.feature_min[file, 0]
+
+
+def load_scaling(path: str) -> Scaling:
+  """Reads a file written by :func:`save_scaling`."""
+  with open(path, encoding="utf-8") as f:
+    raw = json.load(f)
+  return Scaling(
+      files=tuple(raw["files"]),
+      feature_names=tuple(raw["feature_names"]),
+      lookback=int(raw["lookback"]),
+      feature_min=np.asarray(raw["feature_min"], np.float64),
+      feature_range=np.asarray(raw["feature_range"], np.float64),
   )

@@ -1,4 +1,4 @@
-r"""Forecast error measures on the original scale, and the naive last-value baseline.
+r"""Forecast error measures on the original scale, and the best of the naive baselines.
 
 .. math::
 
@@ -16,8 +16,8 @@ Example:
 >>> actual = np.array([100.0, 200.0, 300.0])
 >>> {k: round(v, 3) for k, v in forecast_metrics(np.array([110.0, 190.0, 300.0]), actual).items()}
 {'smape': 4.884, 'mae': 6.667, 'rmse': 8.165}
->>> naive_last_value(np.array([1.0, 2.0, 4.0, 7.0]), 2)  # forecasts of values 4.0 and 7.0
-array([2., 4.])
+>>> best_baseline({"smape": 2.0, "last_hour_smape": 8.0, "same_hour_yesterday_smape": 4.0})
+('same_hour_yesterday', 4.0)
 """
 
 from __future__ import annotations
@@ -53,9 +53,12 @@ def forecast_metrics(forecast: np.ndarray, actual: np.ndarray) -> dict[str, floa
   return {"smape": smape(forecast, actual), "mae": mae(forecast, actual), "rmse": rmse(forecast, actual)}
 
 
-def naive_last_value(series: np.ndarray, first_target: int) -> np.ndarray:
-  """The naive forecast of ``series[first_target:]``: each value predicted by the one before it."""
-  series = np.asarray(series)
-  if not 1 <= first_target <= len(series):
-    raise ValueError(f"first_target must lie in [1, {len(series)}], got {first_target}")
-  return series[first_target - 1 : -1]
+def baseline_metrics(baselines: dict[str, np.ndarray], actual: np.ndarray) -> dict[str, float]:
+  """``{"<name>_smape": ..., "<name>_mae": ..., "<name>_rmse": ...}`` of each baseline forecast ``[N]``."""
+  return {f"{name}_{k}": v for name, forecast in baselines.items() for k, v in forecast_metrics(forecast, actual).items()}
+
+
+def best_baseline(test: dict[str, float]) -> tuple[str, float] | None:
+  """The baseline with the lowest sMAPE among the ``<name>_smape`` entries of test metrics, or ``None``."""
+  scores = {key[: -len("_smape")]: value for key, value in test.items() if key.endswith("_smape")}
+  return min(scores.items(), key=lambda item: item[1]) if scores else None

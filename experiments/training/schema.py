@@ -39,7 +39,7 @@ class EnergyTask(Schema):
   lookback: PositiveInt = 90  # input window, hours
   test_fraction: Fraction = 0.1  # the last part of each file's windows
   # Hours of the first test file shown in the forecast-vs-actual plot.
-  plot_hours: PositiveInt = 336
+  plot_hours: PositiveInt = 168  # one test week: each day readable
 
 
 class AddingTask(Schema):

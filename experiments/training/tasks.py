@@ -81,29 +81,22 @@ def _energy(config: schema.EnergyTask, seed: int, batch_size: int) -> Task:
 
   def forecasts(predictions):
     ends = data.test_ends
-    return data.unscale(predictions[:, 0], ends), data.load[ends], data.naive_forecast(ends)
+    return data.unscale(predictions[:, 0], ends), data.load[ends], data.naive_forecasts(ends)
 
   def evaluate(predictions):
-    forecast, actual, naive = forecasts(predictions)
-    result = metrics.forecast_metrics(forecast, actual)
-    result.update({f"naive_{k}": v for k, v in metrics.forecast_metrics(naive, actual).items()})
-    return result
+    forecast, actual, baselines = forecasts(predictions)
+    return {**metrics.forecast_metrics(forecast, actual), **metrics.baseline_metrics(baselines, actual)}
 
   def save_result(predictions, workdir):
-    forecast, actual, naive = forecasts(predictions)
-    file_of_test = data.file_index[data.test_ends]
-    np.savez(
-        f"{workdir}/test_predictions.npz",
-        forecast=forecast, actual=actual, naive=naive, file_index=file_of_test, files=np.array(data.files),
-    )
-    first = file_of_test == file_of_test[0]
-    hours = slice(0, config.plot_hours)
-    plots.plot_forecast(
-        f"{workdir}/forecast.png",
-        actual[first][hours],
-        {"model": forecast[first][hours], "naive last value": naive[first][hours]},
-        title=f"{data.files[0]}: first {min(config.plot_hours, int(first.sum()))} test hours",
-    )
+    forecast, actual, baselines = forecasts(predictions)
+    arrays = {
+        "forecast": forecast, "actual": actual, "time": data.times[data.test_ends],
+        "file_index": data.file_index[data.test_ends], "files": np.array(data.files),
+        **{f"naive_{name}": values for name, values in baselines.items()},
+    }
+    np.savez(f"{workdir}/test_predictions.npz", **arrays)
+    energy.save_scaling(data, f"{workdir}/scaling.json")
+    plots.plot_test_forecasts(f"{workdir}/forecast.png", arrays, {"model": forecast}, hours=config.plot_hours)
 
   return Task(
       name="energy",

@@ -13,8 +13,10 @@ Run folder::
   identity.json        the config that defines the run, also stored in every checkpoint
   checkpoints/<step>/  orbax checkpoints: the latest N and the best
   metrics.jsonl        one JSON record per log line and per evaluation
+  events.out.tfevents.*   the same metrics for TensorBoard (tensorboard --logdir runs/)
   loss.png             training and test loss curves
   forecast.png | result.png, test_predictions.npz   the task's result
+  scaling.json         energy: the scalers fitted on the training data (for experiments/predict.py)
   summary.json         final metrics, parameter count, timings
   unreadable_checkpoints/<step>/   step folders that could not be read, set aside
   previous_runs/<time>/            the old contents, moved there by --restart
@@ -54,6 +56,7 @@ from jax.sharding import PartitionSpec as P
 
 from config_files import dump_config
 from training import checkpoint
+from training import event_files
 from training import history
 from training import interrupts
 from training import models
@@ -197,6 +200,8 @@ class _TrainLog:
 
   def __init__(self, path: str | None, schedule, batch_size: int, progress: tqdm.tqdm, start_step: int):
     self.path, self.schedule, self.batch_size, self.progress = path, schedule, batch_size, progress
+    # A copy of metrics.jsonl for TensorBoard, in the same folder.
+    self.events = event_files.EventFiles(os.path.dirname(path), start_step=start_step) if path else None
     self.pending: list[tuple[int, StepMetrics]] = []  # (step, its metrics still on the device)
     self.compile_seconds = self.train_seconds = 0.0
     self.first_step = start_step + 1
@@ -208,6 +213,17 @@ class _TrainLog:
       jax.block_until_ready(metrics)
       self.compile_seconds = time.perf_counter() - self.window_start
       self.window_step, self.window_start = step, time.perf_counter()
+
+  def record(self, record: dict) -> None:
+    """Appends ``record`` to metrics.jsonl and the TensorBoard event files (on the main process)."""
+    if self.path:
+      history.append(self.path, record)
+      self.events.write(record)
+
+  def close(self) -> None:
+    self.progress.close()
+    if self.events:
+      self.events.close()
 
   def restart_clock(self) -> None:
     self.window_start = time.perf_counter()
@@ -240,16 +256,14 @@ class _TrainLog:
         # None for a window holding only the compiling first step.
         "examples_per_second": steps * self.batch_size / elapsed if steps and elapsed > 0 else None,
     }
-    if self.path:
-      history.append(self.path, record)
+    self.record(record)
     self.progress.update(step - self.progress.n)
     self.progress.set_postfix(loss=f"{loss:.4g}", ex_per_s=f"{record['examples_per_second'] or 0:.0f}")
     self.pending = []
     self.window_step, self.window_start = step, time.perf_counter()
 
   def test(self, step: int, result: dict, *, echo: bool) -> None:
-    if self.path:
-      history.append(self.path, {"step": step, "split": "test", **result})
+    self.record({"step": step, "split": "test", **result})
     if echo:
       self.progress.write(f"step {step}: test " + ", ".join(f"{k} {v:.4g}" for k, v in result.items()))
 
@@ -422,7 +436,7 @@ def _train_and_evaluate(
         )
     if do_eval or do_ckpt:
       log.restart_clock()  # evaluation and saving are not training time
-  log.progress.close()
+  log.close()
 
   if last_eval_step != total_steps:  # resumed after the end, or nothing left to run
     test_result, predictions = evaluate(task, predict, state.params, mesh, eval_size)
@@ -433,6 +447,7 @@ def _train_and_evaluate(
   summary = {
       "task": task.name,
       "model": config.model.kind,
+      "seed": config.seed,
       "num_params": num_params,
       "steps": total_steps,
       "epochs": train_cfg.num_epochs,

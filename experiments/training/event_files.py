@@ -1,0 +1,49 @@
+"""The run's metrics as TensorBoard event files beside ``metrics.jsonl``: ``tensorboard --logdir runs/``.
+
+``metrics.jsonl`` stays the record the code reads; the event files are a copy for
+viewing. Each numeric field of a record becomes the scalar ``<split>/<field>``
+at the record's step (``train/loss``, ``train/learning_rate``, ``train/grad_norm``,
+``train/examples_per_second``, ``test/smape``, ...). A resumed run asks
+TensorBoard to drop the events its earlier attempt wrote after the checkpoint.
+
+Example:
+
+>>> import glob, tempfile
+>>> workdir = tempfile.mkdtemp()
+>>> events = EventFiles(workdir, start_step=0)
+>>> events.write({"step": 10, "split": "train", "loss": 0.5, "examples_per_second": None})
+>>> events.close()
+>>> len(glob.glob(f"{workdir}/events.out.tfevents.*"))
+1
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import tensorboardX
+
+
+class EventFiles:
+  """Writes metric records as TensorBoard scalars into ``workdir``.
+
+  Args:
+    workdir: the run folder; the event files go next to ``metrics.jsonl``.
+    start_step: the step the run starts (or resumes) from; events of later
+      steps from an earlier attempt are purged.
+  """
+
+  def __init__(self, workdir: str, *, start_step: int):
+    self._writer = tensorboardX.SummaryWriter(workdir, purge_step=start_step + 1 if start_step else None)
+
+  def write(self, record: dict) -> None:
+    """Adds the numeric, finite fields of ``record`` (``step``, ``split`` and metrics) as scalars."""
+    for key, value in record.items():
+      if key in ("step", "split") or isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        continue
+      self._writer.add_scalar(f"{record['split']}/{key}", float(value), record["step"])
+    self._writer.flush()
+
+  def close(self) -> None:
+    self._writer.close()
