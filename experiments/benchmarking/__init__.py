@@ -8,9 +8,10 @@ timed round-robin; see :func:`run_benchmark`. Rows are registered peers
 """
 
 from benchmarking.check import CheckResult, compare
-from benchmarking.config import BenchConfig, load
+from benchmarking.config import BenchConfig, DeviceError, for_this_machine, load
+from benchmarking.output import OutputError, claim_empty_dir, timestamped_dir
 from benchmarking.peers import jax_runner
-from benchmarking.problem import Problem, make_problem
+from benchmarking.problem import Problem, case_label, make_problem
 from benchmarking.registry import Mode, Runner, get_peer, peer_names, register_peer, register_reference, unregister_peer
 from benchmarking.report import chart, markdown, markdown_tables, to_json, write_all
 from benchmarking.results import CaseResult, Report, RowResult
@@ -21,14 +22,19 @@ __all__ = (
     "BenchConfig",
     "CaseResult",
     "CheckResult",
+    "DeviceError",
     "Mode",
+    "OutputError",
     "Problem",
     "Report",
     "RowResult",
     "Runner",
     "Stats",
+    "case_label",
     "chart",
+    "claim_empty_dir",
     "compare",
+    "for_this_machine",
     "get_peer",
     "jax_runner",
     "load",
@@ -42,6 +48,7 @@ __all__ = (
     "run_case",
     "summarize",
     "time_interleaved",
+    "timestamped_dir",
     "to_json",
     "unregister_peer",
     "write_all",

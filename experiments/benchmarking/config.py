@@ -19,6 +19,7 @@ from benchmarking import registry
 PositiveInt = Annotated[int, pydantic.Field(strict=True, gt=0)]
 Shape = tuple[PositiveInt, PositiveInt, PositiveInt, PositiveInt]  # [B, T, I, H]
 DType = Literal["float32", "bfloat16", "float16"]
+Device = Literal["any", "gpu"]  # "gpu": a config sized for a GPU, refused on a machine without one
 
 
 class Tolerance(config_lib.Schema):
@@ -70,13 +71,17 @@ class BenchConfig(config_lib.Schema):
   modes: Annotated[tuple[registry.Mode, ...], pydantic.Field(min_length=1)] = (
       registry.Mode.FORWARD, registry.Mode.FORWARD_BACKWARD)
   num_layers: PositiveInt = 1
+  bidirectional: bool = False  # D = 2 directions per layer
   repeats: Annotated[int, pydantic.Field(strict=True, ge=10)] = 10  # timed calls per row, after warm-up
   warmup: Annotated[int, pydantic.Field(strict=True, ge=0)] = 1  # untimed calls after the first (compiling) one
   seed: Annotated[int, pydantic.Field(strict=True, ge=0)] = 0
   implementations: Implementations = Implementations()
   torch_threads: PositiveInt | None = None  # None: PyTorch's default
   tolerances: dict[DType, Tolerance] = pydantic.Field(default_factory=_default_tolerances)
-  output_dir: Annotated[str, pydantic.Field(min_length=1)]
+  # The committed results of this config; a run writes there only when asked (--update-results).
+  results_dir: Annotated[str, pydantic.Field(min_length=1)]
+  device: Device = "any"
+  cpu_smoke_shapes: tuple[Shape, ...] = ()  # each [B, T, I, H]: what --cpu-smoke runs instead of shapes
 
   @pydantic.model_validator(mode="after")
   def _tolerance_per_dtype(self) -> "BenchConfig":
@@ -84,6 +89,45 @@ class BenchConfig(config_lib.Schema):
     if missing:
       raise ValueError(f"tolerances has no entry for dtypes {missing}")
     return self
+
+
+class DeviceError(RuntimeError):
+  """A config sized for a GPU was asked to run where JAX sees none."""
+
+
+def for_this_machine(config: BenchConfig, backend: str, *, cpu_smoke: bool = False, name: str = "the config") -> BenchConfig:
+  """The config to run on a machine whose JAX backend is ``backend``.
+
+  A ``device: gpu`` config runs as it is on a GPU. Without one it is refused
+  (its sizes ran for over 8 minutes on 2 CPU cores before they were stopped),
+  unless ``cpu_smoke`` asks for its ``cpu_smoke_shapes``, which check its
+  settings in seconds. ``cpu_smoke`` on a GPU, or for a config without smoke
+  shapes, is refused too: it would time something else than asked.
+
+  Raises:
+    DeviceError: one line saying why and what to do instead.
+
+  >>> config = config_lib.validate(BenchConfig, {"shapes": [[64, 2048, 256, 256]], "device": "gpu",
+  ...                                 "cpu_smoke_shapes": [[4, 64, 16, 16]], "results_dir": "r"}, "example")
+  >>> for_this_machine(config, "cpu", cpu_smoke=True).shapes
+  ((4, 64, 16, 16),)
+  >>> for_this_machine(config, "cpu", name="gpu.yaml")
+  Traceback (most recent call last):
+  ...
+  benchmarking.config.DeviceError: gpu.yaml is a GPU config and JAX sees no GPU here (backend 'cpu'); add --cpu-smoke to check its settings at its CPU sizes ([[4, 64, 16, 16]]), or use configs/bench/cpu.yaml
+  """
+  if config.device == "gpu" and backend != "gpu" and not cpu_smoke:
+    sizes = [list(s) for s in config.cpu_smoke_shapes]
+    hint = f"add --cpu-smoke to check its settings at its CPU sizes ({sizes}), or " if sizes else ""
+    raise DeviceError(f"{name} is a GPU config and JAX sees no GPU here (backend {backend!r}); "
+                      f"{hint}use configs/bench/cpu.yaml")
+  if not cpu_smoke:
+    return config
+  if backend == "gpu":
+    raise DeviceError("--cpu-smoke runs a GPU config at CPU sizes; this machine has a GPU: drop --cpu-smoke")
+  if not config.cpu_smoke_shapes:
+    raise DeviceError(f"{name} has no cpu_smoke_shapes for --cpu-smoke")
+  return config.model_copy(update={"shapes": config.cpu_smoke_shapes})
 
 
 def load(path: str | os.PathLike, overrides: Sequence[str] = ()) -> BenchConfig:

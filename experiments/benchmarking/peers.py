@@ -10,6 +10,7 @@ parameters are cast to it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 
 import flax.linen as nn
@@ -92,15 +93,15 @@ def jax_runner(
 
 
 def _jaxgru_apply(problem: Problem, implementation: Implementation, dtype) -> Callable:
-  layer = GRU(features=problem.shape[3], num_layers=problem.num_layers, implementation=implementation,
-              dtype=jnp.dtype(dtype), param_dtype=jnp.float32)
+  layer = GRU(features=problem.shape[3], num_layers=problem.num_layers, bidirectional=problem.bidirectional,
+              implementation=implementation, dtype=jnp.dtype(dtype), param_dtype=jnp.float32)
   return lambda params, x: layer.apply({"params": params}, x)[0]
 
 
 def _jaxgru_stack(problem: Problem, implementation: Implementation, dtype) -> train_step.Stack:
   def stack(params, x, rng, rate):
-    layer = GRU(features=problem.shape[3], num_layers=problem.num_layers, implementation=implementation,
-                dropout=rate, dtype=jnp.dtype(dtype), param_dtype=jnp.float32)
+    layer = GRU(features=problem.shape[3], num_layers=problem.num_layers, bidirectional=problem.bidirectional,
+                implementation=implementation, dropout=rate, dtype=jnp.dtype(dtype), param_dtype=jnp.float32)
     return layer.apply({"params": params}, x, deterministic=rate == 0.0, rngs={"dropout": rng})[0]
 
   return stack
@@ -143,32 +144,36 @@ _FLAX_HIDDEN_GATES = ("hr", "hz", "hn")
 
 
 def flax_grads_to_layout(grads: list) -> dict[str, np.ndarray]:
-  """Gradients of per-layer ``flax.linen.GRUCell`` parameters in jaxgru's layout.
+  """Gradients of ``flax.linen.GRUCell`` parameters, ``grads[layer][direction]``, in jaxgru's layout.
 
   Flax folds ``b_hr, b_hz`` into ``b_ir, b_iz`` (:func:`jaxgru.interop.to_flax_cell`);
   both halves of a folded sum get the sum's gradient.
   """
   out = {}
-  for layer, g in enumerate(grads):
-    name = param_name(layer, 0)
-    out[f"{name}/input_kernel"] = jnp.concatenate([g[k]["kernel"] for k in _FLAX_INPUT_GATES], -1)
-    out[f"{name}/recurrent_kernel"] = jnp.concatenate([g[k]["kernel"] for k in _FLAX_HIDDEN_GATES], -1)
-    out[f"{name}/input_bias"] = jnp.concatenate([g[k]["bias"] for k in _FLAX_INPUT_GATES])
-    out[f"{name}/recurrent_bias"] = jnp.concatenate([g["ir"]["bias"], g["iz"]["bias"], g["hn"]["bias"]])
+  for layer, directions in enumerate(grads):
+    for direction, g in enumerate(directions):
+      name = param_name(layer, direction)
+      out[f"{name}/input_kernel"] = jnp.concatenate([g[k]["kernel"] for k in _FLAX_INPUT_GATES], -1)
+      out[f"{name}/recurrent_kernel"] = jnp.concatenate([g[k]["kernel"] for k in _FLAX_HIDDEN_GATES], -1)
+      out[f"{name}/input_bias"] = jnp.concatenate([g[k]["bias"] for k in _FLAX_INPUT_GATES])
+      out[f"{name}/recurrent_bias"] = jnp.concatenate([g["ir"]["bias"], g["iz"]["bias"], g["hn"]["bias"]])
   return out
 
 
 @register_peer("flax")
 def flax_peer(problem: Problem, mode: Mode) -> Runner:
-  """``flax.linen.RNN(flax.linen.GRUCell)``, one per layer."""
-  rnn = nn.RNN(nn.GRUCell(features=problem.shape[3], dtype=jnp.dtype(problem.dtype), param_dtype=jnp.float32))
-  params = [interop.to_flax_cell(problem.params[param_name(l, 0)]) for l in range(problem.num_layers)]
+  """``flax.linen.RNN(flax.linen.GRUCell)`` per layer and direction (the reverse one with ``reverse=True, keep_order=True``)."""
+  cell = nn.GRUCell(features=problem.shape[3], dtype=jnp.dtype(problem.dtype), param_dtype=jnp.float32)
+  rnns = [nn.RNN(cell), nn.RNN(cell, reverse=True, keep_order=True)][: problem.directions]
+  params = [[interop.to_flax_cell(problem.params[param_name(l, d)]) for d in range(problem.directions)]
+            for l in range(problem.num_layers)]
 
   def stack(params, x, rng, rate):
-    for layer, cell_params in enumerate(params):
+    for layer, directions in enumerate(params):
       if layer and rate:
         x = train_step.dropout(jax.random.fold_in(rng, layer), rate, x)
-      x = rnn.apply({"params": {"cell": cell_params}}, x)
+      ys = [rnn.apply({"params": {"cell": cell_params}}, x) for rnn, cell_params in zip(rnns, directions)]
+      x = ys[0] if len(ys) == 1 else jnp.concatenate(ys, -1)  # [B, T, D*H]
     return x
 
   if mode is Mode.TRAIN_STEP:
@@ -188,6 +193,8 @@ def equinox_peer(problem: Problem, mode: Mode) -> Runner:
   """``equinox.nn.GRUCell`` per layer, ``vmap``-ed over the batch under ``lax.scan``."""
   import equinox as eqx
 
+  if problem.bidirectional:
+    raise ValueError("the equinox row has no bidirectional GRU")
   hidden = problem.shape[3]
   cells = []
   for layer in range(problem.num_layers):
@@ -225,15 +232,25 @@ def equinox_peer(problem: Problem, mode: Mode) -> Runner:
   return jax_runner(apply, cells, problem, mode, grads_to_layout=grads_to_layout)
 
 
-def _torch_to_layout(names: list, arrays: list) -> dict[str, np.ndarray]:
-  """``torch.nn.GRU`` parameters (or their gradients) by name, in jaxgru's flat layout."""
+def torch_to_layout(names: list, arrays: list) -> dict[str, np.ndarray]:
+  """``torch.nn.GRU`` parameters (or their gradients) by name, in jaxgru's flat layout.
+
+  >>> sorted(torch_to_layout(["weight_ih_l1_reverse", "bias_hh_l0"], [np.zeros((6, 4)), np.zeros(6)]))
+  ['layer_0/recurrent_bias', 'layer_1_reverse/input_kernel']
+  """
   kinds = {"weight_ih": "input_kernel", "weight_hh": "recurrent_kernel",
            "bias_ih": "input_bias", "bias_hh": "recurrent_bias"}
   out = {}
   for name, value in zip(names, arrays):
-    kind, _, layer = name.rpartition("_l")
-    out[f"{param_name(int(layer), 0)}/{kinds[kind]}"] = value.T if kind.startswith("weight") else value
+    match = _TORCH_NAME.fullmatch(name)
+    if match is None:
+      raise ValueError(f"not a torch.nn.GRU parameter name: {name!r}")
+    kind, layer, reverse = match.groups()
+    out[f"{param_name(int(layer), int(bool(reverse)))}/{kinds[kind]}"] = value.T if kind.startswith("weight") else value
   return out
+
+
+_TORCH_NAME = re.compile(r"(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)(_reverse)?")
 
 
 _TORCH_DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
@@ -247,13 +264,14 @@ def torch_peer(problem: Problem, mode: Mode) -> Runner:
   batch, _, features, hidden = problem.shape
   device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
   dtype = getattr(torch, _TORCH_DTYPES[problem.dtype])
-  layer = GRU(features=hidden, num_layers=problem.num_layers)
+  layer = GRU(features=hidden, num_layers=problem.num_layers, bidirectional=problem.bidirectional)
   state = interop.to_torch(layer, {"params": problem.params})
   if mode is Mode.TRAIN_STEP:
-    if device.type != "cpu" or problem.dtype != "float32":
-      raise ValueError("the torch training step runs on the CPU in float32")
-    return train_step.torch_train_runner(problem, state, _torch_to_layout)
-  module = torch.nn.GRU(features, hidden, num_layers=problem.num_layers, batch_first=True)
+    if problem.dtype != "float32" or problem.bidirectional:
+      raise ValueError("the torch training step is the post's model: float32, one direction")
+    return train_step.torch_train_runner(problem, state, torch_to_layout, device=device)
+  module = torch.nn.GRU(features, hidden, num_layers=problem.num_layers, bidirectional=problem.bidirectional,
+                        batch_first=True)
   module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
   module = module.to(device=device, dtype=dtype)
   x = torch.from_numpy(np.array(problem.inputs)).to(device=device, dtype=dtype)
@@ -287,7 +305,7 @@ def torch_peer(problem: Problem, mode: Mode) -> Runner:
     out = {"outputs": as_np[0]}
     if len(as_np) > 1:
       out["inputs"] = as_np[1]
-      out.update(_torch_to_layout(names, as_np[2:]))
+      out.update(torch_to_layout(names, as_np[2:]))
     return out
 
   def memory_bytes():

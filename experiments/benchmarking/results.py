@@ -11,6 +11,7 @@ from importlib import metadata
 
 import jax
 
+from benchmarking.problem import case_label
 from benchmarking.timing import Stats
 
 BASELINES = ("flax", "torch")  # rows every other row is compared with
@@ -50,11 +51,12 @@ class CaseResult:
   mode: str  # a registry.Mode value
   num_layers: int
   rows: tuple[RowResult, ...]
+  bidirectional: bool = False
 
   @property
   def label(self) -> str:
-    """``BxTxIxH``."""
-    return "x".join(map(str, self.shape))
+    """``BxTxIxH``, with `` L{layers}`` and `` bi`` where they are not one (:func:`~benchmarking.problem.case_label`)."""
+    return case_label(self.shape, self.num_layers, self.bidirectional)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -85,7 +85,7 @@ def run_case(problem: Problem, mode: registry.Mode, names, references: dict, con
                                        tokens_per_s=problem.tokens / stats.median)
     log("    median ms: " + ", ".join(f"{n} {rows[n].stats.median * 1e3:.2f}" for n in samples))
   return results_lib.CaseResult(problem.shape, problem.dtype, mode.value, problem.num_layers,
-                                tuple(results_lib.with_ratios([rows[n] for n in names])))
+                                tuple(results_lib.with_ratios([rows[n] for n in names])), problem.bidirectional)
 
 
 def reference_for(model: str, problem: Problem, mode: registry.Mode, cache: dict) -> dict:
@@ -94,7 +94,7 @@ def reference_for(model: str, problem: Problem, mode: registry.Mode, cache: dict
   The forward+backward reference includes the outputs, so the forward case
   reuses it instead of compiling a second reference.
   """
-  key = (problem.shape, problem.dtype, problem.num_layers, problem.seed)
+  key = (problem.shape, problem.dtype, problem.num_layers, problem.bidirectional, problem.seed)
   if key not in cache:
     cache.clear()  # keeps only the current problem's references alive
     cache[key] = {}
@@ -129,7 +129,8 @@ def run_benchmark(config: BenchConfig, *, log: Log = log_to_stderr) -> results_l
   specs = [(s, d, m) for s in config.shapes for d in config.dtypes for m in config.modes]
   start, cases, cache = time.perf_counter(), [], {}
   for index, (shape, dtype, mode) in enumerate(specs, 1):
-    problem = make_problem(shape, dtype, num_layers=config.num_layers, seed=config.seed)
+    problem = make_problem(shape, dtype, num_layers=config.num_layers, bidirectional=config.bidirectional,
+                           seed=config.seed)
     log(f"[{index}/{len(specs)} | {time.perf_counter() - start:6.1f} s] B,T,I,H={problem.label} {dtype} {mode.value}")
     references = {m: reference_for(m, problem, mode, cache) for m in models}
     cases.append(run_case(problem, mode, names, references, config, log))

@@ -136,20 +136,23 @@ def jax_train_runner(stack: Stack, gru_params, problem: Problem, *,
 
 
 def torch_train_runner(problem: Problem, state_dict: Mapping[str, np.ndarray],
-                       to_layout: Callable[[list, list], dict]) -> Runner:
+                       to_layout: Callable[[list, list], dict], *, device="cpu") -> Runner:
   """The post's model in PyTorch: ``nn.GRU(dropout=...)``, ReLU, ``nn.Linear``, MSE, ``torch.optim.Adam``.
 
   Args:
     problem: as :func:`jax_train_runner`.
     state_dict: ``torch.nn.GRU``'s weights (:func:`jaxgru.interop.to_torch`).
     to_layout: ``(names, arrays)`` of ``torch.nn.GRU`` parameters -> jaxgru's flat layout.
+    device: a ``torch.device`` or its name; on ``"cuda"`` the GRU runs on cuDNN and
+      every call waits for the device.
   """
   import torch  # noqa: PLC0415  (optional)
 
+  device = torch.device(device)
   _, _, features, hidden = problem.shape
   head = make_head(problem)
-  x = torch.from_numpy(np.array(problem.inputs))
-  targets = torch.from_numpy(np.array(head.targets))
+  x = torch.from_numpy(np.array(problem.inputs)).to(device)
+  targets = torch.from_numpy(np.array(head.targets)).to(device)
 
   def build(rate):
     gru = torch.nn.GRU(features, hidden, num_layers=problem.num_layers, batch_first=True,
@@ -159,6 +162,8 @@ def torch_train_runner(problem: Problem, state_dict: Mapping[str, np.ndarray],
     with torch.no_grad():
       linear.weight.copy_(torch.from_numpy(head.kernel.T.copy()))
       linear.bias.copy_(torch.from_numpy(head.bias))
+    gru.to(device)
+    linear.to(device)
     optimizer = torch.optim.Adam([*gru.parameters(), *linear.parameters()], lr=LEARNING_RATE)
 
     def step():
@@ -167,16 +172,18 @@ def torch_train_runner(problem: Problem, state_dict: Mapping[str, np.ndarray],
       loss = torch.nn.functional.mse_loss(linear(torch.relu(out[:, -1])), targets)
       loss.backward()
       optimizer.step()
+      if device.type == "cuda":
+        torch.cuda.synchronize(device)
       return gru, linear, loss.detach()
 
     return step
 
   def to_numpy(result):
     gru, linear, loss = result
-    names, arrays = zip(*((n, p.detach().numpy()) for n, p in gru.named_parameters()))
-    out = {"loss": loss.numpy().astype(np.float32).reshape(1), **to_layout(list(names), list(arrays))}
-    out["head/kernel"] = linear.weight.detach().numpy().T.copy()
-    out["head/bias"] = linear.bias.detach().numpy().copy()
+    names, arrays = zip(*((n, p.detach().cpu().numpy()) for n, p in gru.named_parameters()))
+    out = {"loss": loss.cpu().numpy().astype(np.float32).reshape(1), **to_layout(list(names), list(arrays))}
+    out["head/kernel"] = linear.weight.detach().cpu().numpy().T.copy()
+    out["head/bias"] = linear.bias.detach().cpu().numpy().copy()
     return out
 
   return Runner(call=build(DROPOUT), to_numpy=to_numpy, framework="torch", check=lambda: build(0.0)())

@@ -1,0 +1,560 @@
+"""The prepared GPU check: correctness against float64, layer timings, a training step and the post's experiment.
+
+:func:`run` does the parts of a :class:`Plan` in order, each inside its share of
+a time budget, and rewrites the report after every part, so a run stopped from
+outside still leaves what it measured. Parts:
+
+1. ``environment``: device, driver, versions, the command.
+2. ``accuracy``: every ``jaxgru.Implementation`` (``auto`` aside) in float32 and
+   bfloat16 against float64 (:mod:`benchmarking.accuracy`).
+3. ``layers``: forward and forward+backward of ``jaxgru.GRU`` per implementation,
+   ``flax.linen.RNN(GRUCell)`` and ``torch.nn.GRU``, interleaved on the same weights
+   (:func:`benchmarking.run_case`), at KernelBench's, the post's and long shapes.
+4. ``train_step``: one Adam step of the FloydHub post's model per row
+   (:mod:`benchmarking.train_step`).
+5. ``energy``: the post's GRU against its LSTM on the real load data, several seeds,
+   the post's 5 epochs and a longer schedule (:func:`training.trainer.train_and_evaluate`).
+
+Then a proposal for ``"auto"`` on a GPU (:func:`propose_gpu_auto`). Files
+written into the output folder (at most 8): :data:`FILES`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from importlib import metadata
+
+import jax
+import numpy as np
+
+import jaxgru
+
+from benchmarking import accuracy
+from benchmarking import config as config_lib
+from benchmarking import registry
+from benchmarking import report as report_lib
+from benchmarking import results as results_lib
+from benchmarking.problem import make_problem
+from benchmarking.run import reference_for, run_case
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FILES = {
+    "report": "gpu_check.md",  # everything, readable
+    "data": "gpu_check.json",  # everything, every timed call
+    "log": "gpu_check.log",  # the progress lines
+    "chart": "tokens_per_s.png",  # layer and training-step throughput
+    "forecast": "energy_forecast.png",  # one test week: actual load, GRU, LSTM
+    "proposal": "gpu_auto.json",  # what "auto" should pick on this GPU, per H
+}
+# What jaxgru's dispatch picks for "auto" on a GPU before any measurement (jaxgru/dispatch.py).
+CURRENT_GPU_AUTO = "custom_vjp"
+IMPLEMENTATIONS = tuple(i.value for i in jaxgru.Implementation if i is not jaxgru.Implementation.AUTO)
+LAYER_ROWS = tuple(f"jaxgru.{i}" for i in IMPLEMENTATIONS) + ("flax", "torch")
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerCase:
+  """One timed layer problem."""
+
+  name: str
+  shape: tuple[int, int, int, int]  # (B, T, I, H)
+  num_layers: int  # L
+  bidirectional: bool
+  dtype: str  # compute dtype
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  """Everything one run does, in the order it does it; :func:`full_plan` and :func:`smoke_plan`."""
+
+  name: str  # "full" or "smoke"
+  accuracy_shape: tuple[int, int, int, int]  # (B, T, I, H), bidirectional, variable lengths
+  accuracy_layers: int
+  accuracy_pairs: tuple[tuple[str, str], ...]  # (implementation, dtype), in order
+  layer_cases: tuple[LayerCase, ...]  # in order of priority: the budget may stop before the last
+  train_shape: tuple[int, int, int, int]  # the post's model: (B, T, I, H)
+  train_layers: int
+  train_rows: tuple[str, ...]
+  energy_overrides: tuple[str, ...]  # for configs/energy_gru.yaml and energy_lstm.yaml
+  energy_seeds: tuple[int, ...]
+  post_epochs: int  # the post's schedule; read off the longer run (constant learning rate)
+  long_epochs: int  # the longer schedule
+  budget_s: float  # the whole run
+  shares: dict  # part -> fraction of budget_s it may use (leftovers pass on to the next part)
+
+
+def full_plan(budget_s: float = 450.0) -> Plan:
+  """The GPU run: about ``budget_s`` seconds (the command's limit must leave a margin for start-up)."""
+  gpu = config_lib.load(os.path.join(REPO, "configs", "bench", "gpu.yaml"))
+  longest = max(s[1] for s in gpu.shapes)
+  long_shapes = [s for s in gpu.shapes if s[1] == longest and s[3] <= 256][:2]  # a few of gpu.yaml's long sequences
+  kernelbench = (10, 512, 128, 256)  # nn.GRU(128, 256, num_layers=6), T=512, B=10 (KernelBench level 3)
+  post = (1024, 90, 5, 256)  # the FloydHub post: batch 1024, lookback 90, 5 features, 256 hidden, 2 layers
+  cases = [
+      LayerCase("kernelbench", kernelbench, 6, False, "float32"),
+      LayerCase("post", post, 2, False, "float32"),
+      LayerCase("kernelbench_bi", kernelbench, 6, True, "float32"),
+      LayerCase("kernelbench", kernelbench, 6, False, "bfloat16"),
+      LayerCase("post", post, 2, False, "bfloat16"),
+      *[LayerCase(f"long_h{s[3]}", tuple(s), 1, False, "float32") for s in long_shapes],
+      LayerCase("kernelbench_bi", kernelbench, 6, True, "bfloat16"),
+      *[LayerCase(f"long_h{s[3]}", tuple(s), 1, False, "bfloat16") for s in long_shapes],
+  ]
+  return Plan(
+      name="full",
+      accuracy_shape=(20, 24, 12, 64),  # B > 16: the Pallas kernel runs two batch blocks
+      accuracy_layers=2,
+      accuracy_pairs=tuple((i, d) for i in IMPLEMENTATIONS for d in ("float32", "bfloat16")),
+      layer_cases=tuple(cases),
+      train_shape=post,
+      train_layers=2,
+      train_rows=LAYER_ROWS,
+      energy_overrides=(),
+      energy_seeds=(0, 1, 2),
+      post_epochs=5,
+      long_epochs=40,
+      budget_s=budget_s,
+      shares={"accuracy": 0.12, "layers": 0.40, "train_step": 0.10, "energy": 0.36},
+  )
+
+
+def smoke_plan(budget_s: float = 120.0) -> Plan:
+  """Tiny sizes, one seed, each implementation checked once: every code path in seconds on a CPU."""
+  dtypes = ("float32", "bfloat16")
+  return Plan(
+      name="smoke",
+      accuracy_shape=(3, 5, 3, 16),
+      accuracy_layers=1,
+      accuracy_pairs=tuple((impl, dtypes[k % 2]) for k, impl in enumerate(IMPLEMENTATIONS)),
+      layer_cases=(LayerCase("tiny_bi", (2, 6, 3, 16), 2, True, "float32"),),
+      train_shape=(8, 6, 5, 16),
+      train_layers=2,
+      train_rows=("jaxgru.custom_vjp", "jaxgru.pallas", "flax", "torch"),
+      energy_overrides=("model.hidden=8", "model.num_layers=1", "task.lookback=6", "train.batch_size=4096",
+                        "train.eval_batch_size=4096"),
+      energy_seeds=(0,),
+      post_epochs=1,
+      long_epochs=2,
+      budget_s=budget_s,
+      shares={"accuracy": 0.25, "layers": 0.25, "train_step": 0.2, "energy": 0.3},
+  )
+
+
+# --- environment ---------------------------------------------------------------------------------
+
+
+def _version(package: str) -> str | None:
+  try:
+    return metadata.version(package)
+  except metadata.PackageNotFoundError:
+    return None
+
+
+def environment(command: Sequence[str]) -> dict:
+  """Device, driver, versions and the exact command (:func:`benchmarking.results.environment` and more)."""
+  env = results_lib.environment()
+  env["command"] = " ".join(command)
+  env["devices"] = [str(d) for d in jax.devices()]
+  env["versions"].update({p: _version(p) for p in (
+      "jax-cuda13-plugin", "jax-cuda13-pjrt", "jax-cuda12-plugin", "optax", "orbax-checkpoint", "pydantic",
+      "tensorboardX", "triton")})
+  try:
+    smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total,clocks.max.sm,power.limit",
+                          "--format=csv,noheader"], capture_output=True, text=True, timeout=20, check=True)
+    env["nvidia_smi"] = smi.stdout.strip()
+  except (OSError, subprocess.SubprocessError) as e:
+    env["nvidia_smi"] = f"not available ({type(e).__name__})"
+  try:
+    import torch  # noqa: PLC0415  (optional)
+
+    env["torch_cuda"] = torch.version.cuda
+    env["torch_cudnn"] = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+  except ImportError:
+    pass
+  env["platform"] = platform.platform()
+  env["xla_flags"] = os.environ.get("XLA_FLAGS", "")
+  return env
+
+
+# --- the parts -----------------------------------------------------------------------------------
+
+
+class Clock:
+  """The run's time budget: each part may use its share plus what earlier parts left."""
+
+  def __init__(self, plan: Plan):
+    self.plan, self.start = plan, time.perf_counter()
+    self.order = list(plan.shares)
+
+  def elapsed(self) -> float:
+    return time.perf_counter() - self.start
+
+  def part_deadline(self, part: str) -> float:
+    """Seconds since the start by which ``part`` must stop starting new work."""
+    later = sum(self.plan.shares[p] for p in self.order[self.order.index(part) + 1:])
+    return self.plan.budget_s * (1.0 - later)
+
+  def left(self, part: str) -> float:
+    return self.part_deadline(part) - self.elapsed()
+
+
+def run_accuracy(plan: Plan, clock: Clock, log: Callable[[str], None]) -> list[dict]:
+  """Part 2: one :func:`benchmarking.accuracy.check` per (implementation, dtype), each on fresh data."""
+  out = []
+  for index, (implementation, dtype) in enumerate(plan.accuracy_pairs):
+    if clock.left("accuracy") <= 0:
+      out.append({"implementation": implementation, "dtype": dtype, "status": "not run", "message": "time budget"})
+      log(f"  accuracy {implementation:<20} {dtype:<9} not run: time budget")
+      continue
+    r = accuracy.check(implementation, dtype, shape=plan.accuracy_shape, num_layers=plan.accuracy_layers,
+                       seed=100 + index)
+    out.append(r._asdict())
+    log(f"  accuracy {implementation:<20} {dtype:<9} {r.status:<8} worst {r.worst or '-'} {r.worst_error:.2e} "
+        f"(tolerance {r.tolerance:.0e}), {r.seconds:.1f} s {r.message if r.status != 'ok' else ''}")
+  return out
+
+
+def _bench_config(rows: Sequence[str], tolerances: dict | None = None, *, repeats: int = 10, warmup: int = 2):
+  data = {"shapes": [[1, 1, 1, 1]], "repeats": repeats, "warmup": warmup, "results_dir": "unused",
+          "implementations": {"include": list(rows)}}
+  gpu = config_lib.load(os.path.join(REPO, "configs", "bench", "gpu.yaml"))
+  data["tolerances"] = tolerances or {k: v.model_dump() for k, v in gpu.tolerances.items()}
+  return config_lib.config_lib.validate(config_lib.BenchConfig, data, "gpu_check")
+
+
+def run_layers(plan: Plan, clock: Clock, log: Callable[[str], None]) -> tuple[list, list]:
+  """Part 3: per :class:`LayerCase`, forward then forward+backward, every row interleaved (gpu.yaml's tolerances)."""
+  config = _bench_config(LAYER_ROWS, warmup=0 if plan.name == "smoke" else 2)
+  cases, skipped, longest = [], [], 0.0
+  for case in plan.layer_cases:
+    if clock.left("layers") < longest:  # the next case might not fit: keep the time for the later parts
+      skipped.append(dataclasses.asdict(case))
+      log(f"  layers {case.name} {case.dtype}: not run (time budget)")
+      continue
+    started = time.perf_counter()
+    problem = make_problem(case.shape, case.dtype, num_layers=case.num_layers, bidirectional=case.bidirectional)
+    log(f"  layers {case.name} {problem.label} {case.dtype} [{clock.elapsed():.0f} s]")
+    cache: dict = {}
+    for mode in (registry.Mode.FORWARD, registry.Mode.FORWARD_BACKWARD):
+      references = {"gru": reference_for("gru", problem, mode, cache)}
+      cases.append(run_case(problem, mode, LAYER_ROWS, references, config, log=log))
+    longest = max(longest, time.perf_counter() - started)
+  return cases, skipped
+
+
+# Adam's first step moves every parameter by about the learning rate (1e-3) along the sign of its
+# gradient; where TF32 rounding flips the sign of a near-zero gradient the parameter lands 2e-3 away.
+# The gradients themselves are checked tightly in the accuracy part.
+TRAIN_STEP_TOLERANCE = {"float32": {"atol": 2.5e-3, "rtol": 0.0}}
+
+
+def run_train_step(plan: Plan, clock: Clock, log: Callable[[str], None]) -> list:
+  """Part 4: one Adam step of the post's model, every row interleaved (:mod:`benchmarking.train_step`)."""
+  if clock.left("train_step") <= 0:
+    log("  train_step: not run (time budget)")
+    return []
+  config = _bench_config(plan.train_rows, TRAIN_STEP_TOLERANCE, warmup=0 if plan.name == "smoke" else 1)
+  problem = make_problem(plan.train_shape, "float32", num_layers=plan.train_layers)
+  mode = registry.Mode.TRAIN_STEP
+  log(f"  train_step {problem.label} float32 [{clock.elapsed():.0f} s]")
+  references = {"gru": reference_for("gru", problem, mode, {})}
+  return [run_case(problem, mode, plan.train_rows, references, config, log=log)]
+
+
+def run_energy(plan: Plan, clock: Clock, log: Callable[[str], None], workdir: str) -> dict:
+  """Part 5: the post's GRU and LSTM on the real load data, seeds alternating, as long as the budget allows.
+
+  One run per (model, seed) with ``long_epochs`` epochs at the post's constant
+  learning rate: its evaluation after ``post_epochs`` epochs is the post's
+  schedule (the same steps, batches and dropout keys), its last one the longer schedule.
+  """
+  from config_files import load_config  # noqa: PLC0415  (the training extra)
+  from training import compare as compare_lib  # noqa: PLC0415
+  from training import history  # noqa: PLC0415
+  from training import tasks  # noqa: PLC0415
+  from training.schema import TrainConfig  # noqa: PLC0415
+  from training.trainer import train_and_evaluate  # noqa: PLC0415
+
+  csv = os.path.join(REPO, "data", "PTELD_hourly.csv")
+  base = [f"task.csv_files=[{csv}]", "train.progress_bar=false", f"train.num_epochs={plan.long_epochs}",
+          *plan.energy_overrides]
+  probe = load_config(TrainConfig, os.path.join(REPO, "configs", "energy_gru.yaml"), base)
+  steps_per_epoch = tasks.build_task(probe.task, seed=0, batch_size=probe.train.batch_size).steps_per_epoch
+  every = plan.post_epochs * steps_per_epoch  # evaluations (and checkpoints) at the post's epoch 5, 10, ...
+  base += [f"train.eval_every={every}", f"train.checkpoint_every={every}"]
+  runs, post_rows, not_run, took = [], [], [], {}
+  for seed in plan.energy_seeds:
+    for model in ("gru", "lstm"):
+      need = took.get(model, 0.0) * 1.1
+      if clock.left("energy") < need or clock.left("energy") <= 0:
+        not_run.append({"model": model, "seed": seed, "why": "time budget"})
+        log(f"  energy {model} seed {seed}: not run (time budget)")
+        continue
+      config = load_config(TrainConfig, os.path.join(REPO, "configs", f"energy_{model}.yaml"), [*base, f"seed={seed}"])
+      folder = os.path.join(workdir, f"{model}_seed{seed}")
+      started = time.perf_counter()
+      summary = train_and_evaluate(config, folder)
+      took[model] = time.perf_counter() - started
+      runs.append(folder)
+      at_post = [r for r in history.read(os.path.join(folder, "metrics.jsonl"))
+                 if r.get("split") == "test" and r["step"] == every]
+      post_rows.append({"model": model, "seed": seed, "epochs": plan.post_epochs, **(at_post[0] if at_post else {})})
+      log(f"  energy {model} seed {seed}: {took[model]:.0f} s, {summary['seconds_per_epoch']:.2f} s/epoch, "
+          f"test sMAPE {summary['test']['smape']:.3f}% after {plan.long_epochs} epochs"
+          + (f", {at_post[0]['smape']:.3f}% after {plan.post_epochs}" if at_post else ""))
+  result = {"steps_per_epoch": steps_per_epoch, "post_epochs": plan.post_epochs, "long_epochs": plan.long_epochs,
+            "overrides": base, "not_run": not_run, "post": post_rows, "long": [], "long_models": [],
+            "markdown_long": "", "markdown_seeds": ""}
+  if runs:
+    comparison = os.path.join(workdir, "comparison")
+    rows = compare_lib.compare(runs, comparison)
+    result["long"] = [{k: v for k, v in r.items() if k != "workdir"} for r in rows]
+    result["long_models"] = compare_lib.seed_summary(rows)
+    result["markdown_long"] = compare_lib.markdown(rows)
+    result["markdown_seeds"] = compare_lib.markdown_seeds(rows)
+    result["forecast_png"] = os.path.join(comparison, "comparison.png")
+  return result
+
+
+# --- what the measurements say -------------------------------------------------------------------
+
+
+def propose_gpu_auto(accuracy_results: Sequence[dict], cases: Sequence[results_lib.CaseResult], *,
+                     current: str = CURRENT_GPU_AUTO) -> dict:
+  """What ``"auto"`` should pick on this GPU, per H, from the forward+backward timings.
+
+  An implementation is eligible when it passed every accuracy check it had and
+  was timed in every forward+backward case of that H. The choice moves away
+  from ``current`` only to an implementation faster in every such case by more
+  than the spread (its upper quartile below the current one's lower quartile);
+  otherwise it stays.
+
+  Returns:
+    ``{"current": ..., "by_hidden": [{"hidden", "choice", "fastest", "geomean_ratio_to_current",
+    "cases"}], "dispatch_rule": a Python line for jaxgru/dispatch.py}``.
+  """
+  failed = {r["implementation"] for r in accuracy_results if r.get("status") not in ("ok", "not run")}
+  checked = {r["implementation"] for r in accuracy_results if r.get("status") == "ok"}
+  by_hidden: dict[int, list] = {}
+  for case in cases:
+    if case.mode == registry.Mode.FORWARD_BACKWARD.value:
+      by_hidden.setdefault(case.shape[3], []).append(case)
+  proposal = []
+  for hidden, group in sorted(by_hidden.items()):
+    timed: dict[str, list] = {}
+    for case in group:
+      rows = {r.name.removeprefix("jaxgru."): r for r in case.rows if r.name.startswith("jaxgru.") and r.timed}
+      for name, row in rows.items():
+        timed.setdefault(name, []).append((case.label + " " + case.dtype, row.stats))
+    eligible = {n: s for n, s in timed.items() if len(s) == len(group) and n in checked and n not in failed}
+    entry = {"hidden": hidden, "cases": [c.label + " " + c.dtype for c in group], "choice": current,
+             "fastest": None, "geomean_ratio_to_current": {}, "why": ""}
+    if current not in eligible:
+      entry["why"] = f"{current} was not checked and timed in every case of this H: no change"
+      proposal.append(entry)
+      continue
+    base = dict(eligible[current])
+    ratios = {n: math.exp(np.mean([math.log(st.median / base[label].median) for label, st in s]))
+              for n, s in eligible.items()}
+    fastest = min(ratios, key=ratios.get)
+    clearly = all(st.q3 < base[label].q1 for label, st in eligible[fastest])
+    entry.update(fastest=fastest, geomean_ratio_to_current={n: round(r, 4) for n, r in ratios.items()})
+    if fastest != current and clearly:
+      entry["choice"] = fastest
+      entry["why"] = f"{fastest} faster than {current} in every case beyond the interquartile spread"
+    else:
+      entry["why"] = ("the current choice is the fastest" if fastest == current
+                      else f"{fastest} is not faster beyond the spread in every case: no change")
+    proposal.append(entry)
+  table = tuple((e["hidden"], e["choice"]) for e in proposal)
+  return {"current": current, "by_hidden": proposal,
+          "dispatch_rule": f"GPU_AUTO_BY_HIDDEN = {table!r}  # (largest H measured, implementation); above: the last"}
+
+
+def goals(cases: Sequence[results_lib.CaseResult]) -> list[dict]:
+  """The issue's speed goals at KernelBench's and the post's shapes: best and current-``auto`` row vs torch and flax."""
+  out = []
+  for case in cases:
+    if case.mode != registry.Mode.FORWARD_BACKWARD.value or case.shape[0] not in (10, 1024):
+      continue
+    rows = {r.name: r for r in case.rows if r.timed}
+    jax_rows = {n: r for n, r in rows.items() if n.startswith("jaxgru.")}
+    if not jax_rows:
+      continue
+    best = min(jax_rows.values(), key=lambda r: r.stats.median)
+    auto = rows.get(f"jaxgru.{CURRENT_GPU_AUTO}")
+    out.append({
+        "case": f"{case.label} {case.dtype}", "best": best.name,
+        "best_x_torch": best.ratio_to.get("torch"), "best_x_flax": best.ratio_to.get("flax"),
+        "auto_x_torch": auto.ratio_to.get("torch") if auto else None,
+        "auto_x_flax": auto.ratio_to.get("flax") if auto else None,
+    })
+  return out
+
+
+# --- the report ----------------------------------------------------------------------------------
+
+
+def _fmt(value, spec=".2f"):
+  return "n/a" if value is None else format(value, spec)
+
+
+def markdown(state: dict) -> str:
+  """The whole report as one Markdown page."""
+  env = state["environment"]
+  lines = ["# jaxgru on a GPU: the prepared check", "",
+           f"- command: `{env.get('command')}`", f"- plan: {state['plan']['name']}, budget {state['plan']['budget_s']:.0f} s;"
+           f" ran {state.get('wall_s', 0):.0f} s; parts: " + ", ".join(f"{k} {v}" for k, v in state["parts"].items()),
+           f"- device: JAX {env.get('jax_backend')} ({env.get('jax_device')}); nvidia-smi: {env.get('nvidia_smi')};"
+           f" torch CUDA {env.get('torch_cuda')}, cuDNN {env.get('torch_cudnn')}, torch on {env.get('torch_device')}",
+           f"- versions: python {env.get('python')}, " + ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v),
+           f"- run: {env.get('utc')}, git {env.get('git_commit')}, {env.get('cpu_count')} CPUs ({env.get('cpu')})", ""]
+  lines += ["## Correctness against float64", "",
+            "`torch.nn.GRU` in float64 on the CPU, packed variable lengths, bidirectional, "
+            f"B,T,I,H = {state['plan']['accuracy_shape']}, {state['plan']['accuracy_layers']} layers; outputs, final states"
+            " and the gradients of every input, initial state and weight; relative error ||x - ref|| / ||ref|| per array"
+            " (worst shown), fresh data per check.", "",
+            "| implementation | dtype | status | worst array | relative error | tolerance | first call s |",
+            "|---|---|---|---|---|---|---|"]
+  for r in state.get("accuracy", []):
+    lines.append(f"| {r['implementation']} | {r['dtype']} | {r['status']}{': ' + r['message'] if r.get('message') else ''} |"
+                 f" {r.get('worst') or '-'} | {_fmt(r.get('worst_error'), '.2e')} | {_fmt(r.get('tolerance'), '.0e')} |"
+                 f" {_fmt(r.get('seconds'), '.1f')} |")
+  if state.get("layers_md"):
+    lines += ["", "## Layer timings", "",
+              "Interleaved on the same weights; median and IQR of 10 timed calls; ×flax/×torch are ratios of medians;"
+              " rows checked first against a float32 reference at highest precision (gpu.yaml's tolerances); memory:"
+              " XLA's buffers of one compiled call (JAX), `torch.cuda.max_memory_allocated` (torch).", "",
+              state["layers_md"]]
+  if state.get("layers_skipped"):
+    lines += ["Not run (time budget): " + ", ".join(f"{c['name']} {c['dtype']}" for c in state["layers_skipped"]), ""]
+  if state.get("goals"):
+    lines += ["### Goals (forward+backward): jaxgru ≤ 1.0× torch (cuDNN), ≤ 0.5× flax", "",
+              "| case | fastest jaxgru row | ×torch | ×flax | " + f"{CURRENT_GPU_AUTO} (auto today) ×torch | ×flax |",
+              "|---|---|---|---|---|---|"]
+    for g in state["goals"]:
+      lines.append(f"| {g['case']} | {g['best']} | {_fmt(g['best_x_torch'])} | {_fmt(g['best_x_flax'])} |"
+                   f" {_fmt(g['auto_x_torch'])} | {_fmt(g['auto_x_flax'])} |")
+    lines.append("")
+  if state.get("train_step_md"):
+    lines += ["## One training step of the post's model", "",
+              "GRU 5 -> 256 x 2, dropout 0.2, ReLU + Linear on the last step, MSE, Adam 1e-3, batch 1024, lookback 90;"
+              " checked after one step from the same weights with dropout off (tolerance atol 2.5e-3: Adam's first"
+              " step moves each weight by ±1e-3).", "", state["train_step_md"]]
+  energy = state.get("energy")
+  if energy:
+    lines += ["## The post's experiment on the real load data: GRU against LSTM", "",
+              f"`configs/energy_gru.yaml` / `energy_lstm.yaml` with overrides {energy['overrides']};"
+              f" {energy['steps_per_epoch']} steps per epoch. After the post's {energy['post_epochs']} epochs"
+              " (the same run's evaluation at that step: constant learning rate):", "",
+              "| model | seed | sMAPE % | MAE | RMSE |", "|---|---|---|---|---|"]
+    for r in energy["post"]:
+      lines.append(f"| {r['model']} | {r['seed']} | {_fmt(r.get('smape'), '.3f')} | {_fmt(r.get('mae'))} |"
+                   f" {_fmt(r.get('rmse'))} |")
+    lines += ["", f"After {energy['long_epochs']} epochs (s / epoch: training time per epoch, without compiling,"
+              " evaluation or checkpoints):", "", energy["markdown_long"], "", energy["markdown_seeds"], ""]
+    if energy["not_run"]:
+      lines += ["Not run (time budget): " + ", ".join(f"{r['model']} seed {r['seed']}" for r in energy["not_run"]), ""]
+  proposal = state.get("proposal")
+  if proposal:
+    lines += ["## Proposal: `\"auto\"` on this GPU", "",
+              f"Today `\"auto\"` on a GPU is `{proposal['current']}`. Forward+backward timings, per H "
+              "(geometric mean of median ratios to the current choice over the cases of that H):", "",
+              "| H | cases | fastest | ratios to current | proposed | why |", "|---|---|---|---|---|---|"]
+    for e in proposal["by_hidden"]:
+      ratios = ", ".join(f"{k} {v:.2f}" for k, v in e["geomean_ratio_to_current"].items())
+      lines.append(f"| {e['hidden']} | {'; '.join(e['cases'])} | {e['fastest']} | {ratios} | {e['choice']} | {e['why']} |")
+    lines += ["", f"As a table for `jaxgru/dispatch.py`: `{proposal['dispatch_rule']}`", ""]
+  if state.get("errors"):
+    lines += ["## Errors", ""] + [f"- {e}" for e in state["errors"]] + [""]
+  return "\n".join(lines) + "\n"
+
+
+def write(state: dict, out: str, cases: Sequence[results_lib.CaseResult]) -> None:
+  """(Re)writes the report, the data and the chart; the log is written as it goes."""
+  report = results_lib.Report(state["environment"], {"plan": state["plan"]}, state.get("wall_s", 0.0), tuple(cases))
+  data = {k: v for k, v in state.items() if not k.endswith("_md")}
+  data["cases"] = json.loads(report_lib.to_json(report))["cases"]
+  text = json.dumps(report_lib._jsonable(data), indent=1, allow_nan=False)  # noqa: SLF001
+  page = markdown(state)
+  with open(os.path.join(out, FILES["data"]), "w", encoding="utf-8") as f:
+    f.write(text + "\n")
+  with open(os.path.join(out, FILES["report"]), "w", encoding="utf-8") as f:
+    f.write(page)
+  if state.get("proposal"):
+    with open(os.path.join(out, FILES["proposal"]), "w", encoding="utf-8") as f:
+      json.dump(state["proposal"], f, indent=1)
+  if any(r.timed for c in cases for r in c.rows):
+    report_lib.chart(report).savefig(os.path.join(out, FILES["chart"]), dpi=100)
+
+
+PARTS = ("accuracy", "layers", "train_step", "energy")
+
+
+def run(plan: Plan, out: str, *, command: Sequence[str], parts: Sequence[str] = PARTS) -> dict:
+  """Runs ``parts`` of ``plan``, writing into ``out`` (an existing, empty folder) after each.
+
+  Returns:
+    The state that :func:`markdown` renders (also in ``gpu_check.json``).
+  """
+  clock = Clock(plan)
+  log_file = open(os.path.join(out, FILES["log"]), "a", encoding="utf-8")  # noqa: SIM115  (closed below)
+
+  def log(line: str) -> None:
+    stamped = f"[{clock.elapsed():6.1f} s] {line}"
+    print(stamped, file=sys.stderr, flush=True)
+    log_file.write(stamped + "\n")
+    log_file.flush()
+
+  state = {"plan": dataclasses.asdict(plan), "parts": {p: ("pending" if p in parts else "not asked") for p in PARTS},
+           "errors": []}
+  state["environment"] = environment(command)
+  env = state["environment"]
+  log(f"gpu_check ({plan.name}) on {env['jax_backend']} ({env['jax_device']}); {env.get('nvidia_smi')}")
+  cases: list = []
+  workdir = tempfile.mkdtemp(prefix="gpu_check_runs_")
+  try:
+    for part in parts:
+      log(f"{part} (may use until {clock.part_deadline(part):.0f} s)")
+      started = time.perf_counter()
+      try:
+        if part == "accuracy":
+          state["accuracy"] = run_accuracy(plan, clock, log)
+        elif part == "layers":
+          layer_cases, state["layers_skipped"] = run_layers(plan, clock, log)
+          cases += layer_cases
+          state["layers_md"] = report_lib.markdown_tables(results_lib.Report({}, {}, 0.0, tuple(layer_cases)))
+          state["goals"] = goals(layer_cases)
+        elif part == "train_step":
+          step_cases = run_train_step(plan, clock, log)
+          cases += step_cases
+          if step_cases:
+            state["train_step_md"] = report_lib.markdown_tables(results_lib.Report({}, {}, 0.0, tuple(step_cases)))
+        elif part == "energy":
+          state["energy"] = run_energy(plan, clock, log, workdir)
+          if state["energy"].get("forecast_png"):
+            shutil.copyfile(state["energy"].pop("forecast_png"), os.path.join(out, FILES["forecast"]))
+        state["parts"][part] = f"done in {time.perf_counter() - started:.0f} s"
+      except Exception as e:  # one part failing must not lose the others' results
+        message = f"{part}: {type(e).__name__}: {e}".splitlines()[0][:500]
+        state["errors"].append(message)
+        state["parts"][part] = "failed"
+        log(f"ERROR {message}")
+      state["proposal"] = propose_gpu_auto(state.get("accuracy", []), cases)
+      state["wall_s"] = clock.elapsed()
+      write(state, out, cases)
+  finally:
+    shutil.rmtree(workdir, ignore_errors=True)
+    log(f"done in {clock.elapsed():.0f} s; wrote {', '.join(sorted(os.listdir(out)))} into {out}")
+    log_file.close()
+  return state
