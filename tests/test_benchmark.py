@@ -22,7 +22,7 @@ from jaxgru import Implementation
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs" / "bench"
-TINY = ["shapes=[[2,5,3,4]]", "output_dir=unused"]
+TINY = ["shapes=[[2,5,3,4]]", "results_dir=unused"]
 LAYER_MODES = {benchmarking.Mode.FORWARD, benchmarking.Mode.FORWARD_BACKWARD}
 
 
@@ -56,13 +56,13 @@ def test_gpu_config_has_float32_and_bfloat16():
 
 def test_overrides_apply():
   config = benchmarking.load(CONFIGS / "cpu.yaml", ["shapes=[[1,2,3,4]]", "repeats=12", "implementations.exclude=[torch]",
-                                                  "modes=[forward]", "output_dir=/tmp/x"])
+                                                  "modes=[forward]", "results_dir=/tmp/x"])
   assert config.shapes == ((1, 2, 3, 4),)
   assert config.repeats == 12
   assert config.modes == (benchmarking.Mode.FORWARD,)
   assert "torch" not in config.implementations.selected()
   assert "flax" in config.implementations.selected()
-  assert config.output_dir == "/tmp/x"
+  assert config.results_dir == "/tmp/x"
 
 
 @pytest.mark.parametrize(
@@ -388,8 +388,10 @@ def test_rows_without_a_training_step_are_error_rows():
 def test_end_to_end_through_the_entry_point(tmp_path, capsys):
   out = tmp_path / "run"
   entry = _load_entry_point()
-  rc = entry.main(["--config", str(CONFIGS / "gpu.yaml"), "shapes=[[2,6,3,4]]", "dtypes=[float32]",
-                   "implementations.include=[jaxgru.scan,flax,torch]", f"output_dir={out}", "--note", "test run"])
+  smoke = ["--cpu-smoke"] if jax.default_backend() != "gpu" else []
+  rc = entry.main(["--config", str(CONFIGS / "gpu.yaml"), *smoke, "cpu_smoke_shapes=[[2,6,3,4]]", "shapes=[[2,6,3,4]]",
+                   "dtypes=[float32]", "implementations.include=[jaxgru.scan,flax,torch]", "--out", str(out),
+                   "--note", "test run"])
   assert rc == 0
   data = json.loads((out / "results.json").read_text())
   assert [(c["mode"], c["dtype"]) for c in data["cases"]] == [("forward", "float32"), ("forward_backward", "float32")]
@@ -408,6 +410,41 @@ def test_end_to_end_through_the_entry_point(tmp_path, capsys):
 
 def test_entry_point_rejects_a_bad_config_before_writing(tmp_path, capsys):
   out = tmp_path / "never"
-  rc = _load_entry_point().main(["--config", str(CONFIGS / "cpu.yaml"), "repeats=3", f"output_dir={out}"])
+  rc = _load_entry_point().main(["--config", str(CONFIGS / "cpu.yaml"), "repeats=3", "--out", str(out)])
   assert rc == 2 and not out.exists()
   assert "repeats" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(jax.default_backend() == "gpu", reason="checks the refusal on a machine without a GPU")
+def test_gpu_config_without_a_gpu_stops_at_once(tmp_path, capsys):
+  out = tmp_path / "never"
+  rc = _load_entry_point().main(["--config", str(CONFIGS / "gpu.yaml"), "--out", str(out)])
+  err = capsys.readouterr().err
+  assert rc == 2 and not out.exists() and err.count("\n") == 1
+  assert "GPU config" in err and "--cpu-smoke" in err
+  smoke = benchmarking.for_this_machine(benchmarking.load(CONFIGS / "gpu.yaml"), "cpu", cpu_smoke=True)
+  assert smoke.shapes == benchmarking.load(CONFIGS / "gpu.yaml").cpu_smoke_shapes
+  assert max(b * t * h for b, t, _, h in smoke.shapes) <= 8 * 128 * 32
+  with pytest.raises(benchmarking.DeviceError, match="this machine has a GPU"):
+    benchmarking.for_this_machine(smoke, "gpu", cpu_smoke=True)
+  assert benchmarking.for_this_machine(benchmarking.load(CONFIGS / "cpu.yaml"), "cpu").shapes  # any device
+  rc = _load_entry_point().main(["--config", str(CONFIGS / "gpu.yaml"), "--cpu-smoke", "--update-results"])
+  assert rc == 2 and "never replace the committed results" in capsys.readouterr().err
+
+
+def test_runs_never_write_over_files(tmp_path, monkeypatch, capsys):
+  held = tmp_path / "held"
+  held.mkdir()
+  (held / "results.md").write_text("a user's run")
+  rc = _load_entry_point().main(["--config", str(CONFIGS / "cpu.yaml"), "--out", str(held)])
+  assert rc == 2 and "already holds files" in capsys.readouterr().err
+  assert (held / "results.md").read_text() == "a user's run"
+  monkeypatch.chdir(tmp_path)  # the default folder is relative: runs/bench/<config>-<UTC time>
+  entry = _load_entry_point()
+  config = benchmarking.load(CONFIGS / "cpu.yaml")
+  first = entry.output_dir("configs/bench/cpu.yaml", config, None, False)
+  (pathlib.Path(first) / "results.md").write_text("first")
+  second = entry.output_dir("configs/bench/cpu.yaml", config, None, False)
+  assert pathlib.Path(first).resolve().parent == pathlib.Path(second).resolve().parent == tmp_path / "runs" / "bench"
+  assert first != second and pathlib.Path(first).name.startswith("cpu-")
+  assert entry.output_dir("configs/bench/cpu.yaml", config, None, True) == config.results_dir  # asked for
