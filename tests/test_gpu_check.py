@@ -15,6 +15,7 @@ import pytest
 from jax import export
 
 import jaxgru
+import benchmarking
 from benchmarking import accuracy, gpu_check, results, timing
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -76,7 +77,7 @@ def test_every_pallas_configuration_of_the_gpu_run_lowers_for_cuda():
     seen.add((hidden, dtype, batch % 16 == 0))
     layer = jaxgru.GRU(features=hidden, bidirectional=True, implementation="pallas", dtype=jnp.dtype(dtype))
     params = {name: {k: jax.ShapeDtypeStruct(np.shape(v), jnp.float32) for k, v in p.items()}
-              for name, p in gpu_check.make_problem((batch, 4, 8, hidden), dtype, bidirectional=True).params.items()}
+              for name, p in benchmarking.make_problem((batch, 4, 8, hidden), dtype, bidirectional=True).params.items()}
 
     def loss(params, x, lengths, layer=layer):
       y, h_n = layer.apply({"params": params}, x, seq_lengths=lengths)
@@ -90,7 +91,7 @@ def test_every_pallas_configuration_of_the_gpu_run_lowers_for_cuda():
 
 
 def test_float64_reference_catches_a_wrong_gradient():
-  problem = gpu_check.make_problem((3, 4, 2, 4), "float32", num_layers=1, bidirectional=True, seed=5)
+  problem = benchmarking.make_problem((3, 4, 2, 4), "float32", num_layers=1, bidirectional=True, seed=5)
   extras = accuracy.draw_extras(problem, 5)
   reference = accuracy.float64_reference(problem, extras)
   assert extras["lengths"][0] == 4 and extras["lengths"][-1] == 1

@@ -37,6 +37,7 @@ from importlib import metadata
 import jax
 import numpy as np
 
+import config_files
 import jaxgru
 
 from benchmarking import accuracy
@@ -240,7 +241,7 @@ def _bench_config(rows: Sequence[str], tolerances: dict | None = None, *, repeat
           "implementations": {"include": list(rows)}}
   gpu = config_lib.load(os.path.join(REPO, "configs", "bench", "gpu.yaml"))
   data["tolerances"] = tolerances or {k: v.model_dump() for k, v in gpu.tolerances.items()}
-  return config_lib.config_lib.validate(config_lib.BenchConfig, data, "gpu_check")
+  return config_files.validate(config_lib.BenchConfig, data, "gpu_check")
 
 
 def run_layers(plan: Plan, clock: Clock, log: Callable[[str], None]) -> tuple[list, list]:
@@ -496,7 +497,7 @@ def write(state: dict, out: str, cases: Sequence[results_lib.CaseResult]) -> Non
   report = results_lib.Report(state["environment"], {"plan": state["plan"]}, state.get("wall_s", 0.0), tuple(cases))
   data = {k: v for k, v in state.items() if not k.endswith("_md")}
   data["cases"] = json.loads(report_lib.to_json(report))["cases"]
-  text = json.dumps(report_lib._jsonable(data), indent=1, allow_nan=False)  # noqa: SLF001
+  text = json.dumps(report_lib.jsonable(data), indent=1, allow_nan=False)
   page = markdown(state)
   with open(os.path.join(out, FILES["data"]), "w", encoding="utf-8") as f:
     f.write(text + "\n")

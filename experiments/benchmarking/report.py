@@ -15,28 +15,29 @@ _MODE_TITLES = {"forward": "forward", "forward_backward": "forward+backward",
                 "train_step": "training step (forward, loss, backward, Adam)"}
 
 
-def _jsonable(value):
+def jsonable(value):
+  """``value`` (dataclasses, NamedTuples, NumPy scalars, non-finite floats as strings) as plain JSON types."""
   if isinstance(value, float) and not math.isfinite(value):
     return str(value)  # "inf": a result that could not be compared; JSON has no infinity
   if hasattr(value, "_asdict"):  # NamedTuple (Stats)
-    return {k: _jsonable(v) for k, v in value._asdict().items()}
+    return {k: jsonable(v) for k, v in value._asdict().items()}
   if dataclasses.is_dataclass(value):
-    out = {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    out = {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, CaseResult):
       out["label"] = value.label
     return out
   if isinstance(value, dict):
-    return {str(k): _jsonable(v) for k, v in value.items()}
+    return {str(k): jsonable(v) for k, v in value.items()}
   if isinstance(value, (list, tuple)):
-    return [_jsonable(v) for v in value]
+    return [jsonable(v) for v in value]
   if isinstance(value, np.generic):
-    return _jsonable(value.item())
+    return jsonable(value.item())
   return value
 
 
 def to_json(report: Report) -> str:
   """The whole report as standard JSON (no NaN/Infinity literals)."""
-  return json.dumps(_jsonable(report), indent=1, allow_nan=False)
+  return json.dumps(jsonable(report), indent=1, allow_nan=False)
 
 
 def _fmt(value, spec: str, scale: float = 1.0) -> str:
