@@ -29,7 +29,8 @@ def _as_f32(a) -> np.ndarray:
   return np.asarray(jnp.asarray(a, jnp.float32))
 
 
-def _jax_memory(jitted, args) -> int | None:
+def jax_memory_bytes(jitted, args) -> int | None:
+  """XLA's buffers for one call of ``jitted(*args)``; ``None`` where the backend reports no device memory."""
   # Only where the backend reports device memory (GPUs); the CPU client does not.
   if jax.devices()[0].memory_stats() is None:
     return None
@@ -87,7 +88,7 @@ def jax_runner(
   return Runner(
       call=lambda: jax.block_until_ready(jitted(*args)),
       to_numpy=to_numpy,
-      memory_bytes=lambda: _jax_memory(jitted, args),
+      memory_bytes=lambda: jax_memory_bytes(jitted, args),
       framework="jax",
   )
 

@@ -39,6 +39,25 @@ class Mode(str, enum.Enum):
   # one optimizer step of the FloydHub post's model: the GRU stack, dropout between layers,
   # ReLU and Linear on the last step, MSE loss, backward, Adam (benchmarking.train_step)
   TRAIN_STEP = "train_step"
+  # a recurrent policy's update (purejaxrl's PPO-RNN): the loss of a value head over a rollout
+  # with episode resets, and its gradients w.r.t. the GRU and the head (benchmarking.recurrent_policy)
+  POLICY_UPDATE = "policy_update"
+  # a recurrent policy acting: one step of every environment, carry in and out, resets applied
+  POLICY_STEP = "policy_step"
+
+  def tokens(self, shape) -> int:
+    """Tokens one call of this mode processes for a problem of ``shape`` ``(B, T, I, H)``.
+
+    >>> Mode.FORWARD.tokens((8, 64, 16, 32)), Mode.POLICY_STEP.tokens((8, 64, 16, 32))
+    (512, 8)
+    """
+    batch, steps = shape[0], shape[1]
+    return batch if self is Mode.POLICY_STEP else batch * steps
+
+
+GRU_MODES = (Mode.FORWARD, Mode.FORWARD_BACKWARD, Mode.TRAIN_STEP)  # what a row computes unless it says
+POLICY_MODES = (Mode.POLICY_UPDATE, Mode.POLICY_STEP)
+DEFAULT_BASELINES = ("flax", "torch")  # rows every other row is compared with, unless the mode registers its own
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +98,7 @@ class Peer:
   factory: Factory
   model: str  # rows are checked against the reference registered for this model
   requires: tuple[str, ...]  # importable modules; the row is skipped when one is missing
+  modes: tuple[Mode, ...] = GRU_MODES  # the modes it has a model for; skipped in the others
 
   def missing(self) -> tuple[str, ...]:
     """The required modules that cannot be imported here."""
@@ -87,21 +107,26 @@ class Peer:
 
 _PEERS: dict[str, Peer] = {}
 _REFERENCES: dict[str, Callable[[Any, Mode], Mapping[str, np.ndarray]]] = {}
+_BASELINES: dict[Mode, tuple[str, ...]] = {}
 
 
-def register_peer(name: str, *, model: str = "gru", requires: tuple[str, ...] = ()) -> Callable[[Factory], Factory]:
+def register_peer(name: str, *, model: str = "gru", requires: tuple[str, ...] = (),
+                  modes: tuple[Mode, ...] = GRU_MODES) -> Callable[[Factory], Factory]:
   """Decorator registering ``factory(problem, mode) -> Runner`` as the row ``name``.
 
   Raises:
-    ValueError: ``name`` is empty or already registered.
+    ValueError: ``name`` is empty or already registered, or ``modes`` is empty.
   """
   if not isinstance(name, str) or not name:
     raise ValueError(f"a peer name must be a non-empty string, got {name!r}")
   if name in _PEERS:
     raise ValueError(f"peer {name!r} is already registered")
+  modes = tuple(Mode(m) for m in modes)
+  if not modes:
+    raise ValueError(f"peer {name!r} needs at least one mode")
 
   def decorate(factory: Factory) -> Factory:
-    _PEERS[name] = Peer(name, factory, model, tuple(requires))
+    _PEERS[name] = Peer(name, factory, model, tuple(requires), modes)
     return factory
 
   return decorate
@@ -126,6 +151,20 @@ def register_reference(model: str) -> Callable:
     return reference
 
   return decorate
+
+
+def register_baselines(mode: Mode, names: tuple[str, ...]) -> None:
+  """Makes ``names`` the rows every other row of a ``mode`` case is compared with (its ratio columns).
+
+  Modes that register none use :data:`DEFAULT_BASELINES`.
+  """
+  _BASELINES[Mode(mode)] = tuple(names)
+
+
+def baselines(mode: Mode) -> tuple[str, ...]:
+  """The rows the other rows of a ``mode`` case are compared with (:func:`register_baselines`)."""
+  _load_builtin_peers()
+  return _BASELINES.get(Mode(mode), DEFAULT_BASELINES)
 
 
 def peer_names() -> tuple[str, ...]:
@@ -160,7 +199,7 @@ def get_reference(model: str) -> Callable[[Any, Mode], Mapping[str, np.ndarray]]
 
 # Modules whose import registers rows and references; a module of new rows
 # (another model, say) is added here. Imported lazily: they import this module.
-BUILTIN_PEER_MODULES = ("benchmarking.peers", "benchmarking.mingru_peers")
+BUILTIN_PEER_MODULES = ("benchmarking.peers", "benchmarking.mingru_peers", "benchmarking.recurrent_policy")
 
 
 def _load_builtin_peers() -> None:

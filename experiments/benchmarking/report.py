@@ -9,10 +9,28 @@ import os
 
 import numpy as np
 
-from benchmarking.results import BASELINES, CaseResult, Report, RowResult
+from benchmarking.results import CaseResult, Report, RowResult
 
 _MODE_TITLES = {"forward": "forward", "forward_backward": "forward+backward",
-                "train_step": "training step (forward, loss, backward, Adam)"}
+                "train_step": "training step (forward, loss, backward, Adam)",
+                "policy_update": "recurrent policy update (loss and gradients over a rollout with resets)",
+                "policy_step": "recurrent policy acting step (one step of every environment)"}
+
+# What the rows of a mode compute, where the generic line about the GRU rows does not say it.
+_MODE_NOTES = {
+    "policy_update": (
+        "`policy.flax_cell` is purejaxrl's `ScannedRNN` (`flax.linen.GRUCell` under `nn.scan`, the carry"
+        " zeroed with `jnp.where` where an episode ended), `policy.jaxgru_cell` the same with `jaxgru.GRUCell`,"
+        " `policy.jaxgru_resets` one `jaxgru.GRU` call with `resets=` and zero `reset_carry=`,"
+        " `policy.jaxgru_no_resets` the same layer without resets (other numbers: checked against its own"
+        " reference; the speed reference of the resets). One call: the jitted loss of a linear value head"
+        " (mean square error over every step) and its gradients w.r.t. the GRU and the head"
+        " (see experiments/benchmarking/recurrent_policy.py)"),
+    "policy_step": (
+        "the same rows acting: one step of every environment, the carry in and out, zeroed where the"
+        " last step ended an episode (cells: one call; `jaxgru.GRU`: a T=1 sequence); tokens/s counts B"
+        " per call"),
+}
 
 
 def jsonable(value):
@@ -48,36 +66,41 @@ def _row_cells(case: CaseResult, row: RowResult) -> list[str]:
   if not row.timed:
     why = {"mismatch": "FAILED CHECK", "error": "ERROR", "skipped": "skipped"}.get(row.status, row.status)
     note = f"{why}: {row.message}".replace("|", "/")
-    return [case.label, row.name, "—", "—", "—", _fmt(row.first_call_s, ".2f"), "—", "—", "—",
-            _fmt(row.max_abs_diff, ".1e") + f" {note}"]
+    return [case.label, row.name, "—", "—", "—", _fmt(row.first_call_s, ".2f"), "—",
+            *["—" for _ in case.baselines], _fmt(row.max_abs_diff, ".1e") + f" {note}"]
   s = row.stats
   first = _fmt(row.first_call_s, ".2f")
-  if "flax" in row.first_call_ratio_to and row.framework == "jax":
-    first += f" ({row.first_call_ratio_to['flax']:.2f}x)"
+  base = case.baselines[0] if case.baselines else None
+  if base in row.first_call_ratio_to and row.framework == "jax":
+    first += f" ({row.first_call_ratio_to[base]:.2f}x)"
   return [
       case.label, row.name, f"{s.median * 1e3:.2f}", f"{s.q1 * 1e3:.2f}–{s.q3 * 1e3:.2f}",
       f"{row.tokens_per_s:,.0f}", first, _fmt(row.memory_bytes, ".1f", 2.0**-20),
-      *[_fmt(row.ratio_to.get(b), ".2f") for b in BASELINES], f"{row.max_abs_diff:.1e}",
+      *[_fmt(row.ratio_to.get(b), ".2f") for b in case.baselines], f"{row.max_abs_diff:.1e}",
   ]
 
 
-_HEADER = ["B×T×I×H", "implementation", "median ms", "IQR ms", "tokens/s", "first call s (×flax)",
-           "memory MiB", *[f"×{b}" for b in BASELINES], "max abs diff"]
+def _header(baselines) -> list[str]:
+  first = f"first call s (×{baselines[0]})" if baselines else "first call s"
+  return ["B×T×I×H", "implementation", "median ms", "IQR ms", "tokens/s", first,
+          "memory MiB", *[f"×{b}" for b in baselines], "max abs diff"]
 
 
 def markdown_tables(report: Report) -> str:
   """One Markdown table per (mode, dtype): a row per shape and implementation.
 
-  ``×flax`` and ``×torch`` are ratios of median times (below 1: faster);
-  ``first call`` is trace + compile + one run for JAX rows.
+  ``×flax`` and ``×torch`` (or the baselines the mode registered) are ratios
+  of median times (below 1: faster); ``first call`` is trace + compile + one
+  run for JAX rows.
   """
   groups: dict[tuple[str, str], list[CaseResult]] = {}
   for case in report.cases:
     groups.setdefault((case.mode, case.dtype), []).append(case)
   parts = []
   for (mode, dtype), cases in groups.items():
-    lines = [f"**{_MODE_TITLES.get(mode, mode)}, {dtype}**", "", "| " + " | ".join(_HEADER) + " |",
-             "|" + "|".join("---" for _ in _HEADER) + "|"]
+    header = _header(cases[0].baselines)  # one mode: the same baselines
+    lines = [f"**{_MODE_TITLES.get(mode, mode)}, {dtype}**", "", "| " + " | ".join(header) + " |",
+             "|" + "|".join("---" for _ in header) + "|"]
     for case in cases:
       lines += ["| " + " | ".join(_row_cells(case, row)) + " |" for row in case.rows]
     parts.append("\n".join(lines))
@@ -103,6 +126,8 @@ def markdown(report: Report) -> str:
       " `flax.linen.RNN(flax.linen.GRUCell)`, `torch` is `torch.nn.GRU`, `equinox` is `equinox.nn.GRUCell`"
       " under `lax.scan`; all on the same weights. forward+backward: the outputs and the gradients of"
       " `sum(outputs * cotangent)` with respect to the inputs and all weights",
+      *[f"- {_MODE_TITLES[mode]}: {note}" for mode, note in _MODE_NOTES.items()
+        if any(case.mode == mode for case in report.cases)],
       f"- {cfg.get('repeats')} timed calls per row after {cfg.get('warmup')} warm-up call(s), rows interleaved;"
       " median and interquartile range; ×flax/×torch are ratios of median times (below 1 is faster);"
       " max abs diff is against the float32 reference of the row's model at highest matmul precision"

@@ -12,9 +12,10 @@ from importlib import metadata
 import jax
 
 from benchmarking.problem import case_label
+from benchmarking.registry import DEFAULT_BASELINES
 from benchmarking.timing import Stats
 
-BASELINES = ("flax", "torch")  # rows every other row is compared with
+BASELINES = DEFAULT_BASELINES  # rows every other row is compared with, unless its mode registers others
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +53,7 @@ class CaseResult:
   num_layers: int
   rows: tuple[RowResult, ...]
   bidirectional: bool = False
+  baselines: tuple[str, ...] = BASELINES  # the rows' ratio_to keys (registry.baselines of the mode)
 
   @property
   def label(self) -> str:
@@ -69,9 +71,9 @@ class Report:
   cases: tuple[CaseResult, ...]
 
 
-def with_ratios(rows: list[RowResult]) -> list[RowResult]:
-  """Adds each row's time ratios to the baseline rows of the same case that were timed."""
-  baselines = {r.name: r for r in rows if r.name in BASELINES and r.timed}
+def with_ratios(rows: list[RowResult], baselines: tuple[str, ...] = BASELINES) -> list[RowResult]:
+  """Adds each row's time ratios to the rows named in ``baselines`` of the same case that were timed."""
+  baselines = {r.name: r for r in rows if r.name in baselines and r.timed}
   out = []
   for row in rows:
     if not row.timed:

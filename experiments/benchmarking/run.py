@@ -27,6 +27,10 @@ def log_to_stderr(line: str) -> None:
 def _prepare_row(name: str, problem: Problem, mode: registry.Mode, reference: dict, config: BenchConfig, log: Log):
   """Sets a row up, runs it once (for JAX: compile) and checks it; returns (row, runner or None)."""
   peer = registry.get_peer(name)
+  if mode not in peer.modes:
+    log(f"    {name:<22} skipped: no {mode.value} model")
+    return results_lib.RowResult(name, "skipped", f"no {mode.value} model (modes: "
+                                 f"{', '.join(m.value for m in peer.modes)})"), None
   missing = peer.missing()
   if missing:
     log(f"    {name:<22} skipped: {', '.join(missing)} not importable")
@@ -61,7 +65,7 @@ def run_case(problem: Problem, mode: registry.Mode, names, references: dict, con
     problem: the shared weights and data.
     mode: what each call computes.
     names: registered peer names.
-    references: ``{model: reference result}`` for the models of these rows.
+    references: ``{model: reference result}`` for the models of the rows that have this mode.
     config: repeats, warm-up and tolerances.
     log: progress sink.
 
@@ -72,7 +76,7 @@ def run_case(problem: Problem, mode: registry.Mode, names, references: dict, con
   """
   rows, runners = {}, {}
   for name in names:
-    reference = references[registry.get_peer(name).model]
+    reference = references.get(registry.get_peer(name).model)  # None for a row without this mode
     rows[name], runner = _prepare_row(name, problem, mode, reference, config, log)
     if runner is not None:
       runners[name] = runner
@@ -82,10 +86,12 @@ def run_case(problem: Problem, mode: registry.Mode, names, references: dict, con
     for name, times in samples.items():
       stats = timing.summarize(times)
       rows[name] = dataclasses.replace(rows[name], times_s=tuple(times), stats=stats,
-                                       tokens_per_s=problem.tokens / stats.median)
+                                       tokens_per_s=mode.tokens(problem.shape) / stats.median)
     log("    median ms: " + ", ".join(f"{n} {rows[n].stats.median * 1e3:.2f}" for n in samples))
+  baselines = registry.baselines(mode)
   return results_lib.CaseResult(problem.shape, problem.dtype, mode.value, problem.num_layers,
-                                tuple(results_lib.with_ratios([rows[n] for n in names])), problem.bidirectional)
+                                tuple(results_lib.with_ratios([rows[n] for n in names], baselines)),
+                                problem.bidirectional, baselines)
 
 
 def reference_for(model: str, problem: Problem, mode: registry.Mode, cache: dict) -> dict:
@@ -98,7 +104,7 @@ def reference_for(model: str, problem: Problem, mode: registry.Mode, cache: dict
   if key not in cache:
     cache.clear()  # keeps only the current problem's references alive
     cache[key] = {}
-  if mode is registry.Mode.TRAIN_STEP:  # another model around the GRU: its own reference
+  if mode not in (registry.Mode.FORWARD, registry.Mode.FORWARD_BACKWARD):  # a model around the GRU: its own
     if (model, mode) not in cache[key]:
       cache[key][(model, mode)] = dict(registry.get_reference(model)(problem, mode))
     return cache[key][(model, mode)]
@@ -123,7 +129,6 @@ def run_benchmark(config: BenchConfig, *, log: Log = log_to_stderr) -> results_l
 
     torch.set_num_threads(config.torch_threads)
   names = config.implementations.selected()
-  models = sorted({registry.get_peer(n).model for n in names})
   env = results_lib.environment()
   log(f"benchmark on {env['jax_backend']} ({env['jax_device']}); rows: {', '.join(names)}")
   specs = [(s, d, m) for s in config.shapes for d in config.dtypes for m in config.modes]
@@ -132,6 +137,7 @@ def run_benchmark(config: BenchConfig, *, log: Log = log_to_stderr) -> results_l
     problem = make_problem(shape, dtype, num_layers=config.num_layers, bidirectional=config.bidirectional,
                            seed=config.seed)
     log(f"[{index}/{len(specs)} | {time.perf_counter() - start:6.1f} s] B,T,I,H={problem.label} {dtype} {mode.value}")
+    models = sorted({registry.get_peer(n).model for n in names if mode in registry.get_peer(n).modes})
     references = {m: reference_for(m, problem, mode, cache) for m in models}
     cases.append(run_case(problem, mode, names, references, config, log))
   wall = time.perf_counter() - start
