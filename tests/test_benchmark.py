@@ -5,6 +5,7 @@ Shapes are tiny and no test asserts a time.
 
 import dataclasses
 import importlib.util
+import inspect
 import json
 import pathlib
 
@@ -15,7 +16,8 @@ import numpy as np
 import pytest
 
 import benchmarking
-from benchmarking import peers, registry, results, timing
+import jaxgru
+from benchmarking import peers, recurrent_policy, registry, results, timing
 from benchmarking.problem import flat_params
 from config_files import ConfigError
 from jaxgru import Implementation
@@ -448,3 +450,71 @@ def test_runs_never_write_over_files(tmp_path, monkeypatch, capsys):
   assert pathlib.Path(first).resolve().parent == pathlib.Path(second).resolve().parent == tmp_path / "runs" / "bench"
   assert first != second and pathlib.Path(first).name.startswith("cpu-")
   assert entry.output_dir("configs/bench/cpu.yaml", config, None, True) == config.results_dir  # asked for
+
+
+# --- recurrent policy ---------------------------------------------------------------------------
+
+POLICY_ROWS = ("policy.flax_cell", "policy.jaxgru_cell", "policy.jaxgru_resets", "policy.jaxgru_no_resets")
+# The lead's layer change; until it lands the row policy.jaxgru_resets reports "not available".
+RESETS_ACCEPTED = "resets" in inspect.signature(jaxgru.GRU.__call__).parameters
+
+
+def test_policy_references_see_the_resets():
+  problem = benchmarking.make_problem((8, 16, 8, 8), "float32", seed=0)
+  rollout = recurrent_policy.make_rollout(problem)
+  assert rollout.resets[::recurrent_policy.RESET_AT_START_EVERY, 0].all() and rollout.resets[:, 1:].any()
+  # The acting step resets with the same jnp.where at step 0: the update alone keeps this test short.
+  with_resets = recurrent_policy.policy_reference(problem, benchmarking.Mode.POLICY_UPDATE)
+  without = recurrent_policy.policy_reference(problem, benchmarking.Mode.POLICY_UPDATE, apply_resets=False)
+  assert set(with_resets) == set(without) and all(np.isfinite(v).all() for v in with_resets.values())
+  assert not benchmarking.compare(without, with_resets, atol=1e-4, rtol=1e-4).ok  # a row ignoring resets fails
+  with pytest.raises(ValueError, match="one forward GRU layer"):
+    recurrent_policy.policy_reference(benchmarking.make_problem((2, 3, 4, 5), "float32", num_layers=2),
+                                      benchmarking.Mode.POLICY_STEP)
+
+
+@pytest.fixture(scope="module")
+def policy_run(tmp_path_factory):
+  """The recurrent-policy config run through the entry point at a tiny shape: (results.json, results.md)."""
+  out = tmp_path_factory.mktemp("policy") / "run"
+  rc = _load_entry_point().main(["--config", str(CONFIGS / "recurrent_policy.yaml"), "shapes=[[8,16,8,8]]",
+                                 "--out", str(out)])
+  assert rc == 0
+  return json.loads((out / "results.json").read_text()), (out / "results.md").read_text()
+
+
+def test_policy_modes_end_to_end(policy_run):
+  data, page = policy_run
+  assert [c["mode"] for c in data["cases"]] == ["policy_update", "policy_step"]
+  for case in data["cases"]:
+    rows = {r["name"]: r for r in case["rows"]}
+    assert list(rows) == list(POLICY_ROWS)
+    assert case["baselines"] == ["policy.flax_cell", "policy.jaxgru_no_resets"]
+    for name in ("policy.flax_cell", "policy.jaxgru_cell", "policy.jaxgru_no_resets"):
+      assert rows[name]["status"] == "ok", f"{name}: {rows[name]['message']}"
+      assert len(rows[name]["times_s"]) == 10 and set(rows[name]["ratio_to"]) == set(case["baselines"])
+    if not RESETS_ACCEPTED:  # reported, never fatal
+      assert rows["policy.jaxgru_resets"]["status"] == "error"
+      assert "not available" in rows["policy.jaxgru_resets"]["message"]
+    checked = {"carry"} if case["mode"] == "policy_step" else {"loss", "head/kernel", "layer_0/recurrent_bias"}
+    assert checked <= set(rows["policy.jaxgru_cell"]["diffs"])
+  step = {r["name"]: r for r in data["cases"][1]["rows"]}["policy.flax_cell"]
+  assert step["tokens_per_s"] * step["stats"]["median"] == pytest.approx(8)  # one step of B = 8 environments
+  assert "| ×policy.flax_cell | ×policy.jaxgru_no_resets |" in page
+
+
+@pytest.mark.skipif(not RESETS_ACCEPTED, reason="jaxgru.GRU takes no resets= yet (inspect.signature): "
+                    "the row policy.jaxgru_resets reports 'not available' until it does")
+def test_policy_layer_with_resets_is_checked_and_timed(policy_run):
+  data, _ = policy_run
+  for case in data["cases"]:
+    row = {r["name"]: r for r in case["rows"]}["policy.jaxgru_resets"]
+    assert row["status"] == "ok", row["message"]
+    assert len(row["times_s"]) == 10 and set(row["ratio_to"]) == set(case["baselines"])
+
+
+def test_rows_without_the_mode_are_skipped():
+  config = benchmarking.load(CONFIGS / "recurrent_policy.yaml", ["implementations.include=[jaxgru.scan]"])
+  case = benchmarking.run_case(benchmarking.make_problem((2, 3, 4, 4), "float32"), benchmarking.Mode.POLICY_STEP,
+                               ["jaxgru.scan"], {}, config, log=lambda _: None)
+  assert case.rows[0].status == "skipped" and "no policy_step model" in case.rows[0].message

@@ -16,18 +16,23 @@ _MODE_TITLES = {"forward": "forward", "forward_backward": "forward+backward",
                 "policy_update": "recurrent policy update (loss and gradients over a rollout with resets)",
                 "policy_step": "recurrent policy acting step (one step of every environment)"}
 
-# What the rows of a mode compute, where the generic line about the GRU rows does not say it.
+# What the rows compute, for the reports holding cases of these modes.
 _MODE_NOTES = {
-    "policy_update": (
-        "`policy.flax_cell` is purejaxrl's `ScannedRNN` (`flax.linen.GRUCell` under `nn.scan`, the carry"
+    ("forward", "forward_backward", "train_step"): (
+        "rows: `jaxgru.<implementation>` is `jaxgru.GRU(implementation=...)`, `flax` is"
+        " `flax.linen.RNN(flax.linen.GRUCell)`, `torch` is `torch.nn.GRU`, `equinox` is `equinox.nn.GRUCell`"
+        " under `lax.scan`; all on the same weights. forward+backward: the outputs and the gradients of"
+        " `sum(outputs * cotangent)` with respect to the inputs and all weights"),
+    ("policy_update",): (
+        "recurrent policy update: `policy.flax_cell` is purejaxrl's `ScannedRNN` (`flax.linen.GRUCell` under `nn.scan`, the carry"
         " zeroed with `jnp.where` where an episode ended), `policy.jaxgru_cell` the same with `jaxgru.GRUCell`,"
         " `policy.jaxgru_resets` one `jaxgru.GRU` call with `resets=` and zero `reset_carry=`,"
         " `policy.jaxgru_no_resets` the same layer without resets (other numbers: checked against its own"
         " reference; the speed reference of the resets). One call: the jitted loss of a linear value head"
         " (mean square error over every step) and its gradients w.r.t. the GRU and the head"
         " (see experiments/benchmarking/recurrent_policy.py)"),
-    "policy_step": (
-        "the same rows acting: one step of every environment, the carry in and out, zeroed where the"
+    ("policy_step",): (
+        "recurrent policy acting step: the same rows acting: one step of every environment, the carry in and out, zeroed where the"
         " last step ended an episode (cells: one call; `jaxgru.GRU`: a T=1 sequence); tokens/s counts B"
         " per call"),
 }
@@ -122,16 +127,11 @@ def markdown(report: Report) -> str:
       f"- device: JAX {env.get('jax_backend')} ({env.get('jax_device')}), {env.get('cpu_count')} CPUs ({env.get('cpu')})"
       + (f", torch on {env['torch_device']} with {env.get('torch_threads')} threads" if "torch_device" in env else ""),
       f"- versions: python {env.get('python')}, {versions}",
-      "- rows: `jaxgru.<implementation>` is `jaxgru.GRU(implementation=...)`, `flax` is"
-      " `flax.linen.RNN(flax.linen.GRUCell)`, `torch` is `torch.nn.GRU`, `equinox` is `equinox.nn.GRUCell`"
-      " under `lax.scan`; all on the same weights. forward+backward: the outputs and the gradients of"
-      " `sum(outputs * cotangent)` with respect to the inputs and all weights",
-      *[f"- {_MODE_TITLES[mode]}: {note}" for mode, note in _MODE_NOTES.items()
-        if any(case.mode == mode for case in report.cases)],
+      *[f"- {note}" for mode, note in _MODE_NOTES.items() if any(case.mode in mode for case in report.cases)],
       f"- {cfg.get('repeats')} timed calls per row after {cfg.get('warmup')} warm-up call(s), rows interleaved;"
-      " median and interquartile range; ×flax/×torch are ratios of median times (below 1 is faster);"
+      " median and interquartile range; the × columns are ratios of median times to that row (below 1 is faster);"
       " max abs diff is against the float32 reference of the row's model at highest matmul precision"
-      " (`jaxgru.scan` for GRU rows);"
+      " (`jaxgru.scan` for GRU rows, Flax's cell under `nn.scan` for `policy.` rows);"
       " memory: JAX rows, XLA's buffers for one compiled call (arguments + outputs + temporaries);"
       " torch, `torch.cuda.max_memory_allocated`; n/a where the backend reports no device memory (CPU)",
       "",
