@@ -76,7 +76,7 @@ def test_no_readable_checkpoint_stops_every_time_until_restart(run):
   for name in step_folders(run):
     os.remove(os.path.join(run, "checkpoints", name, "_CHECKPOINT_METADATA"))
   metrics = read_bytes(run, "metrics.jsonl")
-  with pytest.warns(checkpoint.CheckpointWarning, match="_CHECKPOINT_METADATA cannot be read"), pytest.raises(checkpoint.CheckpointError, match="--restart"):
+  with pytest.warns(checkpoint.CheckpointWarning, match="checkpoint metadata is missing or cannot be read"), pytest.raises(checkpoint.CheckpointError, match="--restart"):
     trainer.train_and_evaluate(config_of(), run)
   with pytest.raises(checkpoint.CheckpointError, match="never started again from step 0 by itself.*--restart"):
     trainer.train_and_evaluate(config_of(), run)  # the step folders are aside now: still refused
