@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> inference.Forecast:
   out = args.out or os.path.join(args.workdir, "forecast.csv")
   try:
     # Cheap checks first: no JAX yet.
-    check_out(out, args.force)
     run_files = inference.read_run(args.workdir)
+    check_out(out, args.force)
     series = inference.read_series(run_files, args.csv, value_column=args.value_column, datetime_column=args.datetime_column)
     result = inference.forecast(inference.load_run(run_files), series)
     inference.write_csv(result, out, force=args.force)

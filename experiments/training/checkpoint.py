@@ -28,10 +28,12 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import math
 import os
 import shutil
+import sys
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -83,7 +85,7 @@ def _read_only_manager(directory: str, *, item_handlers: Any = None, lightweight
   """
   with _quiet_orbax():
     options = ocp.CheckpointManagerOptions(read_only=True, lightweight_initialize=lightweight, **options)
-    manager = ocp.CheckpointManager(directory, options=options, item_handlers=item_handlers)
+    manager = ocp.CheckpointManager(os.path.abspath(directory), options=options, item_handlers=item_handlers)
     try:
       yield manager
     finally:
@@ -163,10 +165,12 @@ def restore_params(directory: str, step: int, like: Any) -> Any:
   built, and the optimizer state is not read. Works for every checkpoint of a
   :class:`training.trainer.TrainState`, those written before this function included.
   """
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  target = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding or device), _abstract(like))
   with _read_only_manager(directory) as manager:  # no item handler: the restore args choose it
-    restored = manager.restore(
-        step, args=ocp.args.PyTreeRestore(item={"params": _abstract(like)}, partial_restore=True)
-    )
+    item = {"params": target}
+    args = ocp.args.PyTreeRestore(item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item), partial_restore=True)
+    restored = manager.restore(step, args=args)
   return restored["params"]
 
 
@@ -223,15 +227,25 @@ class Checkpoints:
       training.files.DiskFault: the disk is full or the folder may not be written; the
         unfinished step stays in orbax's temporary folder, removed when the folder is next opened.
     """
-    with files.writing(self.directory, f"checkpoint {step}"):
-      self._manager.save(
-          step,
-          args=ocp.args.StandardSave(state),
-          metrics=dict(metrics or {}),
-          custom_metadata=dict(custom_metadata or {}),
-          force=True,
-      )
-      self._manager.wait_until_finished()
+    # Orbax's writer threads log each failed write with a traceback (and asyncio adds its own):
+    # held back here, and shown only when the save fails for another reason than the disk.
+    noise = io.StringIO()
+    try:
+      with files.writing(self.directory, f"checkpoint {step}"), _quiet_orbax(), contextlib.redirect_stderr(noise):
+        self._manager.save(
+            step,
+            args=ocp.args.StandardSave(state),
+            metrics=dict(metrics or {}),
+            custom_metadata=dict(custom_metadata or {}),
+            force=True,
+        )
+        self._manager.wait_until_finished()
+    except files.DiskFault:
+      raise
+    except BaseException:
+      sys.stderr.write(noise.getvalue())
+      raise
+    sys.stderr.write(noise.getvalue())
 
   def best(self) -> tuple[int, float] | None:
     """``(step, value)`` of the kept checkpoint with the lowest ``best_metric``, if any has one."""

@@ -64,7 +64,7 @@ def fault_errno(error: BaseException | None) -> int | None:
   seen = set()
   while error is not None and id(error) not in seen:
     seen.add(id(error))
-    if isinstance(error, OSError) and error.errno in FAULTS:
+    if isinstance(error, DiskFault) or (isinstance(error, OSError) and error.errno in FAULTS):
       return error.errno
     text = str(error)
     for fragment, number in _FAULT_TEXT.items():
