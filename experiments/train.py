@@ -85,11 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
     os._exit(e.exit_status)
   except (ConfigError, energy.DataError, files.DiskFault, run_folder.RunFolderBusyError, checkpoint.CheckpointError,
           trainer.NonFiniteLossError) as e:
-    print(f"error: {e}", file=sys.stderr, flush=True)
-    sys.stdout.flush()
-    # A checkpoint writer stopped by a full disk leaves callbacks that print tracebacks when the
-    # interpreter shuts down; there is nothing left to clean up (the lock goes with the process).
-    os._exit(1)
+    sys.exit(f"error: {e}")
   if jax.process_index() == 0:
     print(json.dumps({"workdir": workdir, "test": summary["test"], "seconds_per_epoch": summary["seconds_per_epoch"]}, indent=2))
     test = summary["test"]
@@ -100,4 +96,13 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-  main()
+  try:
+    main()
+  except SystemExit as stop:
+    if not isinstance(stop.code, str):
+      raise
+    # One line. A checkpoint writer stopped by a full disk leaves callbacks that print tracebacks
+    # when the interpreter shuts down; nothing is left to clean up (the OS releases the lock).
+    print(stop.code, file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(1)

@@ -207,6 +207,7 @@ class Checkpoints:
         cleanup_tmp_directories=True,
     )
     self._failures: list[str] = []  # why checkpoints of this folder could not be read
+    self._faulted = False  # a save failed on a full or read-only disk
     for step, found in survey(self.directory).items():
       if isinstance(found, str):
         self._set_aside(step, found)
@@ -241,6 +242,7 @@ class Checkpoints:
         )
         self._manager.wait_until_finished()
     except files.DiskFault:
+      self._faulted = True
       raise
     except BaseException:
       sys.stderr.write(noise.getvalue())
@@ -311,4 +313,8 @@ class Checkpoints:
 
   def close(self) -> None:
     """Waits for pending writes and releases the manager."""
-    self._manager.close()
+    noise = io.StringIO()
+    with _quiet_orbax(), contextlib.redirect_stderr(noise):
+      self._manager.close()
+    if not self._faulted:  # after a full disk: the writer threads' tracebacks, already said in one line
+      sys.stderr.write(noise.getvalue())

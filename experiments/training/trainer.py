@@ -20,6 +20,8 @@ Run folder::
   summary.json         final metrics, parameter count, timings
   unreadable_checkpoints/<step>/   step folders that could not be read, set aside
   previous_runs/<time>/            the old contents, moved there by --restart
+  *.incomplete         what a write cut short by a kill leaves (every file is renamed into place
+                       when complete; see training.files); removed by the next complete write
 
 Example:
 
