@@ -122,6 +122,12 @@ def load_config(schema: type[S], path: str | os.PathLike, overrides: Sequence[st
 
 
 def dump_config(config: Schema, path: str | os.PathLike) -> None:
-  """Writes the resolved config as YAML (read back by :func:`load_config`)."""
-  with open(path, "w", encoding="utf-8") as f:
+  """Writes the resolved config as YAML (read back by :func:`load_config`), whole or not at all.
+
+  Raises:
+    training.files.DiskFault: the disk is full or the folder may not be written.
+  """
+  from training import files  # pylint: disable=g-import-not-at-top  # the one atomic writer; loads no JAX
+
+  with files.atomic_write(os.fspath(path)) as f:
     yaml.safe_dump(config.model_dump(mode="json"), f, sort_keys=False)

@@ -4,7 +4,9 @@
 
 Ctrl-C or SIGTERM stop it with one line (exit status 130 or 143); the same
 command then resumes. ``--restart`` moves an old run folder's contents aside
-and starts over.
+and starts over. A bad config or data file, a busy or read-only run folder and
+a full disk end with one line (``error: ...``) and exit status 1; the config,
+the data and the folder are checked before JAX loads.
 
 This file is intentionally kept short: the work happens in
 :func:`training.trainer.train_and_evaluate`.
@@ -17,17 +19,17 @@ import json
 import os
 import sys
 
-import jax
-
+from config_files import ConfigError
 from config_files import load_config
-from training.interrupts import Interrupted
-from training.metrics import best_baseline
-from training.run_folder import RunFolderBusyError
+from training import energy
+from training import files
+from training import run_folder
+from training import tasks
 from training.schema import TrainConfig
-from training.trainer import train_and_evaluate
 
 
-def main(argv: list[str] | None = None) -> dict:
+def build_parser() -> argparse.ArgumentParser:
+  """The command line; add options here."""
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--config", required=True, help="YAML config file, e.g. configs/energy_default.yaml")
   parser.add_argument("--workdir", help="run folder (default: runs/<config name>); rerun to resume")
@@ -45,30 +47,62 @@ def main(argv: list[str] | None = None) -> dict:
   parser.add_argument("--num-processes", type=int, help="with --distributed: number of processes (else auto-detected)")
   parser.add_argument("--process-id", type=int, help="with --distributed: this process's index (else auto-detected)")
   parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
-  args = parser.parse_intermixed_args(argv)  # overrides may sit between options
+  return parser
+
+
+def main(argv: list[str] | None = None) -> dict:
+  args = build_parser().parse_intermixed_args(argv)  # overrides may sit between options
+  workdir = args.workdir or os.path.join("runs", os.path.splitext(os.path.basename(args.config))[0])
+  try:
+    # Cheap checks first: no JAX yet. The data is read once, here.
+    config = load_config(TrainConfig, args.config, args.overrides)
+    task = tasks.build_task(config.task, seed=config.seed, batch_size=config.train.batch_size)
+    if not args.distributed:  # in a multi-host run, process 0 checks the folder under its lock
+      run_folder.check_writable(workdir)
+      run_folder.check_not_busy(workdir)
+  except (ConfigError, energy.DataError, FileNotFoundError, files.DiskFault, run_folder.RunFolderBusyError) as e:
+    sys.exit(f"error: {e}")
+  except ValueError as e:  # the task's own checks of the config (a batch larger than the training set)
+    sys.exit(f"error: {args.config}: {e}")
+
+  import jax  # pylint: disable=g-import-not-at-top
+
+  from training import checkpoint  # pylint: disable=g-import-not-at-top
+  from training import interrupts  # pylint: disable=g-import-not-at-top
+  from training import metrics  # pylint: disable=g-import-not-at-top
+  from training import trainer  # pylint: disable=g-import-not-at-top
+
   if args.distributed:
     # Unset values are detected on Cloud TPU, SLURM, Open MPI and Kubernetes clusters.
     jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
-  config = load_config(TrainConfig, args.config, args.overrides)
-  workdir = args.workdir or os.path.join("runs", os.path.splitext(os.path.basename(args.config))[0])
   try:
-    summary = train_and_evaluate(config, workdir, restart=args.restart)
-  except Interrupted as e:  # Ctrl-C or SIGTERM: one line, the shell's exit status, no traceback
+    summary = trainer.train_and_evaluate(config, workdir, restart=args.restart, task=task)
+  except interrupts.Interrupted as e:  # Ctrl-C or SIGTERM: one line, the shell's exit status, no traceback
     print(e, file=sys.stderr, flush=True)
     sys.stdout.flush()
     # Every checkpoint is complete (saves hold signals back) and the OS releases the lock; an
     # interpreter shutdown in the middle of an XLA compilation can crash instead of exiting.
     os._exit(e.exit_status)
-  except RunFolderBusyError as e:
+  except (ConfigError, energy.DataError, files.DiskFault, run_folder.RunFolderBusyError, checkpoint.CheckpointError,
+          trainer.NonFiniteLossError) as e:
     sys.exit(f"error: {e}")
   if jax.process_index() == 0:
     print(json.dumps({"workdir": workdir, "test": summary["test"], "seconds_per_epoch": summary["seconds_per_epoch"]}, indent=2))
     test = summary["test"]
-    best = best_baseline(test) if "smape" in test else None
+    best = metrics.best_baseline(test) if "smape" in test else None
     if best:
       print(f"{summary['model'].upper()} test sMAPE {test['smape']:.2f}% vs best naive ({best[0].replace('_', ' ')}) {best[1]:.2f}%")
   return summary
 
 
 if __name__ == "__main__":
-  main()
+  try:
+    main()
+  except SystemExit as stop:
+    if not isinstance(stop.code, str):
+      raise
+    # One line. A checkpoint writer stopped by a full disk leaves callbacks that print tracebacks
+    # when the interpreter shuts down; nothing is left to clean up (the OS releases the lock).
+    print(stop.code, file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(1)

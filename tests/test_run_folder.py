@@ -1,8 +1,11 @@
 """A run folder never loses a good checkpoint or a metrics line, and never restarts from step 0 by itself.
 
+A full disk, a read-only folder and bad input end with one line; files are written whole or not at all.
+
 One tiny finished run is trained once per module and copied into each test.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -76,7 +79,7 @@ def test_no_readable_checkpoint_stops_every_time_until_restart(run):
   for name in step_folders(run):
     os.remove(os.path.join(run, "checkpoints", name, "_CHECKPOINT_METADATA"))
   metrics = read_bytes(run, "metrics.jsonl")
-  with pytest.warns(checkpoint.CheckpointWarning, match="_CHECKPOINT_METADATA cannot be read"), pytest.raises(checkpoint.CheckpointError, match="--restart"):
+  with pytest.warns(checkpoint.CheckpointWarning, match="checkpoint metadata is missing or cannot be read"), pytest.raises(checkpoint.CheckpointError, match="--restart"):
     trainer.train_and_evaluate(config_of(), run)
   with pytest.raises(checkpoint.CheckpointError, match="never started again from step 0 by itself.*--restart"):
     trainer.train_and_evaluate(config_of(), run)  # the step folders are aside now: still refused
@@ -188,3 +191,111 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path, subprocess_env):
   proc = subprocess.run([sys.executable, "-c", code], env=subprocess_env, capture_output=True, text=True, timeout=120)
   assert proc.returncode == 130, proc.stderr[-2000:]
   assert proc.stderr.strip() == "interrupted at step 7; last checkpoint at step 5; rerun the same command to resume"
+
+
+def test_a_full_disk_or_a_read_only_folder_ends_with_one_line_and_loses_nothing(run, monkeypatch):
+  from training import files  # pylint: disable=g-import-not-at-top
+
+  os.remove(os.path.join(run, "summary.json"))
+  shutil.rmtree(os.path.join(run, "checkpoints", "20"))  # stopped after checkpoint 15
+  before = {name: read_bytes(run, name) for name in ("metrics.jsonl", "config.yaml", run_folder.IDENTITY_FILE)}
+  # A disk still full from the stop: refused before training, with the room the next checkpoint needs.
+  monkeypatch.setattr(files, "free_bytes", lambda folder: 1000)
+  with pytest.raises(files.DiskFault) as info:
+    trainer.train_and_evaluate(config_of(), run)
+  assert str(info.value).startswith(f"no space left on device while writing the next checkpoint (checkpoint 15 takes ")
+  assert str(info.value).endswith(f"in {run}/checkpoints (1.0 kB free); free space in {run}/checkpoints and rerun the same command to resume from checkpoint 15")
+  # A read-only folder or an immutable file: named before the run starts.
+  monkeypatch.undo()
+  real_mkstemp = files.tempfile.mkstemp
+
+  def read_only(*args, dir=None, **kwargs):  # pylint: disable=redefined-builtin
+    if dir == run:
+      raise PermissionError(13, "Permission denied", dir)
+    return real_mkstemp(*args, dir=dir, **kwargs)
+
+  monkeypatch.setattr(files.tempfile, "mkstemp", read_only)
+  with pytest.raises(files.DiskFault, match=f"^permission denied while writing a test file in {run}; make it writable .* "
+                                            "rerun the same command to resume from checkpoint 15$"):
+    trainer.train_and_evaluate(config_of(), run)
+  monkeypatch.undo()
+  # The disk fills during a save: orbax's writer fails with TensorStore's message, as it does on a real full disk.
+  def full(*args, **kwargs):
+    raise ValueError("RESOURCE_EXHAUSTED: Error writing local file: Failed to write 315 bytes: No space left on device [os_error_code='28']")
+
+  monkeypatch.setattr(checkpoint.ocp.CheckpointManager, "save", full)
+  with pytest.raises(files.DiskFault, match=f"^no space left on device while writing checkpoint 20 in {run}/checkpoints "
+                                            r"\(.* free\); free space in .* to resume from checkpoint 15$"):
+    trainer.train_and_evaluate(config_of(), run)
+  monkeypatch.undo()
+  assert step_folders(run) == ["10", "15"]
+  kept = [line for line in before["metrics.jsonl"].splitlines(keepends=True) if json.loads(line)["step"] <= 15]
+  assert read_bytes(run, "metrics.jsonl").startswith(b"".join(kept))  # the lines before the stop, byte for byte
+  assert {name: read_bytes(run, name) for name in ("config.yaml", run_folder.IDENTITY_FILE)} == {
+      name: before[name] for name in ("config.yaml", run_folder.IDENTITY_FILE)}
+  # With room again, the same call resumes from checkpoint 15.
+  assert trainer.train_and_evaluate(config_of(), run)["resumed_from_step"] == 15
+
+
+def test_files_are_written_whole_or_not_at_all(tmp_path):
+  from training import files  # pylint: disable=g-import-not-at-top
+
+  path = str(tmp_path / "forecast.csv")
+  with files.atomic_write(path) as f:
+    f.write("complete\n")
+  with pytest.raises(RuntimeError), files.atomic_write(path) as f:  # stopped half-way: the old file stays
+    f.write("half")
+    raise RuntimeError("killed")
+  assert os.listdir(tmp_path) == ["forecast.csv"] and read_bytes(tmp_path, "forecast.csv") == b"complete\n"
+  (tmp_path / "forecast.csv.x1y2.incomplete").write_text("half")  # what a kill -9 leaves: never the final name
+  assert files.leftovers(path) == [str(tmp_path / "forecast.csv.x1y2.incomplete")]
+  with files.atomic_write(path) as f:
+    f.write("again\n")
+  assert os.listdir(tmp_path) == ["forecast.csv"]  # the next complete write removes the leftover
+  with pytest.raises(files.DiskFault, match=f"^no space left on device while writing forecast.csv in {tmp_path} "):
+    with files.atomic_write(path) as f:
+      raise OSError(28, "No space left on device")
+  assert read_bytes(tmp_path, "forecast.csv") == b"again\n"
+
+
+# Each bad input to the two commands, run in one child Python that never loads JAX.
+_BAD_INPUTS = """
+import json, runpy, sys
+results = []
+for script, argv in json.loads(sys.argv[1]):
+  try:
+    runpy.run_path(script)["main"](argv)  # the entry point; its __main__ block prints the line
+    results.append((0, None))
+  except SystemExit as e:
+    results.append((e.code, None))
+print(json.dumps({"results": results, "jax": "jax" in sys.modules}))
+"""
+
+
+def test_bad_input_to_the_commands_ends_with_one_line_before_jax_loads(tmp_path, subprocess_env):
+  from_main = os.path.join(REPO, "tests", "data", "run_from_main_80e37e2")
+  shutil.copytree(from_main, tmp_path / "old")
+  run = str(tmp_path / "old" / "run")
+  predict = os.path.join(REPO, "experiments", "predict.py")
+  (tmp_path / "gap.csv").write_text("Datetime,TEST_MW\n2021-01-01 00:00:00,1\n2021-01-01 02:00:00,2\n")
+  (tmp_path / "two.csv").write_text("Datetime,A_MW,B_MW\n2021-01-01 00:00:00,1,2\n")
+  (tmp_path / "text.csv").write_text("Datetime,TEST_MW\n2021-01-01 00:00:00,many\n")
+  (tmp_path / "done.csv").write_text("Datetime,actual,forecast\n")
+  (tmp_path / "bad.yaml").write_text("task: {kind: adding}\ntrain: {batch_size: 4, num_step: 2}\n")
+  cases = {  # argv: the one line expected
+      (predict, "--workdir", str(tmp_path / "nope")): f"error: run folder {tmp_path}/nope does not exist",
+      (predict, "--workdir", str(tmp_path)): f"error: {tmp_path} is not a finished energy run: config.yaml, scaling.json",
+      (predict, "--workdir", run, "--csv", str(tmp_path / "gap.csv"), "--out", str(tmp_path / "f.csv")): "gap.csv, line 3: timestamp",
+      (predict, "--workdir", run, "--csv", str(tmp_path / "two.csv"), "--out", str(tmp_path / "f.csv")): "pick the load column with --value-column NAME",
+      (predict, "--workdir", run, "--csv", str(tmp_path / "text.csv"), "--out", str(tmp_path / "f.csv")): "text.csv, line 2: cannot parse",
+      (predict, "--workdir", run, "--out", str(tmp_path / "done.csv")): "already exists (a complete forecast); choose another --out or pass --force",
+      (TRAIN_SCRIPT, "--config", str(tmp_path / "bad.yaml"), "--workdir", str(tmp_path / "r")): "unknown key 'train.num_step'",
+  }
+  code = [sys.executable, "-c", _BAD_INPUTS, json.dumps([(argv[0], list(argv[1:])) for argv in cases])]
+  proc = subprocess.run(code, env=subprocess_env, capture_output=True, text=True, timeout=120, cwd=str(tmp_path / "old"))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  out = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert not out["jax"]  # every check above ran before JAX was imported
+  for (status, _), expected in zip(out["results"], cases.values()):
+    assert isinstance(status, str) and status.startswith("error: ") and "\n" not in status and expected in status, (status, expected)
+  assert not (tmp_path / "f.csv").exists() and not (tmp_path / "r").exists()

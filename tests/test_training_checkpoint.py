@@ -1,7 +1,9 @@
 """Checkpoints: keep the latest N and the best, resume after SIGKILL bit for bit, unreadable ones."""
 
+import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -147,3 +149,30 @@ def test_unreadable_checkpoint_falls_back_to_the_previous_one_or_stops(tmp_path)
   assert steps == [4, 8]
   # Nothing is deleted: the step 8 set aside before stays beside the second one.
   assert sorted(os.listdir(os.path.join(workdir, "unreadable_checkpoints"))) == ["4", "8", "8.2"]
+
+
+FROM_MAIN = os.path.join(REPO, "tests", "data", "run_from_main_80e37e2")  # made by main 80e37e2's train.py (c.yaml)
+
+
+def test_a_run_folder_of_the_previous_version_loads_for_prediction_and_resumes(tmp_path, monkeypatch):
+  from training import inference  # pylint: disable=g-import-not-at-top
+
+  shutil.copytree(FROM_MAIN, tmp_path / "old")
+  monkeypatch.chdir(tmp_path / "old")  # its config names e.csv relative to where it ran
+  run = inference.load_run("run")
+  with open("run/summary.json") as f:
+    summary = json.load(f)
+  assert run.step == summary["best_checkpoint"]["step"] == 4  # orbax's best_step(), read-only
+  # The parameters alone, without an optimizer: step 8's forecasts are the run's own test forecasts.
+  last = dataclasses.replace(run, variables={"params": checkpoint.restore_params("run/checkpoints", 8, run.variables["params"])})
+  with np.load("run/test_predictions.npz") as saved:
+    np.testing.assert_allclose(inference.forecast(last).forecast, saved["forecast"], rtol=1e-5)
+    step8 = jax.tree_util.tree_map(np.asarray, last.variables["params"])
+  # Resuming: without its last checkpoint and summary, the old run trains steps 5..8 again, to the same parameters.
+  shutil.rmtree("run/checkpoints/8")
+  os.remove("run/summary.json")
+  config = load_config(TrainConfig, "c.yaml")
+  summary = trainer.train_and_evaluate(config, "run")
+  assert summary["resumed_from_step"] == 4
+  redone = checkpoint.restore_params("run/checkpoints", 8, run.variables["params"])
+  jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), redone, step8)

@@ -3,34 +3,39 @@
 Run a config with ``python experiments/train.py --config configs/<name>.yaml``;
 from Python, :func:`train_and_evaluate` does the same. Needs the ``train``
 extra (``pip install -e ".[train]"``).
+
+The names below load on first use: ``from training import schema`` (or
+``files``, ``run_folder``, ``energy``, ``tasks``) does not load JAX, so the
+command-line tools check their input before paying for it.
 """
 
-from training.checkpoint import CheckpointError
-from training.checkpoint import Checkpoints
-from training.energy import DataError
-from training.inference import Run
-from training.inference import forecast
-from training.inference import load_run
-from training.schema import TrainConfig
-from training.trainer import NonFiniteLossError
-from training.trainer import TrainState
-from training.trainer import create_train_state
-from training.trainer import eval_step
-from training.trainer import train_and_evaluate
-from training.trainer import train_step
+import importlib
 
-__all__ = (
-    "CheckpointError",
-    "Checkpoints",
-    "DataError",
-    "NonFiniteLossError",
-    "Run",
-    "TrainConfig",
-    "TrainState",
-    "create_train_state",
-    "eval_step",
-    "forecast",
-    "load_run",
-    "train_and_evaluate",
-    "train_step",
-)
+_EXPORTS = {  # public name: the module that defines it
+    "CheckpointError": "training.checkpoint",
+    "Checkpoints": "training.checkpoint",
+    "DataError": "training.energy",
+    "DiskFault": "training.files",
+    "NonFiniteLossError": "training.trainer",
+    "Run": "training.inference",
+    "TrainConfig": "training.schema",
+    "TrainState": "training.trainer",
+    "create_train_state": "training.trainer",
+    "eval_step": "training.trainer",
+    "forecast": "training.inference",
+    "load_run": "training.inference",
+    "train_and_evaluate": "training.trainer",
+    "train_step": "training.trainer",
+}
+
+__all__ = tuple(sorted(_EXPORTS))
+
+
+def __getattr__(name: str):
+  if name in _EXPORTS:
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+  raise AttributeError(f"module 'training' has no attribute {name!r}")
+
+
+def __dir__():
+  return sorted(set(globals()) | set(_EXPORTS))

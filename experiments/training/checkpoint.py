@@ -1,6 +1,8 @@
 """Checkpoints of the training state with orbax: the latest N and the best, resumable.
 
-Orbax writes each step into a temporary folder and renames it when complete,
+Everything goes through orbax's public API (``CheckpointManager``, its
+``metadata(step)``, ``best_step()`` and partial restores); no orbax file is read
+here. Orbax writes each step into a temporary folder and renames it when complete,
 so a run killed during a save leaves the previous checkpoints intact and no
 half-written step that could be mistaken for a finished one. A checkpoint that
 cannot be read (a damaged disk, a truncated copy) is moved aside to
@@ -26,16 +28,21 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import json
+import io
+import logging
 import math
 import os
 import shutil
+import sys
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
+
+from training import files
 
 
 class CheckpointError(RuntimeError):
@@ -53,63 +60,118 @@ def _abstract(tree: Any) -> Any:
   )
 
 
-def _step_folders(directory: str) -> list[str]:
-  """Names of the finished step folders (temporary folders of unfinished saves are orbax's to clean up)."""
-  return sorted((n for n in os.listdir(directory) if n.isdigit()), key=int) if os.path.isdir(directory) else []
+@contextlib.contextmanager
+def _quiet_orbax() -> Iterator[None]:
+  """Silences orbax's log lines in the block (read-only notices, a damaged file's parse error).
 
-
-def _read_step_metadata(directory: str, name: str) -> dict:
-  """Orbax's ``_CHECKPOINT_METADATA`` of a step folder, checked to be a JSON object.
-
-  Raises:
-    ValueError: it is missing, unreadable or not a JSON object.
+  What matters reaches the user as this module's warnings and errors, and a
+  command that stops prints one line, not orbax's notices above it.
   """
-  path = os.path.join(directory, name, "_CHECKPOINT_METADATA")
+  logger = logging.getLogger("absl")
+  level = logger.level
+  logger.setLevel(logging.CRITICAL)
   try:
-    with open(path, encoding="utf-8") as f:
-      metadata = json.load(f)
-  except (OSError, ValueError) as e:  # UnicodeDecodeError is a ValueError
-    raise ValueError(f"_CHECKPOINT_METADATA cannot be read: {type(e).__name__}: {e}") from None
-  if not isinstance(metadata, dict):
-    raise ValueError("_CHECKPOINT_METADATA is not a JSON object")
-  return metadata
+    yield
+  finally:
+    logger.setLevel(level)
 
 
-def _damaged_steps(directory: str) -> list[tuple[int, str]]:
-  """Step folders that are visibly incomplete or damaged, each judged on its own.
+@contextlib.contextmanager
+def _read_only_manager(directory: str, *, item_handlers: Any = None, lightweight: bool = True, **options) -> Iterator[ocp.CheckpointManager]:
+  """A manager that reads ``directory`` through orbax's public API and writes nothing.
 
-  Orbax cannot list these, and one of them among good ones can make it misread
-  the layout of all of them.
+  ``lightweight_initialize`` reads no step's files on creation, so a damaged
+  step cannot stop it; each step is then read on its own with ``metadata(step)``.
   """
-  damaged = []
-  for name in _step_folders(directory):
+  with _quiet_orbax():
+    options = ocp.CheckpointManagerOptions(read_only=True, lightweight_initialize=lightweight, **options)
+    manager = ocp.CheckpointManager(os.path.abspath(directory), options=options, item_handlers=item_handlers)
     try:
-      _read_step_metadata(directory, name)
-      if not os.path.isdir(os.path.join(directory, name, "default")):
-        raise ValueError("its default/ item is missing")
-      metrics = os.path.join(directory, name, "metrics", "metrics")
-      if os.path.exists(metrics):
-        with open(metrics, encoding="utf-8") as f:
-          json.load(f)
-    except (OSError, ValueError) as e:
-      damaged.append((int(name), str(e)))
-  return damaged
+      yield manager
+    finally:
+      manager.close()
+
+
+def survey(directory: str) -> dict[int, ocp.metadata.StepMetadata | str]:
+  """Every step folder of ``directory``: its orbax metadata, or why it cannot be read.
+
+  A step is damaged when orbax cannot read its metadata, its ``default`` item's
+  tree or its metrics, or when it has no commit time (its metadata file is missing
+  or unreadable). One such folder among good ones can make orbax misread them all,
+  so each is judged on its own here, before a writing manager is opened.
+  """
+  if not os.path.isdir(directory):
+    return {}
+  # The item handler lets metadata(step) read the default item's tree: a missing or damaged one shows.
+  with _read_only_manager(directory, item_handlers=ocp.StandardCheckpointHandler()) as manager:
+    found = {}
+    for step in manager.all_steps():
+      try:
+        metadata = manager.metadata(step)
+        if metadata.commit_timestamp_nsecs is None:
+          raise ValueError("its checkpoint metadata is missing or cannot be read")
+        if metadata.item_metadata is None:
+          raise ValueError("its default/ item is missing")
+        found[step] = metadata
+      except Exception as e:  # pylint: disable=broad-except  # any failure to read means: damaged
+        found[step] = f"{type(e).__name__}: {str(e)[:300]}"
+    return found
 
 
 def intact_steps(directory: str) -> list[int]:
-  """Steps whose folders look complete (restoring them may still fail), oldest first."""
-  damaged = {step for step, _ in _damaged_steps(directory)}
-  return [int(name) for name in _step_folders(directory) if int(name) not in damaged]
+  """Steps whose metadata orbax can read (restoring them may still fail), oldest first."""
+  return sorted(step for step, found in survey(directory).items() if not isinstance(found, str))
 
 
 def saved_metadata(directory: str) -> dict[int, dict]:
-  """``{step: custom metadata}`` of the step folders whose metadata can be read (no orbax manager needed)."""
-  saved = {}
-  for name in _step_folders(directory):
-    with contextlib.suppress(ValueError):
-      custom = _read_step_metadata(directory, name).get("custom_metadata")
-      saved[int(name)] = custom if isinstance(custom, dict) else {}
-  return saved
+  """``{step: custom metadata}`` of the steps whose metadata orbax can read."""
+  return {
+      step: dict(found.custom_metadata or {})
+      for step, found in survey(directory).items()
+      if not isinstance(found, str)
+  }
+
+
+def _score(best_metric: str):
+  """Orbax's ``best_fn``: a checkpoint saved without an evaluation ranks last."""
+  return lambda metrics: float(metrics.get(best_metric, math.inf))
+
+
+def best_step(directory: str, *, best_metric: str = "test_loss") -> int | None:
+  """Orbax's ``best_step()`` of ``directory``, read-only: the lowest ``best_metric``, else the latest step.
+
+  Returns:
+    The step, or ``None`` when there is no checkpoint.
+
+  Raises:
+    CheckpointError: a step folder cannot be read (orbax would misread the others).
+  """
+  damaged = {step: why for step, why in survey(directory).items() if isinstance(why, str)}
+  if damaged:
+    raise CheckpointError(
+        f"checkpoint(s) {sorted(damaged)} in {directory} cannot be read ({'; '.join(damaged.values())[:300]}); "
+        f"move them out of {directory} (e.g. to {os.path.join(os.path.dirname(directory), 'unreadable_checkpoints')}) "
+        "and rerun the same command"
+    )
+  # Not lightweight: best_step() ranks the metrics read when the manager opens.
+  with _read_only_manager(directory, lightweight=False, best_fn=_score(best_metric), best_mode="min") as manager:
+    return manager.best_step()
+
+
+def restore_params(directory: str, step: int, like: Any) -> Any:
+  """Restores only the ``params`` of the training state saved as ``step``, into the shapes of ``like``.
+
+  Reads the parameters alone (orbax's partial restore): no optimizer needs to be
+  built, and the optimizer state is not read. Works for every checkpoint of a
+  :class:`training.trainer.TrainState`, those written before this function included.
+  """
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  target = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding or device), _abstract(like))
+  with _read_only_manager(directory) as manager:  # no item handler: the restore args choose it
+    item = {"params": target}
+    args = ocp.args.PyTreeRestore(item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item), partial_restore=True)
+    restored = manager.restore(step, args=args)
+  return restored["params"]
 
 
 class Checkpoints:
@@ -127,8 +189,7 @@ class Checkpoints:
       raise ValueError(f"keep must be a positive integer, got {keep!r}")
     self.directory = os.path.abspath(directory)
     self.best_metric = best_metric
-    # A checkpoint saved without an evaluation ranks last.
-    score = lambda metrics: float(metrics.get(best_metric, math.inf))  # noqa: E731
+    score = _score(best_metric)
     preservation = policies.AnyPreservationPolicy([
         policies.LatestN(n=keep),
         # reverse=True sorts from the highest to the lowest value and keeps the last: the lowest.
@@ -141,11 +202,15 @@ class Checkpoints:
         # Synchronous saves: a checkpoint is on disk before training goes on,
         # so what a kill can lose is bounded by the checkpoint interval.
         enable_async_checkpointing=False,
-        cleanup_tmp_directories=True,  # remove the leftovers of a save cut short by a kill
+        # Removes the *.orbax-checkpoint-tmp-* folders of a save cut short (a kill, a full disk);
+        # orbax never lists them as steps.
+        cleanup_tmp_directories=True,
     )
     self._failures: list[str] = []  # why checkpoints of this folder could not be read
-    for step, reason in _damaged_steps(self.directory):
-      self._set_aside(step, reason)
+    self._faulted = False  # a save failed on a full or read-only disk
+    for step, found in survey(self.directory).items():
+      if isinstance(found, str):
+        self._set_aside(step, found)
     self._manager = ocp.CheckpointManager(self.directory, options=self._options)
 
   def steps(self) -> list[int]:
@@ -158,24 +223,39 @@ class Checkpoints:
     """Saves ``state`` (a pytree of arrays) as ``step``; ``metrics`` rank it for the best one.
 
     ``custom_metadata`` (JSON) is stored in the step's metadata and read back by :func:`saved_metadata`.
+
+    Raises:
+      training.files.DiskFault: the disk is full or the folder may not be written; the
+        unfinished step stays in orbax's temporary folder, removed when the folder is next opened.
     """
-    self._manager.save(
-        step,
-        args=ocp.args.StandardSave(state),
-        metrics=dict(metrics or {}),
-        custom_metadata=dict(custom_metadata or {}),
-        force=True,
-    )
-    self._manager.wait_until_finished()
+    # Orbax's writer threads log each failed write with a traceback (and asyncio adds its own):
+    # held back here, and shown only when the save fails for another reason than the disk.
+    noise = io.StringIO()
+    try:
+      with files.writing(self.directory, f"checkpoint {step}"), _quiet_orbax(), contextlib.redirect_stderr(noise):
+        self._manager.save(
+            step,
+            args=ocp.args.StandardSave(state),
+            metrics=dict(metrics or {}),
+            custom_metadata=dict(custom_metadata or {}),
+            force=True,
+        )
+        self._manager.wait_until_finished()
+    except files.DiskFault:
+      self._faulted = True
+      raise
+    except BaseException:
+      sys.stderr.write(noise.getvalue())
+      raise
+    sys.stderr.write(noise.getvalue())
 
   def best(self) -> tuple[int, float] | None:
     """``(step, value)`` of the kept checkpoint with the lowest ``best_metric``, if any has one."""
-    scored = []
-    for step in self.steps():
-      metrics = self._manager.metrics(step)
-      if metrics and self.best_metric in metrics:
-        scored.append((float(metrics[self.best_metric]), step))
-    return (min(scored)[1], min(scored)[0]) if scored else None
+    step = self._manager.best_step()
+    metrics = self._manager.metrics(step) if step is not None else None
+    if not metrics or self.best_metric not in metrics:  # orbax falls back to the latest step
+      return None
+    return step, float(metrics[self.best_metric])
 
   def restore_latest(self, like: Any) -> tuple[int, Any] | None:
     """Restores the latest readable checkpoint into the structure, shapes and shardings of ``like``.
@@ -233,4 +313,8 @@ class Checkpoints:
 
   def close(self) -> None:
     """Waits for pending writes and releases the manager."""
-    self._manager.close()
+    noise = io.StringIO()
+    with _quiet_orbax(), contextlib.redirect_stderr(noise):
+      self._manager.close()
+    if not self._faulted:  # after a full disk: the writer threads' tracebacks, already said in one line
+      sys.stderr.write(noise.getvalue())

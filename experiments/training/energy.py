@@ -72,13 +72,15 @@ def _check_file(path: str) -> None:
     raise DataError(f"data file {path!r} does not exist (absolute path {os.path.abspath(path)})")
 
 
-def read_hourly_csv(path: str, *, datetime_column: str = "Datetime", value_column: str | None = None):
+def read_hourly_csv(path: str, *, datetime_column: str = "Datetime", value_column: str | None = None,
+                    column_option: str = "task.value_column=NAME"):
   """Reads one CSV file of timestamps and values, sorted by time.
 
   Args:
     path: the CSV file; its header names the columns.
     datetime_column: the timestamp column (ISO 8601, e.g. ``2004-12-31 01:00:00``).
     value_column: the value column; ``None`` picks the single column ending in ``_MW``.
+    column_option: the option that names the value column, for the message when none is found.
 
   Returns:
     ``(times, values)``: lists of ``datetime.datetime`` and a float64 array ``[N]``,
@@ -92,7 +94,7 @@ def read_hourly_csv(path: str, *, datetime_column: str = "Datetime", value_colum
   _check_file(path)
   try:
     with open(path, newline="", encoding="utf-8") as f:
-      lines, times, values = _read_rows(f, path, datetime_column, value_column)
+      lines, times, values = _read_rows(f, path, datetime_column, value_column, column_option)
   except UnicodeDecodeError:
     raise DataError(f"{path}, line {_first_non_utf8_line(path)}: not UTF-8 text; expected a UTF-8 CSV file (save it as UTF-8)") from None
   order = sorted(range(len(times)), key=times.__getitem__)
@@ -111,7 +113,7 @@ def _first_non_utf8_line(path: str) -> int:
   return number  # a multi-byte character cut at the end of the file
 
 
-def _read_rows(f, path: str, datetime_column: str, value_column: str | None):
+def _read_rows(f, path: str, datetime_column: str, value_column: str | None, column_option: str):
   """``(line numbers, timestamps, values)`` of the rows of an open CSV file."""
   reader = csv.reader(f)
   header = next(reader, None)
@@ -123,7 +125,7 @@ def _read_rows(f, path: str, datetime_column: str, value_column: str | None):
     if len(candidates) != 1:
       raise DataError(
           f"{path}: expected exactly one column ending in '_MW' to use as the load, found {len(candidates)} "
-          f"{candidates} in header {header}; pick the load column with task.value_column=NAME"
+          f"{candidates} in header {header}; pick the load column with {column_option}"
       )
     value_column = candidates[0]
   missing = [c for c in (datetime_column, value_column) if c not in header]

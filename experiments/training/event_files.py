@@ -24,6 +24,8 @@ import numbers
 
 import tensorboardX
 
+from training import files
+
 
 class EventFiles:
   """Writes metric records as TensorBoard scalars into ``workdir``.
@@ -35,15 +37,19 @@ class EventFiles:
   """
 
   def __init__(self, workdir: str, *, start_step: int):
-    self._writer = tensorboardX.SummaryWriter(workdir, purge_step=start_step + 1 if start_step else None)
+    self._workdir = workdir
+    with files.writing(workdir, "a TensorBoard event file"):
+      self._writer = tensorboardX.SummaryWriter(workdir, purge_step=start_step + 1 if start_step else None)
 
   def write(self, record: dict) -> None:
     """Adds the numeric, finite fields of ``record`` (``step``, ``split`` and metrics) as scalars."""
-    for key, value in record.items():
-      if key in ("step", "split") or isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        continue
-      self._writer.add_scalar(f"{record['split']}/{key}", float(value), record["step"])
-    self._writer.flush()
+    with files.writing(self._workdir, "a TensorBoard event file"):
+      for key, value in record.items():
+        if key in ("step", "split") or isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+          continue
+        self._writer.add_scalar(f"{record['split']}/{key}", float(value), record["step"])
+      self._writer.flush()
 
   def close(self) -> None:
-    self._writer.close()
+    with files.writing(self._workdir, "a TensorBoard event file"):
+      self._writer.close()

@@ -19,17 +19,35 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import warnings
 
+from training import files
+
 
 def append(path: str, record: dict) -> None:
-  """Appends one record (a JSON object with at least ``"step"``) and flushes it to disk."""
-  with open(path, "a", encoding="utf-8") as f:
-    f.write(json.dumps(record) + "\n")
-    f.flush()
-    os.fsync(f.fileno())
+  """Appends one record (a JSON object with at least ``"step"``) and flushes it to disk.
+
+  The lines already there are never touched: a write the disk refuses half-way
+  is cut back off (and a line a kill cuts short is dropped by the next resume).
+
+  Raises:
+    training.files.DiskFault: the disk is full or the file may not be written.
+  """
+  line = (json.dumps(record) + "\n").encode("utf-8")
+  with files.writing(os.path.dirname(os.path.abspath(path)), os.path.basename(path)):
+    with open(path, "ab") as f:
+      size = f.tell()
+      try:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+      except OSError:
+        with contextlib.suppress(OSError):  # no half line stays to be glued to the next one
+          f.truncate(size)
+        raise
 
 
 class HistoryWarning(UserWarning):
@@ -96,9 +114,5 @@ def truncate_after(path: str, step: int) -> None:
   kept = [raw for raw, record in lines if record is None or record["step"] <= step]
   if len(kept) == len(lines) and sum(map(len, kept)) == os.path.getsize(path):
     return
-  tmp = path + ".tmp"
-  with open(tmp, "wb") as f:
+  with files.atomic_write(path, "wb") as f:
     f.writelines(kept)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)

@@ -15,10 +15,9 @@ from __future__ import annotations
 import jax
 import optax
 
+from config_files import ConfigError
 from training import schema
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("constant", "warmup_cosine")
 
 
 def _standard_promotion_schedule(schedule: optax.Schedule) -> optax.Schedule:
@@ -32,9 +31,10 @@ def _standard_promotion_schedule(schedule: optax.Schedule) -> optax.Schedule:
 def _standard_promotion(tx: optax.GradientTransformation) -> optax.GradientTransformation:
   """``tx`` run under standard dtype promotion.
 
-  optax mixes Python floats with int32 step counts (Adam's bias correction
-  ``b1 ** count``), which ``jax_numpy_dtype_promotion="strict"`` rejects; a
-  program that sets strict promotion for its own code can still train.
+  optax 0.2 computes Adam's bias correction ``b1 ** count`` from a Python float
+  and an int32 step count, and its schedules mix them likewise; a program that
+  sets ``jax_numpy_dtype_promotion="strict"`` for its own code (as the tests do)
+  can still train.
   """
 
   def init(params):
@@ -48,6 +48,30 @@ def _standard_promotion(tx: optax.GradientTransformation) -> optax.GradientTrans
   return optax.GradientTransformation(init, update)
 
 
+def _warmup_cosine(config: schema.Optimizer, total_steps: int) -> optax.Schedule:
+  if config.warmup_steps >= total_steps:
+    raise ConfigError(f"optimizer.warmup_steps ({config.warmup_steps}) must be less than the training steps ({total_steps})")
+  return optax.warmup_cosine_decay_schedule(
+      init_value=0.0,
+      peak_value=config.learning_rate,
+      warmup_steps=config.warmup_steps,
+      decay_steps=total_steps,
+      end_value=config.end_learning_rate,
+  )
+
+
+# One entry per name of training.schema.ScheduleName and OptimizerName.
+SCHEDULES = {
+    "constant": lambda config, total_steps: optax.constant_schedule(config.learning_rate),
+    "warmup_cosine": _warmup_cosine,
+}
+OPTIMIZERS = {
+    "adam": lambda config, schedule: optax.adam(schedule),
+    "adamw": lambda config, schedule: optax.adamw(schedule, weight_decay=config.weight_decay),
+    "sgd": lambda config, schedule: optax.sgd(schedule, momentum=config.momentum or None),
+}
+
+
 def make_schedule(config: schema.Optimizer, total_steps: int) -> optax.Schedule:
   """The learning rate as a function of the step.
 
@@ -56,40 +80,18 @@ def make_schedule(config: schema.Optimizer, total_steps: int) -> optax.Schedule:
   ``end_learning_rate`` at ``total_steps``.
 
   Raises:
-    ValueError: an unknown schedule, or warmup not shorter than the run.
+    ConfigError: warmup not shorter than the run.
   """
-  if config.schedule == "constant":
-    return _standard_promotion_schedule(optax.constant_schedule(config.learning_rate))
-  if config.schedule == "warmup_cosine":
-    if config.warmup_steps >= total_steps:
-      raise ValueError(f"optimizer.warmup_steps ({config.warmup_steps}) must be less than the training steps ({total_steps})")
-    return _standard_promotion_schedule(
-        optax.warmup_cosine_decay_schedule(
-            init_value=0.0,
-            peak_value=config.learning_rate,
-            warmup_steps=config.warmup_steps,
-            decay_steps=total_steps,
-            end_value=config.end_learning_rate,
-        )
-    )
-  raise ValueError(f"unknown learning-rate schedule {config.schedule!r}; expected one of {SCHEDULES}")
+  return _standard_promotion_schedule(SCHEDULES[config.schedule](config, total_steps))
 
 
 def make_optimizer(config: schema.Optimizer, total_steps: int) -> optax.GradientTransformation:
   """``adam``, ``adamw`` or ``sgd`` with the configured schedule, after optional global-norm clipping.
 
   Raises:
-    ValueError: an unknown optimizer or schedule.
+    ConfigError: warmup not shorter than the run.
   """
-  schedule = make_schedule(config, total_steps)
-  if config.name == "adam":
-    tx = optax.adam(schedule)
-  elif config.name == "adamw":
-    tx = optax.adamw(schedule, weight_decay=config.weight_decay)
-  elif config.name == "sgd":
-    tx = optax.sgd(schedule, momentum=config.momentum or None)
-  else:
-    raise ValueError(f"unknown optimizer {config.name!r}; expected one of {OPTIMIZERS}")
+  tx = OPTIMIZERS[config.name](config, SCHEDULES[config.schedule](config, total_steps))
   if config.clip_global_norm is not None:
     # Clip before the optimizer sees the gradient (as torch's clip_grad_norm_).
     tx = optax.chain(optax.clip_by_global_norm(config.clip_global_norm), tx)

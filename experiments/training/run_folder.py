@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 from collections.abc import Iterator, Mapping
@@ -41,10 +43,15 @@ from typing import Any
 import yaml
 
 from config_files import ConfigError
+from training import files
 
 LOCK_FILE = "run.lock"
 IDENTITY_FILE = "identity.json"
 PREVIOUS_RUNS = "previous_runs"  # where --restart moves the old contents
+STEP_FOLDER = re.compile(r"\d+")
+SET_ASIDE_FOLDER = re.compile(r"\d+(\.\d+)?")
+# Files a run rewrites in place or appends to: a read-only or immutable one stops the run before it starts.
+REWRITTEN_FILES = (LOCK_FILE, "metrics.jsonl", "config.yaml", IDENTITY_FILE, "summary.json")
 # Keys that change what is shown, not what is computed: a resumed run may change them.
 DISPLAY_KEYS = frozenset({"train.progress_bar", "train.log_every", "train.eval_batch_size"})
 
@@ -53,19 +60,12 @@ class RunFolderBusyError(RuntimeError):
   """Another process holds the run folder's lock."""
 
 
-def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-  """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
-  if not isinstance(tree, dict):
-    return {prefix: tree}
-  flat = {}
-  for key, value in tree.items():
-    flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-  return flat
-
-
 def identity(config: Mapping[str, Any]) -> dict[str, Any]:
-  """What makes a run what it is: the flattened config (``model_dump(mode="json")``) without display-only keys."""
-  return {k: v for k, v in sorted(flatten(dict(config)).items()) if k not in DISPLAY_KEYS}
+  """What makes a run what it is: the config (``model_dump(mode="json")``) as ``{"a.b": value}``, without display-only keys."""
+  from flax import traverse_util  # pylint: disable=g-import-not-at-top  # loads JAX: only the trainer needs it
+
+  flat = traverse_util.flatten_dict(dict(config), sep=".")
+  return {k: v for k, v in sorted(flat.items()) if k not in DISPLAY_KEYS}
 
 
 def fingerprint(config: Mapping[str, Any]) -> str:
@@ -87,21 +87,73 @@ def exclusive(workdir: str) -> Iterator[None]:
   """
   os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, LOCK_FILE)
-  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  with files.writing(workdir, LOCK_FILE):
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
   try:
-    try:
-      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-      holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown"
-      raise RunFolderBusyError(
-          f"{workdir} is in use by another process ({holder}); wait for it to end, or choose another --workdir"
-      ) from None
+    _lock_or_refuse(fd, workdir)
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}, started {started}\n".encode(), 0)
     yield
   finally:
     os.close(fd)  # releases the lock; the file stays (deleting it would race with a waiting process)
+
+
+def check_writable(workdir: str) -> None:
+  """Refuses a run folder (or its ``checkpoints/``) that is read-only, or whose files cannot be rewritten.
+
+  Raises:
+    training.files.DiskFault: naming the folder or file.
+  """
+  files.check_writable(workdir, REWRITTEN_FILES)
+  ckpt_dir = os.path.join(workdir, "checkpoints")
+  if os.path.isdir(ckpt_dir):
+    files.check_writable(ckpt_dir)
+
+
+def check_not_busy(workdir: str) -> None:
+  """Fails at once when another process holds ``workdir``'s lock (the lock is not kept; see :func:`exclusive`).
+
+  Raises:
+    RunFolderBusyError: naming the holder.
+  """
+  path = os.path.join(workdir, LOCK_FILE)
+  if not os.path.isfile(path):
+    return
+  with contextlib.suppress(PermissionError):  # check_writable names a read-only lock file
+    fd = os.open(path, os.O_RDONLY)
+    try:
+      _lock_or_refuse(fd, workdir)
+    finally:
+      os.close(fd)
+
+
+def folder_size(path: str) -> int:
+  """Bytes of the files under ``path``."""
+  return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names)
+
+
+def check_space(ckpt_dir: str, latest_step: int) -> None:
+  """Refuses to train when the disk has less room than the latest checkpoint takes: the next save would fail.
+
+  Raises:
+    training.files.DiskFault: naming the folder, the free space and the room needed.
+  """
+  needed = folder_size(os.path.join(ckpt_dir, str(latest_step)))
+  free = files.free_bytes(ckpt_dir)
+  if free is not None and free < needed:
+    raise files.DiskFault(errno.ENOSPC, folder=os.path.abspath(ckpt_dir), free=free,
+                          what=f"the next checkpoint (checkpoint {latest_step} takes {files.format_bytes(needed)})")
+
+
+def _lock_or_refuse(fd: int, workdir: str) -> None:
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except BlockingIOError:
+    holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown"
+    raise RunFolderBusyError(
+        f"{workdir} is in use by another process ({holder}); wait for it to end, or choose another --workdir"
+    ) from None
 
 
 def _recorded(workdir: str, checkpoints: Mapping[int, Mapping[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
@@ -149,10 +201,8 @@ def record_identity(workdir: str, config: Mapping[str, Any]) -> None:
   path = os.path.join(workdir, IDENTITY_FILE)
   if os.path.exists(path):
     return
-  tmp = path + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
+  with files.atomic_write(path) as f:
     json.dump(checkpoint_metadata(config), f, indent=2)
-  os.replace(tmp, path)
 
 
 def describe_history(workdir: str, *, first_checkpoint_step: int, metrics_steps: list[int] = ()) -> str | None:
@@ -166,9 +216,11 @@ def describe_history(workdir: str, *, first_checkpoint_step: int, metrics_steps:
     metrics_steps: the steps of the readable ``metrics.jsonl`` records.
   """
   found = []
-  for name in ("checkpoints", "unreadable_checkpoints"):
+  # A step folder is named by its step; one set aside twice gets a copy number (8.2). Orbax's
+  # temporary folders of unfinished saves (12.orbax-checkpoint-tmp-...) are not checkpoints.
+  for name, pattern in (("checkpoints", STEP_FOLDER), ("unreadable_checkpoints", SET_ASIDE_FOLDER)):
     path = os.path.join(workdir, name)
-    if os.path.isdir(path) and any(entry.split(".")[0].isdigit() for entry in os.listdir(path)):
+    if os.path.isdir(path) and any(pattern.fullmatch(entry) for entry in os.listdir(path)):
       found.append(f"step folders in {path}")
   if metrics_steps and max(metrics_steps) > first_checkpoint_step:
     found.append(f"{len(metrics_steps)} metrics records up to step {max(metrics_steps)}")

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import typing
 from typing import Annotated, Literal, Union
 
 import pydantic
@@ -23,6 +24,13 @@ from config_files import Schema
 
 PositiveInt = Annotated[int, pydantic.Field(gt=0)]
 Fraction = Annotated[float, pydantic.Field(gt=0.0, lt=1.0)]
+
+# The option vocabularies, defined here once; the modules that act on them list
+# them with typing.get_args (e.g. training.optim maps each OptimizerName to optax).
+Feature = Literal["load", "hour", "dayofweek", "month", "dayofyear"]  # energy input columns
+ModelKind = Literal["gru", "lstm"]
+OptimizerName = Literal["adam", "adamw", "sgd"]
+ScheduleName = Literal["constant", "warmup_cosine"]
 
 
 class EnergyTask(Schema):
@@ -35,7 +43,7 @@ class EnergyTask(Schema):
   # None: the file's single column whose name ends in "_MW" (Kaggle files).
   value_column: str | None = None
   # Input columns, "load" first; the FloydHub GRU post uses all five.
-  features: list[Literal["load", "hour", "dayofweek", "month", "dayofyear"]] = ["load", "hour", "dayofweek", "month", "dayofyear"]
+  features: list[Feature] = list(typing.get_args(Feature))
   lookback: PositiveInt = 90  # input window, hours
   test_fraction: Fraction = 0.1  # the last part of each file's windows
   # Hours of the first test file shown in the forecast-vs-actual plot.
@@ -63,7 +71,7 @@ Task = Annotated[Union[EnergyTask, AddingTask, DigitsTask], pydantic.Field(discr
 class Model(Schema):
   """A recurrent backbone with the FloydHub GRU post's head: ReLU, then Linear on the last step."""
 
-  kind: Literal["gru", "lstm"] = "gru"
+  kind: ModelKind = "gru"
   hidden: PositiveInt = 256  # H
   num_layers: PositiveInt = 2  # L
   dropout: Annotated[float, pydantic.Field(ge=0.0, lt=1.0)] = 0.0  # between layers
@@ -72,9 +80,9 @@ class Model(Schema):
 class Optimizer(Schema):
   """An optax optimizer with a learning-rate schedule and optional clipping."""
 
-  name: Literal["adam", "adamw", "sgd"] = "adam"
+  name: OptimizerName = "adam"
   learning_rate: Annotated[float, pydantic.Field(gt=0.0)] = 1e-3  # peak value
-  schedule: Literal["constant", "warmup_cosine"] = "constant"
+  schedule: ScheduleName = "constant"
   warmup_steps: Annotated[int, pydantic.Field(ge=0)] = 0  # warmup_cosine only
   end_learning_rate: Annotated[float, pydantic.Field(ge=0.0)] = 0.0  # warmup_cosine only
   weight_decay: Annotated[float, pydantic.Field(ge=0.0)] = 1e-4  # adamw only

@@ -20,6 +20,8 @@ Run folder::
   summary.json         final metrics, parameter count, timings
   unreadable_checkpoints/<step>/   step folders that could not be read, set aside
   previous_runs/<time>/            the old contents, moved there by --restart
+  *.incomplete         what a write cut short by a kill leaves (every file is renamed into place
+                       when complete; see training.files); removed by the next complete write
 
 Example:
 
@@ -41,7 +43,6 @@ import contextlib
 import dataclasses
 import functools
 import json
-import math
 import os
 import time
 from typing import Any, NamedTuple
@@ -54,9 +55,11 @@ import tqdm
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from config_files import ConfigError
 from config_files import dump_config
 from training import checkpoint
 from training import event_files
+from training import files
 from training import history
 from training import interrupts
 from training import models
@@ -67,7 +70,6 @@ from training import schema
 from training import tasks
 
 Array = jax.Array
-LOSSES = ("mse", "cross_entropy")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -103,13 +105,16 @@ def create_train_state(model, tx: optax.GradientTransformation, key: Array, samp
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
 
 
+# The loss of each task kind, used for training and for evaluation alike.
+LOSSES = {
+    "mse": lambda predictions, targets: jnp.mean((predictions - targets) ** 2),  # targets [B, 1]
+    "cross_entropy": lambda logits, labels: jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels)),
+}
+
+
 def compute_loss(kind: str, predictions: Array, targets: Array) -> Array:
   """Mean loss of a batch: ``mse`` against ``targets [B, 1]``, or ``cross_entropy`` of logits ``[B, C]`` against labels ``[B]``."""
-  if kind == "mse":
-    return jnp.mean((predictions - targets) ** 2)
-  if kind == "cross_entropy":
-    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(predictions, targets))
-  raise ValueError(f"unknown loss {kind!r}; expected one of {LOSSES}")
+  return LOSSES[kind](predictions, targets)
 
 
 def train_step(
@@ -140,15 +145,6 @@ def train_step(
 def eval_step(params, inputs: Array, *, model) -> Array:
   """Predictions ``[B, outputs]`` without dropout."""
   return model.apply({"params": params}, inputs, deterministic=True)
-
-
-def _host_loss(kind: str, predictions: np.ndarray, targets: np.ndarray) -> float:
-  predictions = predictions.astype(np.float64)
-  if kind == "mse":
-    return float(np.mean((predictions - targets) ** 2))
-  shifted = predictions - predictions.max(axis=-1, keepdims=True)
-  log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-  return float(-np.mean(log_probs[np.arange(len(targets)), targets]))
 
 
 class _Mesh(NamedTuple):
@@ -187,7 +183,7 @@ def evaluate(task: tasks.Task, predict, params, mesh: _Mesh, eval_size: int) -> 
     chunks.append(np.asarray(predict(params, mesh.put_batch(x)))[:count])
     targets.append(y)
   predictions = np.concatenate(chunks)
-  result = {"loss": _host_loss(task.loss, predictions, np.concatenate(targets))}
+  result = {"loss": float(compute_loss(task.loss, jnp.asarray(predictions), jnp.asarray(np.concatenate(targets))))}
   result.update(task.evaluate(predictions))
   return result, predictions
 
@@ -268,45 +264,120 @@ class _TrainLog:
       self.progress.write(f"step {step}: test " + ", ".join(f"{k} {v:.4g}" for k, v in result.items()))
 
 
+class Plan(NamedTuple):
+  """What a config trains and when, checked before the run folder is touched."""
+
+  task: tasks.Task  # the data, loss and metrics
+  model: models.SequenceModel
+  tx: optax.GradientTransformation  # the optimizer, with its schedule
+  schedule: optax.Schedule  # the learning rate per step, for the logs
+  total_steps: int
+  eval_every: int  # steps between evaluations (each is also saved)
+  checkpoint_every: int  # steps between checkpoints
+  first_checkpoint: int  # the step of the run's first checkpoint
+
+
+def plan_run(config: schema.TrainConfig, task: tasks.Task | None = None) -> Plan:
+  """Builds the task (unless given), model and optimizer of ``config`` and checks that they fit together.
+
+  Raises:
+    ConfigError: a batch that does not split over the devices, epochs for a
+      task without a fixed training set, a warmup not shorter than the run.
+    training.energy.DataError: missing or malformed data files.
+  """
+  train = config.train
+  num_devices = jax.device_count()
+  if train.batch_size % num_devices:
+    raise ConfigError(f"train.batch_size ({train.batch_size}) must be a multiple of the device count ({num_devices})")
+  if task is None:
+    task = tasks.build_task(config.task, seed=config.seed, batch_size=train.batch_size)
+  if task.steps_per_epoch is None and train.num_epochs is not None:
+    raise ConfigError(f"task {task.name!r} has no fixed training set: set train.num_steps instead of train.num_epochs")
+  total = train.num_epochs * task.steps_per_epoch if train.num_epochs is not None else train.num_steps
+  eval_every = _schedule(train.eval_every, task.steps_per_epoch, total)
+  checkpoint_every = _schedule(train.checkpoint_every, task.steps_per_epoch, total)
+  return Plan(
+      task=task,
+      model=create_model(config.model, task.outputs),
+      tx=optim.make_optimizer(config.optimizer, total),
+      schedule=optim.make_schedule(config.optimizer, total),
+      total_steps=total,
+      eval_every=eval_every,
+      checkpoint_every=checkpoint_every,
+      first_checkpoint=min(checkpoint_every, eval_every, total),
+  )
+
+
 @dataclasses.dataclass
 class _Position:
   step: int = 0  # the last step trained (or restored)
 
 
-def train_and_evaluate(config: schema.TrainConfig, workdir: str, *, restart: bool = False) -> dict:
+def train_and_evaluate(
+    config: schema.TrainConfig, workdir: str, *, restart: bool = False, task: tasks.Task | None = None
+) -> dict:
   """Trains and evaluates ``config``, resuming from the latest checkpoint in ``workdir``.
 
-  The run folder is locked for the whole call (:func:`training.run_folder.exclusive`).
-  A finished run is left as it is: its summary is read back.
+  Three stages: :func:`open_run_folder` (checks, lock, resume or finished),
+  the training loop, and the summary. The run folder is locked throughout
+  (:func:`training.run_folder.exclusive`). A finished run is left as it is: its
+  summary is read back.
 
   Args:
     config: a validated :class:`~training.schema.TrainConfig`.
     workdir: the run folder (created if missing).
     restart: first move the folder's contents to ``previous_runs/<time>/``
       and train from step 0.
+    task: ``config.task`` already built (``experiments/train.py`` builds it
+      before loading JAX, to check the data early); built here when ``None``.
 
   Returns:
     The summary written to ``workdir/summary.json``.
 
   Raises:
-    ValueError: bad data or a batch that does not split over the devices,
-      before anything is written.
-    ConfigError: ``workdir`` holds a run of another config.
+    ConfigError: a config that does not fit the devices or the task, before
+      anything is written; ``workdir`` holds a run of another config.
+    training.energy.DataError: bad data, before anything is written.
     training.run_folder.RunFolderBusyError: another process is using ``workdir``.
+    training.files.DiskFault: the disk is full or ``workdir`` may not be written;
+      its message says what to free or fix and from which checkpoint a rerun resumes.
     NonFiniteLossError: the loss became NaN or infinite; the last good checkpoint is kept.
     training.checkpoint.CheckpointError: ``workdir`` holds earlier work but no readable checkpoint.
     training.interrupts.Interrupted: SIGINT or SIGTERM; its message names the step and the last checkpoint.
   """
   position = _Position()
+  ckpt_dir = os.path.join(workdir, "checkpoints")
   with contextlib.ExitStack() as guards, interrupts.signals_raise():
     try:
-      return _train_and_evaluate(config, workdir, restart=restart, guards=guards, position=position)
+      plan = plan_run(config, task)
+      opened = open_run_folder(config, workdir, plan, restart=restart, guards=guards)
+      if isinstance(opened, dict):  # a finished run
+        return opened
+      outcome = _train(config, plan, opened, workdir, position)
+      return _summarize(config, plan, workdir, outcome)
     except interrupts.Interrupted as e:
-      saved = checkpoint.saved_metadata(os.path.join(workdir, "checkpoints"))
-      last = f"last checkpoint at step {max(saved)}" if saved else "no checkpoint yet"
+      saved = _readable_steps(ckpt_dir)
+      last = f"last checkpoint at step {saved[-1]}" if saved else "no checkpoint yet"
       raise interrupts.Interrupted(
           e.signum, f"interrupted at step {position.step}; {last}; rerun the same command to resume"
       ) from None
+    except Exception as e:  # pylint: disable=broad-except  # only the disk's refusals are translated
+      number = files.fault_errno(e)
+      if number is None:
+        raise
+      fault = e if isinstance(e, files.DiskFault) else files.DiskFault(number, folder=os.path.abspath(workdir), what="the run's files")
+      saved = _readable_steps(ckpt_dir)
+      then = (f"rerun the same command to resume from checkpoint {saved[-1]}" if saved
+              else "rerun the same command (there is no checkpoint yet: the run starts from step 0)")
+      raise fault.with_advice(then) from None
+
+
+def _readable_steps(ckpt_dir: str) -> list[int]:
+  """The steps a rerun can resume from; none if the folder cannot even be read."""
+  try:
+    return checkpoint.intact_steps(ckpt_dir)
+  except Exception:  # pylint: disable=broad-except  # only used to advise; the rerun judges again
+    return []
 
 
 def _finished_summary(workdir: str, total_steps: int) -> dict | None:
@@ -321,62 +392,79 @@ def _finished_summary(workdir: str, total_steps: int) -> dict | None:
   return summary if isinstance(summary, dict) and summary.get("steps") == total_steps else None
 
 
-def _train_and_evaluate(
-    config: schema.TrainConfig, workdir: str, *, restart: bool, guards: contextlib.ExitStack, position: _Position
-) -> dict:
-  train_cfg = config.train
-  num_devices = jax.device_count()
-  if train_cfg.batch_size % num_devices:
-    raise ValueError(f"train.batch_size ({train_cfg.batch_size}) must be a multiple of the device count ({num_devices})")
-  task = tasks.build_task(config.task, seed=config.seed, batch_size=train_cfg.batch_size)
-  if task.steps_per_epoch is None and train_cfg.num_epochs is not None:
-    raise ValueError(f"task {task.name!r} has no fixed training set: set train.num_steps instead of train.num_epochs")
-  if train_cfg.num_epochs is not None:
-    total_steps = train_cfg.num_epochs * task.steps_per_epoch
-  else:
-    total_steps = train_cfg.num_steps
-  tx = optim.make_optimizer(config.optimizer, total_steps)
-  model = create_model(config.model, task.outputs)
-  log_every = train_cfg.log_every
-  eval_every = _schedule(train_cfg.eval_every, task.steps_per_epoch, total_steps)
-  ckpt_every = _schedule(train_cfg.checkpoint_every, task.steps_per_epoch, total_steps)
-  first_checkpoint = min(ckpt_every, eval_every, total_steps)
+def open_run_folder(
+    config: schema.TrainConfig, workdir: str, plan: Plan, *, restart: bool, guards: contextlib.ExitStack
+) -> checkpoint.Checkpoints | dict:
+  """Makes ``workdir`` ready to train ``plan``: writable, locked, of this config, with room for a checkpoint.
 
-  # Everything is validated; from here on the run folder is written, by one process at a time.
+  Everything that ``guards`` must undo (the lock, the checkpoint manager) is
+  registered with it.
+
+  Returns:
+    The run's :class:`~training.checkpoint.Checkpoints`, or the summary of a run that is finished.
+
+  Raises:
+    See :func:`train_and_evaluate`.
+  """
   is_main = jax.process_index() == 0
   config_json = config.model_dump(mode="json")
   ckpt_dir = os.path.join(workdir, "checkpoints")
-  metrics_path = os.path.join(workdir, "metrics.jsonl")
   if is_main:
+    run_folder.check_writable(workdir)  # names a read-only folder, not the lock file it cannot open
     guards.enter_context(run_folder.exclusive(workdir))
     moved = run_folder.set_aside(workdir) if restart else None
     if moved:
       print(f"restarting: the previous contents of {workdir} were moved to {moved}", flush=True)
-  earlier_work = run_folder.describe_history(
-      workdir, first_checkpoint_step=first_checkpoint, metrics_steps=[r["step"] for r in history.read(metrics_path)]
-  )
+  metrics_steps = [r["step"] for r in history.read(os.path.join(workdir, "metrics.jsonl"))]
+  earlier_work = run_folder.describe_history(workdir, first_checkpoint_step=plan.first_checkpoint, metrics_steps=metrics_steps)
   if earlier_work:  # a folder without any is free to take a corrected config
     run_folder.check_identity(workdir, config_json, checkpoint.saved_metadata(ckpt_dir))
-  finished = _finished_summary(workdir, total_steps)
+  finished = _finished_summary(workdir, plan.total_steps)
   if finished is not None:
     if is_main:
-      print(f"the run in {workdir} is finished (step {total_steps}); its files are left as they are", flush=True)
+      print(f"the run in {workdir} is finished (step {plan.total_steps}); its files are left as they are", flush=True)
     return finished
   os.makedirs(workdir, exist_ok=True)
-  ckpt = checkpoint.Checkpoints(ckpt_dir, keep=train_cfg.keep_checkpoints)  # sets damaged step folders aside
+  # Sets damaged step folders aside and removes orbax's temporary folders of unfinished saves.
+  ckpt = checkpoint.Checkpoints(ckpt_dir, keep=config.train.keep_checkpoints)
   guards.callback(ckpt.close)
-  if earlier_work and not ckpt.steps():
+  steps = ckpt.steps()
+  if earlier_work and not steps:
     raise checkpoint.CheckpointError(run_folder.no_fresh_start_message(workdir, earlier_work))
   if is_main:
+    if steps:  # a disk still full after a stop says so now, not after training up to the next save
+      run_folder.check_space(ckpt_dir, steps[-1])
     dump_config(config, os.path.join(workdir, "config.yaml"))
     run_folder.record_identity(workdir, config_json)
+  return ckpt
+
+
+class _Outcome(NamedTuple):
+  """What the training loop hands to the summary."""
+
+  state: TrainState  # after the last step
+  start_step: int  # the step it resumed from (0: a fresh start)
+  num_params: int
+  compile_seconds: float  # the first step
+  train_seconds: float  # the steps, without compilation, evaluation and saving
+  test: dict  # metrics of the last step's evaluation
+  predictions: np.ndarray  # [N_test, outputs] of the last step's evaluation
+  best: tuple[int, float] | None  # (step, test loss) of the best checkpoint kept
+
+
+def _train(config: schema.TrainConfig, plan: Plan, ckpt: checkpoint.Checkpoints, workdir: str, position: _Position) -> _Outcome:
+  """The training loop: restores the latest checkpoint, trains up to ``plan.total_steps``, evaluates and saves."""
+  train_cfg, task, total_steps = config.train, plan.task, plan.total_steps
+  is_main = jax.process_index() == 0
+  num_devices = jax.device_count()
+  metrics_path = os.path.join(workdir, "metrics.jsonl")
   mesh = make_mesh()
   # Made inside jit to be replicated on every device of every process (device_put
   # cannot place arrays on other hosts' devices).
   init_key, dropout_key = jax.jit(lambda: tuple(jax.random.split(jax.random.key(config.seed))), out_shardings=mesh.replicated)()
   sample_inputs, _ = task.train_batch(0)
   state = jax.jit(create_train_state, static_argnums=(0, 1), out_shardings=mesh.replicated)(
-      model, tx, init_key, jnp.asarray(sample_inputs[:1])
+      plan.model, plan.tx, init_key, jnp.asarray(sample_inputs[:1])
   )
   num_params = models.count_params(state.params)
   with interrupts.deferred():
@@ -391,82 +479,82 @@ def _train_and_evaluate(
     history.truncate_after(metrics_path, start_step)
 
   step_fn = jax.jit(
-      functools.partial(train_step, model=model, tx=tx, loss=task.loss),
+      functools.partial(train_step, model=plan.model, tx=plan.tx, loss=task.loss),
       donate_argnums=0,
       out_shardings=mesh.replicated,
   )
-  predict = jax.jit(functools.partial(eval_step, model=model), out_shardings=mesh.replicated)
+  predict = jax.jit(functools.partial(eval_step, model=plan.model), out_shardings=mesh.replicated)
   eval_size = max(num_devices, train_cfg.eval_batch_size // num_devices * num_devices)
   log = _TrainLog(
       metrics_path if is_main else None,
-      optim.make_schedule(config.optimizer, total_steps),
+      plan.schedule,
       train_cfg.batch_size,
       tqdm.tqdm(total=total_steps, initial=start_step, disable=not (train_cfg.progress_bar and is_main), dynamic_ncols=True),
       start_step,
   )
+  custom_metadata = run_folder.checkpoint_metadata(config.model_dump(mode="json"))
   test_result, predictions, last_eval_step = None, None, None
-
-  for step in range(start_step + 1, total_steps + 1):
-    x, y = task.train_batch(step - 1)
-    state, metrics = step_fn(state, mesh.put_batch(x), mesh.put_batch(y), dropout_key)
-    position.step = step
-    log.add(step, metrics)
-    is_last = step == total_steps
-    do_eval = step % eval_every == 0 or is_last
-    do_ckpt = step % ckpt_every == 0 or do_eval
-    if step % log_every == 0 or do_ckpt:
-      try:  # the one host sync of a log interval; checks every step's loss
-        log.flush(step)
-      except NonFiniteLossError as e:
-        latest = ckpt.steps()
-        ckpt.close()
-        kept = f"the last good checkpoint, step {latest[-1]}, is kept in {ckpt.directory}" if latest else "no checkpoint had been saved yet"
-        raise NonFiniteLossError(f"{e}; {kept}. Lower optimizer.learning_rate or set optimizer.clip_global_norm.") from None
-    if do_eval:
-      test_result, predictions = evaluate(task, predict, state.params, mesh, eval_size)
-      last_eval_step = step
-      log.test(step, test_result, echo=train_cfg.progress_bar and is_main)
-    if do_ckpt:
-      with interrupts.deferred():  # a signal waits for the save to finish
-        ckpt.save(
-            step,
-            state,
-            metrics={"test_loss": test_result["loss"]} if do_eval else None,
-            custom_metadata=run_folder.checkpoint_metadata(config_json),
-        )
-    if do_eval or do_ckpt:
-      log.restart_clock()  # evaluation and saving are not training time
-  log.close()
-
+  try:
+    for step in range(start_step + 1, total_steps + 1):
+      x, y = task.train_batch(step - 1)
+      state, metrics = step_fn(state, mesh.put_batch(x), mesh.put_batch(y), dropout_key)
+      position.step = step
+      log.add(step, metrics)
+      is_last = step == total_steps
+      do_eval = step % plan.eval_every == 0 or is_last
+      do_ckpt = step % plan.checkpoint_every == 0 or do_eval
+      if step % train_cfg.log_every == 0 or do_ckpt:
+        try:  # the one host sync of a log interval; checks every step's loss
+          log.flush(step)
+        except NonFiniteLossError as e:
+          latest = ckpt.steps()
+          kept = f"the last good checkpoint, step {latest[-1]}, is kept in {ckpt.directory}" if latest else "no checkpoint had been saved yet"
+          raise NonFiniteLossError(f"{e}; {kept}. Lower optimizer.learning_rate or set optimizer.clip_global_norm.") from None
+      if do_eval:
+        test_result, predictions = evaluate(task, predict, state.params, mesh, eval_size)
+        last_eval_step = step
+        log.test(step, test_result, echo=train_cfg.progress_bar and is_main)
+      if do_ckpt:
+        with interrupts.deferred():  # a signal waits for the save to finish
+          ckpt.save(step, state, metrics={"test_loss": test_result["loss"]} if do_eval else None, custom_metadata=custom_metadata)
+      if do_eval or do_ckpt:
+        log.restart_clock()  # evaluation and saving are not training time
+  finally:
+    log.close()
   if last_eval_step != total_steps:  # resumed after the end, or nothing left to run
     test_result, predictions = evaluate(task, predict, state.params, mesh, eval_size)
-  best = ckpt.best()
-  ckpt.close()
-  records = history.read(metrics_path)
-  epochs_run = (total_steps - start_step) / task.steps_per_epoch if task.steps_per_epoch else None
+  return _Outcome(state, start_step, num_params, log.compile_seconds, log.train_seconds, test_result, predictions, ckpt.best())
+
+
+def _summarize(config: schema.TrainConfig, plan: Plan, workdir: str, outcome: _Outcome) -> dict:
+  """Writes the loss plot, the task's results and ``summary.json``, each whole or not at all; returns the summary."""
+  task = plan.task
+  epochs_run = (plan.total_steps - outcome.start_step) / task.steps_per_epoch if task.steps_per_epoch else None
   summary = {
       "task": task.name,
       "model": config.model.kind,
       "seed": config.seed,
-      "num_params": num_params,
-      "steps": total_steps,
-      "epochs": train_cfg.num_epochs,
-      "devices": num_devices,
-      "resumed_from_step": start_step,
-      "compile_seconds": log.compile_seconds,
-      "train_seconds": log.train_seconds,
-      "seconds_per_epoch": log.train_seconds / epochs_run if epochs_run else None,
-      "test": test_result,
-      "best_checkpoint": {"step": best[0], "test_loss": best[1]} if best else None,
+      "num_params": outcome.num_params,
+      "steps": plan.total_steps,
+      "epochs": config.train.num_epochs,
+      "devices": jax.device_count(),
+      "resumed_from_step": outcome.start_step,
+      "compile_seconds": outcome.compile_seconds,
+      "train_seconds": outcome.train_seconds,
+      "seconds_per_epoch": outcome.train_seconds / epochs_run if epochs_run else None,
+      "test": outcome.test,  # everything task.evaluate returns
+      "best_checkpoint": {"step": outcome.best[0], "test_loss": outcome.best[1]} if outcome.best else None,
   }
-  if is_main:
-    plots.plot_losses(
-        os.path.join(workdir, "loss.png"),
-        [(r["step"], r["loss"]) for r in records if r["split"] == "train" and "event" not in r],
-        [(r["step"], r["loss"]) for r in records if r["split"] == "test"],
-        title=f"{task.name}, {config.model.kind}",
-    )
-    task.save_result(predictions, workdir)
-    with open(os.path.join(workdir, "summary.json"), "w", encoding="utf-8") as f:
+  if jax.process_index() == 0:
+    records = history.read(os.path.join(workdir, "metrics.jsonl"))
+    with files.staged(workdir, "the loss plot and the task's results") as stage:
+      plots.plot_losses(
+          os.path.join(stage, "loss.png"),
+          [(r["step"], r["loss"]) for r in records if r["split"] == "train" and "event" not in r],
+          [(r["step"], r["loss"]) for r in records if r["split"] == "test"],
+          title=f"{task.name}, {config.model.kind}",
+      )
+      task.save_result(outcome.predictions, stage)
+    with files.atomic_write(os.path.join(workdir, "summary.json")) as f:  # last: it marks the run finished
       json.dump(summary, f, indent=2)
   return summary
