@@ -86,7 +86,7 @@ def test_layer_gradients_match_the_scan(implementation):
 @pytest.mark.parametrize("reverse", [False, True])
 def test_custom_backward_against_finite_differences(variant, reverse):
   params, x, h0, _, _ = helpers.direction_problem(3, steps=4)
-  run = functools.partial(jaxgru.gru_scan_from_inputs, variant=variant, reverse=reverse, seq_lengths=jnp.array([4, 2, 0]))
+  run = functools.partial(jaxgru.gru_scan_custom_vjp_in_loop, variant=variant, reverse=reverse, seq_lengths=jnp.array([4, 2, 0]))
   check_grads(run, (params, x, h0), order=1, modes=["rev"], atol=1e-2, rtol=1e-2, eps=1e-3)
 
 
@@ -144,7 +144,7 @@ def test_forward_mode_needs_the_scan():
   _, tangent = jax.jvp(lambda x: helpers.RUNNERS["scan"](params, x, h0)[0], (x,), (jnp.ones_like(x),))
   assert tangent.shape == (6, 3, 4)
   with pytest.raises(TypeError, match="custom_vjp"):
-    jax.jvp(lambda x: jaxgru.gru_scan_from_inputs(params, x, h0)[0], (x,), (jnp.ones_like(x),))
+    jax.jvp(lambda x: jaxgru.gru_scan_custom_vjp_in_loop(params, x, h0)[0], (x,), (jnp.ones_like(x),))
 
 
 def test_one_dispatch_policy():

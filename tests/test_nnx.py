@@ -235,5 +235,5 @@ def test_nnx_module_errors():
   module = jaxgru.nnx.GRU(I, H, rngs=nnx.Rngs(0))
   with pytest.raises(ValueError, match="GRU got inputs with 3 features, but its parameters expect 4"):
     module(jnp.zeros((B, T, 3)))
-  with pytest.raises(ValueError, match="GRUCell inputs must have shape"):
+  with pytest.raises(ValueError, match="GRUCell got inputs with 3 features, but its parameters expect 4"):
     jaxgru.nnx.GRUCell(I, H, rngs=nnx.Rngs(0))(jnp.zeros((B, H)), jnp.zeros((B, 3)))

@@ -206,7 +206,7 @@ BOOL_OPTIONS = {
     "nnx GRU use_bias": lambda v: jaxgru.nnx.GRU(I, H, use_bias=v, rngs=nnx.Rngs(0)),
     "nnx MinGRU time_major": lambda v: jaxgru.nnx.MinGRU(I, H, time_major=v, rngs=nnx.Rngs(0)),
     "nnx GRUCell use_bias": lambda v: jaxgru.nnx.GRUCell(I, H, use_bias=v, rngs=nnx.Rngs(0)),
-    "reverse": lambda v: jaxgru.gru_scan_from_inputs(
+    "reverse": lambda v: jaxgru.gru_scan_custom_vjp_in_loop(
         jaxgru.params.with_biases({"input_kernel": jnp.zeros((I, 3 * H)), "recurrent_kernel": jnp.zeros((H, 3 * H))}),
         jnp.zeros((T, B, I)), jnp.zeros((B, H)), reverse=v,
     ),  # fmt: skip
