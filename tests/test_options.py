@@ -129,6 +129,12 @@ def test_half_precision_parameters_initialize_on_cpu(dtype):
     np.testing.assert_allclose(block.T @ block, np.eye(H), atol=2e-2)  # rounded from a float32 orthogonal block
   y, _ = module(jnp.ones((B, T, I), dtype))
   assert y.dtype == jnp.dtype(dtype) and bool(jnp.all(jnp.isfinite(y)))
+  # Every module initializes half precision the same way (linen's MinGRU raised on orthogonal()).
+  orthogonal = nn.initializers.orthogonal()
+  linen_min = jaxgru.MinGRU(H, param_dtype=dtype, kernel_init=orthogonal).init(jax.random.key(0), jnp.zeros((B, T, I), dtype))
+  nnx_min = jaxgru.nnx.MinGRU(I, H, param_dtype=dtype, kernel_init=orthogonal, rngs=nnx.Rngs(0))
+  for kernel in (linen_min["params"]["layer_0"]["kernel"], nnx_min.layer_0.kernel[...]):
+    assert kernel.dtype == jnp.dtype(dtype) and kernel.shape == (I, 2 * H)
 
 
 def _flax_linen_pair(**activations):
