@@ -283,17 +283,9 @@ def mingru_layer(
 ) -> tuple[Array, Array]:
   """Runs a minGRU layer (:class:`MinGRU`, :class:`jaxgru.nnx.MinGRU`) from its parameters and keys.
 
-  Args:
-    obtain_params: ``I -> [[{"kernel": [I_l, 2H], "bias": [2H]}] per layer]``.
-    inputs, seq_lengths, initial_carry: as :meth:`MinGRU.__call__`.
-    features: H.
-    options: the layer's ``num_layers``, ``mode``, ``candidate``, ``dropout``,
-      ``time_major``, ``dtype``, ``param_dtype``.
-    keys: :class:`jaxgru.sequences.LayerKeys` (``dropout`` only).
-    expected_input_features: I of existing parameters, or ``None``.
-
-  Returns:
-    ``(outputs [B, T, H], final_carry [L, B, H])`` in the caller's layout.
+  As :func:`jaxgru.sequences.gru_layer`, with ``params[l] = [{"kernel": [I_l, 2H], "bias": [2H]}]``,
+  the :data:`OPTION_NAMES` options and ``keys.dropout`` only. Returns ``(outputs [B, T, H],
+  final_carry [L, B, H])`` in the caller's layout.
   """
 
   def run(params, x, h0, lengths, between):
@@ -334,16 +326,16 @@ class _LayerParams(nn.Module):
 class MinGRU(nn.Module):
   r"""Multi-layer minGRU (Feng et al. 2024) over sequences, with the interface of :class:`jaxgru.GRU`.
 
-  Each layer computes, for every step :math:`t` (see :mod:`jaxgru.mingru`),
+  >>> rnn = MinGRU(features=8, num_layers=2)
+  >>> x = jnp.ones((4, 10, 3))  # [B, T, I]
+  >>> variables = rnn.init(jax.random.key(0), x)
+  >>> y, h_n = rnn.apply(variables, x, seq_lengths=jnp.array([10, 7, 1, 0]))
+  >>> y.shape, h_n.shape  # [B, T, H], [L, B, H]
+  ((4, 10, 8), (2, 4, 8))
 
-  .. math::
-
-     z_t = \sigma(W_z x_t + b_z), \quad \tilde h_t = W_h x_t + b_h
-     \;(\text{or } g(W_h x_t + b_h)), \quad
-     h_t = (1 - z_t) \odot h_{t-1} + z_t \odot \tilde h_t
-
-  and layer ``l > 0`` reads the outputs of layer ``l - 1``. Parameters live
-  under ``params["layer_{l}"]`` as ``kernel [I_l, 2H]`` and ``bias [2H]``.
+  Each layer runs the recurrence of :mod:`jaxgru.mingru`; layer ``l > 0``
+  reads the outputs of layer ``l - 1``. Parameters live under
+  ``params["layer_{l}"]`` as ``kernel [I_l, 2H]`` and ``bias [2H]``.
 
   Attributes:
     features: H.
@@ -359,16 +351,8 @@ class MinGRU(nn.Module):
     time_major: inputs and outputs are ``[T, B, ...]`` instead of ``[B, T, ...]``.
     dtype: compute dtype of the input projections (``None``: promote); the
       scan runs in the carry dtype.
-    param_dtype: parameter dtype; also the carry dtype.
-
-  Example:
-
-  >>> rnn = MinGRU(features=8, num_layers=2)
-  >>> x = jnp.ones((4, 10, 3))  # [B, T, I]
-  >>> variables = rnn.init(jax.random.key(0), x)
-  >>> y, h_n = rnn.apply(variables, x, seq_lengths=jnp.array([10, 7, 1, 0]))
-  >>> y.shape, h_n.shape  # [B, T, H], [L, B, H]
-  ((4, 10, 8), (2, 4, 8))
+    param_dtype: parameter dtype; also the carry dtype (half precision is
+      initialized in float32, then rounded).
   """
 
   features: int
