@@ -1,33 +1,41 @@
 """jaxgru: gated recurrent units for JAX and Flax, numerically equal to PyTorch.
 
+The public API is :data:`__all__` (listed in the README): the modules
+(:class:`GRU`, :class:`GRUCell`, :class:`MinGRU`; :mod:`jaxgru.nnx` for
+``flax.nnx``), the pure functions (:func:`gru_step`, the ``gru_scan*``
+runners, :func:`gru_stack`, the gate equations in :mod:`jaxgru.gates`), the
+choices (:class:`Implementation`, :class:`Variant`, :class:`Remat`) and
+:func:`jaxgru.dispatch.resolve_implementation`, weights in and out in
+:mod:`jaxgru.interop`, minGRU's functions in :mod:`jaxgru.mingru`. Other
+submodules are the implementation: their names are shared between jaxgru's
+modules, not promised to users.
+
 Where things are: the gate equations and the one step every implementation
-runs in :mod:`jaxgru.gates`; the flax.linen cell in :mod:`jaxgru.cell`; the
-multi-layer layer in :mod:`jaxgru.layer` (its pure stacking in
-:mod:`jaxgru.sequences`); the flax.nnx cell and layers in :mod:`jaxgru.nnx`;
-parameter shapes and per-gate initialization in :mod:`jaxgru.params`; the implementations (:mod:`jaxgru.scan`,
-:mod:`jaxgru.backward`, :mod:`jaxgru.pallas_gru`) behind one dispatch,
-:mod:`jaxgru.dispatch`; weights in and out in :mod:`jaxgru.interop`.
+runs in :mod:`jaxgru.gates`; the dtype rule in :mod:`jaxgru.dtypes`; the one
+padded loop and the ``"scan"`` runner in :mod:`jaxgru.scan`, the hand-written
+backward in :mod:`jaxgru.backward`, the Pallas kernel in
+:mod:`jaxgru.pallas_gru`, all run by :func:`jaxgru.dispatch.run_direction`;
+the one layer body in :mod:`jaxgru.sequences`, which the linen
+(:mod:`jaxgru.layer`, :mod:`jaxgru.cell`) and nnx (:mod:`jaxgru.nnx`) modules
+call with their parameters and random keys.
 """
 
 from importlib import metadata as _metadata
 
-from jaxgru import backward
 from jaxgru import dispatch
 from jaxgru import gates
 from jaxgru import interop
 from jaxgru import mingru
 from jaxgru import nnx
-from jaxgru import params
-from jaxgru import scan
-from jaxgru import sequences
 from jaxgru.backward import gru_scan_custom_vjp
-from jaxgru.backward import gru_scan_from_inputs
+from jaxgru.backward import gru_scan_custom_vjp_in_loop
 from jaxgru.cell import GRUCell
 from jaxgru.dispatch import Implementation
 from jaxgru.gates import Variant
 from jaxgru.gates import gru_step
 from jaxgru.layer import GRU
 from jaxgru.mingru import MinGRU
+from jaxgru.pallas_gru import gru_scan_pallas
 from jaxgru.scan import Remat
 from jaxgru.scan import gru_scan
 from jaxgru.scan import gru_scan_remat
@@ -46,20 +54,17 @@ __all__ = (
     "MinGRU",
     "Remat",
     "Variant",
-    "backward",
     "dispatch",
     "gates",
     "gru_scan",
     "gru_scan_custom_vjp",
-    "gru_scan_from_inputs",
+    "gru_scan_custom_vjp_in_loop",
+    "gru_scan_pallas",
     "gru_scan_remat",
     "gru_stack",
     "gru_step",
     "interop",
     "mingru",
     "nnx",
-    "params",
     "param_name",
-    "scan",
-    "sequences",
 )

@@ -10,9 +10,10 @@ and the weight and bias gradients are large products over all stored steps
 after the loop.
 
 Two entry points: :func:`gru_scan_custom_vjp` takes the hoisted input
-projection ``x_proj [T, B, 3H]`` like :func:`jaxgru.scan.gru_scan`;
-:func:`gru_scan_from_inputs` takes the raw inputs ``x [T, B, I]`` and projects
+projection ``x_proj [T, B, 3H]`` like :func:`jaxgru.gru_scan`;
+:func:`gru_scan_custom_vjp_in_loop` takes the raw inputs ``x [T, B, I]`` and projects
 them step by step inside the loop (faster on CPU, see ``experiments/results/speed_notes.md``).
+The forward is :func:`jaxgru.scan.loop`, the loop the scan runs.
 Both support reverse-mode differentiation only (``jax.grad``, ``jax.vjp``);
 forward mode (``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``) needs
 :func:`jaxgru.scan.gru_scan`.
@@ -46,6 +47,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxgru import dtypes
 from jaxgru import gates
 from jaxgru import scan
 
@@ -53,7 +55,7 @@ Array = jax.Array
 
 
 class Residuals(NamedTuple):
-  """Activations the forward scan stores for :func:`backward_scan` (those of :class:`gates.Activations` per step)."""
+  """Activations the forward loop stores for :func:`backward_scan` (those of :class:`jaxgru.gates.Activations` per step)."""
 
   h_prev: Array  # [T, B, H], carry dtype: the state each step starts from.
   r: Array  # [T, B, H] reset gate, compute dtype.
@@ -61,67 +63,6 @@ class Residuals(NamedTuple):
   n: Array  # [T, B, H] candidate state.
   # reset_after: a_n = h W_hn + b_hn; reset_before: r * h, the input of W_hn.
   aux: Array  # [T, B, H]
-
-
-def forward_scan(w, b, x, h0, seq_lengths, w_i, b_i, *, variant, reverse, unroll, dtype, keep):
-  """The forward scan of :func:`gates.step`; with ``keep`` it also returns :class:`Residuals`.
-
-  ``x`` is the input projection ``[T, B, 3H]`` when ``w_i`` is ``None``, else
-  the raw inputs ``[T, B, I]``, projected step by step inside the loop.
-  """
-  # A scanned projection is split into per-gate arrays once, outside the loop:
-  # slicing one wide scanned array inside the loop is several times slower on
-  # XLA:CPU. Products, on the other hand, stay wide ([I, 3H] and [H, 3H]):
-  # slicing a value made inside the loop fuses into the gate maths, and fewer
-  # slice kernels compile faster (experiments/results/speed_notes.md).
-  blocks = gates.recurrent_blocks({"recurrent_kernel": w, "recurrent_bias": b}, variant, dtype)
-  if w_i is None:
-    xs = gates.split_gates(x)  # 3 x [T, B, H]
-  else:
-    xs = x  # [T, B, I]
-    w_i = w_i.astype(dtype)
-    b_i = b_i.astype(dtype)[None, :]
-
-  def body(h, inp):
-    x_t, t = inp if seq_lengths is not None else (inp, None)
-    if w_i is not None:  # gates.input_projection of this step
-      x_t = gates.split_gates(jnp.matmul(x_t.astype(dtype), w_i) + b_i)
-    h_new, acts = gates.step(blocks, h, x_t, variant, dtype)
-    y = h_new
-    if seq_lengths is not None:
-      h_new, y = gates.keep_valid(gates.valid_rows(t, seq_lengths), h_new, h)
-    return h_new, ((y, h) + tuple(acts) if keep else y)
-
-  if seq_lengths is not None:
-    xs = (xs, jnp.arange(x.shape[0], dtype=seq_lengths.dtype))  # with the step index
-  h_last, out = jax.lax.scan(body, h0, xs, reverse=reverse, unroll=unroll)
-  if not keep:
-    return out, h_last
-  ys, *acts = out
-  return ys, h_last, Residuals(*acts)
-
-
-def at_least_float32(dtype) -> jnp.dtype:
-  """``dtype`` if it has 32 bits or more, else float32 (bfloat16 and float16 gate maths and sums)."""
-  return jnp.dtype(dtype) if jnp.finfo(dtype).bits >= 32 else jnp.dtype(jnp.float32)
-
-
-def _step_dtype(seq_lengths):
-  return jnp.int32 if seq_lengths is None else seq_lengths.dtype
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
-def _scan(variant, reverse, unroll, dtype, w, b, x, h0, seq_lengths, w_i, b_i):
-  kwargs = dict(variant=variant, reverse=reverse, unroll=unroll, dtype=dtype, keep=False)
-  return forward_scan(w, b, x, h0, seq_lengths, w_i, b_i, **kwargs)
-
-
-def _scan_fwd(variant, reverse, unroll, dtype, w, b, x, h0, seq_lengths, w_i, b_i):
-  kwargs = dict(variant=variant, reverse=reverse, unroll=unroll, dtype=dtype, keep=True)
-  ys, h_last, res = forward_scan(w, b, x, h0, seq_lengths, w_i, b_i, **kwargs)
-  if w_i is None:  # only the dtypes of x and b are needed; don't keep x alive
-    x, b_i = jnp.zeros((0,), x.dtype), None
-  return (ys, h_last), Saved(w, jnp.zeros((0,), b.dtype), x, h0, seq_lengths, w_i, b_i, res)
 
 
 class Saved(NamedTuple):
@@ -135,6 +76,35 @@ class Saved(NamedTuple):
   w_i: Array | None  # [I, 3H] input kernel when projected in the loop, else None.
   b_i: Array | None  # [3H] input bias when projected in the loop, else None.
   res: Residuals  # [T, B, H] each.
+
+
+def _forward(w, b, x, h0, seq_lengths, w_i, b_i, *, variant, reverse, unroll, dtype, keep):
+  """:func:`jaxgru.scan.loop` on the recurrent weights; ``x`` is ``[T, B, 3H]``, or ``[T, B, I]`` with ``w_i``."""
+  # Products stay wide ([I, 3H] and [H, 3H]): slicing a value made inside the
+  # loop fuses into the gate maths, and fewer slice kernels compile faster
+  # (experiments/results/speed_notes.md).
+  blocks = gates.recurrent_blocks({"recurrent_kernel": w, "recurrent_bias": b}, variant, dtype)
+  in_loop = None if w_i is None else (w_i.astype(dtype), b_i.astype(dtype)[None, :])
+  xs = gates.split_gates(x) if w_i is None else x  # 3 x [T, B, H], or [T, B, I]
+  out = scan.loop(
+      blocks, xs, h0, variant=variant, dtype=dtype, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
+      keep=keep, input_weights=in_loop,
+  )  # fmt: skip
+  return out if not keep else (out[0], out[1], Residuals(*out[2]))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
+def _scan(variant, reverse, unroll, dtype, w, b, x, h0, seq_lengths, w_i, b_i):
+  kwargs = dict(variant=variant, reverse=reverse, unroll=unroll, dtype=dtype, keep=False)
+  return _forward(w, b, x, h0, seq_lengths, w_i, b_i, **kwargs)
+
+
+def _scan_fwd(variant, reverse, unroll, dtype, w, b, x, h0, seq_lengths, w_i, b_i):
+  kwargs = dict(variant=variant, reverse=reverse, unroll=unroll, dtype=dtype, keep=True)
+  ys, h_last, res = _forward(w, b, x, h0, seq_lengths, w_i, b_i, **kwargs)
+  if w_i is None:  # only the dtypes of x and b are needed; don't keep x alive
+    x, b_i = jnp.zeros((0,), x.dtype), None
+  return (ys, h_last), Saved(w, jnp.zeros((0,), b.dtype), x, h0, seq_lengths, w_i, b_i, res)
 
 
 def backward_scan(variant, reverse, unroll, dtype, saved: Saved, cotangents):
@@ -152,7 +122,7 @@ def backward_scan(variant, reverse, unroll, dtype, saved: Saved, cotangents):
   w, b_like, x, h0, seq_lengths, w_i, b_i, res = saved
   d_ys, d_h_last = cotangents  # [T, B, H], [B, H]
   # Gradients accumulate in float32 at least, whatever the compute dtype.
-  acc = at_least_float32(dtype if jnp.finfo(dtype).bits >= jnp.finfo(h0.dtype).bits else h0.dtype)
+  acc = dtypes.accumulation_dtype(dtype, h0.dtype)
   reset_after = variant is gates.Variant.RESET_AFTER
   # Transposed per-gate blocks [H, H]: three products per step cost less than
   # concatenating the gate gradients for one [B, 3H] x [3H, H] product here.
@@ -163,7 +133,7 @@ def backward_scan(variant, reverse, unroll, dtype, saved: Saved, cotangents):
     h, r, z, n, aux = (v.astype(acc) for v in (h, r, z, n, aux))
     d_new = g + d_y.astype(acc)  # dL/dh' of this step
     if seq_lengths is not None:
-      valid = gates.valid_rows(t, seq_lengths)  # [B, 1]
+      valid = (t < seq_lengths)[:, None]  # [B, 1]
       d_new = jnp.where(valid, d_new, jnp.zeros_like(d_new))
     d_n = d_new * (1 - z) * (1 - n * n)  # through tanh
     d_z = d_new * (h - n) * z * (1 - z)  # through sigmoid
@@ -180,7 +150,7 @@ def backward_scan(variant, reverse, unroll, dtype, saved: Saved, cotangents):
       d_h = jnp.where(valid, d_h, g)  # a padded step passes its carry through
     return d_h, (d_r, d_z, d_n)
 
-  steps = jnp.arange(d_ys.shape[0], dtype=_step_dtype(seq_lengths))
+  steps = jnp.arange(d_ys.shape[0], dtype=jnp.int32)
   inputs = ((res.h_prev, res.r, res.z, res.n, res.aux, d_ys), steps)
   d_h0, d_pre = jax.lax.scan(
       body, d_h_last.astype(acc), inputs, reverse=not reverse, unroll=unroll
@@ -216,24 +186,43 @@ def _outer(u, v, acc):
 _scan.defvjp(_scan_fwd, backward_scan)
 
 
-def gru_scan_custom_vjp(params: gates.Params, x_proj: Array, h0: Array, **options) -> tuple[Array, Array]:
-  """:func:`jaxgru.scan.gru_scan` with a hand-written, cuDNN-style backward pass.
+def run_custom_vjp(
+    params: gates.Params, x: Array, h0: Array, *, projected: bool, variant, seq_lengths, reverse, unroll, dtype
+) -> tuple[Array, Array]:
+  """The hand-written-backward runner on a prepared request (:func:`jaxgru.scan.prepare_direction`).
 
-  Arguments, results and numbers are those of :func:`jaxgru.scan.gru_scan`
-  (outputs and gradients agree to float32 rounding). Gradients flow to
-  ``x_proj``, ``h0``, ``params["recurrent_kernel"]`` and
-  ``params["recurrent_bias"]``; the input kernel and bias get theirs through
-  the input projection by ordinary autodiff.
+  ``projected``: ``x`` is the hoisted projection ``[T, B, 3H]`` (``"custom_vjp"``);
+  otherwise the raw inputs ``[T, B, I]``, projected step by step inside the
+  loop (``"custom_vjp_in_loop"``), so no ``[T, B, 3H]`` array is ever stored.
+  """
+  w, b = params["recurrent_kernel"], params["recurrent_bias"]
+  w_i, b_i = (None, None) if projected else (params["input_kernel"], params["input_bias"])
+  return _scan(variant, bool(reverse), int(unroll), jnp.dtype(dtype), w, b, x, h0, seq_lengths, w_i, b_i)
 
-  Args:
-    params: GRU parameters (``recurrent_kernel [H, 3H]``, ``recurrent_bias [3H]``).
-    x_proj: ``[T, B, 3H]`` input projections.
-    h0: ``[B, H]`` initial state; its dtype is the carry dtype.
-    **options: as :func:`jaxgru.scan.gru_scan` (:class:`jaxgru.scan.RunnerOptions`);
-      ``unroll`` applies to the forward and the backward loop.
 
-  Returns:
-    ``(outputs [T, B, H], h_last [B, H])`` as :func:`jaxgru.scan.gru_scan`.
+def _checked(params, x, h0, *, projected, variant, seq_lengths, reverse, unroll, dtype):
+  d = scan.prepare_direction(
+      params, x, h0, projected=projected, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
+      dtype=dtype,
+  )  # fmt: skip
+  return run_custom_vjp(
+      params, d.x, d.h0, projected=projected, variant=d.variant, seq_lengths=d.seq_lengths, reverse=reverse,
+      unroll=unroll, dtype=d.dtype,
+  )  # fmt: skip
+
+
+def gru_scan_custom_vjp(
+    params: gates.Params,
+    x_proj: Array,
+    h0: Array,
+    *,
+    variant: str | gates.Variant = gates.Variant.RESET_AFTER,
+    seq_lengths: Array | None = None,
+    reverse: bool = False,
+    unroll: int = 1,
+    dtype=None,
+) -> tuple[Array, Array]:
+  """:func:`jaxgru.gru_scan` with a hand-written, cuDNN-style backward pass.
 
   >>> H = 4
   >>> p = {"recurrent_kernel": jnp.full((H, 3 * H), 0.1), "recurrent_bias": jnp.zeros(3 * H)}
@@ -242,42 +231,71 @@ def gru_scan_custom_vjp(params: gates.Params, x_proj: Array, h0: Array, **option
   >>> grads = jax.grad(loss)(p, x_proj)
   >>> grads["recurrent_kernel"].shape
   (4, 12)
-  """
-  x_proj, h0, (variant, seq_lengths, reverse, unroll, dtype) = scan.prepare_run(params, x_proj, h0, options, projected=True)
-  w, b = params["recurrent_kernel"], params["recurrent_bias"]
-  dtype = jnp.dtype(dtype or jnp.result_type(x_proj, h0, w))
-  return _scan(variant, bool(reverse), int(unroll), dtype, w, b, x_proj, h0, seq_lengths, None, None)
 
-
-def gru_scan_from_inputs(params: gates.Params, x: Array, h0: Array, **options) -> tuple[Array, Array]:
-  """:func:`gru_scan_custom_vjp` on raw inputs, projecting them step by step in the loop.
-
-  Equal to ``gru_scan_custom_vjp(params, gates.input_projection(params, x,
-  dtype), h0, ...)``, but the ``[T, B, 3H]`` projection is never stored: each
-  step multiplies its ``[B, I]`` input by ``input_kernel`` inside the loop,
-  and the backward computes the input kernel's gradient as products over all
-  steps after its loop. On XLA:CPU this is faster once arrays pass tens of
-  megabytes, where every fresh buffer costs page faults (experiments/results/speed_notes.md).
+  Arguments, results and numbers are those of :func:`jaxgru.gru_scan`
+  (outputs and gradients agree to float32 rounding). Gradients flow to
+  ``x_proj``, ``h0``, ``params["recurrent_kernel"]`` and
+  ``params["recurrent_bias"]``; the input kernel and bias get theirs through
+  the input projection by ordinary autodiff. ``unroll`` applies to the
+  forward and the backward loop.
 
   Args:
-    params: GRU parameters, all four arrays.
-    x: ``[T, B, I]`` inputs.
+    params: GRU parameters (``recurrent_kernel [H, 3H]``, ``recurrent_bias [3H]``).
+    x_proj: ``[T, B, 3H]`` input projections.
     h0: ``[B, H]`` initial state; its dtype is the carry dtype.
-    **options: as :func:`jaxgru.scan.gru_scan` (:class:`jaxgru.scan.RunnerOptions`).
+    variant, seq_lengths, reverse, unroll, dtype: as :func:`jaxgru.gru_scan`.
 
   Returns:
-    ``(outputs [T, B, H], h_last [B, H])`` as :func:`jaxgru.scan.gru_scan`.
+    ``(outputs [T, B, H], h_last [B, H])`` as :func:`jaxgru.gru_scan`.
+  """
+  return _checked(
+      params, x_proj, h0, projected=True, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
+      dtype=dtype,
+  )  # fmt: skip
+
+
+def gru_scan_custom_vjp_in_loop(
+    params: gates.Params,
+    x: Array,
+    h0: Array,
+    *,
+    variant: str | gates.Variant = gates.Variant.RESET_AFTER,
+    seq_lengths: Array | None = None,
+    reverse: bool = False,
+    unroll: int = 1,
+    dtype=None,
+) -> tuple[Array, Array]:
+  """The ``"custom_vjp_in_loop"`` implementation: :func:`gru_scan_custom_vjp` on raw inputs, projected in the loop.
 
   >>> H, I = 4, 2
   >>> p = {"input_kernel": jnp.full((I, 3 * H), 0.2), "recurrent_kernel": jnp.full((H, 3 * H), 0.1),
   ...      "input_bias": jnp.zeros(3 * H), "recurrent_bias": jnp.zeros(3 * H)}
   >>> x, h0 = jnp.ones((5, 2, I)), jnp.zeros((2, H))  # [T, B, I], [B, H]
-  >>> ys, h_last = gru_scan_from_inputs(p, x, h0)
+  >>> ys, h_last = gru_scan_custom_vjp_in_loop(p, x, h0)
   >>> bool(jnp.allclose(ys, gru_scan_custom_vjp(p, gates.input_projection(p, x), h0)[0]))
   True
+
+  Equal to ``gru_scan_custom_vjp(params, gates.input_projection(params, x,
+  dtype), h0, dtype=dtype)`` for the compute dtype ``dtype`` (``None``
+  promotes ``x``, ``h0`` and both kernels), but the ``[T, B, 3H]``
+  projection is never stored: each step multiplies its ``[B, I]`` input by
+  ``input_kernel`` inside the loop, and the backward computes the input
+  kernel's gradient as products over all steps after its loop. On XLA:CPU
+  this is faster once arrays pass tens of megabytes, where every fresh buffer
+  costs page faults (experiments/results/speed_notes.md).
+
+  Args:
+    params: GRU parameters, all four arrays.
+    x: ``[T, B, I]`` inputs.
+    h0: ``[B, H]`` initial state; its dtype is the carry dtype.
+    variant, seq_lengths, reverse, unroll, dtype: as :func:`jaxgru.gru_scan`.
+
+  Returns:
+    ``(outputs [T, B, H], h_last [B, H])`` as :func:`jaxgru.gru_scan`.
   """
-  x, h0, (variant, seq_lengths, reverse, unroll, dtype) = scan.prepare_run(params, x, h0, options, projected=False)
-  w, b = params["recurrent_kernel"], params["recurrent_bias"]
-  w_i, b_i = params["input_kernel"], params["input_bias"]
-  dtype = jnp.dtype(dtype or jnp.result_type(x, w_i))
-  return _scan(variant, bool(reverse), int(unroll), dtype, w, b, x, h0, seq_lengths, w_i, b_i)
+  return _checked(
+      params, x, h0, projected=False, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
+      dtype=dtype,
+  )  # fmt: skip
+
+

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from jaxgru import dtypes
 from jaxgru import gates
 from jaxgru import params as params_lib
 from jaxgru import validation
@@ -37,12 +36,7 @@ def declare_params(module: nn.Module, input_features: int) -> dict[str, Array]:
     ValueError: the module already has parameters made for another input size.
   """
   if module.has_variable("params", "input_kernel"):
-    have = module.get_variable("params", "input_kernel").shape
-    if have[0] != input_features:
-      raise ValueError(
-          f"{type(module).__name__} {module.name!r} got inputs with {input_features} "
-          f"features, but its parameters expect {have[0]} (input_kernel shape {have})"
-      )
+    validation.check_input_width(type(module).__name__, input_features, module.get_variable("params", "input_kernel").shape[0])
   specs = params_lib.param_specs(
       input_features,
       module.features,
@@ -55,36 +49,73 @@ def declare_params(module: nn.Module, input_features: int) -> dict[str, Array]:
   return params_lib.with_biases(declared)
 
 
-def check_carry(name: str, carry: Array, inputs: Array, features: int) -> None:
-  """Raises ``ValueError`` unless ``carry`` is ``[..., H]`` with the leading axes of ``inputs [..., I]``."""
-  if carry.shape[-1:] != (features,) or carry.shape[:-1] != inputs.shape[:-1]:
-    raise ValueError(
-        f"{name} carry has shape {carry.shape}; expected {inputs.shape[:-1] + (features,)} "
-        f"for inputs of shape {inputs.shape} and features={features}"
-    )
-
-
-def cell_step(cell, params, carry: Array, inputs: Array) -> Array:
-  """One step of a GRU cell (linen or nnx): :func:`jaxgru.gates.gru_step` with Flax's complex rule.
-
-  Complex inputs or parameters make the carry and the computation complex, as
-  in Flax's cells (which compute in the promoted dtype); a real carry would
-  silently drop the imaginary part.
+def check_cell_options(owner: str, sizes: dict[str, int], *, variant, dtype, param_dtype, use_bias, gate_fn, activation_fn):
+  """The option checks of both GRU cells (:class:`GRUCell`, :class:`jaxgru.nnx.GRUCell`); returns the :class:`Variant`.
 
   Args:
-    cell: the cell, for its options ``variant``, ``dtype``, ``param_dtype``,
-      ``gate_fn`` and ``activation_fn``.
+    owner: the class name for the messages.
+    sizes: ``{"features": H}`` or ``{"in_features": I, "hidden_features": H}``.
+    variant, dtype, param_dtype, use_bias, gate_fn, activation_fn: the cell's options.
+
+  Raises:
+    ValueError, TypeError: naming the option, what it was and what was expected.
+  """
+  for name, value in sizes.items():
+    validation.check_positive_int(f"{owner} {name}", value)
+  validation.check_floating(f"{owner} dtype", dtype, allow_complex=True)
+  validation.check_floating(f"{owner} param_dtype", param_dtype, allow_complex=True)
+  validation.check_bool(f"{owner} use_bias", use_bias)
+  validation.check_callable(f"{owner} gate_fn", gate_fn)
+  validation.check_callable(f"{owner} activation_fn", activation_fn)
+  return gates.as_variant(variant)
+
+
+def _broadcasts(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+  try:
+    return jnp.broadcast_shapes(shape, target) == target
+  except ValueError:
+    return False
+
+
+def cell_step(owner: str, cell, params, carry, inputs) -> Array:
+  """One step of a GRU cell (linen or nnx): :func:`jaxgru.gates.gru_step` with Flax's input rules.
+
+  As Flax's cells: integer and boolean inputs are promoted to ``param_dtype``;
+  a carry whose leading axes broadcast to the inputs' (a ``[H]`` carry with
+  ``[B, I]`` inputs) is broadcast; complex inputs or parameters make the
+  carry and the computation complex (a real carry would silently drop the
+  imaginary part).
+
+  Args:
+    owner: the class name for the messages.
+    cell: the cell, for its options ``features`` (H), ``variant``, ``dtype``,
+      ``param_dtype``, ``gate_fn`` and ``activation_fn``.
     params: the four parameter arrays (:func:`jaxgru.params.with_biases`).
     carry: ``[..., H]`` hidden state.
     inputs: ``[..., I]`` input.
 
   Returns:
     ``[..., H]`` the new carry (complex when anything was complex).
+
+  Raises:
+    ValueError: a carry or input that does not fit the parameters (naming the cell).
   """
+  inputs = dtypes.promote_inputs(inputs, cell.param_dtype)
+  carry = jnp.asarray(carry)
+  hidden = params["recurrent_kernel"].shape[0]
+  validation.check_input_width(owner, inputs.shape[-1], params["input_kernel"].shape[0])
+  lead = inputs.shape[:-1]
+  if carry.shape[-1:] != (hidden,) or not _broadcasts(carry.shape[:-1], lead):
+    raise ValueError(
+        f"{owner} carry has shape {carry.shape}; expected {lead + (hidden,)} (or one that broadcasts "
+        f"to it, such as ({hidden},)) for inputs of shape {inputs.shape} and features={hidden}"
+    )
+  carry = jnp.broadcast_to(carry, lead + (hidden,))
   dtype = cell.dtype
-  kinds = [jnp.dtype(d) for d in (carry.dtype, inputs.dtype, cell.param_dtype, dtype) if d is not None]
-  if any(jnp.issubdtype(d, jnp.complexfloating) for d in kinds):
-    dtype = functools.reduce(np.promote_types, kinds)  # NumPy's rule: exempt from strict promotion
+  if any(jnp.issubdtype(a.dtype, jnp.complexfloating) for a in (carry, inputs, params["input_kernel"])) or (
+      dtype is not None and jnp.issubdtype(dtype, jnp.complexfloating)
+  ):
+    dtype = dtypes.compute_dtype(None, carry, inputs, cell.param_dtype, dtype)
     carry = carry.astype(dtype)
   return gates.gru_step(params, carry, inputs, cell.variant, dtype, gate_fn=cell.gate_fn, activation_fn=cell.activation_fn)
 
@@ -150,13 +181,10 @@ class GRUCell(nn.RNNCellBase):
   use_bias: bool = True
 
   def __post_init__(self):
-    gates.as_variant(self.variant)
-    validation.check_positive_int("GRUCell features", self.features)
-    validation.check_floating("GRUCell dtype", self.dtype, allow_complex=True)
-    validation.check_floating("GRUCell param_dtype", self.param_dtype, allow_complex=True)
-    validation.check_bool("GRUCell use_bias", self.use_bias)
-    validation.check_callable("GRUCell gate_fn", self.gate_fn)
-    validation.check_callable("GRUCell activation_fn", self.activation_fn)
+    check_cell_options(
+        "GRUCell", {"features": self.features}, variant=self.variant, dtype=self.dtype, param_dtype=self.param_dtype,
+        use_bias=self.use_bias, gate_fn=self.gate_fn, activation_fn=self.activation_fn,
+    )  # fmt: skip
     super().__post_init__()
 
   @nn.compact
@@ -164,16 +192,17 @@ class GRUCell(nn.RNNCellBase):
     """One step.
 
     Args:
-      carry: ``[..., H]`` hidden state.
-      inputs: ``[..., I]`` input; leading axes are batch axes, as in ``carry``.
+      carry: ``[..., H]`` hidden state (a carry that broadcasts to the
+        inputs' leading axes, such as ``[H]``, is broadcast, as in Flax).
+      inputs: ``[..., I]`` input; leading axes are batch axes. Integer and
+        boolean inputs are promoted to ``param_dtype``, as in Flax.
 
     Returns:
       ``(new_carry, outputs)``, both ``[..., H]`` (the same array); complex
       when the inputs or parameters are.
     """
-    check_carry("GRUCell", carry, inputs, self.features)
-    params = declare_params(self, inputs.shape[-1])
-    h = cell_step(self, params, carry, inputs)
+    params = declare_params(self, jnp.shape(inputs)[-1])
+    h = cell_step("GRUCell", self, params, carry, inputs)
     return h, h
 
   @nn.nowrap

@@ -25,17 +25,17 @@ class Implementation(str, enum.Enum):
   """How :class:`jaxgru.GRU` runs the recurrence; all give the same numbers.
 
   * ``AUTO``: chosen by :func:`resolve_implementation`.
-  * ``SCAN``: ``lax.scan`` differentiated by JAX (:func:`jaxgru.scan.gru_scan`);
+  * ``SCAN``: ``lax.scan`` differentiated by JAX (:func:`jaxgru.gru_scan`);
     the only one with forward-mode derivatives (``jax.jvp``, ``jax.hessian``),
-    recurrent dropout and rematerialisation (:func:`jaxgru.scan.gru_scan_remat`).
+    recurrent dropout and rematerialisation (:func:`jaxgru.gru_scan_remat`).
   * ``CUSTOM_VJP``: the input projection of all steps as one product before
     the loop, and a hand-written backward pass
-    (:func:`jaxgru.backward.gru_scan_custom_vjp`).
+    (:func:`jaxgru.gru_scan_custom_vjp`).
   * ``CUSTOM_VJP_IN_LOOP``: the same backward, each step's input projected
     inside the loop, so no ``[T, B, 3H]`` array is stored
-    (:func:`jaxgru.backward.gru_scan_from_inputs`).
+    (:func:`jaxgru.gru_scan_custom_vjp_in_loop`).
   * ``PALLAS``: the forward loop as one persistent Pallas kernel on a GPU, with
-    the hand-written backward (:func:`jaxgru.pallas_gru.gru_scan_pallas`); not
+    the hand-written backward (:func:`jaxgru.gru_scan_pallas`); not
     yet measured on GPU hardware, so only ever an explicit choice.
   """
 
@@ -60,6 +60,42 @@ def custom_gates(gate_fn=jax.nn.sigmoid, activation_fn=jnp.tanh) -> bool:
   return gate_fn is not jax.nn.sigmoid or activation_fn is not jnp.tanh
 
 
+def check_compatible(
+    implementation: str | Implementation,
+    *,
+    hidden: int | None = None,
+    remat: str | scan.Remat = scan.Remat.NONE,
+    recurrent_dropout: bool = False,
+    custom_gates: bool = False,
+) -> Implementation:
+  """Checks that an implementation can serve a layer's options, wherever it will run; returns it as an enum.
+
+  What only the scan takes (remat, recurrent dropout, activations other than
+  sigmoid and tanh) and what the Pallas kernel cannot take (an ``H`` that is
+  not a power of two in ``[16, 512]``) fail here, at construction; the
+  backend is checked when the layer runs (:func:`resolve_implementation`).
+
+  >>> check_compatible("custom_vjp", remat="step")
+  Traceback (most recent call last):
+  ...
+  ValueError: remat='step' needs implementation 'scan' (or 'auto'), got 'custom_vjp'
+  """
+  implementation = as_implementation(implementation)
+  remat = scan.as_remat(remat)
+  needs_scan = [f"remat={remat.value!r}"] if remat is not scan.Remat.NONE else []
+  if recurrent_dropout:
+    needs_scan.append("recurrent_dropout")
+  if custom_gates:
+    needs_scan.append("a gate_fn or activation_fn other than sigmoid and tanh")
+  if needs_scan and implementation not in (Implementation.AUTO, Implementation.SCAN):
+    raise ValueError(f"{' and '.join(needs_scan)} needs implementation 'scan' (or 'auto'), got {implementation.value!r}")
+  if implementation is Implementation.PALLAS and hidden is not None:
+    from jaxgru import pallas_gru  # noqa: PLC0415 - the module only; Pallas itself loads on first kernel build
+
+    pallas_gru.check_hidden(hidden)
+  return implementation
+
+
 def resolve_implementation(
     implementation: str | Implementation,
     *,
@@ -68,54 +104,48 @@ def resolve_implementation(
     remat: str | scan.Remat = scan.Remat.NONE,
     recurrent_dropout: bool = False,
     custom_gates: bool = False,
+    interpret: bool = False,
 ) -> Implementation:
-  """Turns a request into the concrete implementation that serves it.
+  """Turns a request into the concrete implementation that serves it, on ``backend``.
+
+  >>> resolve_implementation("auto", backend="cpu").value, resolve_implementation("auto", backend="gpu").value
+  ('custom_vjp_in_loop', 'custom_vjp')
 
   ``AUTO`` is ``SCAN`` when remat, recurrent dropout or activations other
   than sigmoid and tanh are asked for (only the scan takes them; the
-  hand-written backward passes differentiate sigmoid and tanh); otherwise ``CUSTOM_VJP_IN_LOOP`` on a CPU (fastest there at
-  every measured shape) and ``CUSTOM_VJP`` elsewhere (one large input
-  projection and one product per backward step, what pays where each loop
-  step costs kernel launches). An explicit choice is returned as it is, or
-  refused with the reason and what would serve.
+  hand-written backward passes differentiate sigmoid and tanh); otherwise
+  ``CUSTOM_VJP_IN_LOOP`` on a CPU (fastest there at every measured shape) and
+  ``CUSTOM_VJP`` elsewhere (one large input projection and one product per
+  backward step, what pays where each loop step costs kernel launches). An
+  explicit choice is returned as it is, or refused with the reason and what
+  would serve (:func:`check_compatible`).
 
   Args:
     implementation: the request.
     backend: ``"cpu"``, ``"gpu"``, ``"tpu"``; ``None`` asks JAX.
     hidden: H, when known (the Pallas kernel takes only some).
-    remat: the layer's :class:`jaxgru.scan.Remat` setting.
+    remat: the layer's :class:`jaxgru.Remat` setting.
     recurrent_dropout: whether a recurrent-dropout mask will be applied.
     custom_gates: whether ``gate_fn`` or ``activation_fn`` differ from
       sigmoid and tanh (:func:`custom_gates`).
+    interpret: ``PALLAS`` runs in the Pallas interpreter, on any backend.
 
   Raises:
     ValueError: an explicit choice that cannot serve the request.
-
-  >>> resolve_implementation("auto", backend="cpu").value, resolve_implementation("auto", backend="gpu").value
-  ('custom_vjp_in_loop', 'custom_vjp')
-  >>> resolve_implementation("custom_vjp", remat="step")
-  Traceback (most recent call last):
-  ...
-  ValueError: remat='step' needs implementation 'scan' (or 'auto'), got 'custom_vjp'
   """
-  implementation = as_implementation(implementation)
-  remat = scan.as_remat(remat)
+  implementation = check_compatible(  # the interpreter takes any H
+      implementation, hidden=None if interpret else hidden, remat=remat, recurrent_dropout=recurrent_dropout,
+      custom_gates=custom_gates,
+  )  # fmt: skip
   backend = backend or jax.default_backend()
-  needs_scan = [f"remat={remat.value!r}"] if remat is not scan.Remat.NONE else []
-  if recurrent_dropout:
-    needs_scan.append("recurrent_dropout")
-  if custom_gates:
-    needs_scan.append("a gate_fn or activation_fn other than sigmoid and tanh")
   if implementation is Implementation.AUTO:
-    if needs_scan:
+    if scan.as_remat(remat) is not scan.Remat.NONE or recurrent_dropout or custom_gates:
       return Implementation.SCAN
     return Implementation.CUSTOM_VJP_IN_LOOP if backend == "cpu" else Implementation.CUSTOM_VJP
-  if needs_scan and implementation is not Implementation.SCAN:
-    raise ValueError(f"{' and '.join(needs_scan)} needs implementation 'scan' (or 'auto'), got {implementation.value!r}")
-  if implementation is Implementation.PALLAS:
-    from jaxgru import pallas_gru  # noqa: PLC0415 - Pallas is loaded only when asked for
+  if implementation is Implementation.PALLAS and not interpret:
+    from jaxgru import pallas_gru  # noqa: PLC0415 - the module only; Pallas itself loads on first kernel build
 
-    pallas_gru.check_compiled_kernel(backend, hidden if hidden is not None else 16)
+    pallas_gru.check_compiled_kernel(backend, hidden)
   return implementation
 
 
@@ -125,46 +155,65 @@ def run_direction(
     x: Array,
     h0: Array,
     *,
+    variant: str | gates.Variant = gates.Variant.RESET_AFTER,
+    seq_lengths: Array | None = None,
+    reverse: bool = False,
+    unroll: int = 1,
+    dtype=None,
     recurrent_mask: Array | None = None,
     remat: str | scan.Remat = scan.Remat.NONE,
     remat_segment: int | None = None,
     gate_fn=jax.nn.sigmoid,
     activation_fn=jnp.tanh,
-    **options,
+    interpret: bool = False,
 ) -> tuple[Array, Array]:
   """Runs one layer direction on inputs ``x [T, B, I]`` with the implementation that serves the request.
+
+  The whole run path: the arguments are checked, the padding zeroed and the
+  compute dtype decided once (:func:`jaxgru.scan.prepare_direction`), the
+  implementation resolved on this backend, the inputs projected once where
+  the implementation wants them projected, and its runner called.
 
   Args:
     implementation: as :func:`resolve_implementation` takes it.
     params: the direction's four parameter arrays.
-    x: ``[T, B, I]`` inputs; the input projection is computed before the loop
-      or inside it, as the implementation does it.
+    x: ``[T, B, I]`` inputs.
     h0: ``[B, H]`` initial state (carry dtype).
-    recurrent_mask: as :func:`jaxgru.scan.gru_scan`.
-    remat, remat_segment: as :func:`jaxgru.scan.gru_scan_remat`.
-    gate_fn, activation_fn: as :func:`jaxgru.gates.step`; others than sigmoid
+    variant, seq_lengths, reverse, unroll, dtype, recurrent_mask: as :func:`jaxgru.gru_scan`.
+    remat, remat_segment: as :func:`jaxgru.gru_scan_remat`.
+    gate_fn, activation_fn: as :func:`jaxgru.gru_scan`; others than sigmoid
       and tanh need the scan (:func:`custom_gates`).
-    **options: :class:`jaxgru.scan.RunnerOptions` (``variant``,
-      ``seq_lengths``, ``reverse``, ``unroll``, ``dtype``).
+    interpret: run ``"pallas"`` in the Pallas interpreter (tests, any backend).
 
   Returns:
-    ``(outputs [T, B, H], h_last [B, H])`` as :func:`jaxgru.scan.gru_scan`.
+    ``(outputs [T, B, H], h_last [B, H])`` as :func:`jaxgru.gru_scan`.
   """
+  d = scan.prepare_direction(
+      params, x, h0, projected=False, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
+      dtype=dtype,
+  )  # fmt: skip
   custom = custom_gates(gate_fn, activation_fn)
+  remat = scan.as_remat(remat)
   implementation = resolve_implementation(
-      implementation, hidden=h0.shape[-1], remat=remat, recurrent_dropout=recurrent_mask is not None, custom_gates=custom
-  )
-  if implementation is Implementation.SCAN:
-    activations = dict(gate_fn=gate_fn, activation_fn=activation_fn) if custom else {}
-    return scan.gru_scan_remat(
-        params, x, h0, remat=remat, remat_segment=remat_segment, recurrent_mask=recurrent_mask, **activations, **options
-    )
+      implementation, hidden=d.h0.shape[-1], remat=remat, recurrent_dropout=recurrent_mask is not None,
+      custom_gates=custom, interpret=interpret,
+  )  # fmt: skip
+  run = dict(variant=d.variant, seq_lengths=d.seq_lengths, reverse=reverse, dtype=d.dtype)
   if implementation is Implementation.CUSTOM_VJP_IN_LOOP:
-    return backward.gru_scan_from_inputs(params, x, h0, **options)
-  x, h0, opts = scan.prepare_run(params, x, h0, options, projected=False)  # padding zeroed before projecting
-  x_proj = gates.input_projection(params, x, opts.dtype)  # [T, B, 3H]
+    return backward.run_custom_vjp(params, d.x, d.h0, projected=False, unroll=unroll, **run)
+  if implementation is Implementation.SCAN and remat is not scan.Remat.NONE:
+    return scan.run_remat(
+        params, d.x, d.h0, remat=remat, remat_segment=remat_segment, unroll=unroll, recurrent_mask=recurrent_mask,
+        gate_fn=gate_fn, activation_fn=activation_fn, **run,
+    )  # fmt: skip
+  x_proj = gates.input_projection(params, d.x, d.dtype)  # [T, B, 3H]: the one hoisted projection
+  if implementation is Implementation.SCAN:
+    return scan.run_scan(
+        params, x_proj, d.h0, unroll=unroll, recurrent_mask=recurrent_mask, gate_fn=gate_fn,
+        activation_fn=activation_fn, **run,
+    )  # fmt: skip
   if implementation is Implementation.CUSTOM_VJP:
-    return backward.gru_scan_custom_vjp(params, x_proj, h0, **opts._asdict())
+    return backward.run_custom_vjp(params, x_proj, d.h0, projected=True, unroll=unroll, **run)
   from jaxgru import pallas_gru  # noqa: PLC0415 - Pallas is loaded only when asked for
 
-  return pallas_gru.gru_scan_pallas(params, x_proj, h0, **opts._asdict())
+  return pallas_gru.run_pallas(params, x_proj, d.h0, interpret=interpret, **run)

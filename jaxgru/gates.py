@@ -36,10 +36,16 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxgru import dtypes
 from jaxgru import validation
 
 Array = jax.Array
 Params = Mapping[str, Array]
+
+__all__ = (
+    "PARAM_NAMES", "Variant", "candidate_state", "gru_step", "input_projection", "new_hidden_state",
+    "reset_gate", "update_gate",
+)  # fmt: skip
 
 PARAM_NAMES = ("input_kernel", "recurrent_kernel", "input_bias", "recurrent_bias")
 
@@ -155,13 +161,13 @@ def input_projection(params: Params, x: Array, dtype=None) -> Array:
   Args:
     params: GRU parameters (see the module docstring).
     x: ``[..., I]`` inputs.
-    dtype: compute dtype; ``None`` promotes ``x`` and the parameters.
+    dtype: compute dtype; ``None`` promotes ``x`` and the kernel (:func:`jaxgru.dtypes.compute_dtype`).
 
   Returns:
     ``[..., 3H]`` the projections ``[x_r | x_z | x_n]``.
   """
   w, b = params["input_kernel"], params["input_bias"]
-  dtype = dtype or jnp.result_type(x, w)
+  dtype = dtypes.compute_dtype(dtype, x, w)
   # One 2-D product: with x of rank 3, the backward's weight gradient (a
   # contraction over T and B) ran much slower on XLA:CPU (experiments/results/speed_notes.md).
   x2d = x.reshape(-1, x.shape[-1]).astype(dtype)  # [T*B, I]
@@ -200,17 +206,6 @@ def recurrent_blocks(params: Params, variant: Variant, dtype, *, per_gate: bool 
   return tuple(jnp.split(w, cuts, axis=-1)), tuple(jnp.split(b, cuts, axis=-1))
 
 
-def carry_interpolation_dtype(carry_dtype, gate_dtype) -> jnp.dtype:
-  """The dtype of :math:`h' = n + z (h - n)`: the wider of the gate and carry dtypes.
-
-  So a float32 carry handed from step to step is never rounded to bfloat16
-  when the gates run in bfloat16 (recurrentgemma keeps its RG-LRU state in
-  float32 the same way).
-  """
-  carry_dtype, gate_dtype = jnp.dtype(carry_dtype), jnp.dtype(gate_dtype)
-  return carry_dtype if jnp.finfo(carry_dtype).bits >= jnp.finfo(gate_dtype).bits else gate_dtype
-
-
 def step(
     blocks: tuple[tuple, tuple],
     h: Array,
@@ -238,7 +233,7 @@ def step(
       ``h`` where it enters the recurrent products only (Gal & Ghahramani 2016),
       never the interpolation with ``z``, so the memory path is never dropped.
     gate_fn, activation_fn: :math:`\sigma` of the gates and :math:`\tanh` of
-      the candidate (only :func:`jaxgru.scan.gru_scan` runs others: the
+      the candidate (only the ``"scan"`` implementation runs others: the
       hand-written backward passes assume these two).
 
   Returns:
@@ -271,7 +266,7 @@ def step(
     aux = r * hm.astype(gate_dtype)  # the input of W_hn
     (a_n,) = products(aux, w[-1:], b[-1:])
     n = candidate_state(x_n, a_n, 1, activation_fn)
-  acc = carry_interpolation_dtype(h.dtype, gate_dtype)
+  acc = dtypes.interpolation_dtype(h.dtype, gate_dtype)  # a float32 carry stays float32
   h_new = new_hidden_state(n.astype(acc), z.astype(acc), h.astype(acc)).astype(h.dtype)
   return h_new, Activations(r, z, n, aux)
 
@@ -281,97 +276,17 @@ def split_gates(a: Array) -> tuple[Array, Array, Array]:
   return tuple(jnp.split(a, 3, axis=-1))
 
 
-def valid_rows(t: Array, seq_lengths: Array) -> Array:
-  """``[B, 1]`` booleans: whether step ``t`` lies inside each sequence (``t < seq_lengths``)."""
-  return (t < seq_lengths)[:, None]
-
-
-def zero_padding(x: Array, seq_lengths: Array | None) -> Array:
-  """``x [T, B, F]`` with the padded steps (``t >= seq_lengths[b]``) set to zero.
-
-  Every implementation applies this to its inputs first. Padding may hold
-  anything (NaN, inf): a padded step's value never reaches the outputs, and
-  zeroing its inputs keeps it out of the gradients too (``0 * NaN`` would be
-  NaN in every weight gradient), as PyTorch's packed sequences never look at
-  padding.
-  """
-  if seq_lengths is None:
-    return x
-  valid = jnp.arange(x.shape[0], dtype=seq_lengths.dtype)[:, None] < seq_lengths[None, :]  # [T, B]
-  return jnp.where(valid[..., None], x, jnp.zeros_like(x))
-
-
-def keep_valid(valid: Array, h_new: Array, h: Array) -> tuple[Array, Array]:
-  """The padding rule of every implementation: ``(carry, output)`` of a step.
-
-  A padded step leaves the carry unchanged and outputs zeros, as PyTorch's
-  packed sequences do.
-  """
-  return jnp.where(valid, h_new, h), jnp.where(valid, h_new, jnp.zeros_like(h_new))
-
-
-def step_from_projection(
-    params: Params,
-    h: Array,
-    x_proj: Array | tuple[Array, Array, Array],
-    variant: str | Variant = Variant.RESET_AFTER,
-    dtype=None,
-    recurrent_mask: Array | None = None,
-    **activations,
-) -> Array:
-  """One GRU step given the input projection :func:`input_projection` (:func:`step` on the full parameters).
-
-  Args:
-    params: GRU parameters.
-    h: ``[..., H]`` previous hidden state (its dtype is the carry dtype).
-    x_proj: ``[..., 3H]`` input projection, or the tuple ``(x_r, x_z, x_n)``.
-    variant: ``"reset_after"`` or ``"reset_before"``.
-    dtype: compute dtype of the products and gates; ``None`` promotes the inputs.
-    recurrent_mask: optional ``[..., H]`` recurrent-dropout mask (see :func:`step`).
-    **activations: ``gate_fn``, ``activation_fn`` (see :func:`step`).
-
-  Returns:
-    ``[..., H]`` the new hidden state, dtype of ``h``.
-  """
-  variant = as_variant(variant)
-  x_proj = tuple(x_proj) if isinstance(x_proj, (tuple, list)) else split_gates(x_proj)
-  dtype = dtype or jnp.result_type(x_proj[0], h, params["recurrent_kernel"])
-  lead = h.shape[:-1]
-  flat = lambda a: a.reshape(-1, a.shape[-1])  # noqa: E731 - the step takes [B, H]
-  mask = None if recurrent_mask is None else flat(jnp.broadcast_to(recurrent_mask, h.shape))
-  h_new, _ = step(
-      recurrent_blocks(params, variant, dtype), flat(h), tuple(map(flat, x_proj)), variant, dtype,
-      recurrent_mask=mask, **activations,
-  )
-  return h_new.reshape(lead + h.shape[-1:])
-
-
 def gru_step(
     params: Params,
     h: Array,
     x: Array,
     variant: str | Variant = Variant.RESET_AFTER,
     dtype=None,
-    **activations,
+    *,
+    gate_fn=jax.nn.sigmoid,
+    activation_fn=jnp.tanh,
 ) -> Array:
   """One GRU step: the new hidden state from the previous one and an input.
-
-  Args:
-    params: GRU parameters (``input_kernel [I, 3H]``, ``recurrent_kernel
-      [H, 3H]``, ``input_bias [3H]``, ``recurrent_bias [3H]``).
-    h: ``[..., H]`` previous hidden state.
-    x: ``[..., I]`` input at this step, with the leading axes of ``h``.
-    variant: ``"reset_after"`` (default) or ``"reset_before"``.
-    dtype: compute dtype; ``None`` promotes the inputs.
-    **activations: ``gate_fn`` (default sigmoid), ``activation_fn`` (default
-      tanh), as in Flax's cells.
-
-  Returns:
-    ``[..., H]`` the new hidden state, dtype of ``h``.
-
-  Raises:
-    ValueError, TypeError: mis-shaped parameters, or ``h`` and ``x`` that do
-      not fit them or each other (the message names the argument).
 
   >>> H, I = 3, 2
   >>> p = {"input_kernel": jnp.zeros((I, 3 * H)),
@@ -379,6 +294,24 @@ def gru_step(
   ...      "input_bias": jnp.zeros(3 * H), "recurrent_bias": jnp.zeros(3 * H)}
   >>> gru_step(p, jnp.ones(H), jnp.ones(I))  # z = 1/2, n = 0
   Array([0.5, 0.5, 0.5], dtype=float32)
+
+  Args:
+    params: GRU parameters (``input_kernel [I, 3H]``, ``recurrent_kernel
+      [H, 3H]``, ``input_bias [3H]``, ``recurrent_bias [3H]``).
+    h: ``[..., H]`` previous hidden state; its dtype is the carry dtype.
+    x: ``[..., I]`` input at this step, with the leading axes of ``h``.
+    variant: ``"reset_after"`` (default) or ``"reset_before"``.
+    dtype: compute dtype; ``None`` promotes ``x``, ``h`` and the parameters
+      (:func:`jaxgru.dtypes.compute_dtype`).
+    gate_fn, activation_fn: the gate activation (sigmoid) and the candidate's
+      (tanh), as in Flax's cells.
+
+  Returns:
+    ``[..., H]`` the new hidden state, dtype of ``h``.
+
+  Raises:
+    ValueError, TypeError: mis-shaped parameters, or ``h`` and ``x`` that do
+      not fit them or each other (the message names the argument).
   """
   hidden = validation.check_gru_params(params)
   h = validation.check_array("h", h, rank=tuple(range(1, 33)), legend="[..., H]")
@@ -386,8 +319,15 @@ def gru_step(
   features = params["input_kernel"].shape[0]
   if h.shape[-1] != hidden:
     raise ValueError(f"h must have shape [..., H] with H={hidden} (recurrent_kernel), got {tuple(h.shape)}")
-  if x.shape[-1] != features:
-    raise ValueError(f"x must have shape [..., I] with I={features} (input_kernel), got {tuple(x.shape)}")
+  validation.check_input_width("x", x.shape[-1], features)
   if x.shape[:-1] != h.shape[:-1]:
     raise ValueError(f"x {tuple(x.shape)} and h {tuple(h.shape)} must have the same leading (batch) axes")
-  return step_from_projection(params, h, input_projection(params, x, dtype), variant, dtype, **activations)
+  variant = as_variant(variant)
+  dtype = dtypes.compute_dtype(dtype, x, h, params["input_kernel"], params["recurrent_kernel"])
+  flat = lambda a: a.reshape(-1, a.shape[-1])  # noqa: E731 - the step takes [B, H]
+  x_proj = split_gates(input_projection(params, flat(x), dtype))
+  h_new, _ = step(
+      recurrent_blocks(params, variant, dtype), flat(h), x_proj, variant, dtype,
+      gate_fn=gate_fn, activation_fn=activation_fn,
+  )  # fmt: skip
+  return h_new.reshape(h.shape)

@@ -16,7 +16,8 @@ from flax import nnx
 
 from jaxgru import gates
 from jaxgru import nnx as jaxgru_nnx
-from jaxgru.layer import GRU, OPTIONS
+from jaxgru.layer import GRU
+from jaxgru.sequences import GRU_OPTIONS as OPTIONS
 from jaxgru.sequences import param_name
 
 
@@ -91,7 +92,7 @@ def to_nnx(layer: GRU, variables: Mapping, *, rngs: nnx.Rngs) -> jaxgru_nnx.GRU:
   """Turns a linen :class:`jaxgru.GRU` and its variables into the equal :class:`jaxgru.nnx.GRU`.
 
   The parameters are copied as they are (``to_linen(to_nnx(...))`` gives them
-  back bit for bit); the options of :data:`jaxgru.layer.OPTIONS` are carried over.
+  back bit for bit); the options of :data:`jaxgru.sequences.GRU_OPTIONS` are carried over.
 
   Args:
     layer: the linen layer.

@@ -69,9 +69,8 @@ def check_options(
       raise ValueError(f"{owner} remat_segment={remat_segment} must be a multiple of unroll={unroll}")
   # An explicit implementation that cannot serve these options fails here, at construction; the
   # backend is checked when the layer runs (a model may be built on one machine, run on another).
-  dispatch.resolve_implementation(
+  dispatch.check_compatible(
       implementation,
-      backend="gpu",
       hidden=features,
       remat=remat,
       recurrent_dropout=bool(recurrent_dropout),
@@ -79,20 +78,6 @@ def check_options(
   )
   validation.check_floating(f"{owner} dtype", dtype)
   validation.check_floating(f"{owner} param_dtype", param_dtype)
-
-
-# The options a GRU layer has besides its sizes and initializers, the same for
-# :class:`GRU` and :class:`jaxgru.nnx.GRU` (what :mod:`jaxgru.interop` carries between them).
-OPTIONS = (
-    "num_layers", "bidirectional", "dropout", "variant", "unroll", "implementation", "time_major", "dtype",
-    "param_dtype", "recurrent_dropout", "remat", "remat_segment", "use_bias", "gate_fn", "activation_fn",
-)  # fmt: skip
-
-
-def stack_options(layer) -> dict:
-  """The options of ``layer`` (a :class:`GRU` or :class:`jaxgru.nnx.GRU`) that :func:`jaxgru.sequences.gru_stack` takes."""
-  names = ("implementation", "variant", "unroll", "dtype", "remat", "remat_segment", "gate_fn", "activation_fn")
-  return {name: getattr(layer, name) for name in names}
 
 
 class _DirectionParams(nn.Module):
@@ -113,21 +98,19 @@ class _DirectionParams(nn.Module):
 class GRU(nn.Module):
   r"""Multi-layer GRU over sequences, numerically equal to ``torch.nn.GRU``.
 
-  Each layer and direction computes, for every step :math:`t`,
+  >>> gru = GRU(features=8, num_layers=2, bidirectional=True)
+  >>> x = jnp.ones((4, 10, 3))  # [B, T, I]
+  >>> variables = gru.init(jax.random.key(0), x)
+  >>> y, h_n = gru.apply(variables, x, seq_lengths=jnp.array([10, 7, 1, 0]))
+  >>> y.shape, h_n.shape  # [B, T, D*H], [L*D, B, H]
+  ((4, 10, 16), (4, 4, 8))
 
-  .. math::
-
-     r_t &= \sigma(W_{ir} x_t + b_{ir} + W_{hr} h_{t-1} + b_{hr}) \\
-     z_t &= \sigma(W_{iz} x_t + b_{iz} + W_{hz} h_{t-1} + b_{hz}) \\
-     n_t &= \tanh(W_{in} x_t + b_{in} + r_t \odot (W_{hn} h_{t-1} + b_{hn})) \\
-     h_t &= (1 - z_t) \odot n_t + z_t \odot h_{t-1}
-
-  (``variant="reset_before"``: :math:`n_t = \tanh(W_{in} x_t + b_{in} +
-  W_{hn}(r_t \odot h_{t-1}) + b_{hn})`). With ``implementation="scan"`` or
-  ``"custom_vjp"`` the input projections of all steps are one matrix product
-  before the scan, which then does only the recurrent product and the gates;
-  ``"custom_vjp_in_loop"`` projects each step's input inside the loop. Layer ``l > 0`` reads the concatenated outputs of layer
-  ``l - 1`` (dropout between layers when training).
+  Called as ``gru.apply(variables, inputs, *, seq_lengths=None,
+  initial_carry=None, deterministic=True, rngs=None) -> (outputs, h_n)``
+  (see :meth:`__call__`). Each layer and direction runs the GRU equations of
+  :mod:`jaxgru.gates` (PyTorch's, with ``variant="reset_after"``); layer
+  ``l > 0`` reads the concatenated outputs of layer ``l - 1`` (dropout
+  between layers when training).
 
   Parameters live under ``params["layer_{l}"]`` and, for the backward
   direction, ``params["layer_{l}_reverse"]``, each with ``input_kernel
@@ -144,19 +127,22 @@ class GRU(nn.Module):
     variant: ``"reset_after"`` (PyTorch) or ``"reset_before"`` (Cho et al.).
     unroll: time steps per ``lax.scan`` iteration.
     implementation: how the recurrence runs (:class:`jaxgru.Implementation`,
-      chosen by :func:`jaxgru.dispatch.resolve_implementation`): ``"auto"``
-      (default), ``"scan"``, ``"custom_vjp"``, ``"custom_vjp_in_loop"`` or
-      ``"pallas"`` (GPU only, not yet measured on hardware); all give the
-      same numbers. ``recurrent_dropout`` and ``remat`` need ``"scan"``
-      (``"auto"`` picks it when either is on; another explicit choice raises).
+      chosen by :func:`jaxgru.dispatch.resolve_implementation` when the layer
+      runs): ``"auto"`` (default), ``"scan"``, ``"custom_vjp"``,
+      ``"custom_vjp_in_loop"`` or ``"pallas"`` (GPU only, not yet measured on
+      hardware); all give the same numbers. ``recurrent_dropout``, ``remat``
+      and other activations need ``"scan"`` (``"auto"`` picks it; another
+      explicit choice raises at construction).
     time_major: inputs and outputs are ``[T, B, ...]`` instead of ``[B, T, ...]``.
-    dtype: compute dtype (``None``: promote inputs and parameters).
-    param_dtype: parameter dtype; also the carry dtype.
+    dtype: compute dtype (``None``: promote inputs and parameters,
+      :func:`jaxgru.dtypes.compute_dtype`).
+    param_dtype: parameter dtype; also the carry dtype, and the dtype integer
+      or boolean inputs are promoted to.
     recurrent_dropout: rate of dropout on the hidden state where it enters the
       recurrent products (Gal & Ghahramani 2016; Keras ``recurrent_dropout``):
       one ``[B, H]`` mask per layer and direction, the same at every step of a
-      sequence, drawn from the ``'recurrent_dropout'`` RNG stream; off when
-      ``deterministic``.
+      sequence, drawn from the ``'dropout'`` RNG stream (a ``'recurrent_dropout'``
+      stream, when given, is used instead); off when ``deterministic``.
     remat: ``"none"`` (default), ``"step"`` or ``"segments"``
       (:class:`jaxgru.Remat`): recompute activations in the backward pass
       instead of storing them, to train on long sequences in less memory.
@@ -170,15 +156,6 @@ class GRU(nn.Module):
     use_bias: whether the layer has biases (PyTorch ``bias``, Keras ``use_bias``).
     gate_fn, activation_fn: the gate and candidate activations (sigmoid,
       tanh); others run only with ``implementation="scan"`` (``"auto"`` picks it).
-
-  Example:
-
-  >>> gru = GRU(features=8, num_layers=2, bidirectional=True)
-  >>> x = jnp.ones((4, 10, 3))  # [B, T, I]
-  >>> variables = gru.init(jax.random.key(0), x)
-  >>> y, h_n = gru.apply(variables, x, seq_lengths=jnp.array([10, 7, 1, 0]))
-  >>> y.shape, h_n.shape  # [B, T, D*H], [L*D, B, H]
-  ((4, 10, 16), (4, 4, 8))
   """
 
   features: int
@@ -202,7 +179,7 @@ class GRU(nn.Module):
   activation_fn: Any = jnp.tanh
 
   def __post_init__(self):
-    check_options("GRU", features=self.features, **{name: getattr(self, name) for name in OPTIONS})
+    check_options("GRU", features=self.features, **{name: getattr(self, name) for name in sequences.GRU_OPTIONS})
     super().__post_init__()
 
   @property
@@ -212,13 +189,21 @@ class GRU(nn.Module):
 
   @nn.compact
   def __call__(
-      self, inputs: Array, *, seq_lengths: Array | None = None, initial_carry: Array | None = None, deterministic: bool = True
+      self,
+      inputs: Array,
+      *args,
+      seq_lengths: Array | None = None,
+      initial_carry: Array | None = None,
+      deterministic: bool = True,
   ) -> tuple[Array, Array]:
     """Runs the GRU over a batch of sequences.
 
     Args:
       inputs: ``[B, T, I]`` (``[T, B, I]`` when ``time_major``); a single
-        unbatched sequence ``[T, I]`` is accepted too.
+        unbatched sequence ``[T, I]`` is accepted too. Integer and boolean
+        inputs are promoted to ``param_dtype``.
+      *args: none; the options below are keyword-only (a positional one raises
+        a ``TypeError`` that says so).
       seq_lengths: optional ``[B]`` integer lengths in ``[0, T]``. Outputs at
         padded steps are zero, padded steps leave the state unchanged, and the
         backward direction starts at each sequence's last valid step.
@@ -234,52 +219,33 @@ class GRU(nn.Module):
       ``time_major``) and ``final_carry [L*D, B, H]``, the state after each
       sequence's last valid step, ordered as PyTorch's ``h_n``.
     """
-    num_states = self.num_layers * self.num_directions
-    x, h0, seq_lengths, _ = batch_in = sequences.prepare_sequences(
-        "GRU",
-        inputs,
-        time_major=self.time_major,
-        features=self.features,
-        num_states=num_states,
-        carry_legend="[L*D, B, H]",
-        carry_detail=f"num_layers={self.num_layers}, directions={self.num_directions}",
-        param_dtype=self.param_dtype,
-        seq_lengths=seq_lengths,
-        initial_carry=initial_carry,
-    )
-    batch = x.shape[1]
-    params = [
-        [
-            _DirectionParams(
-                self.features,
-                self.param_dtype,
-                self.kernel_init,
-                self.recurrent_kernel_init,
-                self.bias_init,
-                self.use_bias,
-                name=param_name(layer, direction),
-            )(x.shape[-1] if layer == 0 else self.num_directions * self.features)
-            for direction in range(self.num_directions)
-        ]
-        for layer in range(self.num_layers)
-    ]
-    masks = None
-    if self.recurrent_dropout and not deterministic:
-      keep = 1.0 - self.recurrent_dropout
+    validation.check_keyword_only("GRU", args, ("seq_lengths", "initial_carry", "deterministic"))
+    existing = self.variables.get("params", {}).get(param_name(0, 0), {}).get("input_kernel")
 
-      def mask():  # one [B, H] mask per layer and direction, the same at every step
-        kept = jax.random.bernoulli(self.make_rng("recurrent_dropout"), keep, (batch, self.features))
-        return kept.astype(self.param_dtype) / keep
+    def obtain_params(input_features):
+      return [
+          [
+              _DirectionParams(
+                  self.features, self.param_dtype, self.kernel_init, self.recurrent_kernel_init, self.bias_init,
+                  self.use_bias, name=param_name(layer, direction),
+              )(input_features if layer == 0 else self.num_directions * self.features)
+              for direction in range(self.num_directions)
+          ]
+          for layer in range(self.num_layers)
+      ]  # fmt: skip
 
-      masks = [[mask() for _ in range(self.num_directions)] for _ in range(self.num_layers)]
-    dropout = nn.Dropout(rate=self.dropout) if self.dropout else None
-    outputs, finals = sequences.gru_stack(
-        params,
-        x,
-        h0,
-        seq_lengths=seq_lengths,
-        recurrent_masks=masks,
-        between_layers=None if dropout is None else (lambda _, y: dropout(y, deterministic=deterministic)),
-        **stack_options(self),
+    training = not deterministic
+    keys = sequences.LayerKeys(
+        dropout=self.make_rng("dropout") if training and self.dropout else None,
+        recurrent_dropout=self.make_rng(_recurrent_dropout_stream(self)) if training and self.recurrent_dropout else None,
     )
-    return sequences.restore_layout(batch_in, outputs, finals, self.time_major)  # finals: [L*D, B, H]
+    return sequences.gru_layer(
+        obtain_params, inputs, features=self.features, options={n: getattr(self, n) for n in sequences.GRU_OPTIONS},
+        keys=keys, expected_input_features=None if existing is None else existing.shape[0],
+        seq_lengths=seq_lengths, initial_carry=initial_carry,
+    )  # fmt: skip
+
+
+def _recurrent_dropout_stream(module: nn.Module) -> str:
+  """``'dropout'``, the one stream of both APIs; a ``'recurrent_dropout'`` stream (the name before) wins when given."""
+  return "recurrent_dropout" if module.has_rng("recurrent_dropout") else "dropout"

@@ -39,9 +39,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgru import dtypes
 from jaxgru import gates
+from jaxgru import params as params_lib
+from jaxgru import sequences
 from jaxgru import validation
-from jaxgru.sequences import prepare_sequences, restore_layout, run_stack
 
 Array = jax.Array
 Params = Mapping[str, Array]
@@ -107,7 +109,7 @@ def projection(params: Params, x: Array, dtype=None) -> Array:
     ``[..., 2H]`` projections.
   """
   w, b = params["kernel"], params["bias"]
-  dtype = dtype or jnp.result_type(x, w)
+  dtype = dtypes.compute_dtype(dtype, x, w)
   return gates.add_bias(jnp.matmul(x.astype(dtype), w.astype(dtype)), b.astype(dtype))
 
 
@@ -228,8 +230,8 @@ def mingru_scan(
   valid = None
   if seq_lengths is not None:
     seq_lengths = validation.check_seq_lengths(seq_lengths, x.shape[1], num_steps)
-    x = gates.zero_padding(x, seq_lengths)  # padding reaches neither outputs nor gradients
-    valid = (jnp.arange(num_steps)[:, None] < seq_lengths[None, :])[..., None]  # [T, B, 1]
+    valid = (jnp.arange(num_steps, dtype=jnp.int32)[:, None] < seq_lengths[None, :])[..., None]  # [T, B, 1]
+    x = jnp.where(valid, x, jnp.zeros_like(x))  # padding reaches neither outputs nor gradients
   proj = projection(params, x, dtype)  # [T, B, 2H]
 
   if mode is Mode.LOG:
@@ -268,6 +270,41 @@ def check_options(owner: str, *, features, num_layers, mode, candidate, dropout,
   validation.check_floating(f"{owner} param_dtype", param_dtype)
 
 
+def mingru_layer(
+    obtain_params,
+    inputs,
+    *,
+    features: int,
+    options: Mapping,
+    keys: sequences.LayerKeys,
+    expected_input_features: int | None,
+    seq_lengths=None,
+    initial_carry=None,
+) -> tuple[Array, Array]:
+  """Runs a minGRU layer (:class:`MinGRU`, :class:`jaxgru.nnx.MinGRU`) from its parameters and keys.
+
+  As :func:`jaxgru.sequences.gru_layer`, with ``params[l] = [{"kernel": [I_l, 2H], "bias": [2H]}]``,
+  the :data:`OPTION_NAMES` options and ``keys.dropout`` only. Returns ``(outputs [B, T, H],
+  final_carry [L, B, H])`` in the caller's layout.
+  """
+
+  def run(params, x, h0, lengths, between):
+    scan = lambda _l, _d, p, x, h: mingru_scan(  # noqa: E731
+        p, x, h, mode=options["mode"], candidate=options["candidate"], seq_lengths=lengths, dtype=options["dtype"]
+    )
+    return sequences.run_stack(scan, params, x, h0, between_layers=between)  # [T, B, H], [L, B, H]
+
+  return sequences.sequence_layer(
+      "MinGRU", inputs, obtain_params=obtain_params, run=run, features=features, num_layers=options["num_layers"],
+      num_directions=1, time_major=options["time_major"], param_dtype=options["param_dtype"],
+      dropout_rate=options["dropout"], keys=keys, expected_input_features=expected_input_features,
+      seq_lengths=seq_lengths, initial_carry=initial_carry,
+  )  # fmt: skip
+
+
+OPTION_NAMES = ("num_layers", "mode", "candidate", "dropout", "time_major", "dtype", "param_dtype")
+
+
 class _LayerParams(nn.Module):
   """Holds ``kernel [I, 2H]`` and ``bias [2H]`` of one minGRU layer."""
 
@@ -278,27 +315,27 @@ class _LayerParams(nn.Module):
 
   @nn.compact
   def __call__(self, input_features: int) -> dict[str, Array]:
-    if self.has_variable("params", "kernel") and (have := self.get_variable("params", "kernel").shape)[0] != input_features:
-      raise ValueError(f"MinGRU {self.name!r} got inputs with {input_features} features, but its parameters expect {have[0]}")
     return {
-        "kernel": self.param("kernel", self.kernel_init, (input_features, 2 * self.features), self.param_dtype),
-        "bias": self.param("bias", self.bias_init, (2 * self.features,), self.param_dtype),
+        "kernel": self.param(
+            "kernel", params_lib.init_param, self.kernel_init, (input_features, 2 * self.features), self.param_dtype
+        ),
+        "bias": self.param("bias", params_lib.init_param, self.bias_init, (2 * self.features,), self.param_dtype),
     }
 
 
 class MinGRU(nn.Module):
   r"""Multi-layer minGRU (Feng et al. 2024) over sequences, with the interface of :class:`jaxgru.GRU`.
 
-  Each layer computes, for every step :math:`t` (see :mod:`jaxgru.mingru`),
+  >>> rnn = MinGRU(features=8, num_layers=2)
+  >>> x = jnp.ones((4, 10, 3))  # [B, T, I]
+  >>> variables = rnn.init(jax.random.key(0), x)
+  >>> y, h_n = rnn.apply(variables, x, seq_lengths=jnp.array([10, 7, 1, 0]))
+  >>> y.shape, h_n.shape  # [B, T, H], [L, B, H]
+  ((4, 10, 8), (2, 4, 8))
 
-  .. math::
-
-     z_t = \sigma(W_z x_t + b_z), \quad \tilde h_t = W_h x_t + b_h
-     \;(\text{or } g(W_h x_t + b_h)), \quad
-     h_t = (1 - z_t) \odot h_{t-1} + z_t \odot \tilde h_t
-
-  and layer ``l > 0`` reads the outputs of layer ``l - 1``. Parameters live
-  under ``params["layer_{l}"]`` as ``kernel [I_l, 2H]`` and ``bias [2H]``.
+  Each layer runs the recurrence of :mod:`jaxgru.mingru`; layer ``l > 0``
+  reads the outputs of layer ``l - 1``. Parameters live under
+  ``params["layer_{l}"]`` as ``kernel [I_l, 2H]`` and ``bias [2H]``.
 
   Attributes:
     features: H.
@@ -314,16 +351,8 @@ class MinGRU(nn.Module):
     time_major: inputs and outputs are ``[T, B, ...]`` instead of ``[B, T, ...]``.
     dtype: compute dtype of the input projections (``None``: promote); the
       scan runs in the carry dtype.
-    param_dtype: parameter dtype; also the carry dtype.
-
-  Example:
-
-  >>> rnn = MinGRU(features=8, num_layers=2)
-  >>> x = jnp.ones((4, 10, 3))  # [B, T, I]
-  >>> variables = rnn.init(jax.random.key(0), x)
-  >>> y, h_n = rnn.apply(variables, x, seq_lengths=jnp.array([10, 7, 1, 0]))
-  >>> y.shape, h_n.shape  # [B, T, H], [L, B, H]
-  ((4, 10, 8), (2, 4, 8))
+    param_dtype: parameter dtype; also the carry dtype (half precision is
+      initialized in float32, then rounded).
   """
 
   features: int
@@ -338,15 +367,19 @@ class MinGRU(nn.Module):
   bias_init: Any = nn.initializers.zeros_init()
 
   def __post_init__(self):
-    options = ("features", "num_layers", "mode", "candidate", "dropout", "time_major", "dtype", "param_dtype")
-    check_options("MinGRU", **{name: getattr(self, name) for name in options})
+    check_options("MinGRU", features=self.features, **{name: getattr(self, name) for name in OPTION_NAMES})
     super().__post_init__()
 
   @nn.compact
   def __call__(
-      self, inputs: Array, *, seq_lengths: Array | None = None, initial_carry: Array | None = None, deterministic: bool = True
+      self,
+      inputs: Array,
+      *args,
+      seq_lengths: Array | None = None,
+      initial_carry: Array | None = None,
+      deterministic: bool = True,
   ) -> tuple[Array, Array]:
-    """Runs the minGRU over a batch of sequences.
+    """Runs the minGRU over a batch of sequences (options after ``inputs`` are keyword-only).
 
     Args:
       inputs: ``[B, T, I]`` (``[T, B, I]`` when ``time_major``); a single
@@ -363,29 +396,20 @@ class MinGRU(nn.Module):
       ``time_major``) and ``final_carry [L, B, H]``, the state after each
       sequence's last valid step.
     """
-    x, h0, seq_lengths, _ = batch_in = prepare_sequences(
-        "MinGRU",
-        inputs,
-        time_major=self.time_major,
-        features=self.features,
-        num_states=self.num_layers,
-        carry_legend="[L, B, H]",
-        carry_detail=f"num_layers={self.num_layers}",
-        param_dtype=self.param_dtype,
-        seq_lengths=seq_lengths,
-        initial_carry=initial_carry,
-    )
+    validation.check_keyword_only("MinGRU", args, ("seq_lengths", "initial_carry", "deterministic"))
+    existing = self.variables.get("params", {}).get("layer_0", {}).get("kernel")
 
-    params = [
-        [_LayerParams(self.features, self.param_dtype, self.kernel_init, self.bias_init, name=f"layer_{layer}")(
-            x.shape[-1] if layer == 0 else self.features
-        )]
-        for layer in range(self.num_layers)
-    ]
-    run = lambda _l, _d, p, x, h: mingru_scan(  # noqa: E731
-        p, x, h, mode=self.mode, candidate=self.candidate, seq_lengths=seq_lengths, dtype=self.dtype
-    )
-    dropout = nn.Dropout(rate=self.dropout) if self.dropout else None
-    between = None if dropout is None else (lambda _, y: dropout(y, deterministic=deterministic))
-    x, finals = run_stack(run, params, x, h0, between_layers=between)  # [T, B, H], [L, B, H]
-    return restore_layout(batch_in, x, finals, self.time_major)
+    def obtain_params(input_features):
+      return [
+          [_LayerParams(self.features, self.param_dtype, self.kernel_init, self.bias_init, name=f"layer_{layer}")(
+              input_features if layer == 0 else self.features
+          )]
+          for layer in range(self.num_layers)
+      ]  # fmt: skip
+
+    keys = sequences.LayerKeys(dropout=self.make_rng("dropout") if self.dropout and not deterministic else None)
+    return mingru_layer(
+        obtain_params, inputs, features=self.features, options={n: getattr(self, n) for n in OPTION_NAMES}, keys=keys,
+        expected_input_features=None if existing is None else existing.shape[0], seq_lengths=seq_lengths,
+        initial_carry=initial_carry,
+    )  # fmt: skip

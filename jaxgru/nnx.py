@@ -103,19 +103,17 @@ class GRUCell(RNNCellBase):
       recurrent_kernel_metadata: Mapping[str, Any] = _NO_METADATA,
       bias_metadata: Mapping[str, Any] = _NO_METADATA,
   ):
-    validation.check_positive_int("GRUCell in_features", in_features)
-    validation.check_positive_int("GRUCell hidden_features", hidden_features)
-    validation.check_floating("GRUCell dtype", dtype, allow_complex=True)
-    validation.check_floating("GRUCell param_dtype", param_dtype, allow_complex=True)
-    validation.check_callable("GRUCell gate_fn", gate_fn)
-    validation.check_callable("GRUCell activation_fn", activation_fn)
+    variant = cell_lib.check_cell_options(
+        "GRUCell", {"in_features": in_features, "hidden_features": hidden_features}, variant=variant, dtype=dtype,
+        param_dtype=param_dtype, use_bias=use_bias, gate_fn=gate_fn, activation_fn=activation_fn,
+    )  # fmt: skip
     _check_rngs("GRUCell", rngs)
     self.in_features, self.hidden_features = in_features, hidden_features
-    self.variant = gates.as_variant(variant).value
+    self.variant = variant.value
     self.gate_fn, self.activation_fn = gate_fn, activation_fn
     self.dtype, self.param_dtype = dtype, param_dtype
     self.carry_init = carry_init
-    self.use_bias = validation.check_bool("GRUCell use_bias", use_bias)
+    self.use_bias = use_bias
     specs = params_lib.param_specs(
         in_features,
         hidden_features,
@@ -138,11 +136,12 @@ class GRUCell(RNNCellBase):
     return params_lib.with_biases({name: getattr(self, name)[...] for name in gates.PARAM_NAMES if hasattr(self, name)})
 
   def __call__(self, carry: Array, inputs: Array) -> tuple[Array, Array]:
-    """One step, as :meth:`jaxgru.GRUCell.__call__`: ``carry [..., H]``, ``inputs [..., I]`` -> ``(h', h')``."""
-    cell_lib.check_carry("GRUCell", carry, inputs, self.hidden_features)
-    if inputs.shape[-1] != self.in_features:
-      raise ValueError(f"GRUCell inputs must have shape [..., I] with I={self.in_features}, got {inputs.shape}")
-    h = cell_lib.cell_step(self, self.gru_params(), carry, inputs)
+    """One step, as :meth:`jaxgru.GRUCell.__call__`: ``carry [..., H]``, ``inputs [..., I]`` -> ``(h', h')``.
+
+    Integer and boolean inputs are promoted to ``param_dtype`` and a ``[H]``
+    carry broadcasts to batched inputs, as in ``flax.nnx.GRUCell``.
+    """
+    h = cell_lib.cell_step("GRUCell", self, self.gru_params(), carry, inputs)
     return h, h
 
   def initialize_carry(
@@ -238,6 +237,9 @@ class GRU(nnx.Module):
         gate_fn=gate_fn, activation_fn=activation_fn,
     )  # fmt: skip
     layer_lib.check_options("GRU", features=hidden_features, **options)
+    # Both dropouts draw from the one 'dropout' stream, as in jaxgru.GRU; .train() and .eval() set deterministic.
+    self.deterministic = False
+    self.dropout_rngs = rngs["dropout"].fork() if (dropout or recurrent_dropout) else None
     self.in_features, self.hidden_features = in_features, hidden_features
     for name, value in options.items():
       setattr(self, name, value)
@@ -251,11 +253,9 @@ class GRU(nnx.Module):
             dtype=dtype, param_dtype=param_dtype, use_bias=use_bias, rngs=rngs,
         )  # fmt: skip
         setattr(self, param_name(layer, direction), cell)
-    self.layer_dropout = nnx.Dropout(dropout, rngs=rngs) if dropout else None
-    self.state_dropout = nnx.Dropout(recurrent_dropout, rngs=rngs) if recurrent_dropout else None
 
   def __call__(
-      self, inputs: Array, *, seq_lengths: Array | None = None, initial_carry: Array | None = None
+      self, inputs: Array, *args, seq_lengths: Array | None = None, initial_carry: Array | None = None
   ) -> tuple[Array, Array]:
     """Runs the GRU over a batch of sequences.
 
@@ -268,39 +268,27 @@ class GRU(nnx.Module):
       ``(outputs [B, T, D*H], final_carry [L*D, B, H])`` (outputs ``[T, B, D*H]``
       when ``time_major``), as PyTorch's ``(output, h_n)``.
     """
-    num_states = self.num_layers * self.num_directions
-    x, h0, seq_lengths, _ = batch_in = sequences.prepare_sequences(
-        "GRU", inputs, time_major=self.time_major, features=self.hidden_features, num_states=num_states,
-        carry_legend="[L*D, B, H]", carry_detail=f"num_layers={self.num_layers}, directions={self.num_directions}",
-        param_dtype=self.param_dtype, seq_lengths=seq_lengths, initial_carry=initial_carry,
-    )  # fmt: skip
+    validation.check_keyword_only("GRU", args, ("seq_lengths", "initial_carry"))
     cells = [[getattr(self, param_name(l, d)) for d in range(self.num_directions)] for l in range(self.num_layers)]
-    if x.shape[-1] != self.in_features:
-      raise ValueError(f"GRU got inputs with {x.shape[-1]} features, but its parameters expect {self.in_features}")
-    masks = None
-    if self.state_dropout is not None and not self.state_dropout.deterministic:
-      ones = jnp.ones((x.shape[1], self.hidden_features), self.param_dtype)  # [B, H]
-      masks = [[self.state_dropout(ones) for _ in row] for row in cells]  # zeros and 1 / (1 - rate)
-    dropout = self.layer_dropout
-    outputs, finals = sequences.gru_stack(
-        [[c.gru_params() for c in row] for row in cells],
-        x,
-        h0,
-        seq_lengths=seq_lengths,
-        recurrent_masks=masks,
-        between_layers=None if dropout is None else (lambda _, y: dropout(y)),
-        **layer_lib.stack_options(self),
+    training = self.dropout_rngs is not None and not self.deterministic
+    keys = sequences.LayerKeys(
+        dropout=self.dropout_rngs() if training and self.dropout else None,
+        recurrent_dropout=self.dropout_rngs() if training and self.recurrent_dropout else None,
     )
-    return sequences.restore_layout(batch_in, outputs, finals, self.time_major)
+    return sequences.gru_layer(
+        lambda _: [[c.gru_params() for c in row] for row in cells], inputs, features=self.hidden_features,
+        options={name: getattr(self, name) for name in sequences.GRU_OPTIONS}, keys=keys,
+        expected_input_features=self.in_features, seq_lengths=seq_lengths, initial_carry=initial_carry,
+    )  # fmt: skip
 
 
 class _MinGRULayer(nnx.Module):
   """``kernel [I, 2H]`` and ``bias [2H]`` of one minGRU layer (see :mod:`jaxgru.mingru`)."""
 
   def __init__(self, in_features, hidden_features, *, kernel_init, bias_init, param_dtype, rngs):
-    dtype = params_lib.init_dtype(param_dtype)
-    self.kernel = nnx.Param(kernel_init(rngs.params(), (in_features, 2 * hidden_features), dtype).astype(param_dtype))
-    self.bias = nnx.Param(bias_init(rngs.params(), (2 * hidden_features,), dtype).astype(param_dtype))
+    init = params_lib.init_param
+    self.kernel = nnx.Param(init(rngs.params(), kernel_init, (in_features, 2 * hidden_features), param_dtype))
+    self.bias = nnx.Param(init(rngs.params(), bias_init, (2 * hidden_features,), param_dtype))
 
 
 class MinGRU(nnx.Module):
@@ -358,27 +346,22 @@ class MinGRU(nnx.Module):
       setattr(self, f"layer_{layer}", _MinGRULayer(
           inputs, hidden_features, kernel_init=kernel_init, bias_init=bias_init, param_dtype=param_dtype, rngs=rngs
       ))  # fmt: skip
-    self.layer_dropout = nnx.Dropout(dropout, rngs=rngs) if dropout else None
+    self.deterministic = False  # set by .train() and .eval()
+    self.dropout_rngs = rngs["dropout"].fork() if dropout else None
 
   def __call__(
-      self, inputs: Array, *, seq_lengths: Array | None = None, initial_carry: Array | None = None
+      self, inputs: Array, *args, seq_lengths: Array | None = None, initial_carry: Array | None = None
   ) -> tuple[Array, Array]:
     """Runs the minGRU: ``inputs [B, T, I]`` -> ``(outputs [B, T, H], final_carry [L, B, H])`` (as :class:`jaxgru.MinGRU`)."""
-    x, h0, seq_lengths, _ = batch_in = sequences.prepare_sequences(
-        "MinGRU", inputs, time_major=self.time_major, features=self.hidden_features, num_states=self.num_layers,
-        carry_legend="[L, B, H]", carry_detail=f"num_layers={self.num_layers}", param_dtype=self.param_dtype,
-        seq_lengths=seq_lengths, initial_carry=initial_carry,
+    validation.check_keyword_only("MinGRU", args, ("seq_lengths", "initial_carry"))
+    layers = [getattr(self, f"layer_{l}") for l in range(self.num_layers)]
+    training = self.dropout_rngs is not None and not self.deterministic
+    return mingru.mingru_layer(
+        lambda _: [[{"kernel": layer.kernel[...], "bias": layer.bias[...]}] for layer in layers], inputs,
+        features=self.hidden_features, options={name: getattr(self, name) for name in mingru.OPTION_NAMES},
+        keys=sequences.LayerKeys(dropout=self.dropout_rngs() if training else None),
+        expected_input_features=self.in_features, seq_lengths=seq_lengths, initial_carry=initial_carry,
     )  # fmt: skip
-    if x.shape[-1] != self.in_features:
-      raise ValueError(f"MinGRU got inputs with {x.shape[-1]} features, but its parameters expect {self.in_features}")
-    params = [[{"kernel": layer.kernel[...], "bias": layer.bias[...]}] for layer in (getattr(self, f"layer_{l}") for l in range(self.num_layers))]
-    run = lambda _l, _d, p, x, h: mingru.mingru_scan(  # noqa: E731
-        p, x, h, mode=self.mode, candidate=self.candidate, seq_lengths=seq_lengths, dtype=self.dtype
-    )
-    dropout = self.layer_dropout
-    between = None if dropout is None else (lambda _, y: dropout(y))
-    outputs, finals = sequences.run_stack(run, params, x, h0, between_layers=between)  # [T, B, H], [L, B, H]
-    return sequences.restore_layout(batch_in, outputs, finals, self.time_major)
 
 
 __all__ = ("GRU", "GRUCell", "MinGRU")

@@ -7,8 +7,8 @@ kernels. This kernel runs the whole time loop inside one launch instead:
 * the grid splits the batch into blocks of :data:`BLOCK_B` rows, one program
   per block, and each program walks all ``T`` steps of its rows;
 * each program loads the recurrent kernel ``[H, 3H]`` and bias once, before
-  the loop, and keeps them as loop-invariant values (on chip when they fit,
-  see :func:`fits_on_chip`);
+  the loop, and keeps them as loop-invariant values (in registers when
+  ``3 H^2`` weights fit about half of an SM's register file, e.g. H=128 in bfloat16);
 * each step reads its slice of the hoisted input projection ``x_proj[t]``,
   does the three ``[BLOCK_B, H] x [H, H]`` gate products and the gate maths
   of :func:`jaxgru.gates.step` (the step every implementation runs), and
@@ -42,27 +42,15 @@ import jax
 import jax.numpy as jnp
 
 from jaxgru import backward
+from jaxgru import dtypes
 from jaxgru import gates
 from jaxgru import scan
+from jaxgru import validation
 
 Array = jax.Array
 
 # Batch rows per program: the smallest M of a Triton tensor-core dot.
 BLOCK_B = 16
-# Register file of one H100 SM is 256 KiB; the loop-invariant weights may take
-# about half of it, the rest holds the state, the gates and the step's loads.
-ON_CHIP_WEIGHT_BYTES = 128 * 1024
-
-
-def fits_on_chip(hidden: int, dtype) -> bool:
-  """Whether ``[H, 3H]`` recurrent weights of ``dtype`` fit the on-chip budget of one program.
-
-  >>> fits_on_chip(128, jnp.bfloat16), fits_on_chip(128, jnp.float32), fits_on_chip(64, jnp.float32)
-  (True, False, True)
-  """
-  return 3 * hidden * hidden * jnp.dtype(dtype).itemsize <= ON_CHIP_WEIGHT_BYTES
-
-
 def supported_on_gpu(hidden: int) -> bool:
   """Whether the Triton lowering can take ``H``: a power of two in ``[16, 512]``.
 
@@ -76,8 +64,17 @@ def supported_on_gpu(hidden: int) -> bool:
   return 16 <= hidden <= 512 and hidden & (hidden - 1) == 0
 
 
-def check_compiled_kernel(backend: str, hidden: int) -> None:
-  """Raises ``ValueError`` unless the compiled kernel can run on ``backend`` with ``H = hidden``.
+def check_hidden(hidden: int) -> None:
+  """Raises ``ValueError`` unless the kernel can take ``H = hidden`` (:func:`supported_on_gpu`)."""
+  if not supported_on_gpu(hidden):
+    raise ValueError(
+        f"implementation 'pallas' needs H a power of two in [16, 512] (Triton tensor shapes), got H={hidden}; "
+        "use 'auto' or 'custom_vjp' for this H"
+    )
+
+
+def check_compiled_kernel(backend: str, hidden: int | None) -> None:
+  """Raises ``ValueError`` unless the compiled kernel can run on ``backend`` (and with ``H = hidden``, when given).
 
   >>> check_compiled_kernel("cpu", 64)
   Traceback (most recent call last):
@@ -89,11 +86,8 @@ def check_compiled_kernel(backend: str, hidden: int) -> None:
         f"implementation 'pallas' runs compiled on a GPU only (backend is {backend!r}); use 'auto' or "
         "'custom_vjp' here, or gru_scan_pallas(..., interpret=True) for the Pallas interpreter"
     )
-  if not supported_on_gpu(hidden):
-    raise ValueError(
-        f"implementation 'pallas' needs H a power of two in [16, 512] (Triton tensor shapes), got H={hidden}; "
-        "use 'auto' or 'custom_vjp' for this H"
-    )
+  if hidden is not None:
+    check_hidden(hidden)
 
 
 def _kernel(*refs, num_steps, variant, reverse, masked, keep, dtype):
@@ -113,7 +107,7 @@ def _kernel(*refs, num_steps, variant, reverse, masked, keep, dtype):
   gate = lambda g: pl.ds(g * hidden, hidden)  # noqa: E731 - columns of gate g
   # Loaded once: loop-invariant values that stay in registers (when they fit).
   # Gate maths in float32 at least: Triton lowers no bfloat16 division.
-  gate_dtype = backward.at_least_float32(dtype)
+  gate_dtype = dtypes.at_least_float32(dtype)
   # Per-gate blocks (gates.recurrent_blocks(per_gate=True)), loaded from the refs.
   w = tuple(w_ref[:, gate(g)].astype(dtype) for g in range(3))  # 3 x [H, H]
   b = tuple(b_ref[:, gate(g)].astype(gate_dtype) for g in range(3))  # 3 x [1, H]
@@ -125,7 +119,7 @@ def _kernel(*refs, num_steps, variant, reverse, masked, keep, dtype):
     h_new, acts = gates.step((w, b), h, x_t, variant, dtype, gate_dtype=gate_dtype)
     y = h_new
     if masked:
-      h_new, y = gates.keep_valid(t < lengths, h_new, h)  # lengths: [b, 1]
+      h_new, y = scan.keep_valid(t < lengths, h_new, h)  # lengths: [b, 1]
     ys_ref[t] = y.astype(ys_ref.dtype)
     if keep:
       for ref, value in zip(res_refs, (h,) + tuple(acts)):
@@ -217,29 +211,28 @@ def _pallas_scan_bwd(variant, reverse, dtype, interpret, saved, cotangents):
 _pallas_scan.defvjp(_pallas_scan_fwd, _pallas_scan_bwd)
 
 
-def gru_scan_pallas(
-    params: gates.Params, x_proj: Array, h0: Array, *, interpret: bool | None = None, **options
+def run_pallas(
+    params: gates.Params, x_proj: Array, h0: Array, *, variant, seq_lengths, reverse, dtype, interpret: bool
 ) -> tuple[Array, Array]:
-  """:func:`jaxgru.scan.gru_scan` as one persistent Pallas kernel launch, with the custom backward.
+  """The ``"pallas"`` runner on a prepared request (:func:`jaxgru.scan.prepare_direction`)."""
+  if not interpret:
+    check_compiled_kernel(jax.default_backend(), h0.shape[-1])
+  w, b = params["recurrent_kernel"], params["recurrent_bias"]
+  return _pallas_scan(variant, bool(reverse), jnp.dtype(dtype), bool(interpret), w, b, x_proj, h0, seq_lengths)
 
-  Arguments and results are those of :func:`jaxgru.scan.gru_scan`.
 
-  Args:
-    params: GRU parameters (``recurrent_kernel [H, 3H]``, ``recurrent_bias [3H]``).
-    x_proj: ``[T, B, 3H]`` input projections.
-    h0: ``[B, H]`` initial state; its dtype is the carry dtype.
-    interpret: ``True`` runs the kernel in Pallas interpret mode (any
-      backend; slow, for tests); ``None`` or ``False`` runs it compiled,
-      which needs a GPU and an ``H`` that :func:`supported_on_gpu` allows.
-    **options: as :func:`jaxgru.scan.gru_scan`; ``unroll`` is accepted and
-      ignored (the kernel's loop is not unrolled).
-
-  Returns:
-    ``(outputs [T, B, H], h_last [B, H])`` as :func:`jaxgru.scan.gru_scan`.
-
-  Raises:
-    ValueError: the compiled kernel was asked for off a GPU or for an ``H``
-      it cannot take (nothing falls back silently), or mis-shaped arguments.
+def gru_scan_pallas(
+    params: gates.Params,
+    x_proj: Array,
+    h0: Array,
+    *,
+    variant: str | gates.Variant = gates.Variant.RESET_AFTER,
+    seq_lengths: Array | None = None,
+    reverse: bool = False,
+    dtype=None,
+    interpret: bool = False,
+) -> tuple[Array, Array]:
+  """:func:`jaxgru.gru_scan` as one persistent Pallas kernel launch, with the custom backward.
 
   >>> H = 4
   >>> p = {"recurrent_kernel": jnp.full((H, 3 * H), 0.1), "recurrent_bias": jnp.zeros(3 * H)}
@@ -247,10 +240,28 @@ def gru_scan_pallas(
   >>> ys, h_last = gru_scan_pallas(p, x_proj, h0, interpret=True)
   >>> bool(jnp.allclose(ys, backward.gru_scan_custom_vjp(p, x_proj, h0)[0], atol=1e-6))
   True
+
+  Args:
+    params: GRU parameters (``recurrent_kernel [H, 3H]``, ``recurrent_bias [3H]``).
+    x_proj: ``[T, B, 3H]`` input projections.
+    h0: ``[B, H]`` initial state; its dtype is the carry dtype.
+    variant, seq_lengths, reverse, dtype: as :func:`jaxgru.gru_scan`.
+    interpret: ``True`` runs the kernel in the Pallas interpreter (any
+      backend; slow, for tests); ``False`` runs it compiled, which needs a GPU
+      and an ``H`` that :func:`supported_on_gpu` allows.
+
+  Returns:
+    ``(outputs [T, B, H], h_last [B, H])`` as :func:`jaxgru.gru_scan`.
+
+  Raises:
+    ValueError: the compiled kernel was asked for off a GPU or for an ``H``
+      it cannot take (nothing falls back silently), or mis-shaped arguments.
   """
-  x_proj, h0, (variant, seq_lengths, reverse, _, dtype) = scan.prepare_run(params, x_proj, h0, options, projected=True)
-  if not interpret:
-    check_compiled_kernel(jax.default_backend(), h0.shape[-1])
-  w, b = params["recurrent_kernel"], params["recurrent_bias"]
-  dtype = jnp.dtype(dtype or jnp.result_type(x_proj, h0, w))
-  return _pallas_scan(variant, bool(reverse), dtype, bool(interpret), w, b, x_proj, h0, seq_lengths)
+  validation.check_bool("interpret", interpret)
+  d = scan.prepare_direction(
+      params, x_proj, h0, projected=True, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=1,
+      dtype=dtype,
+  )  # fmt: skip
+  return run_pallas(
+      params, d.x, d.h0, variant=d.variant, seq_lengths=d.seq_lengths, reverse=reverse, dtype=d.dtype, interpret=interpret
+  )

@@ -13,6 +13,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxgru import dtypes
 from jaxgru import gates
 from jaxgru import validation
 
@@ -62,19 +63,18 @@ def param_specs(
   return specs
 
 
-def init_dtype(param_dtype) -> jnp.dtype:
-  """The dtype initializers run in: float32 for half-precision parameters, else ``param_dtype``.
+def init_param(key: Array, init: Initializer, shape: tuple[int, ...], param_dtype) -> Array:
+  """``init(key, shape)`` in :func:`jaxgru.dtypes.init_dtype` (float32 for half precision), rounded to ``param_dtype``.
 
-  The orthogonal initializer's QR has no bfloat16/float16 kernel on CPU, and
-  drawing in float32 then rounding gives the same distribution on every backend.
+  Every module initializes its parameters through this, so half-precision
+  parameters work on every backend (the orthogonal initializer's QR has no
+  bfloat16 kernel on CPU) and are drawn from the same distribution everywhere.
 
-  >>> init_dtype(jnp.bfloat16), init_dtype(jnp.complex64)
-  (dtype('float32'), dtype('complex64'))
+  >>> import flax.linen as nn
+  >>> init_param(jax.random.key(0), nn.initializers.orthogonal(), (4, 4), jnp.bfloat16).dtype
+  dtype(bfloat16)
   """
-  dtype = jnp.dtype(param_dtype)
-  if jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits < 32:
-    return jnp.dtype(jnp.float32)
-  return dtype
+  return init(key, shape, dtypes.init_dtype(param_dtype)).astype(param_dtype)
 
 
 def init_gates(key: Array, spec: ParamSpec, param_dtype) -> Array:
@@ -94,8 +94,7 @@ def init_gates(key: Array, spec: ParamSpec, param_dtype) -> Array:
   ((4, 12), dtype(bfloat16))
   """
   keys = jax.random.split(key, NUM_GATES)
-  blocks = [spec.init(k, spec.gate_shape, init_dtype(param_dtype)) for k in keys]
-  return jnp.concatenate(blocks, axis=-1).astype(param_dtype)
+  return jnp.concatenate([init_param(k, spec.init, spec.gate_shape, param_dtype) for k in keys], axis=-1)
 
 
 def with_biases(params: Mapping[str, Array]) -> dict[str, Array]:

@@ -2,18 +2,21 @@
 
 Shapes follow the legend in :mod:`jaxgru.gates`. Everything here is a pure
 function of parameters and arrays, differentiated by JAX's autodiff (forward
-and reverse mode); :mod:`jaxgru.dispatch` chooses between these and the other
-implementations for :class:`jaxgru.GRU`.
+and reverse mode). :func:`prepare_direction` checks a request once,
+:func:`loop` is the one padded time loop (also the custom-VJP forward's), and
+the ``run_*`` functions run prepared requests for :func:`jaxgru.dispatch.run_direction`;
+:func:`gru_scan` and :func:`gru_scan_remat` are their checked public forms.
 """
 
 from __future__ import annotations
 
 import enum
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from jaxgru import dtypes
 from jaxgru import gates
 from jaxgru import validation
 
@@ -40,47 +43,132 @@ def as_remat(remat: str | Remat) -> Remat:
   return gates.as_choice(Remat, remat, "remat mode")
 
 
-class RunnerOptions(NamedTuple):
-  """The keyword options every runner takes (:func:`gru_scan`, :func:`jaxgru.backward.gru_scan_custom_vjp`, ...)."""
+class Direction(NamedTuple):
+  """One direction's run request after :func:`prepare_direction`: checked, padding zeroed, dtype decided."""
 
-  variant: gates.Variant = gates.Variant.RESET_AFTER  # "reset_after" (PyTorch) or "reset_before" (Cho et al.)
-  seq_lengths: Array | None = None  # [B] integer lengths in [0, T]
-  reverse: bool = False  # run from the last step to the first
-  unroll: int = 1  # steps per loop iteration
-  dtype: Any = None  # compute dtype of the step (None: promote)
+  x: Array  # [T, B, I] inputs, or [T, B, 3H] projections; zero at padded steps
+  h0: Array  # [B, H] initial state, carry dtype
+  variant: gates.Variant  # where the reset gate applies
+  seq_lengths: Array | None  # [B] int32 in [0, T], or None
+  dtype: jnp.dtype  # compute dtype (jaxgru.dtypes.compute_dtype)
 
 
-def prepare_run(params: gates.Params, x, h0, options: dict, *, projected: bool) -> tuple[Array, Array, RunnerOptions]:
-  """Checks a runner's arguments and options, and zeroes the padding of ``x`` (:func:`gates.zero_padding`).
+def prepare_direction(
+    params: gates.Params, x, h0, *, projected: bool, variant, seq_lengths, reverse, unroll, dtype
+) -> Direction:
+  """Checks one direction's arguments, zeroes the padding of ``x`` and decides the compute dtype: once per run.
+
+  Padding may hold anything (NaN, inf): zeroing it keeps it out of the
+  gradients too (``0 * NaN`` would be NaN in every weight gradient), as
+  PyTorch's packed sequences never look at padding.
 
   Args:
     params: one direction's parameters.
     x: ``[T, B, 3H]`` input projections when ``projected``, else ``[T, B, I]``.
     h0: ``[B, H]`` initial state.
-    options: the runner's keyword options (:class:`RunnerOptions` fields).
     projected: whether ``x`` is the input projection.
-
-  Returns:
-    ``(x, h0, options)`` with ``seq_lengths`` an int32 array (or ``None``).
+    variant, seq_lengths, reverse, unroll, dtype: as :func:`gru_scan`.
 
   Raises:
-    TypeError: an unknown option, a non-bool ``reverse``, non-integer lengths.
-    ValueError: mis-shaped arrays or bad values, naming the argument.
+    TypeError, ValueError: naming the argument, what was wrong and what was expected.
   """
-  unknown = sorted(set(options) - set(RunnerOptions._fields))
-  if unknown:
-    raise TypeError(f"unknown keyword argument(s) {unknown}; expected some of {list(RunnerOptions._fields)}")
-  opts = RunnerOptions(**options)
   x, h0 = validation.check_recurrence(params, x, h0, projected=projected)
-  validation.check_positive_int("unroll", opts.unroll)
-  validation.check_floating("dtype", opts.dtype)
-  lengths = opts.seq_lengths
-  if lengths is not None:
-    lengths = validation.check_seq_lengths(lengths, x.shape[1], x.shape[0])
-  opts = opts._replace(
-      variant=gates.as_variant(opts.variant), reverse=validation.check_bool("reverse", opts.reverse), seq_lengths=lengths
-  )
-  return gates.zero_padding(x, lengths), h0, opts
+  validation.check_positive_int("unroll", unroll)
+  validation.check_bool("reverse", reverse)
+  validation.check_floating("dtype", dtype)
+  if seq_lengths is not None:
+    seq_lengths = validation.check_seq_lengths(seq_lengths, x.shape[1], x.shape[0])
+    valid = jnp.arange(x.shape[0], dtype=seq_lengths.dtype)[:, None] < seq_lengths[None, :]  # [T, B]
+    x = jnp.where(valid[..., None], x, jnp.zeros_like(x))
+  kernels = (params["recurrent_kernel"],) + (() if projected else (params["input_kernel"],))
+  compute = dtypes.compute_dtype(dtype, x, h0, *kernels)
+  return Direction(x, h0, gates.as_variant(variant), seq_lengths, compute)
+
+
+def keep_valid(valid: Array, h_new: Array, h: Array) -> tuple[Array, Array]:
+  """The padding rule of every implementation: ``(carry, output)`` of a step.
+
+  A padded step (``valid`` false, ``[B, 1]``) leaves the carry unchanged and
+  outputs zeros, as PyTorch's packed sequences do.
+  """
+  return jnp.where(valid, h_new, h), jnp.where(valid, h_new, jnp.zeros_like(h_new))
+
+
+def loop(
+    blocks: tuple[tuple, tuple],
+    xs,
+    h0: Array,
+    *,
+    variant: gates.Variant,
+    dtype,
+    seq_lengths: Array | None,
+    reverse: bool,
+    unroll: int,
+    keep: bool = False,
+    input_weights: tuple[Array, Array] | None = None,
+    recurrent_mask: Array | None = None,
+    gate_fn=jax.nn.sigmoid,
+    activation_fn=jnp.tanh,
+):
+  """The one padded time loop: :func:`jaxgru.gates.step` under ``lax.scan``, for the scan and the custom-VJP forward.
+
+  Args:
+    blocks: :func:`jaxgru.gates.recurrent_blocks` (made once, outside the loop).
+    xs: per-gate projections ``(x_r, x_z, x_n)``, each ``[T, B, H]``, or the
+      raw inputs ``[T, B, I]`` when ``input_weights`` is given.
+    h0: ``[B, H]`` initial state (carry dtype).
+    variant, dtype: as :func:`jaxgru.gates.step`.
+    seq_lengths: ``[B]`` int32 lengths or ``None``; a padded step keeps the
+      carry and outputs zeros (:func:`keep_valid`).
+    reverse, unroll: as ``lax.scan``.
+    keep: also return each step's starting state and activations (what the
+      hand-written backward needs).
+    input_weights: ``(input_kernel [I, 3H], input_bias [3H])`` in ``dtype``:
+      project each step's input inside the loop.
+    recurrent_mask, gate_fn, activation_fn: as :func:`jaxgru.gates.step`.
+
+  Returns:
+    ``(ys [T, B, H], h_last [B, H])``, and with ``keep`` a third element: the
+    per-step ``(h_prev, r, z, n, aux)``, each ``[T, B, H]``.
+  """
+  masked = seq_lengths is not None
+
+  def body(h, inp):
+    # Per-step inputs and masks enter here, once: the step index t drives every mask.
+    x_t, t = inp if masked else (inp, None)
+    if input_weights is not None:  # gates.input_projection of this step
+      w_i, b_i = input_weights
+      x_t = gates.split_gates(jnp.matmul(x_t.astype(dtype), w_i) + b_i)
+    h_new, acts = gates.step(
+        blocks, h, x_t, variant, dtype, recurrent_mask=recurrent_mask, gate_fn=gate_fn, activation_fn=activation_fn
+    )
+    y = h_new
+    if masked:
+      h_new, y = keep_valid((t < seq_lengths)[:, None], h_new, h)
+    return h_new, ((y, h) + tuple(acts) if keep else y)
+
+  num_steps = jax.tree.leaves(xs)[0].shape[0]
+  inputs = (xs, jnp.arange(num_steps, dtype=jnp.int32)) if masked else xs
+  h_last, out = jax.lax.scan(body, h0, inputs, reverse=reverse, unroll=unroll)
+  if not keep:
+    return out, h_last
+  ys, *acts = out
+  return ys, h_last, tuple(acts)
+
+
+def run_scan(
+    params: gates.Params, x_proj: Array, h0: Array, *, variant, seq_lengths, reverse, unroll, dtype,
+    recurrent_mask=None, gate_fn=jax.nn.sigmoid, activation_fn=jnp.tanh,
+) -> tuple[Array, Array]:  # fmt: skip
+  """The ``"scan"`` runner on a prepared request (:func:`prepare_direction`); autodiff differentiates it."""
+  blocks = gates.recurrent_blocks(params, variant, dtype)  # once, outside the loop
+  # Three per-gate arrays: slicing one wide [T, B, 3H] array inside the loop
+  # is several times slower on XLA:CPU (experiments/results/speed_notes.md).
+  xs = gates.split_gates(x_proj)  # 3 x [T, B, H]
+  return loop(
+      blocks, xs, h0, variant=variant, dtype=dtype, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
+      recurrent_mask=recurrent_mask, gate_fn=gate_fn, activation_fn=activation_fn,
+  )  # fmt: skip
 
 
 def gru_scan(
@@ -88,12 +176,24 @@ def gru_scan(
     x_proj: Array,
     h0: Array,
     *,
+    variant: str | gates.Variant = gates.Variant.RESET_AFTER,
+    seq_lengths: Array | None = None,
+    reverse: bool = False,
+    unroll: int = 1,
+    dtype=None,
     recurrent_mask: Array | None = None,
     gate_fn=jax.nn.sigmoid,
     activation_fn=jnp.tanh,
-    **options,
 ) -> tuple[Array, Array]:
   r"""Runs the GRU recurrence over a time-major sequence of input projections.
+
+  >>> H, I, T, B = 2, 3, 5, 1
+  >>> p = {"input_kernel": jnp.ones((I, 3 * H)), "recurrent_kernel": jnp.zeros((H, 3 * H)),
+  ...      "input_bias": jnp.zeros(3 * H), "recurrent_bias": jnp.zeros(3 * H)}
+  >>> x_proj = gates.input_projection(p, jnp.zeros((T, B, I)))  # [T, B, 3H]
+  >>> ys, h_last = gru_scan(p, x_proj, jnp.ones((B, H)))  # z = 1/2, n = 0: h halves
+  >>> ys[:, 0, 0]
+  Array([0.5    , 0.25   , 0.125  , 0.0625 , 0.03125], dtype=float32)
 
   With ``seq_lengths``, step ``t`` of sequence ``b`` is valid when
   ``t < seq_lengths[b]``; padded steps output zeros and leave the carry
@@ -101,24 +201,24 @@ def gru_scan(
   state stays at ``h0`` through its padding and its recurrence starts at its
   last valid step, as PyTorch's ``pack_padded_sequence`` does.
 
-  .. math:: h_t = \mathrm{GRU}(h_{t-1}, x_t), \quad y_t = h_t
-
   Args:
     params: GRU parameters (``recurrent_kernel [H, 3H]``, ``recurrent_bias [3H]``
       are used here; the input half is already in ``x_proj``).
-    x_proj: ``[T, B, 3H]`` input projections from :func:`gates.input_projection`.
+    x_proj: ``[T, B, 3H]`` input projections from :func:`jaxgru.gates.input_projection`.
     h0: ``[B, H]`` initial state; its dtype is the carry dtype.
+    variant: ``"reset_after"`` (PyTorch) or ``"reset_before"`` (Cho et al.).
+    seq_lengths: optional ``[B]`` integer lengths in ``[0, T]``; whatever the
+      padded steps of ``x_proj`` hold, NaN included, reaches neither outputs
+      nor gradients.
+    reverse: run from the last step to the first.
+    unroll: steps per ``lax.scan`` iteration.
+    dtype: compute dtype of the step; ``None`` promotes ``x_proj``, ``h0`` and
+      the kernel (:func:`jaxgru.dtypes.compute_dtype`).
     recurrent_mask: optional ``[B, H]`` recurrent-dropout mask (zeros and
       ``1 / (1 - p)``), the same at every step: it multiplies ``h_{t-1}`` where
       it enters the recurrent products, never the carry itself.
     gate_fn, activation_fn: the gate and candidate activations (sigmoid and
       tanh by default), as in Flax's cells.
-    **options: :class:`RunnerOptions`: ``variant`` (``"reset_after"`` or
-      ``"reset_before"``), ``seq_lengths`` (optional ``[B]`` integer lengths
-      in ``[0, T]``; whatever the padded steps of ``x_proj`` hold, NaN
-      included, reaches neither outputs nor gradients), ``reverse``,
-      ``unroll`` (steps per ``lax.scan`` iteration), ``dtype`` (compute dtype
-      of the step; ``None`` promotes).
 
   Returns:
     ``(outputs [T, B, H], h_last [B, H])``; ``outputs`` has the carry dtype and
@@ -128,41 +228,15 @@ def gru_scan(
   Raises:
     ValueError, TypeError: mis-shaped or non-floating arrays, or bad
       ``seq_lengths`` (the message names the argument).
-
-  >>> H, I, T, B = 2, 3, 5, 1
-  >>> p = {"input_kernel": jnp.ones((I, 3 * H)), "recurrent_kernel": jnp.zeros((H, 3 * H)),
-  ...      "input_bias": jnp.zeros(3 * H), "recurrent_bias": jnp.zeros(3 * H)}
-  >>> x_proj = gates.input_projection(p, jnp.zeros((T, B, I)))  # [T, B, 3H]
-  >>> ys, h_last = gru_scan(p, x_proj, jnp.ones((B, H)))  # z = 1/2, n = 0: h halves
-  >>> ys[:, 0, 0]
-  Array([0.5    , 0.25   , 0.125  , 0.0625 , 0.03125], dtype=float32)
   """
-  x_proj, h0, (variant, seq_lengths, reverse, unroll, dtype) = prepare_run(params, x_proj, h0, options, projected=True)
-  dtype = dtype or jnp.result_type(x_proj, h0, params["recurrent_kernel"])
-  blocks = gates.recurrent_blocks(params, variant, dtype)  # once, outside the loop
-  # Three per-gate arrays: slicing one wide [T, B, 3H] array inside the loop
-  # is several times slower on XLA:CPU (experiments/results/speed_notes.md).
-  xs = gates.split_gates(x_proj)  # 3 x [T, B, H]
-  activations = dict(recurrent_mask=recurrent_mask, gate_fn=gate_fn, activation_fn=activation_fn)
-  step = lambda h, x_t: gates.step(blocks, h, x_t, variant, dtype, **activations)[0]  # noqa: E731
-
-  if seq_lengths is None:
-
-    def body(h, x_t):
-      h = step(h, x_t)
-      return h, h
-
-    h_last, ys = jax.lax.scan(body, h0, xs, reverse=reverse, unroll=unroll)
-    return ys, h_last
-
-  def masked_body(h, inp):
-    x_t, t = inp
-    valid = gates.valid_rows(t, seq_lengths)  # [B, 1]
-    return gates.keep_valid(valid, step(h, x_t), h)
-
-  steps = jnp.arange(x_proj.shape[0], dtype=seq_lengths.dtype)
-  h_last, ys = jax.lax.scan(masked_body, h0, (xs, steps), reverse=reverse, unroll=unroll)
-  return ys, h_last
+  d = prepare_direction(
+      params, x_proj, h0, projected=True, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
+      dtype=dtype,
+  )  # fmt: skip
+  return run_scan(
+      params, d.x, d.h0, variant=d.variant, seq_lengths=d.seq_lengths, reverse=reverse, unroll=unroll, dtype=d.dtype,
+      recurrent_mask=recurrent_mask, gate_fn=gate_fn, activation_fn=activation_fn,
+  )  # fmt: skip
 
 
 def check_remat(remat: str | Remat, num_steps: int, segment: int | None, unroll: int = 1) -> int:
@@ -210,63 +284,19 @@ def _divisors(n: int) -> list[int]:
   return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def gru_scan_remat(
-    params: gates.Params,
-    inputs: Array,
-    h0: Array,
-    *,
-    remat: str | Remat,
-    remat_segment: int | None = None,
-    recurrent_mask: Array | None = None,
-    gate_fn=jax.nn.sigmoid,
-    activation_fn=jnp.tanh,
-    **options,
-) -> tuple[Array, Array]:
-  """:func:`gru_scan` over raw inputs, rematerialising activations in the backward pass.
-
-  Unlike :func:`gru_scan` this takes the inputs, not their projection: the
-  input projection of a block is recomputed with the block, so neither the
-  ``[T, B, 3H]`` projection nor its cotangent is ever held for all steps at
-  once (most of the memory saving; see ``experiments/results/extensions.md``).
-  Values and gradients equal those of :func:`gru_scan` up to float32 summation
-  order.
-
-  Args:
-    params: GRU parameters (all four arrays).
-    inputs: ``[T, B, I]`` inputs.
-    h0: ``[B, H]`` initial state (carry dtype).
-    remat: ``"step"`` or ``"segments"`` (see :class:`Remat`); ``"none"`` runs
-      the projection and :func:`gru_scan` without checkpoints.
-    remat_segment: steps per checkpointed segment for ``"segments"``; must
-      divide ``T`` (``None``: see :func:`check_remat`).
-    recurrent_mask, gate_fn, activation_fn, **options: as in :func:`gru_scan`.
-
-  Returns:
-    ``(outputs [T, B, H], h_last [B, H])`` as :func:`gru_scan`.
-
-  Raises:
-    ValueError: blocks that do not tile ``T`` (:func:`check_remat`).
-
-  >>> H, I, T, B = 4, 3, 12, 2
-  >>> p = {"input_kernel": jnp.full((I, 3 * H), 0.1), "recurrent_kernel": jnp.full((H, 3 * H), 0.1),
-  ...      "input_bias": jnp.zeros(3 * H), "recurrent_bias": jnp.zeros(3 * H)}
-  >>> x, h0 = jnp.ones((T, B, I)), jnp.zeros((B, H))
-  >>> ys, _ = gru_scan_remat(p, x, h0, remat="segments", remat_segment=4)
-  >>> ref, _ = gru_scan(p, gates.input_projection(p, x), h0)
-  >>> bool(jnp.allclose(ys, ref))
-  True
-  """
-  remat = as_remat(remat)
-  inputs, h0, (variant, seq_lengths, reverse, unroll, dtype) = prepare_run(params, inputs, h0, options, projected=False)
-  num_steps, batch, features = inputs.shape
+def run_remat(
+    params: gates.Params, x: Array, h0: Array, *, remat: Remat, remat_segment, variant, seq_lengths, reverse, unroll,
+    dtype, recurrent_mask=None, gate_fn=jax.nn.sigmoid, activation_fn=jnp.tanh,
+) -> tuple[Array, Array]:  # fmt: skip
+  """The ``"scan"`` runner with checkpoints, on prepared raw inputs ``x [T, B, I]`` (see :func:`gru_scan_remat`)."""
+  num_steps, batch, features = x.shape
   block = check_remat(remat, num_steps, remat_segment, unroll)
   run = dict(
-      variant=variant, reverse=reverse, dtype=dtype, recurrent_mask=recurrent_mask, gate_fn=gate_fn, activation_fn=activation_fn
-  )
+      variant=variant, reverse=reverse, dtype=dtype, recurrent_mask=recurrent_mask, gate_fn=gate_fn,
+      activation_fn=activation_fn,
+  )  # fmt: skip
   if remat is Remat.NONE:
-    x_proj = gates.input_projection(params, inputs, dtype)
-    return gru_scan(params, x_proj, h0, seq_lengths=seq_lengths, unroll=unroll, **run)
-
+    return run_scan(params, gates.input_projection(params, x, dtype), h0, seq_lengths=seq_lengths, unroll=unroll, **run)
   if remat is Remat.STEP:
     # One checkpoint per scan iteration: only h_{t-1} and x_t are stored; the
     # projection, gates and their cotangents live for one step.
@@ -279,12 +309,75 @@ def gru_scan_remat(
     x_blk, offset = inp  # [S, B, I], ()
     x_proj = gates.input_projection(params, x_blk, dtype)  # [S, B, 3H]
     # Lengths relative to the block start: step s of the block is global step offset + s.
-    lengths = None if seq_lengths is None else seq_lengths - offset.astype(seq_lengths.dtype)
-    ys, h = gru_scan(params, x_proj, h, seq_lengths=lengths, unroll=inner_unroll, **run)
+    lengths = None if seq_lengths is None else seq_lengths - offset
+    ys, h = run_scan(params, x_proj, h, seq_lengths=lengths, unroll=inner_unroll, **run)
     return h, ys
 
   num_blocks = num_steps // inner_len
-  x_blocks = inputs.reshape(num_blocks, inner_len, batch, features)
+  x_blocks = x.reshape(num_blocks, inner_len, batch, features)
   offsets = jnp.arange(num_blocks, dtype=jnp.int32) * inner_len
   h_last, ys = jax.lax.scan(block_fn, h0, (x_blocks, offsets), reverse=reverse, unroll=outer_unroll)
   return ys.reshape(num_steps, batch, -1), h_last
+
+
+def gru_scan_remat(
+    params: gates.Params,
+    inputs: Array,
+    h0: Array,
+    *,
+    remat: str | Remat,
+    remat_segment: int | None = None,
+    variant: str | gates.Variant = gates.Variant.RESET_AFTER,
+    seq_lengths: Array | None = None,
+    reverse: bool = False,
+    unroll: int = 1,
+    dtype=None,
+    recurrent_mask: Array | None = None,
+    gate_fn=jax.nn.sigmoid,
+    activation_fn=jnp.tanh,
+) -> tuple[Array, Array]:
+  """:func:`gru_scan` over raw inputs, rematerialising activations in the backward pass.
+
+  >>> H, I, T, B = 4, 3, 12, 2
+  >>> p = {"input_kernel": jnp.full((I, 3 * H), 0.1), "recurrent_kernel": jnp.full((H, 3 * H), 0.1),
+  ...      "input_bias": jnp.zeros(3 * H), "recurrent_bias": jnp.zeros(3 * H)}
+  >>> x, h0 = jnp.ones((T, B, I)), jnp.zeros((B, H))
+  >>> ys, _ = gru_scan_remat(p, x, h0, remat="segments", remat_segment=4)
+  >>> ref, _ = gru_scan(p, gates.input_projection(p, x), h0)
+  >>> bool(jnp.allclose(ys, ref))
+  True
+
+  Unlike :func:`gru_scan` this takes the inputs, not their projection: the
+  input projection of a block is recomputed with the block, so neither the
+  ``[T, B, 3H]`` projection nor its cotangent is ever held for all steps at
+  once (most of the memory saving; see ``experiments/results/layer_options.md``).
+  Values and gradients equal those of :func:`gru_scan` up to float32 summation
+  order.
+
+  Args:
+    params: GRU parameters (all four arrays).
+    inputs: ``[T, B, I]`` inputs.
+    h0: ``[B, H]`` initial state (carry dtype).
+    remat: ``"step"`` or ``"segments"`` (see :class:`Remat`); ``"none"`` runs
+      the projection and :func:`gru_scan` without checkpoints.
+    remat_segment: steps per checkpointed segment for ``"segments"``; must
+      divide ``T`` (``None``: see :func:`check_remat`).
+    variant, seq_lengths, reverse, unroll, dtype, recurrent_mask, gate_fn,
+      activation_fn: as in :func:`gru_scan` (``dtype=None`` also promotes the input kernel).
+
+  Returns:
+    ``(outputs [T, B, H], h_last [B, H])`` as :func:`gru_scan`.
+
+  Raises:
+    ValueError: blocks that do not tile ``T`` (:func:`check_remat`).
+  """
+  remat = as_remat(remat)
+  d = prepare_direction(
+      params, inputs, h0, projected=False, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
+      dtype=dtype,
+  )  # fmt: skip
+  return run_remat(
+      params, d.x, d.h0, remat=remat, remat_segment=remat_segment, variant=d.variant, seq_lengths=d.seq_lengths,
+      reverse=reverse, unroll=unroll, dtype=d.dtype, recurrent_mask=recurrent_mask, gate_fn=gate_fn,
+      activation_fn=activation_fn,
+  )  # fmt: skip

@@ -8,17 +8,26 @@ in :mod:`jaxgru.gates`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from jaxgru import dispatch
+from jaxgru import dtypes
 from jaxgru import gates
 from jaxgru import validation
 
 Array = jax.Array
+
+
+# The options of a GRU layer besides its sizes and initializers, the same for
+# jaxgru.GRU and jaxgru.nnx.GRU (what jaxgru.interop carries between them).
+GRU_OPTIONS = (
+    "num_layers", "bidirectional", "dropout", "variant", "unroll", "implementation", "time_major", "dtype",
+    "param_dtype", "recurrent_dropout", "remat", "remat_segment", "use_bias", "gate_fn", "activation_fn",
+)  # fmt: skip
 
 
 def param_name(layer: int, direction: int) -> str:
@@ -58,14 +67,14 @@ def prepare_sequences(
     num_states: S, the number of initial states.
     carry_legend: the carry's shape in the legend, for errors: ``"[L*D, B, H]"``.
     carry_detail: what fixes it, for errors: ``"num_layers=2, directions=1"``.
-    param_dtype: dtype of the carry.
+    param_dtype: dtype of the carry, and of integer or boolean inputs.
     seq_lengths: optional ``[B]`` lengths (see :func:`validation.check_seq_lengths`).
     initial_carry: optional ``[S, B, H]`` (``[S, H]`` unbatched).
 
   Raises:
-    ValueError, TypeError: wrong rank, non-floating inputs, a mis-shaped carry or bad lengths.
+    ValueError, TypeError: wrong rank, complex inputs, a mis-shaped carry or bad lengths.
   """
-  inputs = jnp.asarray(inputs)
+  inputs = dtypes.promote_inputs(inputs, param_dtype)  # integers and booleans, as Flax's cells
   if inputs.ndim not in (2, 3):
     layout = "[T, B, I]" if time_major else "[B, T, I]"
     raise ValueError(f"{name} inputs must have rank 3 {layout} (or 2, [T, I], unbatched); got shape {inputs.shape}")
@@ -193,3 +202,123 @@ def gru_stack(
     )
 
   return run_stack(run, params, x, h0, between_layers=between_layers)
+
+
+def dropout(key: Array, rate: float, y: Array) -> Array:
+  """Inverted dropout of ``y`` (Flax's ``Dropout``): zeros, and ``y / (1 - rate)`` kept with probability ``1 - rate``."""
+  keep = 1.0 - rate
+  return jax.lax.select(jax.random.bernoulli(key, keep, y.shape), y / keep, jnp.zeros_like(y))
+
+
+def recurrent_dropout_mask(key: Array, rate: float, shape: tuple[int, int], dtype) -> Array:
+  """One ``[B, H]`` recurrent-dropout mask (Gal & Ghahramani 2016): zeros and ``1 / (1 - rate)``, in ``dtype``."""
+  keep = 1.0 - rate
+  return jax.random.bernoulli(key, keep, shape).astype(dtype) / keep
+
+
+class LayerKeys(NamedTuple):
+  """The random keys of one call of a sequence layer; ``None`` turns that dropout off."""
+
+  dropout: Array | None = None  # PRNG key of the dropout between layers
+  recurrent_dropout: Array | None = None  # PRNG key of the recurrent-dropout masks (GRU only)
+
+
+def sequence_layer(
+    name: str,
+    inputs,
+    *,
+    obtain_params: Callable[[int], Sequence[Sequence[Mapping]]],
+    run: Callable[..., tuple[Array, Array]],
+    features: int,
+    num_layers: int,
+    num_directions: int,
+    time_major: bool,
+    param_dtype,
+    dropout_rate: float,
+    keys: LayerKeys,
+    expected_input_features: int | None,
+    seq_lengths=None,
+    initial_carry=None,
+) -> tuple[Array, Array]:
+  """The body of every sequence layer (GRU, MinGRU; linen and nnx): the modules only obtain parameters and keys.
+
+  Args:
+    name: the layer's class name for error messages.
+    inputs: ``[B, T, I]`` (``[T, B, I]`` when ``time_major``) or ``[T, I]``.
+    obtain_params: ``I -> params[l][d]``: the module's parameters for inputs of width I.
+    run: ``run(params, x [T, B, I], h0 [L*D, B, H], seq_lengths, between_layers) -> (outputs, finals)``.
+    features, num_layers, num_directions, time_major, param_dtype: the layer's sizes and options.
+    dropout_rate: rate of the dropout between layers.
+    keys: :class:`LayerKeys` of this call.
+    expected_input_features: I of existing parameters (``None`` when they are being made).
+    seq_lengths, initial_carry: as :meth:`jaxgru.GRU.__call__`.
+
+  Returns:
+    ``(outputs, final_carry)`` in the caller's layout.
+  """
+  num_states = num_layers * num_directions
+  detail = f"num_layers={num_layers}" + (f", directions={num_directions}" if name == "GRU" else "")
+  batch = prepare_sequences(
+      name, inputs, time_major=time_major, features=features, num_states=num_states,
+      carry_legend="[L*D, B, H]" if name == "GRU" else "[L, B, H]", carry_detail=detail, param_dtype=param_dtype,
+      seq_lengths=seq_lengths, initial_carry=initial_carry,
+  )  # fmt: skip
+  if expected_input_features is not None:
+    validation.check_input_width(name, batch.x.shape[-1], expected_input_features)
+  params = obtain_params(batch.x.shape[-1])
+  between = None
+  if dropout_rate and keys.dropout is not None:
+    between = lambda layer, y: dropout(jax.random.fold_in(keys.dropout, layer), dropout_rate, y)  # noqa: E731
+  outputs, finals = run(params, batch.x, batch.h0, batch.seq_lengths, between)
+  return restore_layout(batch, outputs, finals, time_major)
+
+
+def gru_layer(
+    obtain_params: Callable[[int], Sequence[Sequence[gates.Params]]],
+    inputs,
+    *,
+    features: int,
+    options: Mapping,
+    keys: LayerKeys,
+    expected_input_features: int | None,
+    seq_lengths=None,
+    initial_carry=None,
+) -> tuple[Array, Array]:
+  """Runs a GRU layer (:class:`jaxgru.GRU`, :class:`jaxgru.nnx.GRU`) from its parameters and keys.
+
+  Args:
+    obtain_params: ``I -> params[l][d]``, the four arrays of each layer and direction.
+    inputs, seq_lengths, initial_carry: as :meth:`jaxgru.GRU.__call__`.
+    features: H.
+    options: the layer's :data:`GRU_OPTIONS`.
+    keys: :class:`LayerKeys`; ``recurrent_dropout`` draws one ``[B, H]`` mask
+      per layer and direction (:func:`recurrent_dropout_mask`).
+    expected_input_features: I of existing parameters, or ``None``.
+
+  Returns:
+    ``(outputs [B, T, D*H], final_carry [L*D, B, H])`` in the caller's layout.
+  """
+  num_directions = 2 if options["bidirectional"] else 1
+  rate = options["recurrent_dropout"]
+
+  def run(params, x, h0, lengths, between):
+    masks = None
+    if rate and keys.recurrent_dropout is not None:
+      shape, n = (x.shape[1], features), num_directions
+      masks = [
+          [recurrent_dropout_mask(jax.random.fold_in(keys.recurrent_dropout, l * n + d), rate, shape, options["param_dtype"])
+           for d in range(n)]
+          for l in range(len(params))
+      ]  # fmt: skip
+    stack = ("implementation", "variant", "unroll", "dtype", "remat", "remat_segment", "gate_fn", "activation_fn")
+    return gru_stack(
+        params, x, h0, seq_lengths=lengths, recurrent_masks=masks, between_layers=between,
+        **{k: options[k] for k in stack},
+    )  # fmt: skip
+
+  return sequence_layer(
+      "GRU", inputs, obtain_params=obtain_params, run=run, features=features, num_layers=options["num_layers"],
+      num_directions=num_directions, time_major=options["time_major"], param_dtype=options["param_dtype"],
+      dropout_rate=options["dropout"], keys=keys, expected_input_features=expected_input_features,
+      seq_lengths=seq_lengths, initial_carry=initial_carry,
+  )  # fmt: skip

@@ -110,6 +110,33 @@ def check_array(name: str, value, *, rank: int | tuple[int, ...], legend: str, f
   return value
 
 
+def check_keyword_only(owner: str, args: tuple, names: tuple[str, ...]) -> None:
+  """Raises ``TypeError`` when a layer call got more positional arguments than ``inputs``.
+
+  >>> check_keyword_only("GRU", ([3, 2],), ("seq_lengths", "initial_carry"))
+  Traceback (most recent call last):
+  ...
+  TypeError: GRU takes only the inputs positionally; pass seq_lengths, initial_carry by keyword, e.g. seq_lengths=lengths (got 1 more positional argument)
+  """
+  if args:
+    raise TypeError(
+        f"{owner} takes only the inputs positionally; pass {', '.join(names)} by keyword, e.g. "
+        f"seq_lengths=lengths (got {len(args)} more positional argument{'s' if len(args) > 1 else ''})"
+    )
+
+
+def check_input_width(owner: str, got: int, expected: int) -> None:
+  """Raises ``ValueError`` unless inputs with ``got`` features fit parameters made for ``expected`` (I).
+
+  >>> check_input_width("GRU", 4, 3)
+  Traceback (most recent call last):
+  ...
+  ValueError: GRU got inputs with 4 features, but its parameters expect 3
+  """
+  if got != expected:
+    raise ValueError(f"{owner} got inputs with {got} features, but its parameters expect {expected}")
+
+
 def check_seq_lengths(seq_lengths, batch: int, num_steps: int) -> Array:
   """Validates ``seq_lengths`` (``[B]`` integers in ``[0, T]``) and returns it as an int32 array.
 

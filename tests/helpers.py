@@ -11,8 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxgru
-from jaxgru import gates
-from jaxgru import pallas_gru
+from jaxgru import dispatch
 
 LENGTHS = np.array([6, 2, 0])  # full, ragged, empty (for T = 6, B = 3)
 
@@ -39,31 +38,26 @@ def direction_problem(seed=0, *, steps=6, batch=3, features=2, hidden=4, dtype=j
   return params, x, h0, w_y, w_h
 
 
-def _hoisted(runner):
-  """A runner over projections turned into one over raw inputs ``x [T, B, I]`` (as ``jaxgru.dispatch`` does it)."""
-
-  def run(params, x, h0, **kwargs):
-    x = gates.zero_padding(x, kwargs.get("seq_lengths"))
-    return runner(params, gates.input_projection(params, x, kwargs.get("dtype")), h0, **kwargs)
-
-  return run
+def _dispatched(implementation: str, **fixed):
+  """``implementation`` as ``run(params, x [T, B, I], h0 [B, H], **kwargs)``: the real run path, :func:`jaxgru.dispatch.run_direction`."""
+  return functools.partial(dispatch.run_direction, implementation, **fixed)
 
 
-# The runners over projections ``x_proj [T, B, 3H]``.
+# The checked public runners over projections ``x_proj [T, B, 3H]``.
 PROJECTION_RUNNERS = {
     "scan": jaxgru.gru_scan,
     "custom_vjp": jaxgru.gru_scan_custom_vjp,
-    "pallas_interpret": functools.partial(pallas_gru.gru_scan_pallas, interpret=True),
+    "pallas_interpret": functools.partial(jaxgru.gru_scan_pallas, interpret=True),
 }
 
-# Every implementation as ``run(params, x [T, B, I], h0 [B, H], **gru_scan kwargs)``.
+# Every implementation as ``run(params, x [T, B, I], h0 [B, H], **run_direction kwargs)``.
 RUNNERS = {
-    "scan": _hoisted(PROJECTION_RUNNERS["scan"]),
-    "scan_remat_step": functools.partial(jaxgru.gru_scan_remat, remat="step"),
-    "scan_remat_segments": functools.partial(jaxgru.gru_scan_remat, remat="segments", remat_segment=3),
-    "custom_vjp": _hoisted(PROJECTION_RUNNERS["custom_vjp"]),
-    "custom_vjp_in_loop": jaxgru.gru_scan_from_inputs,
-    "pallas_interpret": _hoisted(PROJECTION_RUNNERS["pallas_interpret"]),
+    "scan": _dispatched("scan"),
+    "scan_remat_step": _dispatched("scan", remat="step"),
+    "scan_remat_segments": _dispatched("scan", remat="segments", remat_segment=3),
+    "custom_vjp": _dispatched("custom_vjp"),
+    "custom_vjp_in_loop": _dispatched("custom_vjp_in_loop"),
+    "pallas_interpret": _dispatched("pallas", interpret=True),
 }
 
 

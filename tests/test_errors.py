@@ -55,10 +55,16 @@ def test_bad_input_shapes(model, x, match):
     layer.apply(variables, x)
 
 
-def test_integer_inputs(model):
+def test_integer_inputs_are_promoted_as_in_flax_and_extra_positionals_are_named(model):
   layer, variables = model
-  with pytest.raises(TypeError, match="inputs must be floating point, got int32"):
-    layer.apply(variables, np.zeros((B, T, I), np.int32))
+  x = np.arange(B * T * I).reshape(B, T, I) % 3
+  for dtype in (np.int32, np.bool_):  # Flax's cells promote both to the parameter dtype
+    got = layer.apply(variables, x.astype(dtype))
+    jax.tree.map(np.testing.assert_array_equal, got, layer.apply(variables, x.astype(dtype).astype(np.float32)))
+  with pytest.raises(TypeError, match="GRU inputs must be floating point, got complex64"):
+    layer.apply(variables, np.zeros((B, T, I), np.complex64))
+  with pytest.raises(TypeError, match="GRU takes only the inputs positionally; pass seq_lengths"):
+    layer.apply(variables, np.zeros((B, T, I), np.float32), np.array([T, 1]))
 
 
 @pytest.mark.parametrize(

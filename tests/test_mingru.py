@@ -155,8 +155,11 @@ def test_bad_input_raises():
   variables = rnn.init(jax.random.key(0), x)
   with pytest.raises(ValueError, match="rank 3"):
     rnn.apply(variables, jnp.ones((1, B, 5, I)))
-  with pytest.raises(TypeError, match="floating point"):
-    rnn.apply(variables, jnp.ones((B, 5, I), jnp.int32))
+  with pytest.raises(TypeError, match="MinGRU inputs must be floating point, got complex64"):
+    rnn.apply(variables, jnp.ones((B, 5, I), jnp.complex64))
+  np.testing.assert_array_equal(rnn.apply(variables, jnp.ones((B, 5, I), jnp.int32))[0], rnn.apply(variables, x)[0])
+  with pytest.raises(TypeError, match="MinGRU takes only the inputs positionally"):
+    rnn.apply(variables, x, jnp.array([5, 1]))
   with pytest.raises(ValueError, match=r"initial_carry must have shape \[L, B, H\]=\(2, 2, 4\)"):
     rnn.apply(variables, x, initial_carry=jnp.zeros((1, B, H)))
   with pytest.raises(ValueError, match=r"seq_lengths must lie in \[0, T=5\]"):

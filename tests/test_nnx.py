@@ -153,24 +153,6 @@ def test_swapping_the_cell_in_a_model_trains(x):
   assert losses[-1] < 0.5 * losses[0], losses
 
 
-@pytest.mark.parametrize("num_layers,bidirectional,with_lengths,with_h0", helpers.TORCH_CASES)
-def test_gru_matches_torch(num_layers, bidirectional, with_lengths, with_h0):
-  problem = helpers.torch_problem(num_layers, bidirectional, with_lengths, with_h0, batch=B, steps=T, features=I, hidden=H)
-  module = interop.from_torch(problem.gru, api="nnx", rngs=nnx.Rngs(0))
-  assert isinstance(module, jaxgru.nnx.GRU) and module.time_major is False
-  graphdef, params, rest = nnx.split(module, nnx.Param, ...)
-
-  def loss(params, x, h0):
-    y, h_n = nnx.merge(graphdef, params, rest)(x, seq_lengths=problem.lengths, initial_carry=h0)
-    return problem.loss(y, h_n), (y, h_n)
-
-  h0 = None if problem.h0 is None else jnp.asarray(problem.h0)
-  grads, outputs = jax.jit(jax.grad(loss, argnums=(0, 1, 2), has_aux=True))(params, jnp.asarray(problem.x), h0)
-  layer, _ = interop.to_linen(module)
-  param_grads = interop.to_torch(layer, {"params": grads[0].to_pure_dict()})
-  helpers.assert_matches_torch(problem, outputs, grads[1:], param_grads, atol=TOL)
-
-
 def test_gru_equals_linen_and_round_trips_exactly(x):
   module = jaxgru.nnx.GRU(I, H, num_layers=2, bidirectional=True, bias_init=nnx.initializers.normal(0.5), rngs=nnx.Rngs(0))
   layer, variables = interop.to_linen(module)
@@ -235,5 +217,56 @@ def test_nnx_module_errors():
   module = jaxgru.nnx.GRU(I, H, rngs=nnx.Rngs(0))
   with pytest.raises(ValueError, match="GRU got inputs with 3 features, but its parameters expect 4"):
     module(jnp.zeros((B, T, 3)))
-  with pytest.raises(ValueError, match="GRUCell inputs must have shape"):
+  with pytest.raises(ValueError, match="GRUCell got inputs with 3 features, but its parameters expect 4"):
     jaxgru.nnx.GRUCell(I, H, rngs=nnx.Rngs(0))(jnp.zeros((B, H)), jnp.zeros((B, 3)))
+
+
+def _flax_ramp():
+  """The integer inputs of Flax's reverse and keep_order tests: ``[2, 5, 3]``, step t holds t."""
+  ramp = jnp.tile(jnp.arange(5), (2, 1)).reshape(2, 5, 1)
+  return jnp.concatenate([ramp, ramp, ramp], axis=-1)
+
+
+# flax 0.12.8 tests/nnx/nn/recurrent_test.py feeds integer inputs in these four tests
+# (test_rnn_reverse, test_rnn_with_keep_order, test_rnn_with_seq_lengths and the cell's
+# test_lstm_with_variable_sequence_length), retargeted at jaxgru.nnx.GRUCell; each also checks
+# the values against the same inputs as floats, which Flax's cells promote them to.
+def _flax_integer_case(case, cell, dtype):
+  if case == "reverse":
+    return nnx.RNN(cell, reverse=True)(_flax_ramp().astype(dtype))
+  if case == "keep_order":
+    carry = cell.initialize_carry((2, 3), nnx.Rngs(0))
+    return nnx.RNN(cell, reverse=True, keep_order=True)(_flax_ramp().astype(dtype), initial_carry=carry)
+  if case == "seq_lengths":
+    x = jnp.array([[[1] * 3, [2] * 3, [3] * 3, [0] * 3, [0] * 3], [[4] * 3, [5] * 3, [6] * 3, [7] * 3, [8] * 3]])
+    carry = cell.initialize_carry((2, 3), nnx.Rngs(0))
+    final, outputs = nnx.RNN(cell, return_carry=True)(x.astype(dtype), initial_carry=carry, seq_lengths=jnp.array([3, 5]))
+    assert final.shape == (2, 4)
+    return outputs
+  x = jnp.array([[[1, 2, 3], [4, 5, 6], [0, 0, 0]], [[7, 8, 9], [10, 11, 12], [13, 14, 15]]]).astype(dtype)
+  carry, outputs = cell.initialize_carry((2, 3)), []
+  for t in range(x.shape[1]):  # the cell alone, step by step
+    carry, y = cell(carry, x[:, t, :])
+    outputs.append(y)
+  mask = jnp.arange(3)[None, :] < jnp.array([2, 3])[:, None]
+  return jnp.stack(outputs, axis=1) * mask[:, :, None].astype(jnp.float32)
+
+
+@pytest.mark.parametrize("case", ["reverse", "keep_order", "seq_lengths", "cell_variable_length"])
+def test_flax_nnx_recurrent_tests_with_integer_inputs(case):
+  cell = jaxgru.nnx.GRUCell(3, 4, rngs=nnx.Rngs(3))
+  outputs = _flax_integer_case(case, cell, jnp.int32)
+  assert outputs.shape[0] == 2 and outputs.shape[-1] == 4 and outputs.dtype == jnp.float32
+  np.testing.assert_allclose(outputs, _flax_integer_case(case, cell, jnp.float32), atol=1e-6, rtol=0)
+
+
+def test_cells_take_a_single_carry_with_batched_inputs_as_flax():
+  theirs, ours = _cells(4)
+  h, x = jnp.full((H,), 0.5), jax.random.normal(jax.random.key(8), (B, I))
+  with jax.numpy_rank_promotion("allow"):  # Flax broadcasts a [H] carry over the batch implicitly
+    expected, _ = theirs(h, x)
+  got, _ = ours(h, x)
+  assert got.shape == (B, H)
+  np.testing.assert_allclose(got, expected, atol=TOL, rtol=0)
+  with pytest.raises(ValueError, match=r"GRUCell carry has shape \(2, 5\); expected \(3, 5\)"):
+    ours(jnp.zeros((2, H)), x)

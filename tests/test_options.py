@@ -129,6 +129,12 @@ def test_half_precision_parameters_initialize_on_cpu(dtype):
     np.testing.assert_allclose(block.T @ block, np.eye(H), atol=2e-2)  # rounded from a float32 orthogonal block
   y, _ = module(jnp.ones((B, T, I), dtype))
   assert y.dtype == jnp.dtype(dtype) and bool(jnp.all(jnp.isfinite(y)))
+  # Every module initializes half precision the same way (linen's MinGRU raised on orthogonal()).
+  orthogonal = nn.initializers.orthogonal()
+  linen_min = jaxgru.MinGRU(H, param_dtype=dtype, kernel_init=orthogonal).init(jax.random.key(0), jnp.zeros((B, T, I), dtype))
+  nnx_min = jaxgru.nnx.MinGRU(I, H, param_dtype=dtype, kernel_init=orthogonal, rngs=nnx.Rngs(0))
+  for kernel in (linen_min["params"]["layer_0"]["kernel"], nnx_min.layer_0.kernel[...]):
+    assert kernel.dtype == jnp.dtype(dtype) and kernel.shape == (I, 2 * H)
 
 
 def _flax_linen_pair(**activations):
@@ -206,7 +212,7 @@ BOOL_OPTIONS = {
     "nnx GRU use_bias": lambda v: jaxgru.nnx.GRU(I, H, use_bias=v, rngs=nnx.Rngs(0)),
     "nnx MinGRU time_major": lambda v: jaxgru.nnx.MinGRU(I, H, time_major=v, rngs=nnx.Rngs(0)),
     "nnx GRUCell use_bias": lambda v: jaxgru.nnx.GRUCell(I, H, use_bias=v, rngs=nnx.Rngs(0)),
-    "reverse": lambda v: jaxgru.gru_scan_from_inputs(
+    "reverse": lambda v: jaxgru.gru_scan_custom_vjp_in_loop(
         jaxgru.params.with_biases({"input_kernel": jnp.zeros((I, 3 * H)), "recurrent_kernel": jnp.zeros((H, 3 * H))}),
         jnp.zeros((T, B, I)), jnp.zeros((B, H)), reverse=v,
     ),  # fmt: skip

@@ -1,9 +1,10 @@
-"""jaxgru.GRU against torch.nn.GRU on the same random weights (through interop.from_torch)."""
+"""jaxgru.GRU and jaxgru.nnx.GRU against torch.nn.GRU on the same random weights (through interop.from_torch)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 import jaxgru
 from jaxgru import interop
@@ -15,20 +16,41 @@ B, T, I, H = 3, 7, 4, 5
 TOL = 1e-5
 
 
-@pytest.mark.parametrize("num_layers,bidirectional,with_lengths,with_h0", helpers.TORCH_CASES)
-def test_matches_torch_outputs_state_and_gradients(num_layers, bidirectional, with_lengths, with_h0):
-  problem = helpers.torch_problem(num_layers, bidirectional, with_lengths, with_h0, batch=B, steps=T, features=I, hidden=H)
+def _linen_loss(problem):
+  """``(params, loss(params, x, h0), to_torch(param_grads))`` for ``jaxgru.GRU`` built from the torch module."""
   layer, variables = interop.from_torch(problem.gru)
-  assert (layer.num_layers, layer.bidirectional, layer.features) == (num_layers, bidirectional, H)
-  assert layer.time_major is False
+  assert (layer.num_layers, layer.bidirectional, layer.features, layer.time_major) == (
+      problem.gru.num_layers, problem.gru.bidirectional, H, False)  # fmt: skip
 
   def loss(params, x, h0):
     y, h_n = layer.apply({"params": params}, x, seq_lengths=problem.lengths, initial_carry=h0)
     return problem.loss(y, h_n), (y, h_n)
 
+  return variables["params"], loss, lambda grads: interop.to_torch(layer, {"params": grads})
+
+
+def _nnx_loss(problem):
+  """The same for ``jaxgru.nnx.GRU``: its ``nnx.Param`` state is what gets differentiated."""
+  module = interop.from_torch(problem.gru, api="nnx", rngs=nnx.Rngs(0))
+  assert isinstance(module, jaxgru.nnx.GRU) and module.time_major is False
+  graphdef, params, rest = nnx.split(module, nnx.Param, ...)
+
+  def loss(params, x, h0):
+    y, h_n = nnx.merge(graphdef, params, rest)(x, seq_lengths=problem.lengths, initial_carry=h0)
+    return problem.loss(y, h_n), (y, h_n)
+
+  layer, _ = interop.to_linen(module)
+  return params, loss, lambda grads: interop.to_torch(layer, {"params": grads.to_pure_dict()})
+
+
+@pytest.mark.parametrize("api", ["linen", "nnx"])
+@pytest.mark.parametrize("num_layers,bidirectional,with_lengths,with_h0", helpers.TORCH_CASES)
+def test_matches_torch_outputs_state_and_gradients(api, num_layers, bidirectional, with_lengths, with_h0):
+  problem = helpers.torch_problem(num_layers, bidirectional, with_lengths, with_h0, batch=B, steps=T, features=I, hidden=H)
+  params, loss, to_torch = (_linen_loss if api == "linen" else _nnx_loss)(problem)
   h0 = None if problem.h0 is None else jnp.asarray(problem.h0)
-  grads, outputs = jax.jit(jax.grad(loss, argnums=(0, 1, 2), has_aux=True))(variables["params"], jnp.asarray(problem.x), h0)
-  helpers.assert_matches_torch(problem, outputs, grads[1:], interop.to_torch(layer, {"params": grads[0]}), atol=TOL)
+  grads, outputs = jax.jit(jax.grad(loss, argnums=(0, 1, 2), has_aux=True))(params, jnp.asarray(problem.x), h0)
+  helpers.assert_matches_torch(problem, outputs, grads[1:], to_torch(grads[0]), atol=TOL)
 
 
 def test_to_torch_round_trip(key):
