@@ -1,6 +1,7 @@
 """Forecasts load with a finished energy run and writes ``Datetime,actual,forecast`` as CSV.
 
     python experiments/predict.py --workdir runs/energy_default [--csv FILE] [--out FILE] [--force]
+    python experiments/predict.py --workdir runs/energy_default --export onnx|stablehlo [--out FILE] [--force]
 
 Without ``--csv`` it forecasts the run's own test part. This file is intentionally
 kept short: the work happens in :mod:`training.inference`.
@@ -21,7 +22,19 @@ def main(argv: list[str] | None = None) -> inference.Forecast:
   parser.add_argument("--csv", help="hourly CSV file to forecast, in the run's columns (default: the run's test part)")
   parser.add_argument("--out", help="CSV file to write (default: WORKDIR/forecast.csv)")
   parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+  parser.add_argument("--export", choices=("onnx", "stablehlo"), help="instead of forecasting, write the forecaster "
+                      "(load in MW in and out) to --out (default: WORKDIR/forecaster.onnx or .stablehlo)")
   args = parser.parse_args(argv)
+  if args.export:  # the trained model as one file (training.export)
+    from training import export  # pylint: disable=g-import-not-at-top
+    if args.csv:
+      parser.error("--csv names a file to forecast, --export writes the model: pass one of them")
+    try:
+      path = export.export_forecaster(args.workdir, args.export, path=args.out, force=args.force)
+    except (FileExistsError, FileNotFoundError, IsADirectoryError) as error:  # --out, checked before loading the run
+      parser.error(str(error))
+    print(f"the {args.export} forecaster of {args.workdir} written to {path}")
+    return path
   out = args.out or os.path.join(args.workdir, "forecast.csv")
   if os.path.exists(out) and not args.force:  # checked before the model is loaded
     parser.error(f"--out {out} already exists; choose another file or pass --force to overwrite it")

@@ -13,6 +13,7 @@ from importlib import metadata as _metadata
 
 from jaxgru import backward
 from jaxgru import dispatch
+from jaxgru import export
 from jaxgru import gates
 from jaxgru import interop
 from jaxgru import mingru
@@ -48,6 +49,7 @@ __all__ = (
     "Variant",
     "backward",
     "dispatch",
+    "export",
     "gates",
     "gru_scan",
     "gru_scan_custom_vjp",
