@@ -2,6 +2,10 @@
 
 import io
 import os
+import pathlib
+import re
+import runpy
+import shutil
 import sys
 import warnings
 
@@ -14,6 +18,7 @@ from flax import nnx
 import jaxgru
 from helpers import gru_params
 from jaxgru import export
+from training import export as forecaster_export
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -71,7 +76,8 @@ def test_onnx_runtime_equals_jaxgru(options, with_lengths, with_initial):
   if api == "nnx":
     layer = jaxgru.nnx.GRU(I, H, **options, rngs=nnx.Rngs(0))
     args = (layer,)
-    y, h_n = nnx.jit(lambda layer, x, kw: layer(x, **kw))(layer, x, kwargs)
+    graphdef, state = nnx.split(layer)
+    y, h_n = jax.jit(lambda state, x, kw: nnx.merge(graphdef, state)(x, **kw))(state, x, kwargs)
   else:
     layer, variables = jaxgru.GRU(H, **options), layer_variables(0, **options)
     args = (layer, variables)
@@ -95,19 +101,6 @@ def test_onnx_runtime_equals_jaxgru(options, with_lengths, with_initial):
     assert not y_bt[1, 2:].any() and not y_bt[2].any()
 
 
-def test_onnx_batch_and_time_are_dynamic():
-  layer, variables = jaxgru.GRU(H, bidirectional=True), layer_variables(2, bidirectional=True)
-  model = export.to_onnx(layer, variables, with_sequence_lens=True)
-  dims = [d.dim_param for d in model.graph.input[0].type.tensor_type.shape.dim]
-  assert dims == ["batch", "time", ""]
-  apply = jax.jit(lambda x, lengths: layer.apply(variables, x, seq_lengths=lengths))
-  for batch, steps in ((2, 3), (4, 7)):
-    x = np.asarray(jax.random.normal(jax.random.key(batch), (batch, steps, I)))
-    lengths = np.arange(batch, dtype=np.int32) % (steps + 1)
-    for got, want in zip(run_onnx(model, {"inputs": x, "sequence_lens": lengths}), apply(x, lengths)):
-      np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
-
-
 def test_pytorch_export_and_jaxgru_export_agree_in_onnx_runtime():
   torch = pytest.importorskip("torch")
   torch.manual_seed(0)
@@ -126,13 +119,17 @@ def test_pytorch_export_and_jaxgru_export_agree_in_onnx_runtime():
   y_ours, h_ours = run_onnx(ours, {"inputs": x.numpy(), "initial_h": h0.numpy()})
   np.testing.assert_allclose(y_ours, y_torch, rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(h_ours, h_torch, rtol=1e-5, atol=1e-5)
+  # Batch and time are dynamic: another size, against PyTorch itself.
+  assert [d.dim_param for d in ours.graph.input[0].type.tensor_type.shape.dim] == ["batch", "time", ""]
+  x, h0 = torch.randn(5, 8, I), torch.randn(4, 5, H)
   with torch.no_grad():
-    y_eager, _ = torch_gru(x, h0)
-  np.testing.assert_allclose(y_ours, y_eager.numpy(), rtol=1e-5, atol=1e-5)
+    y_eager, h_eager = torch_gru(x, h0)
+  for got, want in zip(run_onnx(ours, {"inputs": x.numpy(), "initial_h": h0.numpy()}), (y_eager, h_eager)):
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_stablehlo_round_trip_is_bit_identical_at_two_batch_sizes(tmp_path):
-  layer, variables = jaxgru.GRU(H, bidirectional=True), layer_variables(3, bidirectional=True)
+  layer, variables = jaxgru.GRU(H), layer_variables(3)
   forward = jax.jit(lambda x, lengths: layer.apply(variables, x, seq_lengths=lengths))
   path = tmp_path / "gru.stablehlo"
   example = (jax.ShapeDtypeStruct((1, T, I), jnp.float32), jax.ShapeDtypeStruct((1,), jnp.int32))
@@ -202,3 +199,41 @@ def test_bad_paths_and_arguments_write_nothing(tmp_path, monkeypatch):
   monkeypatch.setitem(sys.modules, "onnx", None)  # as without the extra
   with pytest.raises(ImportError, match=r"pip install 'jaxgru\[onnx\]'"):
     export.to_onnx(layer, variables)
+
+
+def test_exported_forecaster_reproduces_forecast_csv(energy_runs, tmp_path, capsys):
+  from test_training_loop import REPO  # pylint: disable=g-import-not-at-top
+
+  workdir = str(tmp_path / "run")  # a copy: the shared run folder stays as trained
+  shutil.copytree(energy_runs["gru"][0], workdir)
+  main = runpy.run_path(os.path.join(REPO, "experiments", "predict.py"))["main"]
+  result = main(["--workdir", workdir])  # WORKDIR/forecast.csv
+  for fmt in ("onnx", "stablehlo"):
+    assert main(["--workdir", workdir, "--export", fmt]) == os.path.join(workdir, f"forecaster.{fmt}")
+  # The README's lines, on this run.
+  readme = (pathlib.Path(REPO) / "README.md").read_text(encoding="utf-8")
+  (lines,) = [block for block in re.findall(r"```py\n(.*?)```", readme, flags=re.S) if "forecaster.onnx" in block]
+  assert 'workdir = "runs/energy_default"' in lines
+  namespace = {}
+  exec(lines.replace('"runs/energy_default"', repr(workdir)), namespace)  # pylint: disable=exec-used
+  windows, load = namespace["windows"], namespace["load"]
+  assert windows.shape == (len(result.forecast), 12, 5) and load.dtype == np.float32
+  np.testing.assert_allclose(load, result.forecast, rtol=1e-5)  # the forecasts before the CSV's rounding
+  stablehlo = export.load_stablehlo(os.path.join(workdir, "forecaster.stablehlo"))
+  np.testing.assert_allclose(stablehlo.call(windows), result.forecast, rtol=1e-5)
+  # Bad input stops before anything is written or overwritten.
+  before = pathlib.Path(workdir, "forecaster.onnx").read_bytes()
+  capsys.readouterr()
+  for argv, message in (
+      (["--export", "onnx"], "forecaster.onnx' already exists; choose another path or pass force=True"),
+      (["--export", "onnx", "--out", str(tmp_path / "no" / "f.onnx")], "folder .*no does not exist"),
+      (["--export", "onnx", "--csv", "x.csv"], "--csv names a file to forecast, --export writes the model"),
+      (["--export", "tflite"], "invalid choice: 'tflite'"),
+  ):
+    with pytest.raises(SystemExit):
+      main(["--workdir", workdir, *argv])
+    assert re.search(message, capsys.readouterr().err)
+  assert pathlib.Path(workdir, "forecaster.onnx").read_bytes() == before
+  with pytest.raises(ValueError, match="ONNX export needs a GRU model, this run has model.kind='lstm'; use --export stablehlo"):
+    forecaster_export.export_forecaster(energy_runs["lstm"][0], "onnx", path=str(tmp_path / "lstm.onnx"))
+  assert not (tmp_path / "lstm.onnx").exists()

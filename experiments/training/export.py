@@ -67,7 +67,7 @@ def forecast_function(run: inference.Run):
   params = run.variables["params"]
 
   def forecast(features):
-    scaled = (features - low) / span  # [B, T, I], as energy.Scaling.scale
+    scaled = (features - low[None, None]) / span[None, None]  # [B, T, I], as energy.Scaling.scale
     predictions = run.model.apply({"params": params}, scaled, deterministic=True)  # [B, 1]
     return predictions[:, 0] * span[0] + low[0]  # [B], as energy.Scaling.unscale_load
 
