@@ -79,16 +79,16 @@ class Activation(NamedTuple):
   beta: float | None  # its ``activation_beta`` entry, when it takes one
 
 
-# The JAX functions ONNX's GRU can express, each checked against ONNX Runtime in the tests.
-ACTIVATIONS: tuple[tuple[Callable, Activation], ...] = (
-    (jax.nn.sigmoid, Activation("Sigmoid", None, None)),
-    (jax.lax.logistic, Activation("Sigmoid", None, None)),
-    (jnp.tanh, Activation("Tanh", None, None)),
-    (jax.lax.tanh, Activation("Tanh", None, None)),
-    (jax.nn.relu, Activation("Relu", None, None)),
+# The JAX functions ONNX's GRU can express (by their public names), each checked against ONNX Runtime in the tests.
+ACTIVATIONS: tuple[tuple[str, Callable, Activation], ...] = (
+    ("jax.nn.sigmoid", jax.nn.sigmoid, Activation("Sigmoid", None, None)),
+    ("jax.lax.logistic", jax.lax.logistic, Activation("Sigmoid", None, None)),
+    ("jnp.tanh", jnp.tanh, Activation("Tanh", None, None)),
+    ("jax.lax.tanh", jax.lax.tanh, Activation("Tanh", None, None)),
+    ("jax.nn.relu", jax.nn.relu, Activation("Relu", None, None)),
     # jax.nn.hard_sigmoid(x) = relu6(x + 3) / 6 = clip(x / 6 + 1/2, 0, 1): ONNX's HardSigmoid.
-    (jax.nn.hard_sigmoid, Activation("HardSigmoid", 1.0 / 6.0, 0.5)),
-    (jax.nn.soft_sign, Activation("Softsign", None, None)),
+    ("jax.nn.hard_sigmoid", jax.nn.hard_sigmoid, Activation("HardSigmoid", 1.0 / 6.0, 0.5)),
+    ("jax.nn.soft_sign", jax.nn.soft_sign, Activation("Softsign", None, None)),
 )
 
 
@@ -105,10 +105,10 @@ def onnx_activation(fn: Callable, option: str) -> Activation:
   >>> onnx_activation(jax.nn.hard_sigmoid, "gate_fn")
   Activation(name='HardSigmoid', alpha=0.16666666666666666, beta=0.5)
   """
-  for candidate, activation in ACTIVATIONS:
+  for _, candidate, activation in ACTIVATIONS:
     if fn is candidate:
       return activation
-  known = ", ".join(f"{getattr(f, '__module__', '?')}.{getattr(f, '__name__', f)}" for f, _ in ACTIVATIONS)
+  known = ", ".join(name for name, _, _ in ACTIVATIONS)
   raise ValueError(
       f"to_onnx: {option}={getattr(fn, '__name__', fn)!r} has no equal among the activations of ONNX's GRU "
       f"operator; the export can express {known}. Use to_stablehlo for other functions."
@@ -386,6 +386,9 @@ def to_onnx(
       before anything is built or written.
     ImportError: without the onnx package (``pip install 'jaxgru[onnx]'``).
   """
+  for name, value in (("force", force), ("with_sequence_lens", with_sequence_lens), ("with_initial_h", with_initial_h)):
+    if not isinstance(value, bool):
+      raise TypeError(f"to_onnx {name} must be True or False, got {value!r}")
   if path is not None:
     check_output_path(path, force=force)
   graph = onnx_gru_graph(layer, variables, with_sequence_lens=with_sequence_lens, with_initial_h=with_initial_h)
@@ -484,7 +487,8 @@ def to_stablehlo(
   """
   if path is not None:
     check_output_path(path, force=force)
-  specs = [jax.ShapeDtypeStruct(np.shape(a), a.dtype if hasattr(a, "dtype") else np.asarray(a).dtype) for a in args]
+  args = [a if hasattr(a, "shape") and hasattr(a, "dtype") else np.asarray(a) for a in args]
+  specs = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in args]
   if symbolic is not None:
     if isinstance(symbolic, str) or len(symbolic) != len(args):
       raise ValueError(f"to_stablehlo symbolic must hold one shape (or None) per argument, {len(args)}, got {symbolic!r}")
