@@ -279,20 +279,24 @@ def onnx_gru_graph(
     if betas:
       gru_attributes["activation_beta"] = betas
   first_axis = const("first_axis", np.array([0], np.int64)) if with_initial_h else None
-  merge_directions = const("merge_directions", np.array([0, 0, directions * hidden], np.int64))  # [T, B, D, H] -> [T, B, D*H]
+  # [T, B, D, H] -> [T, B, D*H]
+  merge_directions = const("merge_directions", np.array([0, 0, directions * hidden], np.int64))
   finals = []
   for l, row in enumerate(spec.params):
     w = const(f"W_{l}", np.stack([_zrn(p["input_kernel"]).T for p in row]))  # [D, 3H, I_l]
     r = const(f"R_{l}", np.stack([_zrn(p["recurrent_kernel"]).T for p in row]))  # [D, 3H, H]
     b = ""
     if spec.use_bias:
-      b = const(f"B_{l}", np.stack([np.concatenate([_zrn(p["input_bias"]), _zrn(p["recurrent_bias"])]) for p in row]))  # [D, 6H]
+      biases = [np.concatenate([_zrn(p["input_bias"]), _zrn(p["recurrent_bias"])]) for p in row]  # [Wb | Rb]
+      b = const(f"B_{l}", np.stack(biases))  # [D, 6H]
     h0 = ""
     if with_initial_h:
-      start, end = const(f"h0_start_{l}", np.array([l * directions], np.int64)), const(f"h0_end_{l}", np.array([(l + 1) * directions], np.int64))
+      start = const(f"h0_start_{l}", np.array([l * directions], np.int64))
+      end = const(f"h0_end_{l}", np.array([(l + 1) * directions], np.int64))
       h0 = node("Slice", [INITIAL_H, start, end, first_axis], f"initial_h_{l}")  # [D, B, H]
     y, y_h = prefix + f"Y_{l}", prefix + f"Y_h_{l}"
-    nodes.append(helper.make_node("GRU", [x, w, r, b, lengths, h0], [y, y_h], name=prefix + f"GRU_{l}", **gru_attributes))
+    gru_inputs = [x, w, r, b, lengths, h0]  # "" is an absent optional input
+    nodes.append(helper.make_node("GRU", gru_inputs, [y, y_h], name=prefix + f"GRU_{l}", **gru_attributes))
     finals.append(y_h if empty is None else node("Where", [empty, h0, y_h], f"final_state_{l}"))  # [D, B, H]
     y = node("Transpose", [y], f"Y_{l}_tbdh", perm=[0, 2, 1, 3])  # [T, B, D, H]
     x = node("Reshape", [y, merge_directions], f"outputs_{l}")  # [T, B, D*H]
@@ -329,7 +333,9 @@ def onnx_model(graph, *, opset: int = DEFAULT_OPSET, metadata: Mapping[str, str]
   onnx = require_onnx()
   newest = onnx.defs.onnx_opset_version()
   if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
-    raise ValueError(f"to_onnx opset must be an integer from {MIN_OPSET} (GRU-14) to {newest} (the installed onnx), got {opset!r}")
+    raise ValueError(
+        f"to_onnx opset must be an integer from {MIN_OPSET} (GRU-14) to {newest} (the installed onnx), got {opset!r}"
+    )
   opsets = [onnx.helper.make_opsetid("", opset)]
   # The lowest IR version of the opset, so that older runtimes load the file too.
   model = onnx.helper.make_model(
