@@ -29,9 +29,12 @@ def main(argv: list[str] | None = None) -> inference.Forecast:
     from training import export  # pylint: disable=g-import-not-at-top
     if args.csv:
       parser.error("--csv names a file to forecast, --export writes the model: pass one of them")
+    path = args.out or export.default_path(args.workdir, args.export)
+    if os.path.exists(path) and not args.force:  # checked before the model is loaded
+      parser.error(f"--out {path} already exists; choose another file or pass --force to overwrite it")
     try:
-      path = export.export_forecaster(args.workdir, args.export, path=args.out, force=args.force)
-    except (FileExistsError, FileNotFoundError, IsADirectoryError) as error:  # --out, checked before loading the run
+      export.export_forecaster(args.workdir, args.export, path=path, force=args.force)
+    except (FileNotFoundError, IsADirectoryError) as error:  # --out, checked before the run is loaded
       parser.error(str(error))
     print(f"the {args.export} forecaster of {args.workdir} written to {path}")
     return path

@@ -225,7 +225,7 @@ def test_exported_forecaster_reproduces_forecast_csv(energy_runs, tmp_path, caps
   before = pathlib.Path(workdir, "forecaster.onnx").read_bytes()
   capsys.readouterr()
   for argv, message in (
-      (["--export", "onnx"], "forecaster.onnx' already exists; choose another path or pass force=True"),
+      (["--export", "onnx"], "forecaster.onnx already exists; choose another file or pass --force"),
       (["--export", "onnx", "--out", str(tmp_path / "no" / "f.onnx")], "folder .*no does not exist"),
       (["--export", "onnx", "--csv", "x.csv"], "--csv names a file to forecast, --export writes the model"),
       (["--export", "tflite"], "invalid choice: 'tflite'"),
