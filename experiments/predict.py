@@ -1,6 +1,7 @@
 """Forecasts load with a finished energy run and writes ``Datetime,actual,forecast`` as CSV.
 
     python experiments/predict.py --workdir runs/energy_default [--csv FILE] [--out FILE] [--force]
+    python experiments/predict.py --workdir runs/energy_default --export onnx|stablehlo [--out FILE] [--force]
 
 Without ``--csv`` it forecasts the run's own test part. The arguments, the run
 folder's files and the CSV file are checked before JAX loads; every problem
@@ -32,10 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--datetime-column", metavar="NAME", help="the CSV's timestamp column (default: the run's)")
   parser.add_argument("--out", help="CSV file to write (default: WORKDIR/forecast.csv)")
   parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+  parser.add_argument("--export", choices=("onnx", "stablehlo"), help="instead of forecasting, write the forecaster "
+                      "(load in MW in and out) to --out (default: WORKDIR/forecaster.onnx or .stablehlo)")
   return parser
 
 
-def check_out(out: str, force: bool) -> None:
+def check_out(out: str, force: bool, what: str = "forecast") -> None:
   """Refuses an ``--out`` that exists (without ``--force``) or whose folder cannot take it; cleans interrupted writes.
 
   Raises:
@@ -48,15 +51,34 @@ def check_out(out: str, force: bool) -> None:
     raise FileExistsError(f"--out {out} is a folder; give a file name, e.g. {os.path.join(out, 'forecast.csv')}")
   if os.path.exists(out) and not force:
     # Complete: forecasts are renamed into place only when fully written.
-    raise FileExistsError(f"--out {out} already exists (a complete forecast); choose another --out or pass --force to overwrite it")
+    raise FileExistsError(f"--out {out} already exists (a complete {what}); choose another --out or pass --force to overwrite it")
   files.check_writable(folder, (os.path.basename(out),) if force else ())
   for stale in files.leftovers(out):
     os.remove(stale)
     print(f"removed {stale}, left by an interrupted write of {out}", file=sys.stderr)
 
 
-def main(argv: list[str] | None = None) -> inference.Forecast:
+def export_model(args) -> str:
+  """``--export``: writes the run's forecaster (:mod:`training.export`) and returns its path."""
+  if args.csv:
+    sys.exit("error: --csv names a file to forecast, --export writes the model: pass one of them")
+  try:
+    run_files = inference.read_run(args.workdir)  # cheap checks first: no JAX yet
+    from training import export  # pylint: disable=g-import-not-at-top
+
+    path = args.out or export.default_path(args.workdir, args.export)
+    check_out(path, args.force, "model file")
+    export.export_forecaster(run_files, args.export, path=path, force=args.force)
+  except (*USER_ERRORS, ValueError) as e:  # ValueError: a format the run's model cannot take (an LSTM as ONNX)
+    sys.exit(f"error: {e}")
+  print(f"the {args.export} forecaster of {args.workdir} written to {path}")
+  return path
+
+
+def main(argv: list[str] | None = None) -> inference.Forecast | str:
   args = build_parser().parse_args(argv)
+  if args.export:
+    return export_model(args)
   out = args.out or os.path.join(args.workdir, "forecast.csv")
   try:
     # Cheap checks first: no JAX yet.

@@ -23,6 +23,7 @@ call with their parameters and random keys.
 from importlib import metadata as _metadata
 
 from jaxgru import dispatch
+from jaxgru import export
 from jaxgru import gates
 from jaxgru import interop
 from jaxgru import mingru
@@ -55,6 +56,7 @@ __all__ = (
     "Remat",
     "Variant",
     "dispatch",
+    "export",
     "gates",
     "gru_scan",
     "gru_scan_custom_vjp",

@@ -11,7 +11,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 # kernel must load only when it runs), and the applications of experiments/. Not listed: yaml and
 # orbax, which the extras name too but flax itself requires (flax.linen imports yaml).
 NOT_INSTALLED = (
-    "pydantic", "torch", "keras", "matplotlib", "jax.experimental.pallas",
+    "pydantic", "torch", "keras", "matplotlib", "onnx", "onnxruntime", "jax.experimental.pallas",
     "training", "benchmarking", "config_files",
 )
 
