@@ -6,7 +6,8 @@ The public API is :data:`__all__` (listed in the README): the modules
 runners, :func:`gru_stack`, the gate equations in :mod:`jaxgru.gates`), the
 choices (:class:`Implementation`, :class:`Variant`, :class:`Remat`) and
 :func:`jaxgru.dispatch.resolve_implementation`, weights in and out in
-:mod:`jaxgru.interop`, minGRU's functions in :mod:`jaxgru.mingru`. Other
+:mod:`jaxgru.interop`, ONNX and StableHLO export in :mod:`jaxgru.export`,
+minGRU's functions in :mod:`jaxgru.mingru`. Other
 submodules are the implementation: their names are shared between jaxgru's
 modules, not promised to users.
 
