@@ -73,12 +73,14 @@ class Saved(NamedTuple):
   x: Array  # [T, B, I] raw inputs, or [0] (the dtype of x_proj) when the projection was hoisted.
   h0: Array  # [B, H] initial state.
   seq_lengths: Array | None  # [B] int32 or None.
+  restart: Array | None  # [T, B] bool: steps that start from h_reset (episode resets), or None.
+  h_reset: Array | None  # [B, H] the state a reset restores, or None.
   w_i: Array | None  # [I, 3H] input kernel when projected in the loop, else None.
   b_i: Array | None  # [3H] input bias when projected in the loop, else None.
   res: Residuals  # [T, B, H] each.
 
 
-def _forward(w, b, x, h0, seq_lengths, w_i, b_i, *, variant, reverse, unroll, dtype, keep):
+def _forward(w, b, x, h0, seq_lengths, restart, h_reset, w_i, b_i, *, variant, reverse, unroll, dtype, keep):
   """:func:`jaxgru.scan.loop` on the recurrent weights; ``x`` is ``[T, B, 3H]``, or ``[T, B, I]`` with ``w_i``."""
   # Products stay wide ([I, 3H] and [H, 3H]): slicing a value made inside the
   # loop fuses into the gate maths, and fewer slice kernels compile faster
@@ -88,23 +90,25 @@ def _forward(w, b, x, h0, seq_lengths, w_i, b_i, *, variant, reverse, unroll, dt
   xs = gates.split_gates(x) if w_i is None else x  # 3 x [T, B, H], or [T, B, I]
   out = scan.loop(
       blocks, xs, h0, variant=variant, dtype=dtype, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
-      keep=keep, input_weights=in_loop,
+      keep=keep, input_weights=in_loop, restart=restart, h_reset=h_reset,
   )  # fmt: skip
   return out if not keep else (out[0], out[1], Residuals(*out[2]))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
-def _scan(variant, reverse, unroll, dtype, w, b, x, h0, seq_lengths, w_i, b_i):
+def _scan(variant, reverse, unroll, dtype, w, b, x, h0, seq_lengths, restart, h_reset, w_i, b_i):
   kwargs = dict(variant=variant, reverse=reverse, unroll=unroll, dtype=dtype, keep=False)
-  return _forward(w, b, x, h0, seq_lengths, w_i, b_i, **kwargs)
+  return _forward(w, b, x, h0, seq_lengths, restart, h_reset, w_i, b_i, **kwargs)
 
 
-def _scan_fwd(variant, reverse, unroll, dtype, w, b, x, h0, seq_lengths, w_i, b_i):
+def _scan_fwd(variant, reverse, unroll, dtype, w, b, x, h0, seq_lengths, restart, h_reset, w_i, b_i):
   kwargs = dict(variant=variant, reverse=reverse, unroll=unroll, dtype=dtype, keep=True)
-  ys, h_last, res = _forward(w, b, x, h0, seq_lengths, w_i, b_i, **kwargs)
+  ys, h_last, res = _forward(w, b, x, h0, seq_lengths, restart, h_reset, w_i, b_i, **kwargs)
   if w_i is None:  # only the dtypes of x and b are needed; don't keep x alive
     x, b_i = jnp.zeros((0,), x.dtype), None
-  return (ys, h_last), Saved(w, jnp.zeros((0,), b.dtype), x, h0, seq_lengths, w_i, b_i, res)
+  if h_reset is not None:  # only its dtype is needed
+    h_reset = jnp.zeros((0,), h_reset.dtype)
+  return (ys, h_last), Saved(w, jnp.zeros((0,), b.dtype), x, h0, seq_lengths, restart, h_reset, w_i, b_i, res)
 
 
 def backward_scan(variant, reverse, unroll, dtype, saved: Saved, cotangents):
@@ -116,10 +120,11 @@ def backward_scan(variant, reverse, unroll, dtype, saved: Saved, cotangents):
     cotangents: ``(d_ys [T, B, H], d_h_last [B, H])``.
 
   Returns:
-    Gradients of ``(w, b, x, h0, seq_lengths, w_i, b_i)`` (``None`` for the
-    integer lengths and for input weights that were not given).
+    Gradients of ``(w, b, x, h0, seq_lengths, restart, h_reset, w_i, b_i)``
+    (``None`` for the integer lengths, the boolean restarts and for input
+    weights or a reset state that were not given).
   """
-  w, b_like, x, h0, seq_lengths, w_i, b_i, res = saved
+  w, b_like, x, h0, seq_lengths, restart, h_reset, w_i, b_i, res = saved
   d_ys, d_h_last = cotangents  # [T, B, H], [B, H]
   # Gradients accumulate in float32 at least, whatever the compute dtype.
   acc = dtypes.accumulation_dtype(dtype, h0.dtype)
@@ -128,8 +133,9 @@ def backward_scan(variant, reverse, unroll, dtype, saved: Saved, cotangents):
   # concatenating the gate gradients for one [B, 3H] x [3H, H] product here.
   w_t = tuple(wg.T for wg in gates.split_gates(w.astype(dtype).astype(acc)))
 
-  def body(g, inp):
-    (h, r, z, n, aux, d_y), t = inp
+  def body(carry, inp):
+    g, d_reset = carry  # dL/dh of the carry; dL/dh_reset summed over the later steps (or None)
+    (h, r, z, n, aux, d_y), t, restart_t = inp
     h, r, z, n, aux = (v.astype(acc) for v in (h, r, z, n, aux))
     d_new = g + d_y.astype(acc)  # dL/dh' of this step
     if seq_lengths is not None:
@@ -148,13 +154,19 @@ def backward_scan(variant, reverse, unroll, dtype, saved: Saved, cotangents):
     d_h = d_h + jnp.matmul(d_r, w_t[0])
     if seq_lengths is not None:
       d_h = jnp.where(valid, d_h, g)  # a padded step passes its carry through
-    return d_h, (d_r, d_z, d_n)
+    if restart is not None:  # a step that started from h_reset sends its gradient there, not to the carry
+      starts = restart_t[:, None]
+      d_reset = d_reset + jnp.where(starts, d_h, jnp.zeros_like(d_h))
+      d_h = jnp.where(starts, jnp.zeros_like(d_h), d_h)
+    return (d_h, d_reset), (d_r, d_z, d_n)
 
   steps = jnp.arange(d_ys.shape[0], dtype=jnp.int32)
-  inputs = ((res.h_prev, res.r, res.z, res.n, res.aux, d_ys), steps)
-  d_h0, d_pre = jax.lax.scan(
-      body, d_h_last.astype(acc), inputs, reverse=not reverse, unroll=unroll
+  inputs = ((res.h_prev, res.r, res.z, res.n, res.aux, d_ys), steps, restart)
+  d_reset0 = None if restart is None else jnp.zeros(d_h_last.shape, acc)
+  (d_h0, d_reset), d_pre = jax.lax.scan(
+      body, (d_h_last.astype(acc), d_reset0), inputs, reverse=not reverse, unroll=unroll
   )  # [B, H], 3 x [T, B, H]: gradients of the gate pre-activations
+  d_restart = (None, None) if restart is None else (None, d_reset.astype(h_reset.dtype))
   d_r, d_z, d_n = d_pre
 
   if reset_after:  # a_n = h W_hn + b_hn enters n as r * a_n
@@ -167,14 +179,15 @@ def backward_scan(variant, reverse, unroll, dtype, saved: Saved, cotangents):
   grads = (d_w.astype(w.dtype), d_b.astype(b_like.dtype))
   if w_i is None:  # x is the input projection: its gradient is d_pre
     d_x = jnp.concatenate(d_pre, -1)  # [T, B, 3H]
-    return grads + (d_x.astype(x.dtype), d_h0.astype(h0.dtype), None, None, None)
+    return grads + (d_x.astype(x.dtype), d_h0.astype(h0.dtype), None) + d_restart + (None, None)
   # x is the raw input: the projection's gradients, again as large products;
   # three per-gate products avoid materializing a [T, B, 3H] array.
   d_w_i = jnp.concatenate([_outer(x, d, acc) for d in d_pre], -1)
   d_b_i = jnp.concatenate([d.sum((0, 1)) for d in d_pre])
   w_i_t = [wg.astype(dtype).astype(acc).T for wg in gates.split_gates(w_i)]  # 3 x [H, I]
   d_x = sum(jnp.matmul(d.reshape(-1, d.shape[-1]), wg) for d, wg in zip(d_pre, w_i_t)).reshape(x.shape)
-  return grads + (d_x.astype(x.dtype), d_h0.astype(h0.dtype), None, d_w_i.astype(w_i.dtype), d_b_i.astype(b_i.dtype))
+  d_inputs = (d_w_i.astype(w_i.dtype), d_b_i.astype(b_i.dtype))
+  return grads + (d_x.astype(x.dtype), d_h0.astype(h0.dtype), None) + d_restart + d_inputs
 
 
 def _outer(u, v, acc):
@@ -187,8 +200,9 @@ _scan.defvjp(_scan_fwd, backward_scan)
 
 
 def run_custom_vjp(
-    params: gates.Params, x: Array, h0: Array, *, projected: bool, variant, seq_lengths, reverse, unroll, dtype
-) -> tuple[Array, Array]:
+    params: gates.Params, x: Array, h0: Array, *, projected: bool, variant, seq_lengths, reverse, unroll, dtype,
+    restart=None, h_reset=None,
+) -> tuple[Array, Array]:  # fmt: skip
   """The hand-written-backward runner on a prepared request (:func:`jaxgru.scan.prepare_direction`).
 
   ``projected``: ``x`` is the hoisted projection ``[T, B, 3H]`` (``"custom_vjp"``);
@@ -197,17 +211,17 @@ def run_custom_vjp(
   """
   w, b = params["recurrent_kernel"], params["recurrent_bias"]
   w_i, b_i = (None, None) if projected else (params["input_kernel"], params["input_bias"])
-  return _scan(variant, bool(reverse), int(unroll), jnp.dtype(dtype), w, b, x, h0, seq_lengths, w_i, b_i)
+  return _scan(variant, bool(reverse), int(unroll), jnp.dtype(dtype), w, b, x, h0, seq_lengths, restart, h_reset, w_i, b_i)
 
 
-def _checked(params, x, h0, *, projected, variant, seq_lengths, reverse, unroll, dtype):
+def _checked(params, x, h0, *, projected, variant, seq_lengths, reverse, unroll, dtype, resets, reset_carry):
   d = scan.prepare_direction(
       params, x, h0, projected=projected, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
-      dtype=dtype,
+      dtype=dtype, resets=resets, reset_carry=reset_carry,
   )  # fmt: skip
   return run_custom_vjp(
       params, d.x, d.h0, projected=projected, variant=d.variant, seq_lengths=d.seq_lengths, reverse=reverse,
-      unroll=unroll, dtype=d.dtype,
+      unroll=unroll, dtype=d.dtype, restart=d.restart, h_reset=d.h_reset,
   )  # fmt: skip
 
 
@@ -221,6 +235,8 @@ def gru_scan_custom_vjp(
     reverse: bool = False,
     unroll: int = 1,
     dtype=None,
+    resets: Array | None = None,
+    reset_carry: Array | None = None,
 ) -> tuple[Array, Array]:
   """:func:`jaxgru.gru_scan` with a hand-written, cuDNN-style backward pass.
 
@@ -243,14 +259,14 @@ def gru_scan_custom_vjp(
     params: GRU parameters (``recurrent_kernel [H, 3H]``, ``recurrent_bias [3H]``).
     x_proj: ``[T, B, 3H]`` input projections.
     h0: ``[B, H]`` initial state; its dtype is the carry dtype.
-    variant, seq_lengths, reverse, unroll, dtype: as :func:`jaxgru.gru_scan`.
+    variant, seq_lengths, reverse, unroll, dtype, resets, reset_carry: as :func:`jaxgru.gru_scan`.
 
   Returns:
     ``(outputs [T, B, H], h_last [B, H])`` as :func:`jaxgru.gru_scan`.
   """
   return _checked(
       params, x_proj, h0, projected=True, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
-      dtype=dtype,
+      dtype=dtype, resets=resets, reset_carry=reset_carry,
   )  # fmt: skip
 
 
@@ -264,6 +280,8 @@ def gru_scan_custom_vjp_in_loop(
     reverse: bool = False,
     unroll: int = 1,
     dtype=None,
+    resets: Array | None = None,
+    reset_carry: Array | None = None,
 ) -> tuple[Array, Array]:
   """The ``"custom_vjp_in_loop"`` implementation: :func:`gru_scan_custom_vjp` on raw inputs, projected in the loop.
 
@@ -288,14 +306,12 @@ def gru_scan_custom_vjp_in_loop(
     params: GRU parameters, all four arrays.
     x: ``[T, B, I]`` inputs.
     h0: ``[B, H]`` initial state; its dtype is the carry dtype.
-    variant, seq_lengths, reverse, unroll, dtype: as :func:`jaxgru.gru_scan`.
+    variant, seq_lengths, reverse, unroll, dtype, resets, reset_carry: as :func:`jaxgru.gru_scan`.
 
   Returns:
     ``(outputs [T, B, H], h_last [B, H])`` as :func:`jaxgru.gru_scan`.
   """
   return _checked(
       params, x, h0, projected=False, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
-      dtype=dtype,
+      dtype=dtype, resets=resets, reset_carry=reset_carry,
   )  # fmt: skip
-
-

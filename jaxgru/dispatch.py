@@ -160,6 +160,8 @@ def run_direction(
     reverse: bool = False,
     unroll: int = 1,
     dtype=None,
+    resets: Array | None = None,
+    reset_carry: Array | None = None,
     recurrent_mask: Array | None = None,
     remat: str | scan.Remat = scan.Remat.NONE,
     remat_segment: int | None = None,
@@ -179,7 +181,9 @@ def run_direction(
     params: the direction's four parameter arrays.
     x: ``[T, B, I]`` inputs.
     h0: ``[B, H]`` initial state (carry dtype).
-    variant, seq_lengths, reverse, unroll, dtype, recurrent_mask: as :func:`jaxgru.gru_scan`.
+    variant, seq_lengths, reverse, unroll, dtype, resets, reset_carry,
+      recurrent_mask: as :func:`jaxgru.gru_scan` (every implementation takes
+      episode resets, through the one loop or the kernel's copy of its body).
     remat, remat_segment: as :func:`jaxgru.gru_scan_remat`.
     gate_fn, activation_fn: as :func:`jaxgru.gru_scan`; others than sigmoid
       and tanh need the scan (:func:`custom_gates`).
@@ -190,7 +194,7 @@ def run_direction(
   """
   d = scan.prepare_direction(
       params, x, h0, projected=False, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
-      dtype=dtype,
+      dtype=dtype, resets=resets, reset_carry=reset_carry,
   )  # fmt: skip
   custom = custom_gates(gate_fn, activation_fn)
   remat = scan.as_remat(remat)
@@ -198,7 +202,9 @@ def run_direction(
       implementation, hidden=d.h0.shape[-1], remat=remat, recurrent_dropout=recurrent_mask is not None,
       custom_gates=custom, interpret=interpret,
   )  # fmt: skip
-  run = dict(variant=d.variant, seq_lengths=d.seq_lengths, reverse=reverse, dtype=d.dtype)
+  run = dict(
+      variant=d.variant, seq_lengths=d.seq_lengths, reverse=reverse, dtype=d.dtype, restart=d.restart, h_reset=d.h_reset
+  )
   if implementation is Implementation.CUSTOM_VJP_IN_LOOP:
     return backward.run_custom_vjp(params, d.x, d.h0, projected=False, unroll=unroll, **run)
   if implementation is Implementation.SCAN and remat is not scan.Remat.NONE:

@@ -106,7 +106,8 @@ class GRU(nn.Module):
   ((4, 10, 16), (4, 4, 8))
 
   Called as ``gru.apply(variables, inputs, *, seq_lengths=None,
-  initial_carry=None, deterministic=True, rngs=None) -> (outputs, h_n)``
+  initial_carry=None, resets=None, reset_carry=None, deterministic=True,
+  rngs=None) -> (outputs, h_n)``
   (see :meth:`__call__`). Each layer and direction runs the GRU equations of
   :mod:`jaxgru.gates` (PyTorch's, with ``variant="reset_after"``); layer
   ``l > 0`` reads the concatenated outputs of layer ``l - 1`` (dropout
@@ -194,6 +195,8 @@ class GRU(nn.Module):
       *args,
       seq_lengths: Array | None = None,
       initial_carry: Array | None = None,
+      resets: Array | None = None,
+      reset_carry: Array | None = None,
       deterministic: bool = True,
   ) -> tuple[Array, Array]:
     """Runs the GRU over a batch of sequences.
@@ -211,6 +214,18 @@ class GRU(nn.Module):
         ``[0, T]``.
       initial_carry: optional ``[L*D, B, H]`` initial states ordered as
         PyTorch's ``h_0`` (index ``layer * D + direction``); zeros by default.
+      resets: optional booleans ``[B, T]`` (``[T, B]`` when ``time_major``,
+        ``[T]`` unbatched), true where an episode starts: the state entering
+        step ``t`` of sequence ``b`` is ``reset_carry`` (by default the initial
+        state) instead of the previous step's state, in every layer and
+        direction, and no gradient flows through a reset into earlier steps.
+        The reverse direction runs each episode backward from its own last
+        step. Resets at padded steps are ignored. Every implementation takes them.
+      reset_carry: optional ``[L*D, B, H]`` states a reset restores, ordered as
+        ``initial_carry``; the initial state by default (zeros when no
+        ``initial_carry`` is given). Recurrent policies that carry a state
+        across rollouts and restart episodes from zeros pass
+        ``initial_carry=h`` and ``reset_carry=jnp.zeros_like(h)``.
       deterministic: disables dropout between layers and recurrent dropout
         when true.
 
@@ -219,7 +234,7 @@ class GRU(nn.Module):
       ``time_major``) and ``final_carry [L*D, B, H]``, the state after each
       sequence's last valid step, ordered as PyTorch's ``h_n``.
     """
-    validation.check_keyword_only("GRU", args, ("seq_lengths", "initial_carry", "deterministic"))
+    validation.check_keyword_only("GRU", args, ("seq_lengths", "initial_carry", "resets", "reset_carry", "deterministic"))
     existing = self.variables.get("params", {}).get(param_name(0, 0), {}).get("input_kernel")
 
     def obtain_params(input_features):
@@ -242,7 +257,7 @@ class GRU(nn.Module):
     return sequences.gru_layer(
         obtain_params, inputs, features=self.features, options={n: getattr(self, n) for n in sequences.GRU_OPTIONS},
         keys=keys, expected_input_features=None if existing is None else existing.shape[0],
-        seq_lengths=seq_lengths, initial_carry=initial_carry,
+        seq_lengths=seq_lengths, initial_carry=initial_carry, resets=resets, reset_carry=reset_carry,
     )  # fmt: skip
 
 

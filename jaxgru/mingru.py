@@ -42,6 +42,7 @@ import jax.numpy as jnp
 from jaxgru import dtypes
 from jaxgru import gates
 from jaxgru import params as params_lib
+from jaxgru import scan as scan_lib
 from jaxgru import sequences
 from jaxgru import validation
 
@@ -191,6 +192,8 @@ def mingru_scan(
     candidate: str | Candidate = Candidate.LINEAR,
     seq_lengths: Array | None = None,
     dtype=None,
+    resets: Array | None = None,
+    reset_carry: Array | None = None,
 ) -> tuple[Array, Array]:
   r"""Runs one minGRU layer over a time-major sequence.
 
@@ -207,6 +210,11 @@ def mingru_scan(
     candidate: ``"linear"`` or ``"g"``; ``"log"`` needs ``"g"``.
     seq_lengths: optional ``[B]`` integer lengths in ``[0, T]``.
     dtype: compute dtype of the projection; the scan runs in the carry dtype.
+    resets: optional ``[T, B]`` booleans, true where an episode starts: step
+      ``t`` reads ``reset_carry`` instead of :math:`h_{t-1}`, so its
+      coefficient :math:`a_t` becomes 0 (no gradient reaches earlier steps)
+      and :math:`b_t` gains :math:`a_t h_r`. Resets at padded steps are ignored.
+    reset_carry: optional ``[B, H]`` state a reset restores; ``h0`` by default.
 
   Returns:
     ``(outputs [T, B, H], h_last [B, H])``, both in the carry dtype.
@@ -225,6 +233,8 @@ def mingru_scan(
     raise ValueError("minGRU mode='log' needs candidate='g' (positive candidate states); got candidate='linear'")
   x = validation.check_array("x", x, rank=3, legend="[T, B, I]")
   h0 = validation.check_array("h0", h0, rank=2, legend="[B, H]")
+  if reset_carry is not None and resets is None:
+    raise ValueError("reset_carry was given without resets; pass resets [T, B] to say where episodes start")
   num_steps = x.shape[0]
   carry_dtype = h0.dtype
   valid = None
@@ -233,17 +243,32 @@ def mingru_scan(
     valid = (jnp.arange(num_steps, dtype=jnp.int32)[:, None] < seq_lengths[None, :])[..., None]  # [T, B, 1]
     x = jnp.where(valid, x, jnp.zeros_like(x))  # padding reaches neither outputs nor gradients
   proj = projection(params, x, dtype)  # [T, B, 2H]
+  restart = h_reset = None
+  if resets is not None:
+    restart = scan_lib.restarts(validation.check_resets(resets, x.shape[:2]), seq_lengths, False)[..., None]  # [T, B, 1]
+    h_reset = h0 if reset_carry is None else validation.check_array("reset_carry", reset_carry, rank=2, legend="[B, H]")
+    if h_reset.shape != h0.shape:
+      raise ValueError(f"reset_carry must have the shape of h0, [B, H]={tuple(h0.shape)}; got {tuple(h_reset.shape)}")
+    h_reset = h_reset.astype(carry_dtype)
 
   if mode is Mode.LOG:
     log_a, log_b = log_coefficients(proj, carry_dtype)  # [T, B, H] x2
     if valid is not None:
       log_a, log_b = jnp.where(valid, log_a, 0.0), jnp.where(valid, log_b, _LOG_ZERO)
+    if restart is not None:  # h_r of any sign stays out of the logs: its weight is a third scan
+      log_w = jnp.where(restart, log_a, _LOG_ZERO)  # a_t where step t restarts
+      log_a = jnp.where(restart, _LOG_ZERO, log_a)
     log_a_cum, log_b_cum = jax.lax.associative_scan(_compose_log, (log_a, log_b), axis=0)
     ys = jnp.exp(log_a_cum) * h0[None] + jnp.exp(log_b_cum)  # [T, B, H]
+    if restart is not None:
+      _, log_w_cum = jax.lax.associative_scan(_compose_log, (log_a, log_w), axis=0)
+      ys = ys + jnp.exp(log_w_cum) * h_reset[None]
   else:
     a, b = coefficients(proj, candidate, carry_dtype)  # [T, B, H] x2
     if valid is not None:
       a, b = jnp.where(valid, a, 1.0), jnp.where(valid, b, 0.0)
+    if restart is not None:  # h_t = a_t h_r + b_t: the chain to earlier steps is cut
+      a, b = jnp.where(restart, 0.0, a), jnp.where(restart, b + a * h_reset[None], b)
     if mode is Mode.PARALLEL:
       a_cum, b_cum = jax.lax.associative_scan(_compose, (a, b), axis=0)
       ys = a_cum * h0[None] + b_cum
@@ -280,6 +305,8 @@ def mingru_layer(
     expected_input_features: int | None,
     seq_lengths=None,
     initial_carry=None,
+    resets=None,
+    reset_carry=None,
 ) -> tuple[Array, Array]:
   """Runs a minGRU layer (:class:`MinGRU`, :class:`jaxgru.nnx.MinGRU`) from its parameters and keys.
 
@@ -288,17 +315,21 @@ def mingru_layer(
   final_carry [L, B, H])`` in the caller's layout.
   """
 
-  def run(params, x, h0, lengths, between):
-    scan = lambda _l, _d, p, x, h: mingru_scan(  # noqa: E731
-        p, x, h, mode=options["mode"], candidate=options["candidate"], seq_lengths=lengths, dtype=options["dtype"]
-    )
-    return sequences.run_stack(scan, params, x, h0, between_layers=between)  # [T, B, H], [L, B, H]
+  def run(params, batch, between):
+    def scan(layer, _d, p, x, h):
+      return mingru_scan(
+          p, x, h, mode=options["mode"], candidate=options["candidate"], seq_lengths=batch.seq_lengths,
+          dtype=options["dtype"], resets=batch.resets,
+          reset_carry=None if batch.reset_carry is None else batch.reset_carry[layer],
+      )  # fmt: skip
+
+    return sequences.run_stack(scan, params, batch.x, batch.h0, between_layers=between)  # [T, B, H], [L, B, H]
 
   return sequences.sequence_layer(
       "MinGRU", inputs, obtain_params=obtain_params, run=run, features=features, num_layers=options["num_layers"],
       num_directions=1, time_major=options["time_major"], param_dtype=options["param_dtype"],
       dropout_rate=options["dropout"], keys=keys, expected_input_features=expected_input_features,
-      seq_lengths=seq_lengths, initial_carry=initial_carry,
+      seq_lengths=seq_lengths, initial_carry=initial_carry, resets=resets, reset_carry=reset_carry,
   )  # fmt: skip
 
 
@@ -377,6 +408,8 @@ class MinGRU(nn.Module):
       *args,
       seq_lengths: Array | None = None,
       initial_carry: Array | None = None,
+      resets: Array | None = None,
+      reset_carry: Array | None = None,
       deterministic: bool = True,
   ) -> tuple[Array, Array]:
     """Runs the minGRU over a batch of sequences (options after ``inputs`` are keyword-only).
@@ -389,6 +422,9 @@ class MinGRU(nn.Module):
       initial_carry: optional ``[L, B, H]`` initial states (zeros by default);
         pass the previous call's ``final_carry`` to stream a long sequence in
         chunks.
+      resets, reset_carry: optional episode resets ``[B, T]`` (``[T, B]``
+        when ``time_major``) and the ``[L, B, H]`` states they restore (the
+        initial state by default), as :meth:`jaxgru.GRU.__call__`.
       deterministic: disables dropout between layers when true.
 
     Returns:
@@ -396,7 +432,7 @@ class MinGRU(nn.Module):
       ``time_major``) and ``final_carry [L, B, H]``, the state after each
       sequence's last valid step.
     """
-    validation.check_keyword_only("MinGRU", args, ("seq_lengths", "initial_carry", "deterministic"))
+    validation.check_keyword_only("MinGRU", args, ("seq_lengths", "initial_carry", "resets", "reset_carry", "deterministic"))
     existing = self.variables.get("params", {}).get("layer_0", {}).get("kernel")
 
     def obtain_params(input_features):
@@ -411,5 +447,5 @@ class MinGRU(nn.Module):
     return mingru_layer(
         obtain_params, inputs, features=self.features, options={n: getattr(self, n) for n in OPTION_NAMES}, keys=keys,
         expected_input_features=None if existing is None else existing.shape[0], seq_lengths=seq_lengths,
-        initial_carry=initial_carry,
+        initial_carry=initial_carry, resets=resets, reset_carry=reset_carry,
     )  # fmt: skip

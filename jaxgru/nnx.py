@@ -255,20 +255,23 @@ class GRU(nnx.Module):
         setattr(self, param_name(layer, direction), cell)
 
   def __call__(
-      self, inputs: Array, *args, seq_lengths: Array | None = None, initial_carry: Array | None = None
-  ) -> tuple[Array, Array]:
+      self, inputs: Array, *args, seq_lengths: Array | None = None, initial_carry: Array | None = None,
+      resets: Array | None = None, reset_carry: Array | None = None,
+  ) -> tuple[Array, Array]:  # fmt: skip
     """Runs the GRU over a batch of sequences.
 
     Args:
       inputs: ``[B, T, I]`` (``[T, B, I]`` when ``time_major``) or ``[T, I]``.
       seq_lengths: optional ``[B]`` integer lengths in ``[0, T]`` (as :class:`jaxgru.GRU`).
       initial_carry: optional ``[L*D, B, H]``, ordered as PyTorch's ``h_0``.
+      resets, reset_carry: optional episode resets ``[B, T]`` and the states
+        they restore ``[L*D, B, H]``, as :meth:`jaxgru.GRU.__call__`.
 
     Returns:
       ``(outputs [B, T, D*H], final_carry [L*D, B, H])`` (outputs ``[T, B, D*H]``
       when ``time_major``), as PyTorch's ``(output, h_n)``.
     """
-    validation.check_keyword_only("GRU", args, ("seq_lengths", "initial_carry"))
+    validation.check_keyword_only("GRU", args, ("seq_lengths", "initial_carry", "resets", "reset_carry"))
     cells = [[getattr(self, param_name(l, d)) for d in range(self.num_directions)] for l in range(self.num_layers)]
     training = self.dropout_rngs is not None and not self.deterministic
     keys = sequences.LayerKeys(
@@ -279,6 +282,7 @@ class GRU(nnx.Module):
         lambda _: [[c.gru_params() for c in row] for row in cells], inputs, features=self.hidden_features,
         options={name: getattr(self, name) for name in sequences.GRU_OPTIONS}, keys=keys,
         expected_input_features=self.in_features, seq_lengths=seq_lengths, initial_carry=initial_carry,
+        resets=resets, reset_carry=reset_carry,
     )  # fmt: skip
 
 
@@ -350,10 +354,11 @@ class MinGRU(nnx.Module):
     self.dropout_rngs = rngs["dropout"].fork() if dropout else None
 
   def __call__(
-      self, inputs: Array, *args, seq_lengths: Array | None = None, initial_carry: Array | None = None
-  ) -> tuple[Array, Array]:
+      self, inputs: Array, *args, seq_lengths: Array | None = None, initial_carry: Array | None = None,
+      resets: Array | None = None, reset_carry: Array | None = None,
+  ) -> tuple[Array, Array]:  # fmt: skip
     """Runs the minGRU: ``inputs [B, T, I]`` -> ``(outputs [B, T, H], final_carry [L, B, H])`` (as :class:`jaxgru.MinGRU`)."""
-    validation.check_keyword_only("MinGRU", args, ("seq_lengths", "initial_carry"))
+    validation.check_keyword_only("MinGRU", args, ("seq_lengths", "initial_carry", "resets", "reset_carry"))
     layers = [getattr(self, f"layer_{l}") for l in range(self.num_layers)]
     training = self.dropout_rngs is not None and not self.deterministic
     return mingru.mingru_layer(
@@ -361,6 +366,7 @@ class MinGRU(nnx.Module):
         features=self.hidden_features, options={name: getattr(self, name) for name in mingru.OPTION_NAMES},
         keys=sequences.LayerKeys(dropout=self.dropout_rngs() if training else None),
         expected_input_features=self.in_features, seq_lengths=seq_lengths, initial_carry=initial_carry,
+        resets=resets, reset_carry=reset_carry,
     )  # fmt: skip
 
 

@@ -90,11 +90,12 @@ def check_compiled_kernel(backend: str, hidden: int | None) -> None:
     check_hidden(hidden)
 
 
-def _kernel(*refs, num_steps, variant, reverse, masked, keep, dtype):
+def _kernel(*refs, num_steps, variant, reverse, masked, restarting, keep, dtype):
   """One program: ``BLOCK_B`` rows through all ``T`` steps.
 
   Refs, in order: ``x_proj [T, b, 3H]``, ``w [H, 3H]``, ``bias [1, 3H]``,
-  ``h0 [b, H]``, (``lengths [b]`` when masked), then the outputs ``ys [T, b,
+  ``h0 [b, H]``, (``lengths [b]`` when masked), (``restart [T, b]`` int32 and
+  ``h_reset [b, H]`` when restarting: episode resets), then the outputs ``ys [T, b,
   H]``, ``h_last [b, H]`` and, when ``keep``, the five residual arrays of
   :class:`jaxgru.backward.Residuals`, each ``[T, b, H]``.
   """
@@ -102,6 +103,7 @@ def _kernel(*refs, num_steps, variant, reverse, masked, keep, dtype):
 
   x_ref, w_ref, b_ref, h0_ref, *refs = refs
   len_ref = refs.pop(0) if masked else None
+  restart_ref, h_reset_ref = (refs.pop(0), refs.pop(0)) if restarting else (None, None)
   ys_ref, h_last_ref, *res_refs = refs
   hidden = h0_ref.shape[-1]
   gate = lambda g: pl.ds(g * hidden, hidden)  # noqa: E731 - columns of gate g
@@ -112,24 +114,27 @@ def _kernel(*refs, num_steps, variant, reverse, masked, keep, dtype):
   w = tuple(w_ref[:, gate(g)].astype(dtype) for g in range(3))  # 3 x [H, H]
   b = tuple(b_ref[:, gate(g)].astype(gate_dtype) for g in range(3))  # 3 x [1, H]
   lengths = len_ref[...][:, None] if masked else None  # [b, 1]
+  h_reset = h_reset_ref[...] if restarting else None  # [b, H]
 
   def body(i, h):
     t = num_steps - 1 - i if reverse else i
     x_t = tuple(x_ref[t, :, gate(g)] for g in range(3))  # 3 x [b, H]
-    h_new, acts = gates.step((w, b), h, x_t, variant, dtype, gate_dtype=gate_dtype)
+    # As jaxgru.scan.loop: an episode's first step starts from the reset state.
+    h_in = jnp.where(restart_ref[t][:, None] != 0, h_reset, h) if restarting else h
+    h_new, acts = gates.step((w, b), h_in, x_t, variant, dtype, gate_dtype=gate_dtype)
     y = h_new
     if masked:
       h_new, y = scan.keep_valid(t < lengths, h_new, h)  # lengths: [b, 1]
     ys_ref[t] = y.astype(ys_ref.dtype)
     if keep:
-      for ref, value in zip(res_refs, (h,) + tuple(acts)):
+      for ref, value in zip(res_refs, (h_in,) + tuple(acts)):
         ref[t] = value.astype(ref.dtype)
     return h_new
 
   h_last_ref[...] = jax.lax.fori_loop(0, num_steps, body, h0_ref[...]).astype(h_last_ref.dtype)
 
 
-def _run_kernel(w, b, x_proj, h0, seq_lengths, *, variant, reverse, dtype, keep, interpret):
+def _run_kernel(w, b, x_proj, h0, seq_lengths, restart, h_reset, *, variant, reverse, dtype, keep, interpret):
   """Pads the batch to whole blocks, launches the kernel and strips the padding."""
   from jax.experimental import pallas as pl  # noqa: PLC0415 - loaded on first use only
 
@@ -137,12 +142,17 @@ def _run_kernel(w, b, x_proj, h0, seq_lengths, *, variant, reverse, dtype, keep,
   hidden = h0.shape[-1]
   padded = -(-batch // BLOCK_B) * BLOCK_B
   masked = seq_lengths is not None
+  restarting = restart is not None
+  if restarting:
+    restart = restart.astype(jnp.int32)  # [T, B]: Triton loads no booleans
   if padded != batch:
     pad = padded - batch
     x_proj = jnp.pad(x_proj, ((0, 0), (0, pad), (0, 0)))
     h0 = jnp.pad(h0, ((0, pad), (0, 0)))
     if masked:
       seq_lengths = jnp.pad(seq_lengths, (0, pad))
+    if restarting:
+      restart, h_reset = jnp.pad(restart, ((0, 0), (0, pad))), jnp.pad(h_reset, ((0, pad), (0, 0)))
 
   rows = lambda i: (0, i, 0)  # noqa: E731 - block i of the batch in [T, B, ...]
   in_specs = [
@@ -155,6 +165,9 @@ def _run_kernel(w, b, x_proj, h0, seq_lengths, *, variant, reverse, dtype, keep,
   if masked:
     in_specs.append(pl.BlockSpec((BLOCK_B,), lambda i: (i,)))
     args.append(seq_lengths)
+  if restarting:
+    in_specs += [pl.BlockSpec((num_steps, BLOCK_B), lambda i: (0, i)), pl.BlockSpec((BLOCK_B, hidden), lambda i: (i, 0))]
+    args += [restart, h_reset]
   seq_spec = pl.BlockSpec((num_steps, BLOCK_B, hidden), rows)
   out_specs = [seq_spec, pl.BlockSpec((BLOCK_B, hidden), lambda i: (i, 0))]
   out_shape = [jax.ShapeDtypeStruct((num_steps, padded, hidden), h0.dtype), jax.ShapeDtypeStruct((padded, hidden), h0.dtype)]
@@ -163,8 +176,9 @@ def _run_kernel(w, b, x_proj, h0, seq_lengths, *, variant, reverse, dtype, keep,
     out_shape += [jax.ShapeDtypeStruct((num_steps, padded, hidden), d) for d in (h0.dtype,) + (dtype,) * 4]
 
   kernel = functools.partial(
-      _kernel, num_steps=num_steps, variant=variant, reverse=reverse, masked=masked, keep=keep, dtype=dtype
-  )
+      _kernel, num_steps=num_steps, variant=variant, reverse=reverse, masked=masked, restarting=restarting, keep=keep,
+      dtype=dtype,
+  )  # fmt: skip
   compiler_params = None
   if not interpret:
     from jax.experimental.pallas import triton as plgpu  # noqa: PLC0415 - GPU-only import
@@ -187,38 +201,46 @@ def _run_kernel(w, b, x_proj, h0, seq_lengths, *, variant, reverse, dtype, keep,
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
-def _pallas_scan(variant, reverse, dtype, interpret, w, b, x_proj, h0, seq_lengths):
+def _pallas_scan(variant, reverse, dtype, interpret, w, b, x_proj, h0, seq_lengths, restart, h_reset):
   return _run_kernel(
-      w, b, x_proj, h0, seq_lengths, variant=variant, reverse=reverse, dtype=dtype, keep=False, interpret=interpret
-  )
+      w, b, x_proj, h0, seq_lengths, restart, h_reset, variant=variant, reverse=reverse, dtype=dtype, keep=False,
+      interpret=interpret,
+  )  # fmt: skip
 
 
-def _pallas_scan_fwd(variant, reverse, dtype, interpret, w, b, x_proj, h0, seq_lengths):
+def _pallas_scan_fwd(variant, reverse, dtype, interpret, w, b, x_proj, h0, seq_lengths, restart, h_reset):
   ys, h_last, res = _run_kernel(
-      w, b, x_proj, h0, seq_lengths, variant=variant, reverse=reverse, dtype=dtype, keep=True, interpret=interpret
-  )
+      w, b, x_proj, h0, seq_lengths, restart, h_reset, variant=variant, reverse=reverse, dtype=dtype, keep=True,
+      interpret=interpret,
+  )  # fmt: skip
   # x_proj's dtype only, no input kernel: the hoisted-projection layout.
-  saved = backward.Saved(w, jnp.zeros((0,), b.dtype), jnp.zeros((0,), x_proj.dtype), h0, seq_lengths, None, None, res)
+  reset_like = None if h_reset is None else jnp.zeros((0,), h_reset.dtype)
+  saved = backward.Saved(
+      w, jnp.zeros((0,), b.dtype), jnp.zeros((0,), x_proj.dtype), h0, seq_lengths, restart, reset_like, None, None, res
+  )
   return (ys, h_last), saved
 
 
 def _pallas_scan_bwd(variant, reverse, dtype, interpret, saved, cotangents):
   del interpret  # the backward is the scanned reverse pass
   grads = backward.backward_scan(variant, reverse, 1, dtype, saved, cotangents)
-  return grads[:5]  # w, b, x_proj, h0, seq_lengths
+  return grads[:7]  # w, b, x_proj, h0, seq_lengths, restart, h_reset
 
 
 _pallas_scan.defvjp(_pallas_scan_fwd, _pallas_scan_bwd)
 
 
 def run_pallas(
-    params: gates.Params, x_proj: Array, h0: Array, *, variant, seq_lengths, reverse, dtype, interpret: bool
-) -> tuple[Array, Array]:
+    params: gates.Params, x_proj: Array, h0: Array, *, variant, seq_lengths, reverse, dtype, interpret: bool,
+    restart=None, h_reset=None,
+) -> tuple[Array, Array]:  # fmt: skip
   """The ``"pallas"`` runner on a prepared request (:func:`jaxgru.scan.prepare_direction`)."""
   if not interpret:
     check_compiled_kernel(jax.default_backend(), h0.shape[-1])
   w, b = params["recurrent_kernel"], params["recurrent_bias"]
-  return _pallas_scan(variant, bool(reverse), jnp.dtype(dtype), bool(interpret), w, b, x_proj, h0, seq_lengths)
+  return _pallas_scan(
+      variant, bool(reverse), jnp.dtype(dtype), bool(interpret), w, b, x_proj, h0, seq_lengths, restart, h_reset
+  )
 
 
 def gru_scan_pallas(
@@ -230,6 +252,8 @@ def gru_scan_pallas(
     seq_lengths: Array | None = None,
     reverse: bool = False,
     dtype=None,
+    resets: Array | None = None,
+    reset_carry: Array | None = None,
     interpret: bool = False,
 ) -> tuple[Array, Array]:
   """:func:`jaxgru.gru_scan` as one persistent Pallas kernel launch, with the custom backward.
@@ -245,7 +269,7 @@ def gru_scan_pallas(
     params: GRU parameters (``recurrent_kernel [H, 3H]``, ``recurrent_bias [3H]``).
     x_proj: ``[T, B, 3H]`` input projections.
     h0: ``[B, H]`` initial state; its dtype is the carry dtype.
-    variant, seq_lengths, reverse, dtype: as :func:`jaxgru.gru_scan`.
+    variant, seq_lengths, reverse, dtype, resets, reset_carry: as :func:`jaxgru.gru_scan`.
     interpret: ``True`` runs the kernel in the Pallas interpreter (any
       backend; slow, for tests); ``False`` runs it compiled, which needs a GPU
       and an ``H`` that :func:`supported_on_gpu` allows.
@@ -260,8 +284,9 @@ def gru_scan_pallas(
   validation.check_bool("interpret", interpret)
   d = scan.prepare_direction(
       params, x_proj, h0, projected=True, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=1,
-      dtype=dtype,
+      dtype=dtype, resets=resets, reset_carry=reset_carry,
   )  # fmt: skip
   return run_pallas(
-      params, d.x, d.h0, variant=d.variant, seq_lengths=d.seq_lengths, reverse=reverse, dtype=d.dtype, interpret=interpret
-  )
+      params, d.x, d.h0, variant=d.variant, seq_lengths=d.seq_lengths, reverse=reverse, dtype=d.dtype,
+      interpret=interpret, restart=d.restart, h_reset=d.h_reset,
+  )  # fmt: skip

@@ -51,11 +51,34 @@ class Direction(NamedTuple):
   variant: gates.Variant  # where the reset gate applies
   seq_lengths: Array | None  # [B] int32 in [0, T], or None
   dtype: jnp.dtype  # compute dtype (jaxgru.dtypes.compute_dtype)
+  restart: Array | None = None  # [T, B] bool: step t starts from h_reset (see restarts); None: no resets
+  h_reset: Array | None = None  # [B, H] carry dtype: the state a reset restores
+
+
+def restarts(resets: Array, seq_lengths: Array | None, reverse: bool) -> Array:
+  """``[T, B]`` booleans: where a direction's step ``t`` starts from the reset state instead of its carry.
+
+  ``resets[t, b]`` marks the first step of an episode. Forward, step ``t``
+  starts afresh where ``resets[t]``. In reverse each episode is run backward
+  from its own last step, so step ``t`` starts afresh where step ``t + 1``
+  begins the next episode. Either way a direction sees the same segments and
+  runs each from the reset state. Resets at padded steps are ignored.
+
+  >>> r = jnp.array([[False], [False], [True], [False]])  # [T, B]: a new episode at t = 2
+  >>> restarts(r, None, False)[:, 0].tolist(), restarts(r, None, True)[:, 0].tolist()
+  ([False, False, True, False], [False, True, False, False])
+  """
+  if seq_lengths is not None:
+    resets = resets & (jnp.arange(resets.shape[0], dtype=seq_lengths.dtype)[:, None] < seq_lengths[None, :])
+  if not reverse:
+    return resets
+  return jnp.concatenate([resets[1:], jnp.zeros_like(resets[:1])], axis=0)
 
 
 def prepare_direction(
-    params: gates.Params, x, h0, *, projected: bool, variant, seq_lengths, reverse, unroll, dtype
-) -> Direction:
+    params: gates.Params, x, h0, *, projected: bool, variant, seq_lengths, reverse, unroll, dtype,
+    resets=None, reset_carry=None,
+) -> Direction:  # fmt: skip
   """Checks one direction's arguments, zeroes the padding of ``x`` and decides the compute dtype: once per run.
 
   Padding may hold anything (NaN, inf): zeroing it keeps it out of the
@@ -67,7 +90,7 @@ def prepare_direction(
     x: ``[T, B, 3H]`` input projections when ``projected``, else ``[T, B, I]``.
     h0: ``[B, H]`` initial state.
     projected: whether ``x`` is the input projection.
-    variant, seq_lengths, reverse, unroll, dtype: as :func:`gru_scan`.
+    variant, seq_lengths, reverse, unroll, dtype, resets, reset_carry: as :func:`gru_scan`.
 
   Raises:
     TypeError, ValueError: naming the argument, what was wrong and what was expected.
@@ -80,9 +103,22 @@ def prepare_direction(
     seq_lengths = validation.check_seq_lengths(seq_lengths, x.shape[1], x.shape[0])
     valid = jnp.arange(x.shape[0], dtype=seq_lengths.dtype)[:, None] < seq_lengths[None, :]  # [T, B]
     x = jnp.where(valid[..., None], x, jnp.zeros_like(x))
+  restart = h_reset = None
+  if resets is not None:
+    resets = validation.check_resets(resets, x.shape[:2])
+    restart = restarts(resets, seq_lengths, reverse)
+    if reset_carry is None:
+      h_reset = h0
+    else:
+      h_reset = validation.check_array("reset_carry", reset_carry, rank=2, legend="[B, H]")
+      if h_reset.shape != h0.shape:
+        raise ValueError(f"reset_carry must have the shape of h0, [B, H]={tuple(h0.shape)}; got {tuple(h_reset.shape)}")
+      h_reset = h_reset.astype(h0.dtype)
+  elif reset_carry is not None:
+    raise ValueError("reset_carry was given without resets; pass resets [T, B] to say where episodes start")
   kernels = (params["recurrent_kernel"],) + (() if projected else (params["input_kernel"],))
   compute = dtypes.compute_dtype(dtype, x, h0, *kernels)
-  return Direction(x, h0, gates.as_variant(variant), seq_lengths, compute)
+  return Direction(x, h0, gates.as_variant(variant), seq_lengths, compute, restart, h_reset)
 
 
 def keep_valid(valid: Array, h_new: Array, h: Array) -> tuple[Array, Array]:
@@ -106,6 +142,8 @@ def loop(
     unroll: int,
     keep: bool = False,
     input_weights: tuple[Array, Array] | None = None,
+    restart: Array | None = None,
+    h_reset: Array | None = None,
     recurrent_mask: Array | None = None,
     gate_fn=jax.nn.sigmoid,
     activation_fn=jnp.tanh,
@@ -125,30 +163,35 @@ def loop(
       hand-written backward needs).
     input_weights: ``(input_kernel [I, 3H], input_bias [3H])`` in ``dtype``:
       project each step's input inside the loop.
+    restart, h_reset: ``[T, B]`` booleans (:func:`restarts`) and the ``[B, H]``
+      state a step starts from where ``restart`` holds (episode resets), or ``None``.
     recurrent_mask, gate_fn, activation_fn: as :func:`jaxgru.gates.step`.
 
   Returns:
     ``(ys [T, B, H], h_last [B, H])``, and with ``keep`` a third element: the
-    per-step ``(h_prev, r, z, n, aux)``, each ``[T, B, H]``.
+    per-step ``(h_prev, r, z, n, aux)``, each ``[T, B, H]`` (``h_prev``: the
+    state the step started from, after any reset).
   """
   masked = seq_lengths is not None
 
   def body(h, inp):
-    # Per-step inputs and masks enter here, once: the step index t drives every mask.
-    x_t, t = inp if masked else (inp, None)
+    # Per-step inputs and masks enter here, once: the step index t drives the padding mask.
+    x_t, t, restart_t = inp
     if input_weights is not None:  # gates.input_projection of this step
       w_i, b_i = input_weights
       x_t = gates.split_gates(jnp.matmul(x_t.astype(dtype), w_i) + b_i)
+    # An episode's first step starts from the reset state; no gradient flows to the earlier steps.
+    h_in = h if restart is None else jnp.where(restart_t[:, None], h_reset, h)
     h_new, acts = gates.step(
-        blocks, h, x_t, variant, dtype, recurrent_mask=recurrent_mask, gate_fn=gate_fn, activation_fn=activation_fn
+        blocks, h_in, x_t, variant, dtype, recurrent_mask=recurrent_mask, gate_fn=gate_fn, activation_fn=activation_fn
     )
     y = h_new
-    if masked:
+    if masked:  # restart_t is false at padded steps: the carry h passes through
       h_new, y = keep_valid((t < seq_lengths)[:, None], h_new, h)
-    return h_new, ((y, h) + tuple(acts) if keep else y)
+    return h_new, ((y, h_in) + tuple(acts) if keep else y)
 
   num_steps = jax.tree.leaves(xs)[0].shape[0]
-  inputs = (xs, jnp.arange(num_steps, dtype=jnp.int32)) if masked else xs
+  inputs = (xs, jnp.arange(num_steps, dtype=jnp.int32) if masked else None, restart)
   h_last, out = jax.lax.scan(body, h0, inputs, reverse=reverse, unroll=unroll)
   if not keep:
     return out, h_last
@@ -158,7 +201,7 @@ def loop(
 
 def run_scan(
     params: gates.Params, x_proj: Array, h0: Array, *, variant, seq_lengths, reverse, unroll, dtype,
-    recurrent_mask=None, gate_fn=jax.nn.sigmoid, activation_fn=jnp.tanh,
+    restart=None, h_reset=None, recurrent_mask=None, gate_fn=jax.nn.sigmoid, activation_fn=jnp.tanh,
 ) -> tuple[Array, Array]:  # fmt: skip
   """The ``"scan"`` runner on a prepared request (:func:`prepare_direction`); autodiff differentiates it."""
   blocks = gates.recurrent_blocks(params, variant, dtype)  # once, outside the loop
@@ -167,7 +210,7 @@ def run_scan(
   xs = gates.split_gates(x_proj)  # 3 x [T, B, H]
   return loop(
       blocks, xs, h0, variant=variant, dtype=dtype, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
-      recurrent_mask=recurrent_mask, gate_fn=gate_fn, activation_fn=activation_fn,
+      restart=restart, h_reset=h_reset, recurrent_mask=recurrent_mask, gate_fn=gate_fn, activation_fn=activation_fn,
   )  # fmt: skip
 
 
@@ -181,6 +224,8 @@ def gru_scan(
     reverse: bool = False,
     unroll: int = 1,
     dtype=None,
+    resets: Array | None = None,
+    reset_carry: Array | None = None,
     recurrent_mask: Array | None = None,
     gate_fn=jax.nn.sigmoid,
     activation_fn=jnp.tanh,
@@ -214,6 +259,12 @@ def gru_scan(
     unroll: steps per ``lax.scan`` iteration.
     dtype: compute dtype of the step; ``None`` promotes ``x_proj``, ``h0`` and
       the kernel (:func:`jaxgru.dtypes.compute_dtype`).
+    resets: optional ``[T, B]`` booleans, true where an episode starts: the
+      state entering step ``t`` of sequence ``b`` is ``reset_carry[b]``
+      instead of the previous step's state, and no gradient flows through a
+      reset into earlier steps. With ``reverse``, each episode runs backward
+      from its own last step (:func:`restarts`). Resets at padded steps are ignored.
+    reset_carry: optional ``[B, H]`` state a reset restores; ``h0`` by default.
     recurrent_mask: optional ``[B, H]`` recurrent-dropout mask (zeros and
       ``1 / (1 - p)``), the same at every step: it multiplies ``h_{t-1}`` where
       it enters the recurrent products, never the carry itself.
@@ -231,11 +282,11 @@ def gru_scan(
   """
   d = prepare_direction(
       params, x_proj, h0, projected=True, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
-      dtype=dtype,
+      dtype=dtype, resets=resets, reset_carry=reset_carry,
   )  # fmt: skip
   return run_scan(
       params, d.x, d.h0, variant=d.variant, seq_lengths=d.seq_lengths, reverse=reverse, unroll=unroll, dtype=d.dtype,
-      recurrent_mask=recurrent_mask, gate_fn=gate_fn, activation_fn=activation_fn,
+      restart=d.restart, h_reset=d.h_reset, recurrent_mask=recurrent_mask, gate_fn=gate_fn, activation_fn=activation_fn,
   )  # fmt: skip
 
 
@@ -286,17 +337,18 @@ def _divisors(n: int) -> list[int]:
 
 def run_remat(
     params: gates.Params, x: Array, h0: Array, *, remat: Remat, remat_segment, variant, seq_lengths, reverse, unroll,
-    dtype, recurrent_mask=None, gate_fn=jax.nn.sigmoid, activation_fn=jnp.tanh,
+    dtype, restart=None, h_reset=None, recurrent_mask=None, gate_fn=jax.nn.sigmoid, activation_fn=jnp.tanh,
 ) -> tuple[Array, Array]:  # fmt: skip
   """The ``"scan"`` runner with checkpoints, on prepared raw inputs ``x [T, B, I]`` (see :func:`gru_scan_remat`)."""
   num_steps, batch, features = x.shape
   block = check_remat(remat, num_steps, remat_segment, unroll)
   run = dict(
-      variant=variant, reverse=reverse, dtype=dtype, recurrent_mask=recurrent_mask, gate_fn=gate_fn,
+      variant=variant, reverse=reverse, dtype=dtype, h_reset=h_reset, recurrent_mask=recurrent_mask, gate_fn=gate_fn,
       activation_fn=activation_fn,
   )  # fmt: skip
   if remat is Remat.NONE:
-    return run_scan(params, gates.input_projection(params, x, dtype), h0, seq_lengths=seq_lengths, unroll=unroll, **run)
+    x_proj = gates.input_projection(params, x, dtype)
+    return run_scan(params, x_proj, h0, seq_lengths=seq_lengths, unroll=unroll, restart=restart, **run)
   if remat is Remat.STEP:
     # One checkpoint per scan iteration: only h_{t-1} and x_t are stored; the
     # projection, gates and their cotangents live for one step.
@@ -306,17 +358,18 @@ def run_remat(
 
   @jax.checkpoint
   def block_fn(h, inp):
-    x_blk, offset = inp  # [S, B, I], ()
+    x_blk, offset, restart_blk = inp  # [S, B, I], (), [S, B] or None
     x_proj = gates.input_projection(params, x_blk, dtype)  # [S, B, 3H]
     # Lengths relative to the block start: step s of the block is global step offset + s.
     lengths = None if seq_lengths is None else seq_lengths - offset
-    ys, h = run_scan(params, x_proj, h, seq_lengths=lengths, unroll=inner_unroll, **run)
+    ys, h = run_scan(params, x_proj, h, seq_lengths=lengths, unroll=inner_unroll, restart=restart_blk, **run)
     return h, ys
 
   num_blocks = num_steps // inner_len
   x_blocks = x.reshape(num_blocks, inner_len, batch, features)
   offsets = jnp.arange(num_blocks, dtype=jnp.int32) * inner_len
-  h_last, ys = jax.lax.scan(block_fn, h0, (x_blocks, offsets), reverse=reverse, unroll=outer_unroll)
+  restart_blocks = None if restart is None else restart.reshape(num_blocks, inner_len, batch)
+  h_last, ys = jax.lax.scan(block_fn, h0, (x_blocks, offsets, restart_blocks), reverse=reverse, unroll=outer_unroll)
   return ys.reshape(num_steps, batch, -1), h_last
 
 
@@ -332,6 +385,8 @@ def gru_scan_remat(
     reverse: bool = False,
     unroll: int = 1,
     dtype=None,
+    resets: Array | None = None,
+    reset_carry: Array | None = None,
     recurrent_mask: Array | None = None,
     gate_fn=jax.nn.sigmoid,
     activation_fn=jnp.tanh,
@@ -362,8 +417,8 @@ def gru_scan_remat(
       the projection and :func:`gru_scan` without checkpoints.
     remat_segment: steps per checkpointed segment for ``"segments"``; must
       divide ``T`` (``None``: see :func:`check_remat`).
-    variant, seq_lengths, reverse, unroll, dtype, recurrent_mask, gate_fn,
-      activation_fn: as in :func:`gru_scan` (``dtype=None`` also promotes the input kernel).
+    variant, seq_lengths, reverse, unroll, dtype, resets, reset_carry, recurrent_mask,
+      gate_fn, activation_fn: as in :func:`gru_scan` (``dtype=None`` also promotes the input kernel).
 
   Returns:
     ``(outputs [T, B, H], h_last [B, H])`` as :func:`gru_scan`.
@@ -374,10 +429,10 @@ def gru_scan_remat(
   remat = as_remat(remat)
   d = prepare_direction(
       params, inputs, h0, projected=False, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
-      dtype=dtype,
+      dtype=dtype, resets=resets, reset_carry=reset_carry,
   )  # fmt: skip
   return run_remat(
       params, d.x, d.h0, remat=remat, remat_segment=remat_segment, variant=d.variant, seq_lengths=d.seq_lengths,
-      reverse=reverse, unroll=unroll, dtype=d.dtype, recurrent_mask=recurrent_mask, gate_fn=gate_fn,
-      activation_fn=activation_fn,
+      reverse=reverse, unroll=unroll, dtype=d.dtype, restart=d.restart, h_reset=d.h_reset,
+      recurrent_mask=recurrent_mask, gate_fn=gate_fn, activation_fn=activation_fn,
   )  # fmt: skip

@@ -42,6 +42,8 @@ class SequenceBatch(NamedTuple):
   h0: Array  # [S, B, H] initial states (S = L*D for GRU, L for MinGRU), param_dtype
   seq_lengths: Array | None  # [B] int32 in [0, T], or None
   unbatched: bool  # the inputs were one [T, I] sequence
+  resets: Array | None = None  # [T, B] bool, True where an episode starts, or None
+  reset_carry: Array | None = None  # [S, B, H] the states a reset restores (param_dtype), or None
 
 
 def prepare_sequences(
@@ -56,6 +58,8 @@ def prepare_sequences(
     param_dtype,
     seq_lengths=None,
     initial_carry=None,
+    resets=None,
+    reset_carry=None,
 ) -> SequenceBatch:
   """Validates a sequence layer's inputs and puts them in the time-major layout.
 
@@ -70,6 +74,10 @@ def prepare_sequences(
     param_dtype: dtype of the carry, and of integer or boolean inputs.
     seq_lengths: optional ``[B]`` lengths (see :func:`validation.check_seq_lengths`).
     initial_carry: optional ``[S, B, H]`` (``[S, H]`` unbatched).
+    resets: optional booleans in the inputs' layout, ``[B, T]`` (``[T, B]``
+      when ``time_major``, ``[T]`` unbatched), true where an episode starts.
+    reset_carry: optional states a reset restores, shaped as ``initial_carry``;
+      by default the initial states.
 
   Raises:
     ValueError, TypeError: wrong rank, complex inputs, a mis-shaped carry or bad lengths.
@@ -84,21 +92,31 @@ def prepare_sequences(
   x = inputs[:, None] if unbatched else (inputs if time_major else jnp.swapaxes(inputs, 0, 1))
   num_steps, batch, _ = x.shape  # x: [T, B, I]
   carry_shape = (num_states, features) if unbatched else (num_states, batch, features)
-  if initial_carry is None:
-    h0 = jnp.zeros((num_states, batch, features), param_dtype)
-  else:
-    initial_carry = jnp.asarray(initial_carry)
-    if initial_carry.shape != carry_shape:
+
+  def states(argument, value):  # initial_carry or reset_carry -> [S, B, H]
+    value = jnp.asarray(value)
+    if value.shape != carry_shape:
       raise ValueError(
-          f"{name} initial_carry must have shape {carry_legend}={carry_shape} ({carry_detail}), "
-          f"got {initial_carry.shape}"
+          f"{name} {argument} must have shape {carry_legend}={carry_shape} ({carry_detail}), got {value.shape}"
       )
-    h0 = initial_carry.reshape(num_states, batch, features).astype(param_dtype)
+    return value.reshape(num_states, batch, features).astype(param_dtype)
+
+  h0 = jnp.zeros((num_states, batch, features), param_dtype) if initial_carry is None else states("initial_carry", initial_carry)
+  if resets is not None:
+    if unbatched:
+      resets = validation.check_resets(resets, (num_steps,), "[T]")[:, None]
+    elif time_major:
+      resets = validation.check_resets(resets, (num_steps, batch), "[T, B]")
+    else:
+      resets = validation.check_resets(resets, (batch, num_steps), "[B, T]").T
+    reset_carry = h0 if reset_carry is None else states("reset_carry", reset_carry)
+  elif reset_carry is not None:
+    raise ValueError(f"{name} reset_carry was given without resets; pass resets to say where episodes start")
   if seq_lengths is not None:
     if unbatched:
       seq_lengths = jnp.reshape(jnp.asarray(seq_lengths), (1,))
     seq_lengths = validation.check_seq_lengths(seq_lengths, batch, num_steps)
-  return SequenceBatch(x, h0, seq_lengths, unbatched)
+  return SequenceBatch(x, h0, seq_lengths, unbatched, resets, reset_carry)
 
 
 def restore_layout(batch: SequenceBatch, outputs: Array, final_carry: Array, time_major: bool):
@@ -153,6 +171,8 @@ def gru_stack(
     implementation: str | dispatch.Implementation = dispatch.Implementation.AUTO,
     variant: str | gates.Variant = gates.Variant.RESET_AFTER,
     seq_lengths: Array | None = None,
+    resets: Array | None = None,
+    reset_carry: Array | None = None,
     unroll: int = 1,
     dtype=None,
     remat: str = "none",
@@ -173,6 +193,9 @@ def gru_stack(
     h0: ``[L*D, B, H]`` initial states, index ``l * D + d`` as PyTorch's ``h_0``.
     implementation: see :class:`jaxgru.dispatch.Implementation`.
     variant, seq_lengths, unroll, dtype: as :func:`jaxgru.scan.gru_scan`.
+    resets: optional ``[T, B]`` booleans, true where an episode starts
+      (:func:`jaxgru.gru_scan`); every layer and direction restarts there.
+    reset_carry: optional ``[L*D, B, H]`` states a reset restores (``h0`` by default).
     remat, remat_segment: as :func:`jaxgru.scan.gru_scan_remat`.
     recurrent_masks: optional ``[B, H]`` recurrent-dropout masks, ``[l][d]``.
     between_layers: ``f(l, y [T, B, D*H]) -> y`` applied to the outputs of
@@ -191,6 +214,8 @@ def gru_stack(
         h0,
         variant=variant,
         seq_lengths=seq_lengths,
+        resets=resets,
+        reset_carry=None if reset_carry is None else reset_carry[layer * len(params[layer]) + direction],
         reverse=bool(direction),
         unroll=unroll,
         dtype=dtype,
@@ -239,6 +264,8 @@ def sequence_layer(
     expected_input_features: int | None,
     seq_lengths=None,
     initial_carry=None,
+    resets=None,
+    reset_carry=None,
 ) -> tuple[Array, Array]:
   """The body of every sequence layer (GRU, MinGRU; linen and nnx): the modules only obtain parameters and keys.
 
@@ -246,12 +273,13 @@ def sequence_layer(
     name: the layer's class name for error messages.
     inputs: ``[B, T, I]`` (``[T, B, I]`` when ``time_major``) or ``[T, I]``.
     obtain_params: ``I -> params[l][d]``: the module's parameters for inputs of width I.
-    run: ``run(params, x [T, B, I], h0 [L*D, B, H], seq_lengths, between_layers) -> (outputs, finals)``.
+    run: ``run(params, batch, between_layers) -> (outputs [T, B, D*H], finals [L*D, B, H])``
+      on the time-major :class:`SequenceBatch`.
     features, num_layers, num_directions, time_major, param_dtype: the layer's sizes and options.
     dropout_rate: rate of the dropout between layers.
     keys: :class:`LayerKeys` of this call.
     expected_input_features: I of existing parameters (``None`` when they are being made).
-    seq_lengths, initial_carry: as :meth:`jaxgru.GRU.__call__`.
+    seq_lengths, initial_carry, resets, reset_carry: as :meth:`jaxgru.GRU.__call__`.
 
   Returns:
     ``(outputs, final_carry)`` in the caller's layout.
@@ -261,7 +289,7 @@ def sequence_layer(
   batch = prepare_sequences(
       name, inputs, time_major=time_major, features=features, num_states=num_states,
       carry_legend="[L*D, B, H]" if name == "GRU" else "[L, B, H]", carry_detail=detail, param_dtype=param_dtype,
-      seq_lengths=seq_lengths, initial_carry=initial_carry,
+      seq_lengths=seq_lengths, initial_carry=initial_carry, resets=resets, reset_carry=reset_carry,
   )  # fmt: skip
   if expected_input_features is not None:
     validation.check_input_width(name, batch.x.shape[-1], expected_input_features)
@@ -269,7 +297,7 @@ def sequence_layer(
   between = None
   if dropout_rate and keys.dropout is not None:
     between = lambda layer, y: dropout(jax.random.fold_in(keys.dropout, layer), dropout_rate, y)  # noqa: E731
-  outputs, finals = run(params, batch.x, batch.h0, batch.seq_lengths, between)
+  outputs, finals = run(params, batch, between)
   return restore_layout(batch, outputs, finals, time_major)
 
 
@@ -283,12 +311,14 @@ def gru_layer(
     expected_input_features: int | None,
     seq_lengths=None,
     initial_carry=None,
+    resets=None,
+    reset_carry=None,
 ) -> tuple[Array, Array]:
   """Runs a GRU layer (:class:`jaxgru.GRU`, :class:`jaxgru.nnx.GRU`) from its parameters and keys.
 
   Args:
     obtain_params: ``I -> params[l][d]``, the four arrays of each layer and direction.
-    inputs, seq_lengths, initial_carry: as :meth:`jaxgru.GRU.__call__`.
+    inputs, seq_lengths, initial_carry, resets, reset_carry: as :meth:`jaxgru.GRU.__call__`.
     features: H.
     options: the layer's :data:`GRU_OPTIONS`.
     keys: :class:`LayerKeys`; ``recurrent_dropout`` draws one ``[B, H]`` mask
@@ -301,7 +331,8 @@ def gru_layer(
   num_directions = 2 if options["bidirectional"] else 1
   rate = options["recurrent_dropout"]
 
-  def run(params, x, h0, lengths, between):
+  def run(params, batch, between):
+    x = batch.x
     masks = None
     if rate and keys.recurrent_dropout is not None:
       shape, n = (x.shape[1], features), num_directions
@@ -312,7 +343,8 @@ def gru_layer(
       ]  # fmt: skip
     stack = ("implementation", "variant", "unroll", "dtype", "remat", "remat_segment", "gate_fn", "activation_fn")
     return gru_stack(
-        params, x, h0, seq_lengths=lengths, recurrent_masks=masks, between_layers=between,
+        params, x, batch.h0, seq_lengths=batch.seq_lengths, resets=batch.resets, reset_carry=batch.reset_carry,
+        recurrent_masks=masks, between_layers=between,
         **{k: options[k] for k in stack},
     )  # fmt: skip
 
@@ -320,5 +352,5 @@ def gru_layer(
       "GRU", inputs, obtain_params=obtain_params, run=run, features=features, num_layers=options["num_layers"],
       num_directions=num_directions, time_major=options["time_major"], param_dtype=options["param_dtype"],
       dropout_rate=options["dropout"], keys=keys, expected_input_features=expected_input_features,
-      seq_lengths=seq_lengths, initial_carry=initial_carry,
+      seq_lengths=seq_lengths, initial_carry=initial_carry, resets=resets, reset_carry=reset_carry,
   )  # fmt: skip

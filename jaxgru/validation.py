@@ -166,6 +166,26 @@ def check_seq_lengths(seq_lengths, batch: int, num_steps: int) -> Array:
   return jnp.clip(jnp.asarray(seq_lengths), 0, num_steps).astype(jnp.int32)
 
 
+def check_resets(resets, shape: tuple[int, ...], legend: str = "[T, B]") -> Array:
+  """Validates episode resets: a boolean array of ``shape`` (``legend`` names it in the caller's layout).
+
+  >>> check_resets(jnp.zeros((3, 2), jnp.int32), (3, 2))
+  Traceback (most recent call last):
+  ...
+  TypeError: resets must be a boolean array of shape [T, B]=(3, 2), True where an episode starts; got dtype int32
+  """
+  if isinstance(resets, (list, tuple)):
+    resets = np.asarray(resets)
+  expected = f"{legend}={tuple(shape)}"
+  if not hasattr(resets, "shape") or not hasattr(resets, "dtype"):
+    raise TypeError(f"resets must be a boolean array of shape {expected}, got {type(resets).__name__}")
+  if resets.dtype != np.bool_:
+    raise TypeError(f"resets must be a boolean array of shape {expected}, True where an episode starts; got dtype {resets.dtype}")
+  if tuple(resets.shape) != tuple(shape):
+    raise ValueError(f"resets must have shape {expected}, got {tuple(resets.shape)}")
+  return jnp.asarray(resets)
+
+
 def check_gru_params(params: Mapping, *, needs_input: bool = True) -> int:
   """Checks one direction's GRU parameters and returns H.
 
