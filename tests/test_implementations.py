@@ -139,6 +139,7 @@ def test_pallas_kernel_over_several_batch_blocks():
 
 @pytest.mark.parametrize(("hidden", "dtype", "variant"), [(128, jnp.float32, "reset_after"), (256, jnp.bfloat16, "reset_before")])
 def test_pallas_kernel_lowers_to_triton_for_cuda(hidden, dtype, variant):
+  # The second case takes episode resets (an int32 [T, b] block and a reset state per program).
   # Lowering for CUDA needs no GPU: shapes or operations Triton cannot take fail here, in CI.
   shapes = dict(
       w=jax.ShapeDtypeStruct((hidden, 3 * hidden), jnp.float32),
@@ -146,11 +147,16 @@ def test_pallas_kernel_lowers_to_triton_for_cuda(hidden, dtype, variant):
       x=jax.ShapeDtypeStruct((8, 32, 3 * hidden), dtype),
       h0=jax.ShapeDtypeStruct((32, hidden), jnp.float32),
       lengths=jax.ShapeDtypeStruct((32,), jnp.int32),
+      resets=jax.ShapeDtypeStruct((8, 32), jnp.bool_),
   )
+  with_resets = variant == "reset_before"
 
-  def forward(w, b, x, h0, lengths):
+  def forward(w, b, x, h0, lengths, resets):
     p = {"recurrent_kernel": w, "recurrent_bias": b}
-    return pallas_gru.gru_scan_pallas(p, x, h0, variant=variant, seq_lengths=lengths, dtype=dtype, interpret=False)
+    return pallas_gru.gru_scan_pallas(
+        p, x, h0, variant=variant, seq_lengths=lengths, dtype=dtype, interpret=False,
+        resets=resets if with_resets else None, reset_carry=jnp.zeros_like(h0) if with_resets else None,
+    )  # fmt: skip
 
   triton_call = export.DisabledSafetyCheck.custom_call("__gpu$xla.gpu.triton")
   with pytest.MonkeyPatch.context() as patch:  # the backend check is what stops it on CPU
