@@ -119,8 +119,7 @@ def _kernel(*refs, num_steps, variant, reverse, masked, restarting, keep, dtype)
   def body(i, h):
     t = num_steps - 1 - i if reverse else i
     x_t = tuple(x_ref[t, :, gate(g)] for g in range(3))  # 3 x [b, H]
-    # As jaxgru.scan.loop: an episode's first step starts from the reset state.
-    h_in = jnp.where(restart_ref[t][:, None] != 0, h_reset, h) if restarting else h
+    h_in = scan.state_entering(h, restart_ref[t] != 0 if restarting else None, h_reset)
     h_new, acts = gates.step((w, b), h_in, x_t, variant, dtype, gate_dtype=gate_dtype)
     y = h_new
     if masked:

@@ -121,6 +121,16 @@ def prepare_direction(
   return Direction(x, h0, gates.as_variant(variant), seq_lengths, compute, restart, h_reset)
 
 
+def state_entering(h: Array, restart_t: Array | None, h_reset: Array | None) -> Array:
+  """The reset rule of every implementation: the state a step starts from.
+
+  Where ``restart_t [B]`` holds (an episode starts), the step starts from
+  ``h_reset [B, H]`` instead of the carry ``h [B, H]``, so no gradient flows
+  through it into earlier steps; ``restart_t=None`` (no resets) returns ``h``.
+  """
+  return h if restart_t is None else jnp.where(restart_t[:, None], h_reset, h)
+
+
 def keep_valid(valid: Array, h_new: Array, h: Array) -> tuple[Array, Array]:
   """The padding rule of every implementation: ``(carry, output)`` of a step.
 
@@ -180,8 +190,7 @@ def loop(
     if input_weights is not None:  # gates.input_projection of this step
       w_i, b_i = input_weights
       x_t = gates.split_gates(jnp.matmul(x_t.astype(dtype), w_i) + b_i)
-    # An episode's first step starts from the reset state; no gradient flows to the earlier steps.
-    h_in = h if restart is None else jnp.where(restart_t[:, None], h_reset, h)
+    h_in = state_entering(h, restart_t, h_reset)  # an episode's first step starts from the reset state
     h_new, acts = gates.step(
         blocks, h_in, x_t, variant, dtype, recurrent_mask=recurrent_mask, gate_fn=gate_fn, activation_fn=activation_fn
     )
