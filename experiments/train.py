@@ -20,8 +20,10 @@ import sys
 import jax
 
 from config_files import load_config
+from training import baselines
+from training import energy
 from training.interrupts import Interrupted
-from training.metrics import best_baseline
+from training.metrics import comparison_line
 from training.run_folder import RunFolderBusyError
 from training.schema import TrainConfig
 from training.trainer import train_and_evaluate
@@ -64,9 +66,8 @@ def main(argv: list[str] | None = None) -> dict:
   if jax.process_index() == 0:
     print(json.dumps({"workdir": workdir, "test": summary["test"], "seconds_per_epoch": summary["seconds_per_epoch"]}, indent=2))
     test = summary["test"]
-    best = best_baseline(test) if "smape" in test else None
-    if best:
-      print(f"{summary['model'].upper()} test sMAPE {test['smape']:.2f}% vs best naive ({best[0].replace('_', ' ')}) {best[1]:.2f}%")
+    if "smape" in test:  # energy: the network beside what a forecaster fits first and the naive forecasts
+      print(comparison_line(summary["model"], test, fitted=baselines.KINDS, naive=tuple(energy.NAIVE_LAGS)))
   return summary
 
 

@@ -19,6 +19,7 @@ from test_training_loop import write_energy_csv
 from training import compare
 from training import energy
 from training import inference
+from training import models
 from training import schema
 from training import trainer
 
@@ -43,7 +44,7 @@ def test_tensorboard_event_files_copy_metrics_jsonl(energy_runs):
   workdir, summary = energy_runs["gru"]
   scalars = read_scalars(workdir)
   for tag in ("train/loss", "train/learning_rate", "train/grad_norm", "train/examples_per_second", "test/smape",
-              "test/same_hour_yesterday_smape"):
+              "test/same_hour_yesterday_smape", "test/ridge_smape", "test/ridge_mae"):
     assert tag in scalars, sorted(scalars)
   assert [step for step, _ in scalars["test/smape"]] == [15, 30]
   assert scalars["test/smape"][-1][1] == pytest.approx(summary["test"]["smape"], rel=1e-6)
@@ -91,13 +92,16 @@ def test_compare_runs_of_several_seeds(energy_runs, tmp_path):
   with open(os.path.join(workdir, "summary.json"), "w") as f:
     json.dump(summary, f)
   rows = compare.compare([energy_runs["gru"][0], workdir, energy_runs["lstm"][0]], str(tmp_path / "report"))
-  assert [(r["model"], r["seed"]) for r in rows] == [("gru", 0), ("gru", 1), ("lstm", 0)]
+  assert [(r["model"], r["label"], r["seed"]) for r in rows] == [("gru", "gru 1x16", 0), ("gru", "gru 1x16", 1), ("lstm", "lstm 1x16", 0)]
   summary = compare.seed_summary(rows)
-  assert [(s["model"], s["runs"]) for s in summary] == [("gru", 2), ("lstm", 1)]
+  assert [(s["model"], s["runs"]) for s in summary] == [("gru 1x16", 2), ("lstm 1x16", 1)]
+  # The ridge regression is fitted on the data alone: the same for every run, and counted against each.
+  assert rows[0]["ridge_smape"] == rows[2]["ridge_smape"] == summary[0]["ridge_smape"]
+  assert summary[0]["runs_beating_ridge"] == sum(r["smape"] < r["ridge_smape"] for r in rows[:2])
   assert summary[0]["smape"] == pytest.approx((rows[0]["smape"] + rows[1]["smape"]) / 2)
   assert summary[0]["smape_std"] == pytest.approx(abs(rows[0]["smape"] - rows[1]["smape"]) / np.sqrt(2))
   with open(tmp_path / "report" / "comparison.md") as f:
-    assert "| gru | 2 |" in f.read()
+    assert "| gru 1x16 | 2 |" in f.read()
   with open(tmp_path / "report" / "comparison.json") as f:
     assert len(json.load(f)["runs"]) == 3
 
@@ -128,3 +132,18 @@ def test_default_config_beats_every_naive_forecast_on_another_load_file(tmp_path
   test = trainer.train_and_evaluate(config, str(tmp_path / "run"))["test"]
   for name in energy.NAIVE_LAGS:
     assert test["smape"] < test[f"{name}_smape"], test
+
+
+def test_highway_starts_from_the_persistence_forecast_and_adds_to_the_plain_model():
+  import jax  # pylint: disable=g-import-not-at-top
+
+  x = jax.random.normal(jax.random.key(1), (3, 5, 2))  # [B, T, I]
+  model = models.SequenceModel(kind="gru", hidden=4, num_layers=1, highway=3)
+  params = model.init(jax.random.key(0), x)["params"]
+  np.testing.assert_array_equal(params["highway"]["kernel"], [[0.0], [0.0], [1.0]])
+  apply = jax.jit(model.apply)
+  # LSTNet's output: the recurrent part plus a linear term of the last K values of feature 0 (x_T at first).
+  recurrent_only = {**params, "highway": jax.tree_util.tree_map(jax.numpy.zeros_like, params["highway"])}
+  np.testing.assert_allclose(apply({"params": params}, x) - apply({"params": recurrent_only}, x), x[:, -1:, 0], rtol=1e-6)
+  with pytest.raises(ValueError, match=r"highway \(6\) is longer than the input sequence \(T=5\)"):
+    models.SequenceModel(kind="lstm", hidden=4, num_layers=1, highway=6).init(jax.random.key(0), x)
