@@ -16,7 +16,7 @@
 #
 # Usage: bash make_england_wales_data.sh [OUT_DIR]   (needs python3 and pip access to PyPI; ~10 s;
 # pmdarima is not installed, its wheel is only read)
-# Expected sha256 of the result: see data/README.md
+# Expected sha256 of the result: 3aeb050121f0323929e374c8b655a1b96f8267ea1946faafc2bed111463e3883
 set -euo pipefail
 OUT="${1:-.}"
 W="$(mktemp -d)"

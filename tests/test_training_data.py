@@ -1,6 +1,7 @@
 """Data for training: the Kaggle-format CSV reader and windows, adding problem, digits, metrics."""
 
 import datetime
+import sys
 
 import numpy as np
 import pytest
@@ -148,7 +149,7 @@ def test_digits_split_is_fixed_by_seed():
   assert 0.0 <= x_train.min() and x_train.max() <= 1.0
 
 
-def test_ridge_matches_scikit_learn_and_validation_picks_the_penalty():
+def test_ridge_matches_scikit_learn_and_validation_picks_the_penalty(monkeypatch):
   from sklearn.linear_model import Ridge  # pylint: disable=g-import-not-at-top
 
   rng = np.random.default_rng(0)
@@ -167,6 +168,9 @@ def test_ridge_matches_scikit_learn_and_validation_picks_the_penalty():
     baselines.fit_ridge(x, y[:-1])
   with pytest.raises(ValueError, match="unknown baseline"):
     baselines.check_available(["ridge", "arima"])
+  monkeypatch.setitem(sys.modules, "lightgbm", None)  # as if not installed: import raises ImportError
+  with pytest.raises(ImportError, match=r"'lightgbm', which is not installed: pip install -e '\.\[lightgbm\]'"):
+    baselines.check_available(["lightgbm"])
 
 
 def test_baseline_features_and_forecasts_on_the_training_part_only(tmp_path):

@@ -118,10 +118,9 @@ def lag_features(scaled_load: np.ndarray, times: np.ndarray, ends: np.ndarray, l
 
 
 def _lightgbm(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, seed: int) -> np.ndarray:
-  try:
-    import lightgbm  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    raise ImportError("task.baselines names 'lightgbm', which is not installed: pip install lightgbm") from None
+  """LightGBM with its defaults, one thread; :func:`check_available` has checked the import."""
+  import lightgbm  # pylint: disable=g-import-not-at-top
+
   model = lightgbm.LGBMRegressor(random_state=seed, n_jobs=1, verbose=-1)
   return model.fit(x_train, y_train).predict(x_test)
 
@@ -139,7 +138,7 @@ def check_available(kinds: Sequence[str]) -> None:
     try:
       import lightgbm  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
     except ImportError:
-      raise ImportError("task.baselines names 'lightgbm', which is not installed: pip install lightgbm "
+      raise ImportError("task.baselines names 'lightgbm', which is not installed: pip install -e '.[lightgbm]' "
                         "(or drop it from task.baselines)") from None
 
 
@@ -172,3 +171,20 @@ def fitted_forecasts(
     else:
       forecasts[kind] = _lightgbm(x_train, y_train, x_test, seed)
   return forecasts
+
+
+def fit_and_forecast(data, kinds: Sequence[str] = ("ridge",), *, seed: int = 0) -> dict[str, np.ndarray]:
+  """The baselines of ``kinds`` fitted on a data set's training windows, forecasting its test windows.
+
+  Args:
+    data: a :class:`training.energy.EnergyData`.
+    kinds: names from :data:`KINDS`.
+    seed: LightGBM's random state.
+
+  Returns:
+    name -> test forecasts ``[N_test]`` float64 in the original unit, aligned with ``data.test_ends``.
+  """
+  scaled = fitted_forecasts(
+      kinds, data.features[:, 0].astype(np.float64), data.times, data.train_ends, data.test_ends, data.lookback, seed=seed
+  )
+  return {name: data.unscale(values, data.test_ends) for name, values in scaled.items()}

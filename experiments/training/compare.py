@@ -172,6 +172,6 @@ def compare(workdirs: Sequence[str], output_dir: str, *, hours: int = 168) -> li
       f.write("\nMean ± sample standard deviation over the runs of each model:\n\n" + markdown_seeds(rows) + "\n")
   first_runs = {}
   for run in runs:
-    first_runs.setdefault(run["label"].upper(), run["predictions"]["forecast"])
+    first_runs.setdefault(run["label"], run["predictions"]["forecast"])
   plots.plot_test_forecasts(os.path.join(output_dir, "comparison.png"), runs[0]["predictions"], first_runs, hours=hours)
   return rows

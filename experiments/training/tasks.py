@@ -81,13 +81,7 @@ def _energy(config: schema.EnergyTask, seed: int, batch_size: int) -> Task:
   )
   sampler = EpochSampler(data.num_train, batch_size, seed)
   # What a forecaster fits first, on the same lookback and training windows: fitted once, scored at every evaluation.
-  fitted_test = {
-      name: data.unscale(scaled, data.test_ends)
-      for name, scaled in fitted.fitted_forecasts(
-          config.baselines, data.features[:, 0].astype(np.float64), data.times, data.train_ends, data.test_ends,
-          data.lookback, seed=seed,
-      ).items()
-  }
+  fitted_test = fitted.fit_and_forecast(data, config.baselines, seed=seed)
 
   def forecasts(predictions):
     ends = data.test_ends
