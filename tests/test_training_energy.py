@@ -113,6 +113,7 @@ def test_planned_runs_of_compare_energy():
       ("configs/energy_default.yaml", os.path.join("runs", "energy_default_lstm_seed0"), ["model.kind=lstm", "seed=0"]),
   ]
   assert planned(["configs/energy_gru.yaml"], None, None) == [("configs/energy_gru.yaml", os.path.join("runs", "energy_gru"), [])]
+  assert planned(["configs/energy_gru.yaml"], None, [3], "runs/other")[0][1] == os.path.join("runs/other", "energy_gru_seed3")
 
 
 def test_highway_starts_from_the_persistence_forecast_and_adds_to_the_plain_model():

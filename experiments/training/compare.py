@@ -7,7 +7,7 @@ several seeds are also summarized as mean and standard deviation.
 Example:
 
 >>> row = {"model": "gru", "label": "gru 1x64", "seed": 0, "smape": 1.5, "mae": 15.0, "rmse": 20.0, "ridge_smape": 1.8,
-...        "lightgbm_smape": float("nan"), "ridge_mae": 13.3, "last_hour_smape": 8.0,
+...        "lightgbm_smape": None, "ridge_mae": 13.3, "last_hour_smape": 8.0,
 ...        "same_hour_yesterday_smape": 4.0, "same_hour_last_week_smape": 5.4,
 ...        "seconds_per_epoch": 60.0, "train_seconds": 300.0, "num_params": 596993}
 >>> print(markdown([row]).splitlines()[-1])
@@ -64,7 +64,7 @@ def load_run(workdir: str) -> dict:
 
 
 def comparison_table(runs: Sequence[dict]) -> list[dict]:
-  """One row per run: :data:`COLUMNS` (errors on the original scale, sMAPE in percent; NaN for a baseline not fitted).
+  """One row per run: :data:`COLUMNS` (errors on the original scale, sMAPE in percent; ``None`` for a baseline not scored).
 
   ``model`` is the kind (gru, lstm), ``label`` the kind, size and highway (:func:`model_label`).
   """
@@ -76,7 +76,7 @@ def comparison_table(runs: Sequence[dict]) -> list[dict]:
         "label": run["label"],
         "seed": run.get("seed"),
         **{k: test[k] for k in ("smape", "mae", "rmse")},
-        **{k: test.get(k, float("nan")) for k in (*FITTED, "ridge_mae", *NAIVE)},
+        **{k: test.get(k) for k in (*FITTED, "ridge_mae", *NAIVE)},
         "seconds_per_epoch": run["seconds_per_epoch"],
         "train_seconds": run["train_seconds"],
         "num_params": run["num_params"],
@@ -86,7 +86,11 @@ def comparison_table(runs: Sequence[dict]) -> list[dict]:
 
 
 def _fitted_columns(rows: Sequence[dict]) -> list[str]:
-  return [k for k in FITTED if any(np.isfinite(r[k]) for r in rows)]
+  return [k for k in FITTED if any(r[k] is not None for r in rows)]
+
+
+def _number(value: float | None, digits: int) -> str:
+  return "-" if value is None else f"{value:.{digits}f}"
 
 
 def markdown(rows: Sequence[dict]) -> str:
@@ -100,9 +104,9 @@ def markdown(rows: Sequence[dict]) -> str:
   for r in rows:
     lines.append(
         f"| {r['label']} | {r['seed']} | {r['smape']:.3f} | {r['mae']:.2f} | {r['rmse']:.2f} | "
-        + "".join(f"{r[k]:.3f} | " for k in fitted)
-        + (f"{r['ridge_mae']:.2f} | " if "ridge_smape" in fitted else "")
-        + " | ".join(f"{r[k]:.3f}" for k in NAIVE)
+        + "".join(f"{_number(r[k], 3)} | " for k in fitted)
+        + (f"{_number(r['ridge_mae'], 2)} | " if "ridge_smape" in fitted else "")
+        + " | ".join(_number(r[k], 3) for k in NAIVE)
         + f" | {r['seconds_per_epoch']:.1f} | {r['train_seconds']:.0f} | {r['num_params']:,} |"
     )
   return "\n".join(lines)
@@ -123,10 +127,11 @@ def seed_summary(rows: Sequence[dict]) -> list[dict]:
       summary[key] = float(values.mean())
       summary[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
     summary["smape_max"] = max(r["smape"] for r in runs)
-    for key in FITTED:
-      summary[key] = float(np.mean([r[key] for r in runs]))
-    summary["best_naive_smape"] = min(runs[0][k] for k in NAIVE)
-    summary["runs_beating_ridge"] = sum(r["smape"] < r["ridge_smape"] for r in runs)
+    for key in FITTED:  # fitted on the data alone: the same for every seed
+      values = [r[key] for r in runs if r[key] is not None]
+      summary[key] = float(np.mean(values)) if values else None
+    summary["best_naive_smape"] = min((runs[0][k] for k in NAIVE if runs[0][k] is not None), default=None)
+    summary["runs_beating_ridge"] = sum(r["ridge_smape"] is not None and r["smape"] < r["ridge_smape"] for r in runs)
     summaries.append(summary)
   return summaries
 
@@ -139,7 +144,7 @@ def markdown_seeds(rows: Sequence[dict]) -> str:
   for s in seed_summary(rows):
     lines.append(
         f"| {s['model']} | {s['runs']} | {s['smape']:.3f} ± {s['smape_std']:.3f} | {s['smape_max']:.3f} | "
-        f"{s['runs_beating_ridge']} of {s['runs']} | {s['ridge_smape']:.3f} | {s['best_naive_smape']:.3f} | "
+        f"{s['runs_beating_ridge']} of {s['runs']} | {_number(s['ridge_smape'], 3)} | {_number(s['best_naive_smape'], 3)} | "
         f"{s['mae']:.2f} ± {s['mae_std']:.2f} | {s['rmse']:.2f} ± {s['rmse_std']:.2f} | {s['seconds_per_epoch']:.1f} | "
         f"{s['train_seconds']:.0f} |"
     )
