@@ -2,8 +2,9 @@
 
 Follows the FloydHub GRU post ("Gated Recurrent Unit (GRU) With PyTorch"): each
 file gives the features load, hour, day of week, month and day of year; each
-file is min-max scaled on its own, the scalers fitted on its training part only
-(the post fitted them on the whole file, test part included); a window of
+file is min-max scaled on its own (or standardized, ``scaling="standard"``), the
+scalers fitted on its training part only (the post fitted them on the whole file,
+test part included); a window of
 ``lookback`` hours predicts the load of the next hour; the last
 ``test_fraction`` of each file's windows is its test set.
 
@@ -209,7 +210,7 @@ class EnergyData:
   lookback: int  # T
   feature_names: tuple[str, ...]  # the columns of `features`, "load" first
   times: np.ndarray  # [N] datetime64[s], the timestamp of each row
-  features: np.ndarray  # [N, I] float32, min-max scaled per file
+  features: np.ndarray  # [N, I] float32, scaled per file (min-max or standard)
   load: np.ndarray  # [N] float64, the load in its original unit
   file_index: np.ndarray  # [N] int32, which file each row comes from
   feature_min: np.ndarray  # [files, I] float64, the scaler of each file's features (min, or mean) ...

@@ -7,12 +7,16 @@ same dropout between layers (as PyTorch's ``nn.LSTM(dropout=...)``).
 ``highway=K > 0`` adds LSTNet's linear autoregressive "highway" (Lai et al.
 2018, section 3.6) to the output: a Linear layer on the last K values of the
 first input feature (the load, in the energy task). The recurrent part then
-only has to learn what a linear autoregression misses. ``highway=0`` is the
-post's model.
+only has to learn what a linear autoregression misses. Its weights start at
+the persistence forecast (1 on the last value, 0 elsewhere), so training starts
+from the naive last-hour forecast and learns the change from it, a residual
+target (what each start measured: experiments/results/energy_levers).
+``highway=0`` is the post's model.
 
 .. math::
 
-   \hat y = W_o\,\mathrm{relu}(h_T) + b_o + \sum_{k=1}^{K} a_k x_{T-k+1,0} + c
+   \hat y = W_o\,\mathrm{relu}(h_T) + b_o + \sum_{k=1}^{K} a_k\, x_{T-K+k,\,0} + c,
+   \qquad a_K = 1,\ a_{k<K} = 0,\ c = 0 \text{ at initialization}
 
 Example:
 
