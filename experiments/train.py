@@ -21,6 +21,7 @@ import sys
 
 from config_files import ConfigError
 from config_files import load_config
+from training import baselines
 from training import energy
 from training import files
 from training import run_folder
@@ -89,9 +90,8 @@ def main(argv: list[str] | None = None) -> dict:
   if jax.process_index() == 0:
     print(json.dumps({"workdir": workdir, "test": summary["test"], "seconds_per_epoch": summary["seconds_per_epoch"]}, indent=2))
     test = summary["test"]
-    best = metrics.best_baseline(test) if "smape" in test else None
-    if best:
-      print(f"{summary['model'].upper()} test sMAPE {test['smape']:.2f}% vs best naive ({best[0].replace('_', ' ')}) {best[1]:.2f}%")
+    if "smape" in test:  # energy: the network beside what a forecaster fits first and the naive forecasts
+      print(metrics.comparison_line(summary["model"], test, fitted=baselines.KINDS, naive=tuple(energy.NAIVE_LAGS)))
   return summary
 
 

@@ -1,9 +1,13 @@
 """Data for training: the Kaggle-format CSV reader and windows, adding problem, digits, metrics."""
 
+import datetime
+import sys
+
 import numpy as np
 import pytest
 
 from training import adding
+from training import baselines
 from training import digits
 from training import energy
 from training import metrics
@@ -143,3 +147,47 @@ def test_digits_split_is_fixed_by_seed():
   x_train, y_train, x_test, y_test = a
   assert len(y_train) + len(y_test) == 1797 and x_test.shape[1:] == (8, 8)
   assert 0.0 <= x_train.min() and x_train.max() <= 1.0
+
+
+def test_ridge_matches_scikit_learn_and_validation_picks_the_penalty(monkeypatch):
+  from sklearn.linear_model import Ridge  # pylint: disable=g-import-not-at-top
+
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(60, 5))
+  y = x @ rng.normal(size=5) + 2.0 + 0.1 * rng.normal(size=60)
+  for alpha in (0.0, 0.5, 10.0):
+    fit = baselines.fit_ridge(x, y, alpha=alpha)
+    reference = Ridge(alpha=alpha).fit(x, y)
+    np.testing.assert_allclose(fit.coef, reference.coef_, rtol=1e-8, atol=1e-10)
+    assert fit.intercept == pytest.approx(reference.intercept_)
+    np.testing.assert_allclose(fit.predict(x), reference.predict(x), rtol=1e-10)
+  # Noise-free targets: the smallest penalty fits the held-out rows best; a huge one shrinks to the mean.
+  _, alpha = baselines.fit_ridge_validated(x, x @ np.arange(1.0, 6.0), alphas=(1e-6, 1e3))
+  assert alpha == 1e-6
+  with pytest.raises(ValueError, match=r"x \[N, F\] and y \[N\]"):
+    baselines.fit_ridge(x, y[:-1])
+  with pytest.raises(ValueError, match="unknown baseline"):
+    baselines.check_available(["ridge", "arima"])
+  monkeypatch.setitem(sys.modules, "lightgbm", None)  # as if not installed: import raises ImportError
+  with pytest.raises(ImportError, match=r"'lightgbm', which is not installed: pip install -e '\.\[lightgbm\]'"):
+    baselines.check_available(["lightgbm"])
+
+
+def test_baseline_features_and_forecasts_on_the_training_part_only(tmp_path):
+  path = write_csv(tmp_path / "AEP_hourly.csv", hourly_rows(400))  # every weekday in the training part
+  data = energy.load_energy([path], lookback=10, test_fraction=0.1, scaling="standard")
+  scaled = data.features[:, 0].astype(np.float64)
+  x = baselines.lag_features(scaled, data.times, data.test_ends, data.lookback)
+  assert x.shape == (data.num_test, 10 + 24 + 7)
+  np.testing.assert_array_equal(x[:, :10], scaled[data.test_ends[:, None] + np.arange(-10, 0)])
+  stamps = [datetime.datetime.fromisoformat(str(t)) for t in data.times[data.test_ends]]
+  assert x[:, 10:34].argmax(axis=1).tolist() == [t.hour for t in stamps]
+  assert x[:, 34:].argmax(axis=1).tolist() == [t.weekday() for t in stamps]
+  # The load rises by 10 an hour: the ridge regression continues the line into the test part it never saw.
+  forecasts = baselines.fitted_forecasts(["ridge"], scaled, data.times, data.train_ends, data.test_ends, data.lookback)
+  np.testing.assert_allclose(data.unscale(forecasts["ridge"], data.test_ends), data.load[data.test_ends], rtol=1e-3)
+  # Standard scaling: the training rows have zero mean and unit variance.
+  fit_rows = scaled[: 10 + data.num_train]
+  assert fit_rows.mean() == pytest.approx(0.0, abs=1e-6) and fit_rows.std() == pytest.approx(1.0, rel=1e-5)
+  with pytest.raises(ValueError, match="unknown scaling 'robust'"):
+    energy.load_energy([path], lookback=10, scaling="robust")

@@ -2,8 +2,9 @@
 
 Follows the FloydHub GRU post ("Gated Recurrent Unit (GRU) With PyTorch"): each
 file gives the features load, hour, day of week, month and day of year; each
-file is min-max scaled on its own, the scalers fitted on its training part only
-(the post fitted them on the whole file, test part included); a window of
+file is min-max scaled on its own (or standardized, ``scaling="standard"``), the
+scalers fitted on its training part only (the post fitted them on the whole file,
+test part included); a window of
 ``lookback`` hours predicts the load of the next hour; the last
 ``test_fraction`` of each file's windows is its test set.
 
@@ -211,11 +212,11 @@ class EnergyData:
   lookback: int  # T
   feature_names: tuple[str, ...]  # the columns of `features`, "load" first
   times: np.ndarray  # [N] datetime64[s], the timestamp of each row
-  features: np.ndarray  # [N, I] float32, min-max scaled per file
+  features: np.ndarray  # [N, I] float32, scaled per file (min-max or standard)
   load: np.ndarray  # [N] float64, the load in its original unit
   file_index: np.ndarray  # [N] int32, which file each row comes from
-  feature_min: np.ndarray  # [files, I] float64, the scaler of each file's features ...
-  feature_range: np.ndarray  # [files, I] float64, ... x_scaled = (x - min) / range; column 0 is the load
+  feature_min: np.ndarray  # [files, I] float64, the scaler of each file's features (min, or mean) ...
+  feature_range: np.ndarray  # [files, I] float64, ... x_scaled = (x - min) / range (range, or std); column 0 is the load
   train_ends: np.ndarray  # [N_train] int64, row of each training window's target
   test_ends: np.ndarray  # [N_test] int64, row of each test window's target, file by file
 
@@ -248,11 +249,27 @@ class EnergyData:
     return {name: self.load[ends - lag] for name, lag in NAIVE_LAGS.items() if np.all(ends - lag >= file_start)}
 
 
-def _min_max(columns: np.ndarray, fit_rows: int) -> tuple[np.ndarray, np.ndarray]:
-  low = columns[:fit_rows].min(axis=0)
-  span = columns[:fit_rows].max(axis=0) - low
+SCALINGS = ("minmax", "standard")
+
+
+def fit_scaler(columns: np.ndarray, fit_rows: int, scaling: str = "minmax") -> tuple[np.ndarray, np.ndarray]:
+  """``(offset [I], scale [I])`` so that ``(x - offset) / scale`` maps the first ``fit_rows`` rows of ``columns [N, I]``.
+
+  ``minmax``: to [0, 1] (min and range, the post's MinMaxScaler); ``standard``: to zero mean and unit
+  variance (mean and standard deviation).
+
+  Raises:
+    ValueError: an unknown ``scaling``.
+  """
+  fit = columns[:fit_rows]
+  if scaling == "minmax":
+    low, span = fit.min(axis=0), fit.max(axis=0) - fit.min(axis=0)
+  elif scaling == "standard":
+    low, span = fit.mean(axis=0), fit.std(axis=0)
+  else:
+    raise ValueError(f"unknown scaling {scaling!r}; expected one of {SCALINGS}")
   # A constant column (e.g. month in a series shorter than a month) keeps its
-  # offset and is not divided by zero, as scikit-learn's MinMaxScaler does.
+  # offset and is not divided by zero, as scikit-learn's scalers do.
   return low, np.where(span > 0, span, 1.0)
 
 
@@ -264,6 +281,7 @@ def load_energy(
     datetime_column: str = "Datetime",
     value_column: str | None = None,
     features: Sequence[str] = FEATURES,
+    scaling: str = "minmax",
 ) -> EnergyData:
   """Reads, featurizes, scales and windows one or several hourly CSV files.
 
@@ -275,6 +293,7 @@ def load_energy(
     value_column: the load column; ``None``: the single ``*_MW`` column.
     features: the input columns, ``"load"`` first, from :data:`FEATURES`
       (the FloydHub GRU post uses all five).
+    scaling: ``"minmax"`` (the post's) or ``"standard"``, see :func:`fit_scaler`.
 
   Returns:
     An :class:`EnergyData`.
@@ -287,6 +306,8 @@ def load_energy(
   features = tuple(features)
   if not features or features[0] != "load" or not set(features) <= set(FEATURES) or len(set(features)) != len(features):
     raise ValueError(f"features must start with 'load' and name distinct columns of {FEATURES}, got {features}")
+  if scaling not in SCALINGS:
+    raise ValueError(f"unknown scaling {scaling!r}; expected one of {SCALINGS}")
   feature_rows, stamps, loads, file_index, mins, ranges, train_ends, test_ends = ([] for _ in range(8))
   offset = 0
   for i, path in enumerate(paths):
@@ -295,7 +316,7 @@ def load_energy(
     num_train = split_point(num_rows, lookback, test_fraction, path)
     columns = feature_columns(times, load, features)  # [N_i, I]
     fit_rows = lookback + num_train  # every row that a training window reads or predicts
-    low, span = _min_max(columns, fit_rows)
+    low, span = fit_scaler(columns, fit_rows, scaling)
     feature_rows.append(((columns - low) / span).astype(np.float32))
     stamps.append(np.array(times, "datetime64[s]"))
     loads.append(load)

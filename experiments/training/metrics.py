@@ -12,12 +12,17 @@ division by 2 of the ratio. This is the standard definition, in percent.
 
 Example:
 
->>> import numpy as np
+>>> from collections.abc import Sequence
+
+import numpy as np
 >>> actual = np.array([100.0, 200.0, 300.0])
 >>> {k: round(v, 3) for k, v in forecast_metrics(np.array([110.0, 190.0, 300.0]), actual).items()}
 {'smape': 4.884, 'mae': 6.667, 'rmse': 8.165}
->>> best_baseline({"smape": 2.0, "last_hour_smape": 8.0, "same_hour_yesterday_smape": 4.0})
+>>> test = {"smape": 2.0, "ridge_smape": 2.5, "last_hour_smape": 8.0, "same_hour_yesterday_smape": 4.0}
+>>> best_baseline(test, among=("last_hour", "same_hour_yesterday"))
 ('same_hour_yesterday', 4.0)
+>>> comparison_line("gru", test, fitted=("ridge",), naive=("last_hour", "same_hour_yesterday"))
+'GRU test sMAPE 2.00% vs ridge 2.50%, best naive (same hour yesterday) 4.00%'
 """
 
 from __future__ import annotations
@@ -58,7 +63,23 @@ def baseline_metrics(baselines: dict[str, np.ndarray], actual: np.ndarray) -> di
   return {f"{name}_{k}": v for name, forecast in baselines.items() for k, v in forecast_metrics(forecast, actual).items()}
 
 
-def best_baseline(test: dict[str, float]) -> tuple[str, float] | None:
-  """The baseline with the lowest sMAPE among the ``<name>_smape`` entries of test metrics, or ``None``."""
+def best_baseline(test: dict[str, float], among: Sequence[str] | None = None) -> tuple[str, float] | None:
+  """The baseline with the lowest sMAPE among the ``<name>_smape`` entries of test metrics, or ``None``.
+
+  Args:
+    test: test metrics.
+    among: the baseline names to consider; ``None``: every ``<name>_smape`` entry.
+  """
   scores = {key[: -len("_smape")]: value for key, value in test.items() if key.endswith("_smape")}
+  if among is not None:
+    scores = {name: value for name, value in scores.items() if name in among}
   return min(scores.items(), key=lambda item: item[1]) if scores else None
+
+
+def comparison_line(model: str, test: dict[str, float], *, fitted: Sequence[str], naive: Sequence[str]) -> str:
+  """One line putting a model's test sMAPE beside each fitted baseline and the best naive forecast."""
+  parts = [f"{name} {test[f'{name}_smape']:.2f}%" for name in fitted if f"{name}_smape" in test]
+  best = best_baseline(test, among=naive)
+  if best:
+    parts.append(f"best naive ({best[0].replace('_', ' ')}) {best[1]:.2f}%")
+  return f"{model.upper()} test sMAPE {test['smape']:.2f}%" + (" vs " + ", ".join(parts) if parts else "")

@@ -54,7 +54,7 @@ def plot_forecast(
   fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 6), sharex=True, height_ratios=(2, 1))
   top.plot(times, actual, color="black", lw=1.6, label="actual")
   for (label, values), color in zip(forecasts.items(), _COLORS):
-    style = "--" if label.startswith("naive") else "-"
+    style = "--" if label.startswith("naive") else ":" if label.startswith("baseline") else "-"
     top.plot(times, values, style, color=color, lw=1, label=label)
     bottom.plot(times, values - actual, style, color=color, lw=1, label=label)
   bottom.axhline(0.0, color="black", lw=0.8)
@@ -72,18 +72,19 @@ def plot_forecast(
 
 
 def plot_test_forecasts(path: str, arrays: Mapping[str, np.ndarray], forecasts: Mapping[str, np.ndarray], *, hours: int) -> None:
-  """The first ``hours`` test hours of the first file: the forecasts ``[N_test]`` and the best naive forecast.
+  """The first ``hours`` test hours of the first file: the forecasts ``[N_test]``, the fitted baselines and the best naive forecast.
 
   Args:
     path: the PNG file.
-    arrays: a run's ``test_predictions.npz``: ``actual``, ``time``, ``file_index``, ``files`` and the
-      ``naive_<name>`` forecasts, each ``[N_test]``.
+    arrays: a run's ``test_predictions.npz``: ``actual``, ``time``, ``file_index``, ``files``, the
+      ``fitted_<name>`` (ridge, ...) and ``naive_<name>`` forecasts, each ``[N_test]``.
     forecasts: label -> a model's test forecast ``[N_test]``.
     hours: how many test hours to show (168: one week).
   """
   actual = arrays["actual"]
   baselines = {k[len("naive_"):]: arrays[k] for k in arrays if k.startswith("naive_")}
   shown = dict(forecasts)
+  shown.update({f"baseline: {k[len('fitted_'):]}": arrays[k] for k in arrays if k.startswith("fitted_")})
   if baselines:  # the best naive forecast over the whole test set
     name = min(baselines, key=lambda k: metrics.smape(baselines[k], actual))
     shown[f"naive: {name.replace('_', ' ')}"] = baselines[name]

@@ -45,6 +45,12 @@ class EnergyTask(Schema):
   # Input columns, "load" first; the FloydHub GRU post uses all five.
   features: list[Feature] = list(typing.get_args(Feature))
   lookback: PositiveInt = 90  # input window, hours
+  # Per-file scaler of the inputs, fitted on the training part: "minmax" to [0, 1] (the post's),
+  # or "standard" (zero mean, unit variance).
+  scaling: Literal["minmax", "standard"] = "minmax"
+  # Models fitted on the training part and scored beside the network and the naive forecasts, on the
+  # same lookback: "ridge" (closed form, about a second), "lightgbm" (needs `pip install lightgbm`).
+  baselines: list[Literal["ridge", "lightgbm"]] = ["ridge"]
   test_fraction: Fraction = 0.1  # the last part of each file's windows
   # Hours of the first test file shown in the forecast-vs-actual plot.
   plot_hours: PositiveInt = 168  # one test week: each day readable
@@ -75,6 +81,9 @@ class Model(Schema):
   hidden: PositiveInt = 256  # H
   num_layers: PositiveInt = 2  # L
   dropout: Annotated[float, pydantic.Field(ge=0.0, lt=1.0)] = 0.0  # between layers
+  # LSTNet's linear autoregressive term (Lai et al. 2018) on the last `highway` steps of the first
+  # input feature, added to the output; 0: none, the FloydHub post's model.
+  highway: Annotated[int, pydantic.Field(ge=0)] = 0
 
 
 class Optimizer(Schema):

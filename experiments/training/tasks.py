@@ -21,6 +21,7 @@ from collections.abc import Callable
 import numpy as np
 
 from training import adding
+from training import baselines as fitted
 from training import digits
 from training import energy
 from training import metrics
@@ -76,12 +77,15 @@ def _energy(config: schema.EnergyTask, seed: int, batch_size: int) -> Task:
       datetime_column=config.datetime_column,
       value_column=config.value_column,
       features=config.features,
+      scaling=config.scaling,
   )
   sampler = EpochSampler(data.num_train, batch_size, seed)
+  # What a forecaster fits first, on the same lookback and training windows: fitted once, scored at every evaluation.
+  fitted_test = fitted.fit_and_forecast(data, config.baselines, seed=seed)
 
   def forecasts(predictions):
     ends = data.test_ends
-    return data.unscale(predictions[:, 0], ends), data.load[ends], data.naive_forecasts(ends)
+    return data.unscale(predictions[:, 0], ends), data.load[ends], {**fitted_test, **data.naive_forecasts(ends)}
 
   def evaluate(predictions):
     forecast, actual, baselines = forecasts(predictions)
@@ -92,7 +96,8 @@ def _energy(config: schema.EnergyTask, seed: int, batch_size: int) -> Task:
     arrays = {
         "forecast": forecast, "actual": actual, "time": data.times[data.test_ends],
         "file_index": data.file_index[data.test_ends], "files": np.array(data.files),
-        **{f"naive_{name}": values for name, values in baselines.items()},
+        **{f"naive_{name}": values for name, values in baselines.items() if name in energy.NAIVE_LAGS},
+        **{f"fitted_{name}": values for name, values in baselines.items() if name in fitted.KINDS},
     }
     np.savez(f"{workdir}/test_predictions.npz", **arrays)
     energy.save_scaling(data, f"{workdir}/scaling.json")

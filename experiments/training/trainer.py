@@ -95,7 +95,8 @@ class StepMetrics(NamedTuple):
 def create_model(config: schema.Model, outputs: int) -> models.SequenceModel:
   """The :class:`~training.models.SequenceModel` of a config's ``model`` section."""
   return models.SequenceModel(
-      kind=config.kind, hidden=config.hidden, num_layers=config.num_layers, dropout=config.dropout, outputs=outputs
+      kind=config.kind, hidden=config.hidden, num_layers=config.num_layers, dropout=config.dropout, outputs=outputs,
+      highway=config.highway,
   )
 
 
