@@ -188,12 +188,32 @@ def check_identity(workdir: str, config: Mapping[str, Any], checkpoints: Mapping
   """
   current = identity(config)
   for where, saved in _recorded(workdir, checkpoints):
+    saved = _read_today(saved)
     differing = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
     if differing:
       raise ConfigError(
           f"{workdir} holds a run with a different config: {where} differs in {differing}; "
           "rerun with the same config to resume, or choose another --workdir"
       )
+
+
+def _read_today(saved: dict[str, Any]) -> dict[str, Any]:
+  """A saved identity read with today's schema: options added since it was written take their defaults.
+
+  So a folder made before an option existed resumes when the option keeps its
+  default (the computation it always had); a record today's schema cannot
+  read is compared as it is.
+  """
+  import pydantic  # pylint: disable=g-import-not-at-top
+  from flax import traverse_util  # pylint: disable=g-import-not-at-top
+
+  from training import schema  # pylint: disable=g-import-not-at-top
+
+  try:
+    config = schema.TrainConfig.model_validate(traverse_util.unflatten_dict(saved, sep="."))
+  except pydantic.ValidationError:
+    return saved
+  return identity(config.model_dump(mode="json"))
 
 
 def record_identity(workdir: str, config: Mapping[str, Any]) -> None:
