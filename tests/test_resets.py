@@ -221,6 +221,8 @@ def test_bad_resets_are_refused_naming_the_argument():
   for kwargs, error, message in cases:
     with pytest.raises(error, match=message):
       gru.apply(variables, xb, **kwargs)
+  with pytest.raises(ValueError, match=r"resets must have shape \[T, B\]=\(6, 4\), got \(4, 6\)"):
+    jaxgru.GRU(features=4, time_major=True).apply(variables, x, resets=RESETS.T)  # time-major: [T, B]
   with pytest.raises(TypeError, match=r"resets must be a boolean array of shape \[T, B\]=\(6, 4\)"):
     jaxgru.gru_scan_custom_vjp(params, jaxgru.gates.input_projection(params, x), h0, resets="yes")
   with pytest.raises(ValueError, match="reset_carry must have the shape of h0"):
