@@ -233,8 +233,6 @@ def mingru_scan(
     raise ValueError("minGRU mode='log' needs candidate='g' (positive candidate states); got candidate='linear'")
   x = validation.check_array("x", x, rank=3, legend="[T, B, I]")
   h0 = validation.check_array("h0", h0, rank=2, legend="[B, H]")
-  if reset_carry is not None and resets is None:
-    raise ValueError("reset_carry was given without resets; pass resets [T, B] to say where episodes start")
   num_steps = x.shape[0]
   carry_dtype = h0.dtype
   valid = None
@@ -243,13 +241,9 @@ def mingru_scan(
     valid = (jnp.arange(num_steps, dtype=jnp.int32)[:, None] < seq_lengths[None, :])[..., None]  # [T, B, 1]
     x = jnp.where(valid, x, jnp.zeros_like(x))  # padding reaches neither outputs nor gradients
   proj = projection(params, x, dtype)  # [T, B, 2H]
-  restart = h_reset = None
-  if resets is not None:
-    restart = scan_lib.restarts(validation.check_resets(resets, x.shape[:2]), seq_lengths, False)[..., None]  # [T, B, 1]
-    h_reset = h0 if reset_carry is None else validation.check_array("reset_carry", reset_carry, rank=2, legend="[B, H]")
-    if h_reset.shape != h0.shape:
-      raise ValueError(f"reset_carry must have the shape of h0, [B, H]={tuple(h0.shape)}; got {tuple(h_reset.shape)}")
-    h_reset = h_reset.astype(carry_dtype)
+  restart, h_reset = scan_lib.prepare_resets(resets, reset_carry, h0, seq_lengths, False, num_steps=num_steps)
+  if restart is not None:
+    restart = restart[..., None]  # [T, B, 1]
 
   if mode is Mode.LOG:
     log_a, log_b = log_coefficients(proj, carry_dtype)  # [T, B, H] x2

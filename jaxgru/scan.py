@@ -75,6 +75,29 @@ def restarts(resets: Array, seq_lengths: Array | None, reverse: bool) -> Array:
   return jnp.concatenate([resets[1:], jnp.zeros_like(resets[:1])], axis=0)
 
 
+def prepare_resets(resets, reset_carry, h0: Array, seq_lengths: Array | None, reverse: bool, *, num_steps: int):
+  """Checks episode resets once per run: ``(restart [T, B] bool, h_reset [B, H])``, or ``(None, None)``.
+
+  ``restart`` is :func:`restarts` of the checked ``resets [T, B]``; ``h_reset``
+  is ``reset_carry`` in the carry dtype, ``h0`` when not given.
+
+  Raises:
+    TypeError, ValueError: resets of the wrong shape or dtype, a mis-shaped
+      ``reset_carry``, or a ``reset_carry`` without resets.
+  """
+  if resets is None:
+    if reset_carry is not None:
+      raise ValueError("reset_carry was given without resets; pass resets [T, B] to say where episodes start")
+    return None, None
+  restart = restarts(validation.check_resets(resets, (num_steps, h0.shape[0])), seq_lengths, reverse)
+  if reset_carry is None:
+    return restart, h0
+  h_reset = validation.check_array("reset_carry", reset_carry, rank=2, legend="[B, H]")
+  if h_reset.shape != h0.shape:
+    raise ValueError(f"reset_carry must have the shape of h0, [B, H]={tuple(h0.shape)}; got {tuple(h_reset.shape)}")
+  return restart, h_reset.astype(h0.dtype)
+
+
 def prepare_direction(
     params: gates.Params, x, h0, *, projected: bool, variant, seq_lengths, reverse, unroll, dtype,
     resets=None, reset_carry=None,
@@ -103,19 +126,7 @@ def prepare_direction(
     seq_lengths = validation.check_seq_lengths(seq_lengths, x.shape[1], x.shape[0])
     valid = jnp.arange(x.shape[0], dtype=seq_lengths.dtype)[:, None] < seq_lengths[None, :]  # [T, B]
     x = jnp.where(valid[..., None], x, jnp.zeros_like(x))
-  restart = h_reset = None
-  if resets is not None:
-    resets = validation.check_resets(resets, x.shape[:2])
-    restart = restarts(resets, seq_lengths, reverse)
-    if reset_carry is None:
-      h_reset = h0
-    else:
-      h_reset = validation.check_array("reset_carry", reset_carry, rank=2, legend="[B, H]")
-      if h_reset.shape != h0.shape:
-        raise ValueError(f"reset_carry must have the shape of h0, [B, H]={tuple(h0.shape)}; got {tuple(h_reset.shape)}")
-      h_reset = h_reset.astype(h0.dtype)
-  elif reset_carry is not None:
-    raise ValueError("reset_carry was given without resets; pass resets [T, B] to say where episodes start")
+  restart, h_reset = prepare_resets(resets, reset_carry, h0, seq_lengths, reverse, num_steps=x.shape[0])
   kernels = (params["recurrent_kernel"],) + (() if projected else (params["input_kernel"],))
   compute = dtypes.compute_dtype(dtype, x, h0, *kernels)
   return Direction(x, h0, gates.as_variant(variant), seq_lengths, compute, restart, h_reset)
