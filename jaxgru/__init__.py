@@ -1,48 +1,48 @@
 """jaxgru: gated recurrent units for JAX and Flax, numerically equal to PyTorch.
 
-The public API is :data:`__all__` (listed in the README): the modules
-(:class:`GRU`, :class:`GRUCell`, :class:`MinGRU`; :mod:`jaxgru.nnx` for
-``flax.nnx``), the pure functions (:func:`gru_step`, the ``gru_scan*``
-runners, :func:`gru_stack`, the gate equations in :mod:`jaxgru.gates`), the
-choices (:class:`Implementation`, :class:`Variant`, :class:`Remat`) and
-:func:`jaxgru.dispatch.resolve_implementation`, weights in and out in
-:mod:`jaxgru.interop`, ONNX and StableHLO export in :mod:`jaxgru.export`,
-minGRU's functions in :mod:`jaxgru.mingru`. Other
-submodules are the implementation: their names are shared between jaxgru's
-modules, not promised to users.
+The public API is :data:`__all__` and the ``__all__`` of the public
+submodules :mod:`jaxgru.gates`, :mod:`jaxgru.nnx`, :mod:`jaxgru.mingru`,
+:mod:`jaxgru.interop` and :mod:`jaxgru.export` (listed in the README): the
+linen modules (:class:`GRU`, :class:`GRUCell`, :class:`MinGRU`; their
+``flax.nnx`` twins in :mod:`jaxgru.nnx`), the pure functions (:func:`gru_step`,
+:func:`gru_scan`, :func:`gru_scan_remat`, :func:`gru_scan_pallas`,
+:func:`gru_stack`, the gate equations in :mod:`jaxgru.gates`), the choices
+(:class:`Implementation`, :class:`Variant`, :class:`Remat`) and
+:func:`resolve_implementation`. The layer picks its runner from
+``implementation``; the hand-written backward runs as
+``GRU(..., implementation="custom_vjp")``.
 
-Where things are: the gate equations and the one step every implementation
-runs in :mod:`jaxgru.gates`; the dtype rule in :mod:`jaxgru.dtypes`; the one
-padded loop and the ``"scan"`` runner in :mod:`jaxgru.scan`, the hand-written
-backward in :mod:`jaxgru.backward`, the Pallas kernel in
-:mod:`jaxgru.pallas_gru`, all run by :func:`jaxgru.dispatch.run_direction`;
-the one layer body in :mod:`jaxgru.sequences`, which the linen
-(:mod:`jaxgru.layer`, :mod:`jaxgru.cell`) and nnx (:mod:`jaxgru.nnx`) modules
-call with their parameters and random keys.
+The implementation lives in the private package ``jaxgru._src``: the gate
+equations and the one step in ``_src/gates.py``, the dtype rule in
+``_src/dtypes.py``, the checks in ``_src/validation.py``, the one padded loop
+and the ``"scan"`` runner in ``_src/scan.py``, the hand-written backward in
+``_src/backward.py``, the Pallas kernel in ``_src/pallas_gru.py``, the choice
+of runner in ``_src/dispatch.py``, the one layer body in ``_src/sequences.py``
+(called by the linen modules in ``_src/cell.py`` and ``_src/layer.py`` and the
+nnx ones in ``_src/nnx.py``), minGRU in ``_src/mingru.py``, interop per
+framework and export per format. Nothing under ``_src`` is promised to users.
 """
 
 from importlib import metadata as _metadata
 
-from jaxgru import dispatch
-from jaxgru import export
-from jaxgru import gates
-from jaxgru import interop
-from jaxgru import mingru
-from jaxgru import nnx
-from jaxgru.backward import gru_scan_custom_vjp
-from jaxgru.backward import gru_scan_custom_vjp_in_loop
-from jaxgru.cell import GRUCell
-from jaxgru.dispatch import Implementation
-from jaxgru.gates import Variant
-from jaxgru.gates import gru_step
-from jaxgru.layer import GRU
-from jaxgru.mingru import MinGRU
-from jaxgru.pallas_gru import gru_scan_pallas
-from jaxgru.scan import Remat
-from jaxgru.scan import gru_scan
-from jaxgru.scan import gru_scan_remat
-from jaxgru.sequences import gru_stack
-from jaxgru.sequences import param_name
+from jaxgru import export as export
+from jaxgru import gates as gates
+from jaxgru import interop as interop
+from jaxgru import mingru as mingru
+from jaxgru import nnx as nnx
+from jaxgru._src.cell import GRUCell as GRUCell
+from jaxgru._src.dispatch import Implementation as Implementation
+from jaxgru._src.dispatch import resolve_implementation as resolve_implementation
+from jaxgru._src.gates import Variant as Variant
+from jaxgru._src.gates import gru_step as gru_step
+from jaxgru._src.layer import GRU as GRU
+from jaxgru._src.mingru import MinGRU as MinGRU
+from jaxgru._src.pallas_gru import gru_scan_pallas as gru_scan_pallas
+from jaxgru._src.scan import Remat as Remat
+from jaxgru._src.scan import gru_scan as gru_scan
+from jaxgru._src.scan import gru_scan_remat as gru_scan_remat
+from jaxgru._src.sequences import gru_stack as gru_stack
+from jaxgru._src.sequences import param_name as param_name
 
 try:
   __version__ = _metadata.version("jaxgru")
@@ -56,12 +56,9 @@ __all__ = (
     "MinGRU",
     "Remat",
     "Variant",
-    "dispatch",
     "export",
     "gates",
     "gru_scan",
-    "gru_scan_custom_vjp",
-    "gru_scan_custom_vjp_in_loop",
     "gru_scan_pallas",
     "gru_scan_remat",
     "gru_stack",
@@ -70,4 +67,5 @@ __all__ = (
     "mingru",
     "nnx",
     "param_name",
+    "resolve_implementation",
 )

@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxgru
-from jaxgru import dispatch
+from jaxgru._src import backward
+from jaxgru._src import dispatch
 
 LENGTHS = np.array([6, 2, 0])  # full, ragged, empty (for T = 6, B = 3)
 
@@ -39,14 +40,14 @@ def direction_problem(seed=0, *, steps=6, batch=3, features=2, hidden=4, dtype=j
 
 
 def _dispatched(implementation: str, **fixed):
-  """``implementation`` as ``run(params, x [T, B, I], h0 [B, H], **kwargs)``: the real run path, :func:`jaxgru.dispatch.run_direction`."""
+  """``implementation`` as ``run(params, x [T, B, I], h0 [B, H], **kwargs)``: the real run path, :func:`jaxgru._src.dispatch.run_direction`."""
   return functools.partial(dispatch.run_direction, implementation, **fixed)
 
 
 # The checked public runners over projections ``x_proj [T, B, 3H]``.
 PROJECTION_RUNNERS = {
     "scan": jaxgru.gru_scan,
-    "custom_vjp": jaxgru.gru_scan_custom_vjp,
+    "custom_vjp": backward.gru_scan_custom_vjp,
     "pallas_interpret": functools.partial(jaxgru.gru_scan_pallas, interpret=True),
 }
 

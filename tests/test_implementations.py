@@ -14,8 +14,9 @@ from jax import export
 from jax.test_util import check_grads
 
 import jaxgru
-from jaxgru import dispatch
-from jaxgru import pallas_gru
+from jaxgru._src import backward
+from jaxgru._src import dispatch
+from jaxgru._src import pallas_gru
 import helpers
 
 LENGTHS = helpers.LENGTHS
@@ -92,7 +93,7 @@ def test_layer_gradients_match_the_scan(implementation):
 @pytest.mark.parametrize("reverse", [False, True])
 def test_custom_backward_against_finite_differences(variant, reverse):
   params, x, h0, _, _ = helpers.direction_problem(3, steps=4)
-  run = functools.partial(jaxgru.gru_scan_custom_vjp_in_loop, variant=variant, reverse=reverse, seq_lengths=jnp.array([4, 2, 0]))
+  run = functools.partial(backward.gru_scan_custom_vjp_in_loop, variant=variant, reverse=reverse, seq_lengths=jnp.array([4, 2, 0]))
   check_grads(run, (params, x, h0), order=1, modes=["rev"], atol=1e-2, rtol=1e-2, eps=1e-3)
 
 
@@ -105,7 +106,7 @@ def test_unroll_gives_the_values_and_gradients_of_the_plain_scan():
 
 
 # bfloat16 parameters and inputs with a float32 carry: the compute dtype is the one rule's
-# (jaxgru.dtypes.compute_dtype), the same for every implementation. dtype=None promoted to
+# (jaxgru._src.dtypes.compute_dtype), the same for every implementation. dtype=None promoted to
 # float32 everywhere but "custom_vjp_in_loop", which computed in bfloat16 (1.6e-2 off the scan).
 MIXED = {"none": (None, 1e-5, 1e-5), "bfloat16": (jnp.bfloat16, 3e-2, 6e-2), "float32": (jnp.float32, 1e-5, 1e-5)}
 
@@ -176,7 +177,7 @@ def test_forward_mode_needs_the_scan():
   _, tangent = jax.jvp(lambda x: helpers.RUNNERS["scan"](params, x, h0)[0], (x,), (jnp.ones_like(x),))
   assert tangent.shape == (6, 3, 4)
   with pytest.raises(TypeError, match="custom_vjp"):
-    jax.jvp(lambda x: jaxgru.gru_scan_custom_vjp_in_loop(params, x, h0)[0], (x,), (jnp.ones_like(x),))
+    jax.jvp(lambda x: backward.gru_scan_custom_vjp_in_loop(params, x, h0)[0], (x,), (jnp.ones_like(x),))
 
 
 def test_one_dispatch_policy():

@@ -10,7 +10,7 @@ from jax.test_util import check_grads
 
 import jaxgru
 from jaxgru import gates
-from jaxgru import scan
+from jaxgru._src import scan
 
 B, T, I, H = 3, 6, 4, 5
 

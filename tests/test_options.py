@@ -10,7 +10,9 @@ import pytest
 from flax import nnx
 
 import jaxgru
-from jaxgru import dispatch
+from jaxgru._src import params as params_lib
+from jaxgru._src import backward
+from jaxgru._src import dispatch
 from jaxgru import interop
 
 torch = pytest.importorskip("torch")
@@ -212,8 +214,8 @@ BOOL_OPTIONS = {
     "nnx GRU use_bias": lambda v: jaxgru.nnx.GRU(I, H, use_bias=v, rngs=nnx.Rngs(0)),
     "nnx MinGRU time_major": lambda v: jaxgru.nnx.MinGRU(I, H, time_major=v, rngs=nnx.Rngs(0)),
     "nnx GRUCell use_bias": lambda v: jaxgru.nnx.GRUCell(I, H, use_bias=v, rngs=nnx.Rngs(0)),
-    "reverse": lambda v: jaxgru.gru_scan_custom_vjp_in_loop(
-        jaxgru.params.with_biases({"input_kernel": jnp.zeros((I, 3 * H)), "recurrent_kernel": jnp.zeros((H, 3 * H))}),
+    "reverse": lambda v: backward.gru_scan_custom_vjp_in_loop(
+        params_lib.with_biases({"input_kernel": jnp.zeros((I, 3 * H)), "recurrent_kernel": jnp.zeros((H, 3 * H))}),
         jnp.zeros((T, B, I)), jnp.zeros((B, H)), reverse=v,
     ),  # fmt: skip
     "from_keras reset_after": lambda v: interop.from_keras([np.zeros((I, 3 * H)), np.zeros((H, 3 * H))], reset_after=v),

@@ -56,5 +56,5 @@ def import_every_module(blocked, env):
 def test_every_module_imports_without_the_extras(subprocess_env):
   result = import_every_module(NOT_INSTALLED, subprocess_env)
   assert pathlib.Path(result["file"]).parent == REPO / "jaxgru"  # this checkout, not another install
-  assert "jaxgru.layer" in result["modules"]
+  assert "jaxgru._src.layer" in result["modules"]
   assert not {"jaxgru.training", "jaxgru.benchmark", "jaxgru.config"} & set(result["modules"])

@@ -61,3 +61,8 @@ def test_readme_lists_exactly_the_public_api():
   assert listed == set(jaxgru.__all__)
   for name in jaxgru.__all__:
     assert hasattr(jaxgru, name), name
+  # Each public submodule's members: the backquoted words in the parentheses after its name.
+  for module in ("gates", "nnx", "mingru", "interop", "export"):
+    members = re.search(rf"`{module}`\s+\(([^)]*)\)", bullets, flags=re.S)
+    assert members, f"the README lists no members for jaxgru.{module}"
+    assert set(re.findall(r"`(\w+)`", members.group(1))) == set(getattr(jaxgru, module).__all__), module

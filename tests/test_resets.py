@@ -19,6 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jaxgru
+from jaxgru._src import dispatch
+from jaxgru._src import backward
 from jaxgru import mingru
 import helpers
 
@@ -96,8 +98,8 @@ def _grad(runner):
 def test_without_resets_nothing_changes():
   params, x, h0, _ = problem()
   for rev in (False, True):
-    plain = jaxgru.dispatch.run_direction("auto", params, x, h0, reverse=rev, seq_lengths=LENGTHS)
-    none = jaxgru.dispatch.run_direction("auto", params, x, h0, reverse=rev, seq_lengths=LENGTHS, resets=np.zeros((6, 4), bool))
+    plain = dispatch.run_direction("auto", params, x, h0, reverse=rev, seq_lengths=LENGTHS)
+    none = dispatch.run_direction("auto", params, x, h0, reverse=rev, seq_lengths=LENGTHS, resets=np.zeros((6, 4), bool))
     for a, b in zip(plain, none):
       np.testing.assert_array_equal(a, b)
 
@@ -224,6 +226,6 @@ def test_bad_resets_are_refused_naming_the_argument():
   with pytest.raises(ValueError, match=r"resets must have shape \[T, B\]=\(6, 4\), got \(4, 6\)"):
     jaxgru.GRU(features=4, time_major=True).apply(variables, x, resets=RESETS.T)  # time-major: [T, B]
   with pytest.raises(TypeError, match=r"resets must be a boolean array of shape \[T, B\]=\(6, 4\)"):
-    jaxgru.gru_scan_custom_vjp(params, jaxgru.gates.input_projection(params, x), h0, resets="yes")
+    backward.gru_scan_custom_vjp(params, jaxgru.gates.input_projection(params, x), h0, resets="yes")
   with pytest.raises(ValueError, match="reset_carry must have the shape of h0"):
-    jaxgru.dispatch.run_direction("auto", params, x, h0, resets=RESETS, reset_carry=h0[:2])
+    dispatch.run_direction("auto", params, x, h0, resets=RESETS, reset_carry=h0[:2])

@@ -57,7 +57,7 @@ FILES = {
     "forecast": "energy_forecast.png",  # one test week: actual load, GRU, LSTM
     "proposal": "gpu_auto.json",  # what "auto" should pick on this GPU, per H
 }
-# What jaxgru's dispatch picks for "auto" on a GPU before any measurement (jaxgru/dispatch.py).
+# What jaxgru's dispatch picks for "auto" on a GPU before any measurement (jaxgru/_src/dispatch.py).
 CURRENT_GPU_AUTO = "custom_vjp"
 IMPLEMENTATIONS = tuple(i.value for i in jaxgru.Implementation if i is not jaxgru.Implementation.AUTO)
 LAYER_ROWS = tuple(f"jaxgru.{i}" for i in IMPLEMENTATIONS) + ("flax", "torch")
@@ -353,7 +353,7 @@ def propose_gpu_auto(accuracy_results: Sequence[dict], cases: Sequence[results_l
 
   Returns:
     ``{"current": ..., "by_hidden": [{"hidden", "choice", "fastest", "geomean_ratio_to_current",
-    "cases"}], "dispatch_rule": a Python line for jaxgru/dispatch.py}``.
+    "cases"}], "dispatch_rule": a Python line for jaxgru/_src/dispatch.py}``.
   """
   failed = {r["implementation"] for r in accuracy_results if r.get("status") not in ("ok", "not run")}
   checked = {r["implementation"] for r in accuracy_results if r.get("status") == "ok"}
@@ -486,7 +486,7 @@ def markdown(state: dict) -> str:
     for e in proposal["by_hidden"]:
       ratios = ", ".join(f"{k} {v:.2f}" for k, v in e["geomean_ratio_to_current"].items())
       lines.append(f"| {e['hidden']} | {'; '.join(e['cases'])} | {e['fastest']} | {ratios} | {e['choice']} | {e['why']} |")
-    lines += ["", f"As a table for `jaxgru/dispatch.py`: `{proposal['dispatch_rule']}`", ""]
+    lines += ["", f"As a table for `jaxgru/_src/dispatch.py`: `{proposal['dispatch_rule']}`", ""]
   if state.get("errors"):
     lines += ["## Errors", ""] + [f"- {e}" for e in state["errors"]] + [""]
   return "\n".join(lines) + "\n"

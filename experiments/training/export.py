@@ -28,6 +28,7 @@ import numpy as np
 
 import jaxgru
 from jaxgru import export
+from training import files
 from training import inference
 
 FORMATS = {"onnx": "forecaster.onnx", "stablehlo": "forecaster.stablehlo"}  # format -> default file in the run folder
@@ -85,7 +86,10 @@ def forecaster_onnx(run: inference.Run, *, opset: int = export.DEFAULT_OPSET):
     ValueError: the run's model is not a GRU (ONNX's ``GRU`` operator exports
       only that; :func:`forecast_function` and StableHLO take any model).
   """
-  onnx = export.require_onnx()
+  try:
+    import onnx  # noqa: PLC0415 - an optional extra: pip install 'jaxgru[onnx]'
+  except ImportError as error:
+    raise ImportError("ONNX export of a run needs the onnx package: pip install 'jaxgru[onnx]'") from error
   helper, numpy_helper = onnx.helper, onnx.numpy_helper
 
   if run.model.kind != "gru":
@@ -150,7 +154,10 @@ def export_forecaster(workdir: str, fmt: str, *, path: str | None = None, force:
   export.check_output_path(path, force=force)
   run = inference.load_run(workdir)
   if fmt == "onnx":
-    export.write_file(path, forecaster_onnx(run).SerializeToString(), force=force)
+    data = forecaster_onnx(run).SerializeToString()
+    export.check_output_path(path, force=force)
+    with files.atomic_write(path, "wb") as f:
+      f.write(data)
   else:
     example = jax.ShapeDtypeStruct((1, run.scaling.lookback, len(run.scaling.feature_names)), jnp.float32)
     symbolic = f"batch, {run.scaling.lookback}, {len(run.scaling.feature_names)}"

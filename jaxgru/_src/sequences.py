@@ -14,10 +14,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxgru import dispatch
-from jaxgru import dtypes
-from jaxgru import gates
-from jaxgru import validation
+from jaxgru._src import dispatch
+from jaxgru._src import dtypes
+from jaxgru._src import gates
+from jaxgru._src import validation
 
 Array = jax.Array
 
@@ -191,16 +191,16 @@ def gru_stack(
     params: ``params[l][d]``, the four arrays of layer ``l``, direction ``d``.
     x: ``[T, B, I]`` inputs.
     h0: ``[L*D, B, H]`` initial states, index ``l * D + d`` as PyTorch's ``h_0``.
-    implementation: see :class:`jaxgru.dispatch.Implementation`.
-    variant, seq_lengths, unroll, dtype: as :func:`jaxgru.scan.gru_scan`.
+    implementation: see :class:`jaxgru._src.dispatch.Implementation`.
+    variant, seq_lengths, unroll, dtype: as :func:`jaxgru._src.scan.gru_scan`.
     resets: optional ``[T, B]`` booleans, true where an episode starts
       (:func:`jaxgru.gru_scan`); every layer and direction restarts there.
     reset_carry: optional ``[L*D, B, H]`` states a reset restores (``h0`` by default).
-    remat, remat_segment: as :func:`jaxgru.scan.gru_scan_remat`.
+    remat, remat_segment: as :func:`jaxgru._src.scan.gru_scan_remat`.
     recurrent_masks: optional ``[B, H]`` recurrent-dropout masks, ``[l][d]``.
     between_layers: ``f(l, y [T, B, D*H]) -> y`` applied to the outputs of
       every layer but the last (dropout between layers).
-    gate_fn, activation_fn: as :func:`jaxgru.dispatch.run_direction`.
+    gate_fn, activation_fn: as :func:`jaxgru._src.dispatch.run_direction`.
 
   Returns:
     ``(outputs [T, B, D*H], final_carry [L*D, B, H])``.

@@ -14,9 +14,9 @@ import enum
 import jax
 import jax.numpy as jnp
 
-from jaxgru import backward
-from jaxgru import gates
-from jaxgru import scan
+from jaxgru._src import backward
+from jaxgru._src import gates
+from jaxgru._src import scan
 
 Array = jax.Array
 
@@ -90,7 +90,7 @@ def check_compatible(
   if needs_scan and implementation not in (Implementation.AUTO, Implementation.SCAN):
     raise ValueError(f"{' and '.join(needs_scan)} needs implementation 'scan' (or 'auto'), got {implementation.value!r}")
   if implementation is Implementation.PALLAS and hidden is not None:
-    from jaxgru import pallas_gru  # noqa: PLC0415 - the module only; Pallas itself loads on first kernel build
+    from jaxgru._src import pallas_gru  # noqa: PLC0415 - the module only; Pallas itself loads on first kernel build
 
     pallas_gru.check_hidden(hidden)
   return implementation
@@ -143,7 +143,7 @@ def resolve_implementation(
       return Implementation.SCAN
     return Implementation.CUSTOM_VJP_IN_LOOP if backend == "cpu" else Implementation.CUSTOM_VJP
   if implementation is Implementation.PALLAS and not interpret:
-    from jaxgru import pallas_gru  # noqa: PLC0415 - the module only; Pallas itself loads on first kernel build
+    from jaxgru._src import pallas_gru  # noqa: PLC0415 - the module only; Pallas itself loads on first kernel build
 
     pallas_gru.check_compiled_kernel(backend, hidden)
   return implementation
@@ -172,7 +172,7 @@ def run_direction(
   """Runs one layer direction on inputs ``x [T, B, I]`` with the implementation that serves the request.
 
   The whole run path: the arguments are checked, the padding zeroed and the
-  compute dtype decided once (:func:`jaxgru.scan.prepare_direction`), the
+  compute dtype decided once (:func:`jaxgru._src.scan.prepare_direction`), the
   implementation resolved on this backend, the inputs projected once where
   the implementation wants them projected, and its runner called.
 
@@ -220,6 +220,6 @@ def run_direction(
     )  # fmt: skip
   if implementation is Implementation.CUSTOM_VJP:
     return backward.run_custom_vjp(params, x_proj, d.h0, projected=True, unroll=unroll, **run)
-  from jaxgru import pallas_gru  # noqa: PLC0415 - Pallas is loaded only when asked for
+  from jaxgru._src import pallas_gru  # noqa: PLC0415 - Pallas is loaded only when asked for
 
   return pallas_gru.run_pallas(params, x_proj, d.h0, interpret=interpret, **run)

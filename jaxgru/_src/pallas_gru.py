@@ -14,7 +14,7 @@ kernels. This kernel runs the whole time loop inside one launch instead:
   of :func:`jaxgru.gates.step` (the step every implementation runs), and
   writes the output and, when training, the activations the backward needs.
 
-The backward pass is :func:`jaxgru.backward.backward_scan` (one ``[B, 3H] x
+The backward pass is :func:`jaxgru._src.backward.backward_scan` (one ``[B, 3H] x
 [3H, H]`` step product, weight gradients as large products after the loop),
 wired through ``jax.custom_vjp``; so the gradients are those of the
 ``"custom_vjp"`` implementation.
@@ -41,11 +41,11 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jaxgru import backward
-from jaxgru import dtypes
-from jaxgru import gates
-from jaxgru import scan
-from jaxgru import validation
+from jaxgru._src import backward
+from jaxgru._src import dtypes
+from jaxgru._src import gates
+from jaxgru._src import scan
+from jaxgru._src import validation
 
 Array = jax.Array
 
@@ -97,7 +97,7 @@ def _kernel(*refs, num_steps, variant, reverse, masked, restarting, keep, dtype)
   ``h0 [b, H]``, (``lengths [b]`` when masked), (``restart [T, b]`` int32 and
   ``h_reset [b, H]`` when restarting: episode resets), then the outputs ``ys [T, b,
   H]``, ``h_last [b, H]`` and, when ``keep``, the five residual arrays of
-  :class:`jaxgru.backward.Residuals`, each ``[T, b, H]``.
+  :class:`jaxgru._src.backward.Residuals`, each ``[T, b, H]``.
   """
   from jax.experimental import pallas as pl  # noqa: PLC0415 - loaded on first use only
 
@@ -233,7 +233,7 @@ def run_pallas(
     params: gates.Params, x_proj: Array, h0: Array, *, variant, seq_lengths, reverse, dtype, interpret: bool,
     restart=None, h_reset=None,
 ) -> tuple[Array, Array]:  # fmt: skip
-  """The ``"pallas"`` runner on a prepared request (:func:`jaxgru.scan.prepare_direction`)."""
+  """The ``"pallas"`` runner on a prepared request (:func:`jaxgru._src.scan.prepare_direction`)."""
   if not interpret:
     check_compiled_kernel(jax.default_backend(), h0.shape[-1])
   w, b = params["recurrent_kernel"], params["recurrent_bias"]

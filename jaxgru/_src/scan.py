@@ -4,7 +4,7 @@ Shapes follow the legend in :mod:`jaxgru.gates`. Everything here is a pure
 function of parameters and arrays, differentiated by JAX's autodiff (forward
 and reverse mode). :func:`prepare_direction` checks a request once,
 :func:`loop` is the one padded time loop (also the custom-VJP forward's), and
-the ``run_*`` functions run prepared requests for :func:`jaxgru.dispatch.run_direction`;
+the ``run_*`` functions run prepared requests for :func:`jaxgru._src.dispatch.run_direction`;
 :func:`gru_scan` and :func:`gru_scan_remat` are their checked public forms.
 """
 
@@ -16,9 +16,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxgru import dtypes
-from jaxgru import gates
-from jaxgru import validation
+from jaxgru._src import dtypes
+from jaxgru._src import gates
+from jaxgru._src import validation
 
 Array = jax.Array
 
@@ -50,7 +50,7 @@ class Direction(NamedTuple):
   h0: Array  # [B, H] initial state, carry dtype
   variant: gates.Variant  # where the reset gate applies
   seq_lengths: Array | None  # [B] int32 in [0, T], or None
-  dtype: jnp.dtype  # compute dtype (jaxgru.dtypes.compute_dtype)
+  dtype: jnp.dtype  # compute dtype (jaxgru._src.dtypes.compute_dtype)
   restart: Array | None = None  # [T, B] bool: step t starts from h_reset (see restarts); None: no resets
   h_reset: Array | None = None  # [B, H] carry dtype: the state a reset restores
 
@@ -278,7 +278,7 @@ def gru_scan(
     reverse: run from the last step to the first.
     unroll: steps per ``lax.scan`` iteration.
     dtype: compute dtype of the step; ``None`` promotes ``x_proj``, ``h0`` and
-      the kernel (:func:`jaxgru.dtypes.compute_dtype`).
+      the kernel (:func:`jaxgru._src.dtypes.compute_dtype`).
     resets: optional ``[T, B]`` booleans, true where an episode starts: the
       state entering step ``t`` of sequence ``b`` is ``reset_carry[b]``
       instead of the previous step's state, and no gradient flows through a

@@ -1,6 +1,6 @@
 """GRU parameters: their shapes, per-gate initialization and the bias-free form.
 
-Shared by the flax.linen modules (:mod:`jaxgru.cell`, :mod:`jaxgru.layer`) and
+Shared by the flax.linen modules (:mod:`jaxgru._src.cell`, :mod:`jaxgru._src.layer`) and
 the flax.nnx ones (:mod:`jaxgru.nnx`), so both create the same arrays from the
 same keys. Shapes follow the legend in :mod:`jaxgru.gates`.
 """
@@ -13,9 +13,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxgru import dtypes
-from jaxgru import gates
-from jaxgru import validation
+from jaxgru._src import dtypes
+from jaxgru._src import gates
+from jaxgru._src import validation
 
 Array = jax.Array
 Initializer = Callable[..., Array]
@@ -64,7 +64,7 @@ def param_specs(
 
 
 def init_param(key: Array, init: Initializer, shape: tuple[int, ...], param_dtype) -> Array:
-  """``init(key, shape)`` in :func:`jaxgru.dtypes.init_dtype` (float32 for half precision), rounded to ``param_dtype``.
+  """``init(key, shape)`` in :func:`jaxgru._src.dtypes.init_dtype` (float32 for half precision), rounded to ``param_dtype``.
 
   Every module initializes its parameters through this, so half-precision
   parameters work on every backend (the orthogonal initializer's QR has no

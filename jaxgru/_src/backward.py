@@ -1,6 +1,6 @@
 r"""The GRU recurrence with a hand-written backward pass (``jax.custom_vjp``).
 
-Same numbers as :func:`jaxgru.scan.gru_scan`; only the way gradients are
+Same numbers as :func:`jaxgru._src.scan.gru_scan`; only the way gradients are
 computed differs. Autodiff through ``lax.scan`` keeps the weight-gradient
 product and its ``[H, 3H]`` accumulator inside the reverse loop. Here, as
 cuDNN does, the forward scan stores the few activations the backward needs,
@@ -13,10 +13,10 @@ Two entry points: :func:`gru_scan_custom_vjp` takes the hoisted input
 projection ``x_proj [T, B, 3H]`` like :func:`jaxgru.gru_scan`;
 :func:`gru_scan_custom_vjp_in_loop` takes the raw inputs ``x [T, B, I]`` and projects
 them step by step inside the loop (faster on CPU, see ``experiments/results/speed_notes.md``).
-The forward is :func:`jaxgru.scan.loop`, the loop the scan runs.
+The forward is :func:`jaxgru._src.scan.loop`, the loop the scan runs.
 Both support reverse-mode differentiation only (``jax.grad``, ``jax.vjp``);
 forward mode (``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``) needs
-:func:`jaxgru.scan.gru_scan`.
+:func:`jaxgru._src.scan.gru_scan`.
 
 Backward of one ``reset_after`` step (``a = h W_h + b_h``, pre-activations
 :math:`\hat r, \hat z, \hat n`, :math:`g = \partial L / \partial h'`):
@@ -47,9 +47,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxgru import dtypes
-from jaxgru import gates
-from jaxgru import scan
+from jaxgru._src import dtypes
+from jaxgru._src import gates
+from jaxgru._src import scan
 
 Array = jax.Array
 
@@ -81,7 +81,7 @@ class Saved(NamedTuple):
 
 
 def _forward(w, b, x, h0, seq_lengths, restart, h_reset, w_i, b_i, *, variant, reverse, unroll, dtype, keep):
-  """:func:`jaxgru.scan.loop` on the recurrent weights; ``x`` is ``[T, B, 3H]``, or ``[T, B, I]`` with ``w_i``."""
+  """:func:`jaxgru._src.scan.loop` on the recurrent weights; ``x`` is ``[T, B, 3H]``, or ``[T, B, I]`` with ``w_i``."""
   # Products stay wide ([I, 3H] and [H, 3H]): slicing a value made inside the
   # loop fuses into the gate maths, and fewer slice kernels compile faster
   # (experiments/results/speed_notes.md).
@@ -203,7 +203,7 @@ def run_custom_vjp(
     params: gates.Params, x: Array, h0: Array, *, projected: bool, variant, seq_lengths, reverse, unroll, dtype,
     restart=None, h_reset=None,
 ) -> tuple[Array, Array]:  # fmt: skip
-  """The hand-written-backward runner on a prepared request (:func:`jaxgru.scan.prepare_direction`).
+  """The hand-written-backward runner on a prepared request (:func:`jaxgru._src.scan.prepare_direction`).
 
   ``projected``: ``x`` is the hoisted projection ``[T, B, 3H]`` (``"custom_vjp"``);
   otherwise the raw inputs ``[T, B, I]``, projected step by step inside the

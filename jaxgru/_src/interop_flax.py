@@ -14,11 +14,11 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxgru import gates
-from jaxgru import nnx as jaxgru_nnx
-from jaxgru.layer import GRU
-from jaxgru.sequences import GRU_OPTIONS as OPTIONS
-from jaxgru.sequences import param_name
+from jaxgru._src import gates
+from jaxgru._src import nnx as jaxgru_nnx
+from jaxgru._src.layer import GRU
+from jaxgru._src.sequences import GRU_OPTIONS as OPTIONS
+from jaxgru._src.sequences import param_name
 
 
 def _check_cell_params(cell_params: Mapping, names, who: str) -> None:
@@ -92,7 +92,7 @@ def to_nnx(layer: GRU, variables: Mapping, *, rngs: nnx.Rngs) -> jaxgru_nnx.GRU:
   """Turns a linen :class:`jaxgru.GRU` and its variables into the equal :class:`jaxgru.nnx.GRU`.
 
   The parameters are copied as they are (``to_linen(to_nnx(...))`` gives them
-  back bit for bit); the options of :data:`jaxgru.sequences.GRU_OPTIONS` are carried over.
+  back bit for bit); the options of :data:`jaxgru._src.sequences.GRU_OPTIONS` are carried over.
 
   Args:
     layer: the linen layer.

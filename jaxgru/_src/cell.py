@@ -8,17 +8,17 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxgru import dtypes
-from jaxgru import gates
-from jaxgru import params as params_lib
-from jaxgru import validation
+from jaxgru._src import dtypes
+from jaxgru._src import gates
+from jaxgru._src import params as params_lib
+from jaxgru._src import validation
 
 Array = jax.Array
 Initializer = Callable[..., Array]
 
 
 def declare_params(module: nn.Module, input_features: int) -> dict[str, Array]:
-  """Declares (or fetches) the GRU parameters on ``module``, initialized per gate (:func:`jaxgru.params.init_gates`).
+  """Declares (or fetches) the GRU parameters on ``module``, initialized per gate (:func:`jaxgru._src.params.init_gates`).
 
   Args:
     module: the module inside whose ``compact`` method this is called; its
@@ -90,7 +90,7 @@ def cell_step(owner: str, cell, params, carry, inputs) -> Array:
     owner: the class name for the messages.
     cell: the cell, for its options ``features`` (H), ``variant``, ``dtype``,
       ``param_dtype``, ``gate_fn`` and ``activation_fn``.
-    params: the four parameter arrays (:func:`jaxgru.params.with_biases`).
+    params: the four parameter arrays (:func:`jaxgru._src.params.with_biases`).
     carry: ``[..., H]`` hidden state.
     inputs: ``[..., I]`` input.
 

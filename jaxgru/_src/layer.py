@@ -8,13 +8,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxgru import cell as cell_lib
-from jaxgru import dispatch
-from jaxgru import gates
-from jaxgru import scan
-from jaxgru import sequences
-from jaxgru import validation
-from jaxgru.sequences import param_name
+from jaxgru._src import cell as cell_lib
+from jaxgru._src import dispatch
+from jaxgru._src import gates
+from jaxgru._src import scan
+from jaxgru._src import sequences
+from jaxgru._src import validation
+from jaxgru._src.sequences import param_name
 
 Array = jax.Array
 
@@ -48,7 +48,7 @@ def check_options(
   Raises:
     ValueError, TypeError: naming the option, what it was and what was expected;
       also an explicit ``implementation`` that cannot serve the other options
-      (:func:`jaxgru.dispatch.resolve_implementation`).
+      (:func:`jaxgru._src.dispatch.resolve_implementation`).
   """
   gates.as_variant(variant)
   dispatch.as_implementation(implementation)
@@ -128,7 +128,7 @@ class GRU(nn.Module):
     variant: ``"reset_after"`` (PyTorch) or ``"reset_before"`` (Cho et al.).
     unroll: time steps per ``lax.scan`` iteration.
     implementation: how the recurrence runs (:class:`jaxgru.Implementation`,
-      chosen by :func:`jaxgru.dispatch.resolve_implementation` when the layer
+      chosen by :func:`jaxgru._src.dispatch.resolve_implementation` when the layer
       runs): ``"auto"`` (default), ``"scan"``, ``"custom_vjp"``,
       ``"custom_vjp_in_loop"`` or ``"pallas"`` (GPU only, not yet measured on
       hardware); all give the same numbers. ``recurrent_dropout``, ``remat``
@@ -136,7 +136,7 @@ class GRU(nn.Module):
       explicit choice raises at construction).
     time_major: inputs and outputs are ``[T, B, ...]`` instead of ``[B, T, ...]``.
     dtype: compute dtype (``None``: promote inputs and parameters,
-      :func:`jaxgru.dtypes.compute_dtype`).
+      :func:`jaxgru._src.dtypes.compute_dtype`).
     param_dtype: parameter dtype; also the carry dtype, and the dtype integer
       or boolean inputs are promoted to.
     recurrent_dropout: rate of dropout on the hidden state where it enters the

@@ -12,10 +12,10 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgru import gates
-from jaxgru import validation
-from jaxgru.layer import GRU
-from jaxgru.sequences import param_name
+from jaxgru._src import gates
+from jaxgru._src import validation
+from jaxgru._src.layer import GRU
+from jaxgru._src.sequences import param_name
 
 
 _KERAS_NAMES = ("kernel", "recurrent_kernel", "bias")
@@ -57,7 +57,7 @@ def from_keras(weights: Any, *, reset_after: bool | None = None, **layer_kwargs)
     its ``return_state`` state. The cell parameters (for
     :class:`jaxgru.GRUCell` with the layer's ``use_bias``) are
     ``variables["params"]["layer_0"]`` (for :func:`jaxgru.gru_step`, through
-    :func:`jaxgru.params.with_biases`).
+    :func:`jaxgru._src.params.with_biases`).
 
   Raises:
     TypeError: ``weights`` is none of the accepted kinds.
