@@ -67,6 +67,8 @@ def _describe(error: dict) -> str:
     return f"unknown key {where!r}"
   if error["type"] == "missing":
     return f"missing required key {where!r}"
+  if error["type"] == "value_error" and not error["loc"]:  # a check across sections names its own keys
+    return error["msg"].removeprefix("Value error, ")
   return f"key {where!r}: {error['msg']} (got {error.get('input')!r})"
 
 

@@ -29,6 +29,24 @@ from training import tasks
 from training.schema import TrainConfig
 
 
+# jax.distributed's bounds, set explicitly (jax's own defaults: 100 s and 300 s). A process that
+# sends no heartbeat for HEARTBEAT_TIMEOUT_S is declared lost and every other process stops; the
+# processes must all have joined within JOIN_TIMEOUT_S of the first. Orbax's own barriers wait on
+# the same coordination service, so a lost process ends them within the heartbeat bound too.
+HEARTBEAT_TIMEOUT_S = 30
+JOIN_TIMEOUT_S = 300
+
+
+def _positive_seconds(text: str) -> int:
+  try:
+    value = int(text)
+  except ValueError:
+    value = 0
+  if value <= 0:
+    raise argparse.ArgumentTypeError(f"expected a whole number of seconds above 0, got {text!r}")
+  return value
+
+
 def build_parser() -> argparse.ArgumentParser:
   """The command line; add options here."""
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -47,6 +65,19 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--coordinator", help="with --distributed: host:port of process 0 (else auto-detected)")
   parser.add_argument("--num-processes", type=int, help="with --distributed: number of processes (else auto-detected)")
   parser.add_argument("--process-id", type=int, help="with --distributed: this process's index (else auto-detected)")
+  parser.add_argument(
+      "--heartbeat-timeout",
+      type=_positive_seconds,
+      default=HEARTBEAT_TIMEOUT_S,
+      help="with --distributed: seconds without a heartbeat after which a process counts as lost and the run stops "
+      f"(default {HEARTBEAT_TIMEOUT_S})",
+  )
+  parser.add_argument(
+      "--join-timeout",
+      type=_positive_seconds,
+      default=JOIN_TIMEOUT_S,
+      help=f"with --distributed: seconds to wait for every process to join at the start (default {JOIN_TIMEOUT_S})",
+  )
   parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
   return parser
 
@@ -68,6 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
 
   import jax  # pylint: disable=g-import-not-at-top
 
+  from training import agreement  # pylint: disable=g-import-not-at-top
   from training import checkpoint  # pylint: disable=g-import-not-at-top
   from training import interrupts  # pylint: disable=g-import-not-at-top
   from training import metrics  # pylint: disable=g-import-not-at-top
@@ -75,7 +107,13 @@ def main(argv: list[str] | None = None) -> dict:
 
   if args.distributed:
     # Unset values are detected on Cloud TPU, SLURM, Open MPI and Kubernetes clusters.
-    jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    jax.distributed.initialize(
+        args.coordinator,
+        args.num_processes,
+        args.process_id,
+        initialization_timeout=args.join_timeout,
+        heartbeat_timeout_seconds=args.heartbeat_timeout,
+    )
   try:
     summary = trainer.train_and_evaluate(config, workdir, restart=args.restart, task=task)
   except interrupts.Interrupted as e:  # Ctrl-C or SIGTERM: one line, the shell's exit status, no traceback
@@ -85,7 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
     # interpreter shutdown in the middle of an XLA compilation can crash instead of exiting.
     os._exit(e.exit_status)
   except (ConfigError, energy.DataError, files.DiskFault, run_folder.RunFolderBusyError, checkpoint.CheckpointError,
-          trainer.NonFiniteLossError) as e:
+          trainer.NonFiniteLossError, agreement.MainProcessError) as e:
     sys.exit(f"error: {e}")
   if jax.process_index() == 0:
     print(json.dumps({"workdir": workdir, "test": summary["test"], "seconds_per_epoch": summary["seconds_per_epoch"]}, indent=2))

@@ -7,6 +7,7 @@ One tiny finished run is trained once per module and copied into each test.
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -145,6 +146,25 @@ def test_another_config_is_refused_whichever_record_is_left(run):
     trainer.train_and_evaluate(tiny_config(TASK, model={"hidden": 8}, train=TRAIN, seed=1), run)
   assert step_folders(run) == checkpoints
   assert not os.path.exists(os.path.join(run, "unreadable_checkpoints"))
+
+
+@pytest.mark.parametrize(
+    "name, content, why",
+    [("config.yaml", "", "it is empty"), ("config.yaml", "seed: [0\n", "while parsing"),
+     (run_folder.IDENTITY_FILE, '{"config": {"seed"', "Expecting")],
+)
+def test_a_damaged_record_of_the_config_is_named_as_damaged(run, name, content, why):
+  path = os.path.join(run, name)
+  with open(path, "w", encoding="utf-8") as f:
+    f.write(content)
+  others = "identity.json" if name == "config.yaml" else "config.yaml"
+  with pytest.raises(ConfigError, match=rf"{re.escape(path)} is damaged \(.*{why}.*\)\. The other records of the run's "
+                     rf"config \(.*{others}, checkpoint 10, checkpoint 15, checkpoint 20\) match this config\. "
+                     r"Nothing was changed: move the damaged file\(s\) out of"):
+    trainer.train_and_evaluate(config_of(), run)
+  assert read_bytes(run, name) == content.encode()
+  os.remove(path)  # as the message says; the finished run is then recognized
+  assert trainer.train_and_evaluate(config_of(), run)["steps"] == 20
 
 
 def _interrupt_at(monkeypatch, step, signum):

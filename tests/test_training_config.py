@@ -40,6 +40,10 @@ def run_cli(*argv):
         (VALID, ["train.num_step=3"], r"unknown key 'train.num_step'"),
         (VALID, ["seed=-1"], r"key 'seed': .*greater than or equal to 0"),
         (VALID, ["optimizer.learning_rate=.inf"], r"key 'optimizer.learning_rate': .*finite number"),
+        # Across sections, every broken constraint at once.
+        (VALID, ["model.highway=9", "optimizer.schedule=warmup_cosine", "optimizer.warmup_steps=2"],
+         r"model.highway \(9\) reads more steps than the input has: task.length is 8; .*"
+         r"optimizer.warmup_steps \(2\) must be shorter than the run \(train.num_steps: 2\)"),
     ],
 )
 def test_config_errors_name_key_and_file_and_write_nothing(tmp_path, text, overrides, message):
@@ -49,6 +53,14 @@ def test_config_errors_name_key_and_file_and_write_nothing(tmp_path, text, overr
   with pytest.raises(SystemExit, match=message) as info:  # one line: "error: <message>"
     run_cli("--config", str(config_path), "--workdir", str(workdir), *overrides)
   assert str(config_path) in str(info.value)
+  assert not workdir.exists()
+
+
+def test_the_default_energy_config_with_a_short_lookback_is_refused_whole(tmp_path):
+  """Issue 28's case: task.lookback=24 beside the default model.highway: 48, named before any file is written."""
+  workdir = tmp_path / "run"
+  with pytest.raises(SystemExit, match=r"model.highway \(48\) reads more steps than the input has: task.lookback is 24"):
+    run_cli("--config", os.path.join(REPO, "configs", "energy_default.yaml"), "--workdir", str(workdir), "task.lookback=24")
   assert not workdir.exists()
 
 

@@ -174,6 +174,48 @@ def restore_params(directory: str, step: int, like: Any) -> Any:
   return restored["params"]
 
 
+def _aside_dir(directory: str) -> str:
+  return os.path.join(os.path.dirname(directory), "unreadable_checkpoints")
+
+
+def _move_aside(directory: str, step: int, reason: str) -> None:
+  """Moves an unreadable step out of orbax's view, keeping it for inspection, with a warning."""
+  aside = _aside_dir(directory)
+  os.makedirs(aside, exist_ok=True)
+  source = os.path.join(directory, str(step))
+  target = os.path.join(aside, str(step))
+  copies = 1
+  while os.path.exists(target):  # an earlier step of the same number was set aside: keep both
+    copies += 1
+    target = os.path.join(aside, f"{step}.{copies}")
+  if os.path.exists(source):
+    shutil.move(source, target)
+  warnings.warn(
+      f"checkpoint {step} in {directory} cannot be read ({reason[:200]}); "
+      f"moved it to {target}; the previous checkpoint is used instead",
+      CheckpointWarning,
+      stacklevel=4,
+  )
+
+
+def set_aside_unreadable(directory: str) -> list[str]:
+  """Moves every step folder of ``directory`` that orbax cannot read to ``unreadable_checkpoints/``.
+
+  Nothing is deleted; each move is announced by a :class:`CheckpointWarning`.
+  Only one process may call it, before any process opens ``directory``.
+
+  Returns:
+    ``"step N: why"`` for each folder moved.
+  """
+  directory = os.path.abspath(directory)
+  moved = []
+  for step, found in survey(directory).items():
+    if isinstance(found, str):
+      _move_aside(directory, step, found)
+      moved.append(f"step {step}: {found}")
+  return moved
+
+
 class Checkpoints:
   """The checkpoints of one run folder.
 
@@ -182,9 +224,12 @@ class Checkpoints:
     keep: N, how many of the latest checkpoints to keep.
     best_metric: the metric saved with a checkpoint that ranks it; the
       checkpoint with the lowest value is kept besides the latest N.
+    set_aside: first move the step folders orbax cannot read aside
+      (:func:`set_aside_unreadable`). A multi-host run has process 0 do it
+      before any process opens the folder, and passes ``False``.
   """
 
-  def __init__(self, directory: str, *, keep: int, best_metric: str = "test_loss"):
+  def __init__(self, directory: str, *, keep: int, best_metric: str = "test_loss", set_aside: bool = True):
     if not isinstance(keep, int) or keep < 1:
       raise ValueError(f"keep must be a positive integer, got {keep!r}")
     self.directory = os.path.abspath(directory)
@@ -206,11 +251,9 @@ class Checkpoints:
         # orbax never lists them as steps.
         cleanup_tmp_directories=True,
     )
-    self._failures: list[str] = []  # why checkpoints of this folder could not be read
+    # Why checkpoints of this folder could not be read.
+    self._failures: list[str] = set_aside_unreadable(self.directory) if set_aside else []
     self._faulted = False  # a save failed on a full or read-only disk
-    for step, found in survey(self.directory).items():
-      if isinstance(found, str):
-        self._set_aside(step, found)
     self._manager = ocp.CheckpointManager(self.directory, options=self._options)
 
   def steps(self) -> list[int]:
@@ -277,7 +320,7 @@ class Checkpoints:
     if self._failures:
       raise CheckpointError(
           f"none of the checkpoints in {self.directory} can be read, so the run cannot resume "
-          f"(they were moved to {self._aside_dir()}, not deleted). It is never started again from step 0 by "
+          f"(they were moved to {_aside_dir(self.directory)}, not deleted). It is never started again from step 0 by "
           "itself: to start over on purpose, rerun with --restart (the old contents are moved aside), or choose "
           "another --workdir. Failures: " + "; ".join(self._failures)
       )
@@ -287,29 +330,11 @@ class Checkpoints:
     """Restores checkpoint ``step`` (e.g. the best one) into the structure, shapes and shardings of ``like``."""
     return self._manager.restore(step, args=ocp.args.StandardRestore(_abstract(like)))
 
-  def _aside_dir(self) -> str:
-    return os.path.join(os.path.dirname(self.directory), "unreadable_checkpoints")
-
   def _set_aside(self, step: int, reason: str) -> None:
-    """Moves an unreadable step out of orbax's view, keeping it for inspection, with a warning."""
     self._failures.append(f"step {step}: {reason}")
-    if jax.process_count() > 1:  # moving files under other processes' feet is not safe
-      raise CheckpointError(f"checkpoint {step} in {self.directory} cannot be read ({reason}); remove it to resume")
-    os.makedirs(self._aside_dir(), exist_ok=True)
-    source = os.path.join(self.directory, str(step))
-    target = os.path.join(self._aside_dir(), str(step))
-    copies = 1
-    while os.path.exists(target):  # an earlier step of the same number was set aside: keep both
-      copies += 1
-      target = os.path.join(self._aside_dir(), f"{step}.{copies}")
-    if os.path.exists(source):
-      shutil.move(source, target)
-    warnings.warn(
-        f"checkpoint {step} in {self.directory} cannot be read ({reason[:200]}); "
-        f"moved it to {target}; the previous checkpoint is used instead",
-        CheckpointWarning,
-        stacklevel=3,
-    )
+    if jax.process_count() > 1:  # the other processes are reading the folder now
+      raise CheckpointError(f"checkpoint {step} in {self.directory} cannot be read ({reason}); move it aside to resume")
+    _move_aside(self.directory, step, reason)
 
   def close(self) -> None:
     """Waits for pending writes and releases the manager."""

@@ -41,6 +41,7 @@ class Interrupted(Exception):
 
 class _State(threading.local):
   depth = 0  # nesting of deferred() blocks
+  hold = False  # signals_raise(hold=True): every signal waits for take_pending()
   pending: int | None = None  # a signal that arrived inside one
 
 
@@ -49,22 +50,29 @@ _state = _State()
 
 def _handler(signum, frame):
   del frame
-  if _state.depth:
+  if _state.depth or _state.hold:
     _state.pending = signum
   else:
     raise Interrupted(signum)
 
 
 @contextlib.contextmanager
-def signals_raise() -> Iterator[None]:
-  """SIGINT and SIGTERM raise :class:`Interrupted` in the block (a no-op off the main thread)."""
+def signals_raise(*, hold: bool = False) -> Iterator[None]:
+  """SIGINT and SIGTERM raise :class:`Interrupted` in the block (a no-op off the main thread).
+
+  Args:
+    hold: raise nothing: a signal waits until :func:`take_pending` collects it
+      (a multi-host run, whose processes must all stop at the same step).
+  """
   if threading.current_thread() is not threading.main_thread():
     yield
     return
   previous = {s: signal.signal(s, _handler) for s in _SIGNALS}
+  _state.hold = hold
   try:
     yield
   finally:
+    _state.hold = False
     for s, handler in previous.items():
       signal.signal(s, handler)
 
@@ -77,6 +85,16 @@ def deferred() -> Iterator[None]:
     yield
   finally:
     _state.depth -= 1
-  if not _state.depth and _state.pending is not None:
+  if not _state.depth and not _state.hold and _state.pending is not None:
     signum, _state.pending = _state.pending, None
     raise Interrupted(signum)
+
+
+def take_pending() -> int:
+  """The signal held back inside :func:`deferred` so far (0: none), which is then forgotten.
+
+  A multi-host run holds signals back (``signals_raise(hold=True)``) and acts on
+  them only at steps where every process asks (``training.agreement.any_process``).
+  """
+  signum, _state.pending = _state.pending, None
+  return signum or 0

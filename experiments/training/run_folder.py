@@ -156,27 +156,37 @@ def _lock_or_refuse(fd: int, workdir: str) -> None:
     ) from None
 
 
-def _recorded(workdir: str, checkpoints: Mapping[int, Mapping[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
-  """``(where, identity)`` of every record of the config the folder was started with."""
-  records = []
+def _recorded(workdir: str, checkpoints: Mapping[int, Mapping[str, Any]]) -> tuple[list[tuple[str, dict[str, Any]]], list[tuple[str, str]]]:
+  """``(where, identity)`` of every record of the config the folder was started with, and ``(path, why)`` of the damaged ones."""
+  records, damaged = [], []
   path = os.path.join(workdir, IDENTITY_FILE)
   if os.path.exists(path):
-    with contextlib.suppress(OSError, ValueError):
+    try:
       with open(path, encoding="utf-8") as f:
-        records.append((path, json.load(f)["config"]))
+        saved = json.load(f)
+      if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
+        raise ValueError("it holds no \"config\" mapping")
+      records.append((path, saved["config"]))
+    except (OSError, ValueError) as e:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+      damaged.append((path, str(e) or type(e).__name__))
   path = os.path.join(workdir, "config.yaml")
   if os.path.exists(path):
-    with contextlib.suppress(OSError, ValueError, yaml.YAMLError):
+    try:
       with open(path, encoding="utf-8") as f:
-        records.append((path, identity(yaml.safe_load(f) or {})))
+        saved = yaml.safe_load(f)
+      if not isinstance(saved, dict):
+        raise ValueError("it is empty" if saved is None else f"it holds a {type(saved).__name__}, not a mapping of keys")
+      records.append((path, identity(saved)))
+    except (OSError, ValueError, yaml.YAMLError) as e:
+      damaged.append((path, " ".join(str(e).split())[:200] or type(e).__name__))
   for step, metadata in sorted(checkpoints.items()):
     if isinstance(metadata.get("config"), dict):
       records.append((f"checkpoint {step}", metadata["config"]))
-  return records
+  return records, damaged
 
 
 def check_identity(workdir: str, config: Mapping[str, Any], checkpoints: Mapping[int, Mapping[str, Any]]) -> None:
-  """Refuses a config other than the one ``workdir`` was started with.
+  """Refuses a config other than the one ``workdir`` was started with, and a damaged record of it.
 
   Args:
     workdir: the run folder.
@@ -184,10 +194,13 @@ def check_identity(workdir: str, config: Mapping[str, Any], checkpoints: Mapping
     checkpoints: ``{step: custom metadata}`` of its checkpoints.
 
   Raises:
-    ConfigError: naming the differing keys and where the saved config was found.
+    ConfigError: naming the differing keys and where the saved config was
+      found; or naming a damaged ``config.yaml`` or ``identity.json``, what the
+      other records say, and how to proceed.
   """
   current = identity(config)
-  for where, saved in _recorded(workdir, checkpoints):
+  records, damaged = _recorded(workdir, checkpoints)
+  for where, saved in records:
     saved = _read_today(saved)
     differing = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
     if differing:
@@ -195,6 +208,16 @@ def check_identity(workdir: str, config: Mapping[str, Any], checkpoints: Mapping
           f"{workdir} holds a run with a different config: {where} differs in {differing}; "
           "rerun with the same config to resume, or choose another --workdir"
       )
+  if damaged:
+    others = [where for where, _ in records]
+    agree = (f"the other records of the run's config ({', '.join(others)}) match this config"
+             if others else "no other record of the run's config is left to compare this config with")
+    broken = "; ".join(f"{path} is damaged ({why})" for path, why in damaged)
+    raise ConfigError(
+        f"{broken}. {agree[0].upper() + agree[1:]}. Nothing was changed: move the damaged file(s) out of {workdir} "
+        "and rerun the same command (a run that trains on writes them again from this config)"
+        + ("" if others else " (make sure it is the config the run was started with)")
+    )
 
 
 def _read_today(saved: dict[str, Any]) -> dict[str, Any]:

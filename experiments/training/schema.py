@@ -133,3 +133,27 @@ class TrainConfig(Schema):
   model: Model = Model()
   optimizer: Optimizer = Optimizer()
   train: Train
+
+  @pydantic.model_validator(mode="after")
+  def _consistent(self):
+    """The constraints between sections, every broken one named at once (each section checks its own keys)."""
+    problems = []
+    length, where = input_length(self.task)
+    if self.model.highway > length:
+      problems.append(f"model.highway ({self.model.highway}) reads more steps than the input has: {where} is {length}; "
+                      f"set model.highway to at most {length} (0: no highway)")
+    warmup, steps = self.optimizer.warmup_steps, self.train.num_steps
+    if self.optimizer.schedule == "warmup_cosine" and steps is not None and warmup >= steps:
+      problems.append(f"optimizer.warmup_steps ({warmup}) must be shorter than the run (train.num_steps: {steps})")
+    if problems:
+      raise ValueError("; ".join(problems))
+    return self
+
+
+def input_length(task: Union[EnergyTask, AddingTask, DigitsTask]) -> tuple[int, str]:
+  """T, the steps of one input sequence of ``task``, and the config key (or fact) that sets it."""
+  if isinstance(task, EnergyTask):
+    return task.lookback, "task.lookback"
+  if isinstance(task, AddingTask):
+    return task.length, "task.length"
+  return 8, "the digits task's sequence length (8 rows)"

@@ -57,6 +57,7 @@ from jax.sharding import PartitionSpec as P
 
 from config_files import ConfigError
 from config_files import dump_config
+from training import agreement
 from training import checkpoint
 from training import event_files
 from training import files
@@ -283,7 +284,8 @@ def plan_run(config: schema.TrainConfig, task: tasks.Task | None = None) -> Plan
 
   Raises:
     ConfigError: a batch that does not split over the devices, epochs for a
-      task without a fixed training set, a warmup not shorter than the run.
+      task without a fixed training set, a warmup not shorter than the run, a
+      model that cannot be initialized on the task's inputs.
     training.energy.DataError: missing or malformed data files.
   """
   train = config.train
@@ -297,10 +299,16 @@ def plan_run(config: schema.TrainConfig, task: tasks.Task | None = None) -> Plan
   total = train.num_epochs * task.steps_per_epoch if train.num_epochs is not None else train.num_steps
   eval_every = _schedule(train.eval_every, task.steps_per_epoch, total)
   checkpoint_every = _schedule(train.checkpoint_every, task.steps_per_epoch, total)
+  model, tx = create_model(config.model, task.outputs), optim.make_optimizer(config.optimizer, total)
+  sample_inputs, _ = task.train_batch(0)
+  try:  # shapes only, nothing computed: a model that does not fit the inputs is refused before any file is written
+    jax.eval_shape(functools.partial(create_train_state, model, tx), jax.random.key(0), jnp.asarray(sample_inputs[:1]))
+  except (ValueError, TypeError) as e:
+    raise ConfigError(f"the model section does not fit the task's inputs [T, I] = {list(sample_inputs.shape[1:])}: {e}") from None
   return Plan(
       task=task,
-      model=create_model(config.model, task.outputs),
-      tx=optim.make_optimizer(config.optimizer, total),
+      model=model,
+      tx=tx,
       schedule=optim.make_schedule(config.optimizer, total),
       total_steps=total,
       eval_every=eval_every,
@@ -348,7 +356,7 @@ def train_and_evaluate(
   """
   position = _Position()
   ckpt_dir = os.path.join(workdir, "checkpoints")
-  with contextlib.ExitStack() as guards, interrupts.signals_raise():
+  with contextlib.ExitStack() as guards, interrupts.signals_raise(hold=jax.process_count() > 1):
     try:
       plan = plan_run(config, task)
       opened = open_run_folder(config, workdir, plan, restart=restart, guards=guards)
@@ -398,6 +406,8 @@ def open_run_folder(
 ) -> checkpoint.Checkpoints | dict:
   """Makes ``workdir`` ready to train ``plan``: writable, locked, of this config, with room for a checkpoint.
 
+  Process 0 alone looks at the folder and decides (:func:`_decide`); every
+  process then opens the checkpoints it left (:mod:`training.agreement`).
   Everything that ``guards`` must undo (the lock, the checkpoint manager) is
   registered with it.
 
@@ -405,39 +415,52 @@ def open_run_folder(
     The run's :class:`~training.checkpoint.Checkpoints`, or the summary of a run that is finished.
 
   Raises:
-    See :func:`train_and_evaluate`.
+    See :func:`train_and_evaluate`; on processes other than 0,
+    :class:`training.agreement.MainProcessError` with process 0's message.
   """
-  is_main = jax.process_index() == 0
+  decision = agreement.decided_by_main(
+      lambda: _decide(config, workdir, plan, restart=restart, guards=guards), what=f"how to open {workdir}"
+  )
+  if decision["finished"] is not None:
+    return decision["finished"]
+  ckpt = checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"), keep=config.train.keep_checkpoints, set_aside=False)
+  guards.callback(ckpt.close)
+  return ckpt
+
+
+def _decide(config: schema.TrainConfig, workdir: str, plan: Plan, *, restart: bool, guards: contextlib.ExitStack) -> dict:
+  """Process 0's look at the run folder, under its lock: ``{"finished": summary or None}``.
+
+  Takes the lock, sets the old contents aside (``restart``), checks the config
+  against the folder's records, tells a finished run, sets unreadable
+  checkpoints aside, refuses a folder with history but nothing to resume, checks
+  the disk's room and records the config. Nothing else writes outside orbax.
+  """
   config_json = config.model_dump(mode="json")
   ckpt_dir = os.path.join(workdir, "checkpoints")
-  if is_main:
-    run_folder.check_writable(workdir)  # names a read-only folder, not the lock file it cannot open
-    guards.enter_context(run_folder.exclusive(workdir))
-    moved = run_folder.set_aside(workdir) if restart else None
-    if moved:
-      print(f"restarting: the previous contents of {workdir} were moved to {moved}", flush=True)
+  run_folder.check_writable(workdir)  # names a read-only folder, not the lock file it cannot open
+  guards.enter_context(run_folder.exclusive(workdir))
+  moved = run_folder.set_aside(workdir) if restart else None
+  if moved:
+    print(f"restarting: the previous contents of {workdir} were moved to {moved}", flush=True)
   metrics_steps = [r["step"] for r in history.read(os.path.join(workdir, "metrics.jsonl"))]
   earlier_work = run_folder.describe_history(workdir, first_checkpoint_step=plan.first_checkpoint, metrics_steps=metrics_steps)
   if earlier_work:  # a folder without any is free to take a corrected config
     run_folder.check_identity(workdir, config_json, checkpoint.saved_metadata(ckpt_dir))
   finished = _finished_summary(workdir, plan.total_steps)
   if finished is not None:
-    if is_main:
-      print(f"the run in {workdir} is finished (step {plan.total_steps}); its files are left as they are", flush=True)
-    return finished
+    print(f"the run in {workdir} is finished (step {plan.total_steps}); its files are left as they are", flush=True)
+    return {"finished": finished}
   os.makedirs(workdir, exist_ok=True)
-  # Sets damaged step folders aside and removes orbax's temporary folders of unfinished saves.
-  ckpt = checkpoint.Checkpoints(ckpt_dir, keep=config.train.keep_checkpoints)
-  guards.callback(ckpt.close)
-  steps = ckpt.steps()
+  checkpoint.set_aside_unreadable(ckpt_dir)
+  steps = checkpoint.intact_steps(ckpt_dir)
   if earlier_work and not steps:
     raise checkpoint.CheckpointError(run_folder.no_fresh_start_message(workdir, earlier_work))
-  if is_main:
-    if steps:  # a disk still full after a stop says so now, not after training up to the next save
-      run_folder.check_space(ckpt_dir, steps[-1])
-    dump_config(config, os.path.join(workdir, "config.yaml"))
-    run_folder.record_identity(workdir, config_json)
-  return ckpt
+  if steps:  # a disk still full after a stop says so now, not after training up to the next save
+    run_folder.check_space(ckpt_dir, steps[-1])
+  dump_config(config, os.path.join(workdir, "config.yaml"))
+  run_folder.record_identity(workdir, config_json)
+  return {"finished": None}
 
 
 class _Outcome(NamedTuple):
@@ -495,6 +518,9 @@ def _train(config: schema.TrainConfig, plan: Plan, ckpt: checkpoint.Checkpoints,
   )
   custom_metadata = run_folder.checkpoint_metadata(config.model_dump(mode="json"))
   test_result, predictions, last_eval_step = None, None, None
+  # Several hosts: a signal is held back (train_and_evaluate) and acted on at a log step, where every
+  # process asks whether any got one, so that all stop at the same step with the same checkpoint.
+  several = jax.process_count() > 1
   try:
     for step in range(start_step + 1, total_steps + 1):
       x, y = task.train_batch(step - 1)
@@ -504,6 +530,7 @@ def _train(config: schema.TrainConfig, plan: Plan, ckpt: checkpoint.Checkpoints,
       is_last = step == total_steps
       do_eval = step % plan.eval_every == 0 or is_last
       do_ckpt = step % plan.checkpoint_every == 0 or do_eval
+      stop = 0  # the signal that stops every process at this step
       if step % train_cfg.log_every == 0 or do_ckpt:
         try:  # the one host sync of a log interval; checks every step's loss
           log.flush(step)
@@ -511,15 +538,21 @@ def _train(config: schema.TrainConfig, plan: Plan, ckpt: checkpoint.Checkpoints,
           latest = ckpt.steps()
           kept = f"the last good checkpoint, step {latest[-1]}, is kept in {ckpt.directory}" if latest else "no checkpoint had been saved yet"
           raise NonFiniteLossError(f"{e}; {kept}. Lower optimizer.learning_rate or set optimizer.clip_global_norm.") from None
+        if several:
+          stop = agreement.any_process(interrupts.take_pending())
       if do_eval:
         test_result, predictions = evaluate(task, predict, state.params, mesh, eval_size)
         last_eval_step = step
         log.test(step, test_result, echo=train_cfg.progress_bar and is_main)
-      if do_ckpt:
+      if do_ckpt or stop:
         with interrupts.deferred():  # a signal waits for the save to finish
           ckpt.save(step, state, metrics={"test_loss": test_result["loss"]} if do_eval else None, custom_metadata=custom_metadata)
+      if stop:
+        raise interrupts.Interrupted(stop)
       if do_eval or do_ckpt:
         log.restart_clock()  # evaluation and saving are not training time
+    if several:
+      interrupts.take_pending()  # a signal after the last log step: the run is complete anyway
   finally:
     log.close()
   if last_eval_step != total_steps:  # resumed after the end, or nothing left to run
