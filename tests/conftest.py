@@ -25,7 +25,7 @@ def rng():
   return np.random.default_rng(0)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def subprocess_env():
   """Environment of a child Python on the CPU that imports this checkout: jaxgru and experiments/."""
   repo = pathlib.Path(__file__).resolve().parents[1]

@@ -82,9 +82,19 @@ def _read_only_manager(directory: str, *, item_handlers: Any = None, lightweight
 
   ``lightweight_initialize`` reads no step's files on creation, so a damaged
   step cannot stop it; each step is then read on its own with ``metadata(step)``.
+  The manager belongs to this process alone (orbax's ``active_processes``): in a
+  multi-host run, process 0 reads the folder while the others wait for its
+  decision, and no barrier may wait for them.
   """
+  alone = ocp.options.MultiprocessingOptions(
+      primary_host=jax.process_index(),
+      active_processes={jax.process_index()},
+      barrier_sync_key_prefix=f"read_only_{jax.process_index()}",
+  )
   with _quiet_orbax():
-    options = ocp.CheckpointManagerOptions(read_only=True, lightweight_initialize=lightweight, **options)
+    options = ocp.CheckpointManagerOptions(
+        read_only=True, lightweight_initialize=lightweight, multiprocessing_options=alone, **options
+    )
     manager = ocp.CheckpointManager(os.path.abspath(directory), options=options, item_handlers=item_handlers)
     try:
       yield manager

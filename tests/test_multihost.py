@@ -1,0 +1,144 @@
+"""Multi-host runs (jax.distributed over 2 CPU processes): the processes agree whatever the timing.
+
+Each run is two ``experiments/train.py`` processes on one machine. The
+hostile cases slow one process down at every point where a process that
+looked at the run folder on its own would race process 0
+(``training.agreement.DELAY_VARIABLE``); each must still give the losses of
+one process with two devices.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from training import agreement
+from training import history
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(REPO, "experiments", "train.py")
+CONFIG = (
+    "task: {kind: adding, length: 10, test_size: 32}\n"
+    "model: {hidden: 16, num_layers: 2, dropout: 0.2}\n"
+    "train: {batch_size: 16, num_steps: 8, log_every: 1, eval_every: 4, checkpoint_every: 4, progress_bar: false}\n"
+)
+# The coordinator could not take the free port found below: another process took it first.
+PORT_TAKEN = re.compile(r"address already in use|failed to add port|bind", re.I)
+
+
+def train_losses(workdir):
+  return [r["loss"] for r in history.read(os.path.join(workdir, "metrics.jsonl")) if r["split"] == "train"]
+
+
+def summary_of(workdir):
+  with open(os.path.join(workdir, "summary.json")) as f:
+    return json.load(f)
+
+
+def free_port():
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def start_two_hosts(config_path, workdir, env, *extra, heartbeat=None):
+  port = free_port()
+  timeout = ["--heartbeat-timeout", str(heartbeat)] if heartbeat else []
+  return [
+      subprocess.Popen(
+          [sys.executable, SCRIPT, "--config", str(config_path), "--workdir", str(workdir), "--distributed",
+           "--coordinator", f"localhost:{port}", "--num-processes", "2", "--process-id", str(i), *timeout, *extra],
+          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+      )
+      for i in range(2)
+  ]
+
+
+def run_two_hosts(config_path, workdir, env, *extra, slow=None):
+  """Both processes of one run to their end (``slow``: the process delayed at each folder decision)."""
+  if slow is not None:
+    env = {**env, agreement.DELAY_VARIABLE: f"{slow}:0.5"}
+  backup = str(workdir) + ".before"
+  if os.path.exists(workdir):
+    shutil.copytree(workdir, backup)
+  for attempt in range(2):
+    results = [proc.communicate(timeout=120)[1:] + (proc.returncode,) for proc in start_two_hosts(config_path, workdir, env, *extra)]
+    if attempt or not any(code and PORT_TAKEN.search(err) for err, code in results):
+      break
+    shutil.rmtree(workdir, ignore_errors=True)  # the free-port probe is racy: once more on another port
+    if os.path.exists(backup):
+      shutil.copytree(backup, workdir)
+  shutil.rmtree(backup, ignore_errors=True)
+  for err, code in results:
+    assert code == 0, err[-3000:]
+  return results
+
+
+@pytest.fixture
+def two_hosts(tmp_path, subprocess_env):
+  """The config and the environment of both processes."""
+  config_path = tmp_path / "c.yaml"
+  config_path.write_text(CONFIG)
+  return config_path, {**subprocess_env, "JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo"}
+
+
+def one_process_losses(config_path, env, workdir):
+  """The losses of one process with two devices."""
+  single = subprocess.run(
+      [sys.executable, SCRIPT, "--config", str(config_path), "--workdir", str(workdir)],
+      env={**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}, capture_output=True, text=True, timeout=300,
+  )
+  assert single.returncode == 0, single.stderr[-3000:]
+  losses = train_losses(str(workdir))
+  assert len(losses) == 8
+  return losses
+
+
+@pytest.mark.slow
+def test_two_processes_agree_on_a_fresh_folder_a_resume_a_damaged_checkpoint_and_a_restart(two_hosts, tmp_path):
+  config_path, env = two_hosts
+  single_losses = one_process_losses(config_path, env, tmp_path / "single")
+  workdir = tmp_path / "multi"
+
+  def check(resumed_from):
+    np.testing.assert_allclose(train_losses(str(workdir)), single_losses, rtol=1e-5)
+    summary = summary_of(workdir)
+    assert summary["devices"] == 2 and summary["resumed_from_step"] == resumed_from
+
+  run_two_hosts(config_path, workdir, env, slow=1)  # a fresh folder, process 1 late
+  check(0)
+  # A resume: the run was stopped after its checkpoint 4; process 0 late this time.
+  os.remove(workdir / "summary.json")
+  shutil.rmtree(workdir / "checkpoints" / "8")
+  run_two_hosts(config_path, workdir, env, slow=0)
+  check(4)
+  # The latest checkpoint damaged: process 0 sets it aside, both resume from the one before.
+  os.remove(workdir / "summary.json")
+  shutil.rmtree(workdir / "checkpoints" / "8" / "default")
+  run_two_hosts(config_path, workdir, env, slow=1)
+  check(4)
+  assert os.listdir(workdir / "unreadable_checkpoints") == ["8"]
+  # --restart: the old contents move aside while process 1 is late.
+  run_two_hosts(config_path, workdir, env, "--restart", slow=1)
+  check(0)
+  assert len(os.listdir(workdir / "previous_runs")) == 1
+
+
+@pytest.mark.slow
+def test_a_refusal_on_process_0_stops_both_processes_with_its_reason(two_hosts, tmp_path):
+  config_path, env = two_hosts
+  workdir = tmp_path / "multi"
+  os.makedirs(workdir / "checkpoints" / "4")  # history (a step folder) but nothing readable to resume
+  hosts = start_two_hosts(config_path, workdir, env)
+  (_, err0), (_, err1) = (proc.communicate(timeout=120) for proc in hosts)
+  assert [proc.returncode for proc in hosts] == [1, 1], err0[-2000:] + err1[-2000:]
+  assert "no readable checkpoint" in err0.strip().splitlines()[-1]
+  assert "error: process 0 stopped while deciding how to open" in err1.strip().splitlines()[-1]
