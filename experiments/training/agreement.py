@@ -41,9 +41,8 @@ class MainProcessError(RuntimeError):
   """Process 0 stopped while deciding; the other processes stop with its message."""
 
 
-def pause_if_testing(point: str) -> None:
+def pause_if_testing() -> None:
   """Sleeps where :data:`DELAY_VARIABLE` asks this process to (tests make the timing hostile with it)."""
-  del point  # every point is delayed alike: the tests need no finer control
   value = os.environ.get(DELAY_VARIABLE)
   if not value:
     return
@@ -81,7 +80,7 @@ def decided_by_main(decide: Callable[[], Any], *, what: str) -> Any:
   """
   if jax.process_count() == 1:
     return decide()
-  pause_if_testing("before deciding")
+  pause_if_testing()
   if jax.process_index() == 0:
     try:
       answer = {"value": decide()}
@@ -89,10 +88,10 @@ def decided_by_main(decide: Callable[[], Any], *, what: str) -> Any:
       _broadcast_bytes(json.dumps({"error": f"{type(e).__name__}: {e}"}).encode())
       raise
     _broadcast_bytes(json.dumps(answer).encode())
-    pause_if_testing("after deciding")
+    pause_if_testing()
     return answer["value"]
   answer = json.loads(_broadcast_bytes(b""))
-  pause_if_testing("after deciding")
+  pause_if_testing()
   if "error" in answer:
     raise MainProcessError(f"process 0 stopped while deciding {what}: {answer['error']}")
   return answer["value"]
