@@ -122,6 +122,12 @@ def main(argv: list[str] | None = None) -> dict:
     # Every checkpoint is complete (saves hold signals back) and the OS releases the lock; an
     # interpreter shutdown in the middle of an XLA compilation can crash instead of exiting.
     os._exit(e.exit_status)
+  except agreement.LostProcessError as e:
+    # One line; then no interpreter shutdown: jax.distributed's shutdown barrier would wait for the
+    # lost process and abort. The OS releases the lock; every checkpoint is complete.
+    print(f"error: {e}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(1)
   except (ConfigError, energy.DataError, files.DiskFault, run_folder.RunFolderBusyError, checkpoint.CheckpointError,
           trainer.NonFiniteLossError, agreement.MainProcessError) as e:
     sys.exit(f"error: {e}")

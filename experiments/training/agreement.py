@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -39,6 +40,38 @@ DELAY_VARIABLE = "JAXGRU_TEST_PROCESS_DELAY"
 
 class MainProcessError(RuntimeError):
   """Process 0 stopped while deciding; the other processes stop with its message."""
+
+
+class LostProcessError(RuntimeError):
+  """A collective failed because another process of the run stopped or was killed."""
+
+
+# How the collectives report a peer that went away: gloo on CPU ("Gloo AllGather failed: ... Connection
+# reset by peer"), NCCL on GPU, and the coordination service's barriers ("UNAVAILABLE", a heartbeat timeout).
+_LOST_PEER = re.compile(r"Gloo .*failed|NCCL|Connection (reset|refused|closed)|UNAVAILABLE|heartbeat timeout", re.I)
+
+
+def lost_process(error: BaseException, *, step: int) -> LostProcessError | None:
+  """What to tell the user when ``error`` is a collective that lost a process; ``None`` otherwise.
+
+  The collective fails on every process still alive as soon as the transport
+  sees the peer gone (milliseconds for gloo's TCP), before jax.distributed's
+  heartbeat timeout declares it lost. Which process went away is exact with two
+  processes; with more, the message names the candidates (the transport reports
+  an address, not a process).
+
+  >>> lost_process(ValueError("shapes differ"), step=3) is None
+  True
+  """
+  if jax.process_count() == 1 or not _LOST_PEER.search(str(error)):
+    return None
+  others = [i for i in range(jax.process_count()) if i != jax.process_index()]
+  who = f"process {others[0]}" if len(others) == 1 else f"another process (one of {', '.join(map(str, others))})"
+  first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+  return LostProcessError(
+      f"process {jax.process_index()} lost contact with {who} at step {step} ({first_line}): it stopped or was "
+      "killed, so this process stops too"
+  )
 
 
 def pause_if_testing() -> None:

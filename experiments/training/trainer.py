@@ -353,6 +353,8 @@ def train_and_evaluate(
     NonFiniteLossError: the loss became NaN or infinite; the last good checkpoint is kept.
     training.checkpoint.CheckpointError: ``workdir`` holds earlier work but no readable checkpoint.
     training.interrupts.Interrupted: SIGINT or SIGTERM; its message names the step and the last checkpoint.
+    training.agreement.LostProcessError: another process of a multi-host run stopped or was killed; its
+      message names it, the step and the last checkpoint.
   """
   position = _Position()
   ckpt_dir = os.path.join(workdir, "checkpoints")
@@ -370,7 +372,12 @@ def train_and_evaluate(
       raise interrupts.Interrupted(
           e.signum, f"interrupted at step {position.step}; {last}; rerun the same command to resume"
       ) from None
-    except Exception as e:  # pylint: disable=broad-except  # only the disk's refusals are translated
+    except Exception as e:  # pylint: disable=broad-except  # only the disk's refusals and lost processes are translated
+      lost = agreement.lost_process(e, step=position.step)
+      if lost is not None:
+        saved = _readable_steps(ckpt_dir)
+        last = f"last checkpoint at step {saved[-1]}" if saved else "no checkpoint yet"
+        raise agreement.LostProcessError(f"{lost}; {last}; rerun the same command on every host to resume") from None
       number = files.fault_errno(e)
       if number is None:
         raise
