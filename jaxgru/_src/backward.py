@@ -135,11 +135,11 @@ def backward_scan(variant, reverse, unroll, dtype, saved: Saved, cotangents):
 
   def body(carry, inp):
     g, d_reset = carry  # dL/dh of the carry; dL/dh_reset summed over the later steps (or None)
-    (h, r, z, n, aux, d_y), t, restart_t = inp
+    (h, r, z, n, aux, d_y), valid_t, restart_t = inp
     h, r, z, n, aux = (v.astype(acc) for v in (h, r, z, n, aux))
     d_new = g + d_y.astype(acc)  # dL/dh' of this step
     if seq_lengths is not None:
-      valid = (t < seq_lengths)[:, None]  # [B, 1]
+      valid = valid_t[:, None]  # [B, 1]
       d_new = jnp.where(valid, d_new, jnp.zeros_like(d_new))
     d_n = d_new * (1 - z) * (1 - n * n)  # through tanh
     d_z = d_new * (h - n) * z * (1 - z)  # through sigmoid
@@ -160,8 +160,8 @@ def backward_scan(variant, reverse, unroll, dtype, saved: Saved, cotangents):
       d_h = jnp.where(starts, jnp.zeros_like(d_h), d_h)
     return (d_h, d_reset), (d_r, d_z, d_n)
 
-  steps = jnp.arange(d_ys.shape[0], dtype=jnp.int32)
-  inputs = ((res.h_prev, res.r, res.z, res.n, res.aux, d_ys), steps, restart)
+  valid = None if seq_lengths is None else scan.valid_steps(seq_lengths, d_ys.shape[0])  # [T, B]
+  inputs = ((res.h_prev, res.r, res.z, res.n, res.aux, d_ys), valid, restart)
   d_reset0 = None if restart is None else jnp.zeros(d_h_last.shape, acc)
   (d_h0, d_reset), d_pre = jax.lax.scan(
       body, (d_h_last.astype(acc), d_reset0), inputs, reverse=not reverse, unroll=unroll

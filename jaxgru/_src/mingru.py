@@ -238,8 +238,7 @@ def mingru_scan(
   valid = None
   if seq_lengths is not None:
     seq_lengths = validation.check_seq_lengths(seq_lengths, x.shape[1], num_steps)
-    valid = (jnp.arange(num_steps, dtype=jnp.int32)[:, None] < seq_lengths[None, :])[..., None]  # [T, B, 1]
-    x = jnp.where(valid, x, jnp.zeros_like(x))  # padding reaches neither outputs nor gradients
+    x, valid = scan_lib.zero_padding(x, seq_lengths)  # valid: [T, B, 1]; padding reaches neither outputs nor gradients
   proj = projection(params, x, dtype)  # [T, B, 2H]
   restart, h_reset = scan_lib.prepare_resets(resets, reset_carry, h0, seq_lengths, False, num_steps=num_steps)
   if restart is not None:

@@ -55,6 +55,26 @@ class Direction(NamedTuple):
   h_reset: Array | None = None  # [B, H] carry dtype: the state a reset restores
 
 
+def valid_steps(seq_lengths: Array, num_steps: int) -> Array:
+  """The padding mask of every implementation: ``[T, B]`` booleans, true where ``t < seq_lengths[b]``.
+
+  >>> valid_steps(jnp.array([3, 1]), 4).astype(int).T.tolist()
+  [[1, 1, 1, 0], [1, 0, 0, 0]]
+  """
+  return jnp.arange(num_steps, dtype=seq_lengths.dtype)[:, None] < seq_lengths[None, :]
+
+
+def zero_padding(x: Array, seq_lengths: Array) -> tuple[Array, Array]:
+  """``(x with its padded steps zeroed, valid [T, B, 1])`` for time-major ``x [T, B, F]``.
+
+  Padding may hold anything (NaN, inf): zeroing it keeps it out of the
+  gradients too (``0 * NaN`` would be NaN in every weight gradient), as
+  PyTorch's packed sequences never look at padding.
+  """
+  valid = valid_steps(seq_lengths, x.shape[0])[..., None]
+  return jnp.where(valid, x, jnp.zeros_like(x)), valid
+
+
 def restarts(resets: Array, seq_lengths: Array | None, reverse: bool) -> Array:
   """``[T, B]`` booleans: where a direction's step ``t`` starts from the reset state instead of its carry.
 
@@ -69,7 +89,7 @@ def restarts(resets: Array, seq_lengths: Array | None, reverse: bool) -> Array:
   ([False, False, True, False], [False, True, False, False])
   """
   if seq_lengths is not None:
-    resets = resets & (jnp.arange(resets.shape[0], dtype=seq_lengths.dtype)[:, None] < seq_lengths[None, :])
+    resets = resets & valid_steps(seq_lengths, resets.shape[0])
   if not reverse:
     return resets
   return jnp.concatenate([resets[1:], jnp.zeros_like(resets[:1])], axis=0)
@@ -102,11 +122,8 @@ def prepare_direction(
     params: gates.Params, x, h0, *, projected: bool, variant, seq_lengths, reverse, unroll, dtype,
     resets=None, reset_carry=None,
 ) -> Direction:  # fmt: skip
-  """Checks one direction's arguments, zeroes the padding of ``x`` and decides the compute dtype: once per run.
-
-  Padding may hold anything (NaN, inf): zeroing it keeps it out of the
-  gradients too (``0 * NaN`` would be NaN in every weight gradient), as
-  PyTorch's packed sequences never look at padding.
+  """Checks one direction's arguments, zeroes the padding of ``x`` (:func:`zero_padding`) and decides the
+  compute dtype: once per run.
 
   Args:
     params: one direction's parameters.
@@ -124,8 +141,7 @@ def prepare_direction(
   validation.check_floating("dtype", dtype)
   if seq_lengths is not None:
     seq_lengths = validation.check_seq_lengths(seq_lengths, x.shape[1], x.shape[0])
-    valid = jnp.arange(x.shape[0], dtype=seq_lengths.dtype)[:, None] < seq_lengths[None, :]  # [T, B]
-    x = jnp.where(valid[..., None], x, jnp.zeros_like(x))
+    x, _ = zero_padding(x, seq_lengths)
   restart, h_reset = prepare_resets(resets, reset_carry, h0, seq_lengths, reverse, num_steps=x.shape[0])
   kernels = (params["recurrent_kernel"],) + (() if projected else (params["input_kernel"],))
   compute = dtypes.compute_dtype(dtype, x, h0, *kernels)
@@ -196,8 +212,8 @@ def loop(
   masked = seq_lengths is not None
 
   def body(h, inp):
-    # Per-step inputs and masks enter here, once: the step index t drives the padding mask.
-    x_t, t, restart_t = inp
+    # Per-step inputs and masks enter here, once: valid_t [B] is step t's column of valid_steps.
+    x_t, valid_t, restart_t = inp
     if input_weights is not None:  # gates.input_projection of this step
       w_i, b_i = input_weights
       x_t = gates.split_gates(jnp.matmul(x_t.astype(dtype), w_i) + b_i)
@@ -207,11 +223,11 @@ def loop(
     )
     y = h_new
     if masked:  # restart_t is false at padded steps: the carry h passes through
-      h_new, y = keep_valid((t < seq_lengths)[:, None], h_new, h)
+      h_new, y = keep_valid(valid_t[:, None], h_new, h)
     return h_new, ((y, h_in) + tuple(acts) if keep else y)
 
   num_steps = jax.tree.leaves(xs)[0].shape[0]
-  inputs = (xs, jnp.arange(num_steps, dtype=jnp.int32) if masked else None, restart)
+  inputs = (xs, valid_steps(seq_lengths, num_steps) if masked else None, restart)
   h_last, out = jax.lax.scan(body, h0, inputs, reverse=reverse, unroll=unroll)
   if not keep:
     return out, h_last
