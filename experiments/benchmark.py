@@ -24,7 +24,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import jax
 
 import benchmarking
-from config_files import ConfigError, dump_config
+from training.config_files import ConfigError, dump_config
 
 
 def output_dir(config_path: str, config: benchmarking.BenchConfig, out: str | None, update_results: bool) -> str:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from config_files import load_config
+from training.config_files import load_config
 from training.compare import compare
 from training.compare import markdown
 from training.schema import TrainConfig

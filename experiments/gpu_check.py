@@ -5,7 +5,7 @@
 
 DIR must be new or empty. Without a GPU, only --smoke runs. What it measures and how to
 carry it to a GPU machine: experiments/gpu_check.md. The logic lives in
-:mod:`benchmarking.gpu_check`.
+:mod:`benchmarking.gpu_session`.
 """
 
 import argparse
@@ -19,7 +19,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import jax
 
-from benchmarking import gpu_check
+from benchmarking import gpu_session
 from benchmarking.output import OutputError, claim_empty_dir
 
 
@@ -29,7 +29,7 @@ def main(argv=None) -> int:
   parser.add_argument("--smoke", action="store_true", help="tiny sizes and one seed: checks every code path in seconds")
   parser.add_argument("--budget", type=float, default=None,
                       help="seconds the parts may take in all (default 450 on a GPU, 120 with --smoke)")
-  parser.add_argument("--parts", nargs="+", choices=gpu_check.PARTS, default=list(gpu_check.PARTS),
+  parser.add_argument("--parts", nargs="+", choices=gpu_session.PARTS, default=list(gpu_session.PARTS),
                       help="run only these parts (e.g. a rerun of one that failed)")
   args = parser.parse_args(argv)
   backend = jax.default_backend()
@@ -45,11 +45,11 @@ def main(argv=None) -> int:
   except OutputError as e:
     print(f"error: --out: {e}", file=sys.stderr)
     return 2
-  make = gpu_check.smoke_plan if args.smoke else gpu_check.full_plan
+  make = gpu_session.smoke_plan if args.smoke else gpu_session.full_plan
   plan = make() if args.budget is None else make(args.budget)
   command = ["python", "experiments/gpu_check.py", *(sys.argv[1:] if argv is None else argv)]
-  state = gpu_check.run(plan, out, command=command, parts=args.parts)
-  with open(os.path.join(out, gpu_check.FILES["report"]), encoding="utf-8") as f:
+  state = gpu_session.run(plan, out, command=command, parts=args.parts)
+  with open(os.path.join(out, gpu_session.FILES["report"]), encoding="utf-8") as f:
     print(f.read())
   return 1 if state["errors"] else 0
 

@@ -59,16 +59,16 @@ def check_out(out: str, force: bool, what: str = "forecast") -> None:
 
 
 def export_model(args) -> str:
-  """``--export``: writes the run's forecaster (:mod:`training.export`) and returns its path."""
+  """``--export``: writes the run's forecaster (:mod:`training.run_export`) and returns its path."""
   if args.csv:
     sys.exit("error: --csv names a file to forecast, --export writes the model: pass one of them")
   try:
     run_files = inference.read_run(args.workdir)  # cheap checks first: no JAX yet
-    from training import export  # pylint: disable=g-import-not-at-top
+    from training import run_export  # pylint: disable=g-import-not-at-top
 
-    path = args.out or export.default_path(args.workdir, args.export)
+    path = args.out or run_export.default_path(args.workdir, args.export)
     check_out(path, args.force, "model file")
-    export.export_forecaster(run_files, args.export, path=path, force=args.force)
+    run_export.export_forecaster(run_files, args.export, path=path, force=args.force)
   except (*USER_ERRORS, ValueError) as e:  # ValueError: a format the run's model cannot take (an LSTM as ONNX)
     sys.exit(f"error: {e}")
   print(f"the {args.export} forecaster of {args.workdir} written to {path}")

@@ -19,8 +19,8 @@ import json
 import os
 import sys
 
-from config_files import ConfigError
-from config_files import load_config
+from training.config_files import ConfigError
+from training.config_files import load_config
 from training import baselines
 from training import energy
 from training import files

@@ -19,7 +19,7 @@ import benchmarking
 import jaxgru
 from benchmarking import peers, recurrent_policy, registry, results, timing
 from benchmarking.problem import flat_params
-from config_files import ConfigError
+from training.config_files import ConfigError
 from jaxgru import Implementation
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ from flax import nnx
 import jaxgru
 from helpers import gru_params
 from jaxgru import export
-from training import export as forecaster_export
+from training import run_export as forecaster_export
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")

@@ -12,7 +12,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 # orbax, which the extras name too but flax itself requires (flax.linen imports yaml).
 NOT_INSTALLED = (
     "pydantic", "torch", "keras", "matplotlib", "onnx", "onnxruntime", "jax.experimental.pallas",
-    "training", "benchmarking", "config_files",
+    "training", "benchmarking",
 )
 
 # Runs in a fresh Python: a finder first on sys.meta_path refuses the blocked modules, then

@@ -16,7 +16,7 @@ import sys
 import pytest
 import yaml
 
-from config_files import ConfigError
+from training.config_files import ConfigError
 from training import checkpoint
 from training import history
 from training import interrupts

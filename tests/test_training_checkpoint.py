@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from config_files import load_config
+from training.config_files import load_config
 from training import checkpoint
 from training import history
 from training import optim

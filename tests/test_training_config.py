@@ -6,8 +6,8 @@ import runpy
 
 import pytest
 
-from config_files import ConfigError
-from config_files import load_config
+from training.config_files import ConfigError
+from training.config_files import load_config
 from training import energy
 from training.schema import TrainConfig
 

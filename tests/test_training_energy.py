@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from tensorboardX.proto import event_pb2
 
-from config_files import load_config
+from training.config_files import load_config
 from test_training_loop import REPO
 from test_training_loop import write_energy_csv
 from training import compare

@@ -143,7 +143,7 @@ def test_optimizers_and_schedules():
 _DEVICE_RUN = """
 import json
 import jax
-from config_files import validate
+from training.config_files import validate
 from training import history, schema, trainer
 config = validate(schema.TrainConfig, json.loads({config!r}), "test")
 trainer.train_and_evaluate(config, {workdir!r})

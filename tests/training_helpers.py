@@ -1,6 +1,6 @@
 """Shared builders of the training tests: tiny configs and finished runs to copy."""
 
-from config_files import validate
+from training.config_files import validate
 from training import schema
 
 

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 import pydantic
 
-import config_files as config_lib
+from training import config_files as config_lib
 from benchmarking import registry
 
 PositiveInt = Annotated[int, pydantic.Field(strict=True, gt=0)]

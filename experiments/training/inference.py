@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from config_files import ConfigError
-from config_files import load_config
+from training.config_files import ConfigError
+from training.config_files import load_config
 from training import energy
 from training import files
 from training import run_folder

@@ -15,7 +15,7 @@ from __future__ import annotations
 import jax
 import optax
 
-from config_files import ConfigError
+from training.config_files import ConfigError
 from training import schema
 
 

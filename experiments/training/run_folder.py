@@ -42,7 +42,7 @@ from typing import Any
 
 import yaml
 
-from config_files import ConfigError
+from training.config_files import ConfigError
 from training import files
 
 LOCK_FILE = "run.lock"

@@ -6,7 +6,7 @@ the file. ``task`` is a union told apart by its ``kind`` key.
 
 Example:
 
->>> from config_files import validate
+>>> from training.config_files import validate
 >>> config = validate(TrainConfig, {"task": {"kind": "adding", "length": 20},
 ...                                 "train": {"batch_size": 8, "num_steps": 10}}, "example")
 >>> config.task.length, config.model.kind, config.optimizer.name
@@ -20,7 +20,7 @@ from typing import Annotated, Literal, Union
 
 import pydantic
 
-from config_files import Schema
+from training.config_files import Schema
 
 PositiveInt = Annotated[int, pydantic.Field(gt=0)]
 Fraction = Annotated[float, pydantic.Field(gt=0.0, lt=1.0)]

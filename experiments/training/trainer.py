@@ -26,7 +26,7 @@ Run folder::
 Example:
 
 >>> import tempfile
->>> from config_files import validate
+>>> from training.config_files import validate
 >>> from training.schema import TrainConfig
 >>> config = validate(TrainConfig, {
 ...     "task": {"kind": "adding", "length": 6, "test_size": 16},
@@ -55,8 +55,8 @@ import tqdm
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from config_files import ConfigError
-from config_files import dump_config
+from training.config_files import ConfigError
+from training.config_files import dump_config
 from training import agreement
 from training import checkpoint
 from training import event_files

@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 import pydantic
 import yaml
 
+from training import files  # the atomic writer; loads no JAX
+
 S = TypeVar("S", bound="Schema")
 
 
@@ -129,7 +131,5 @@ def dump_config(config: Schema, path: str | os.PathLike) -> None:
   Raises:
     training.files.DiskFault: the disk is full or the folder may not be written.
   """
-  from training import files  # pylint: disable=g-import-not-at-top  # the one atomic writer; loads no JAX
-
   with files.atomic_write(os.fspath(path)) as f:
     yaml.safe_dump(config.model_dump(mode="json"), f, sort_keys=False)

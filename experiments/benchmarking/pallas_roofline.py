@@ -2,7 +2,7 @@
 
 Usage (from the repository root)::
 
-  python experiments/pallas_roofline.py > /tmp/roofline.md
+  python experiments/measure.py pallas_roofline > /tmp/roofline.md
 
 Prints the Markdown tables of ``experiments/results/pallas_roofline.md``. Every figure is
 computed from the shape and the H100 peak figures below; nothing here is measured.
@@ -10,6 +10,7 @@ computed from the shape and the H100 peak figures below; nothing here is measure
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import itertools
 
@@ -67,7 +68,8 @@ def serial_step_seconds(hidden: int, itemsize: int, dev: Device) -> tuple[float,
   return flops / per_sm, read
 
 
-def main() -> None:
+def main(argv=None) -> None:
+  argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)  # no options; --help
   dev = Device()
   print(f"Assumed device: {dev}\n")
   print("| dtype | B | H | T | GFLOP/step fwd+bwd | MB/step fwd+bwd | compute floor ms | HBM floor ms "

@@ -37,7 +37,6 @@ from importlib import metadata
 import jax
 import numpy as np
 
-import config_files
 import jaxgru
 
 from benchmarking import accuracy
@@ -47,6 +46,7 @@ from benchmarking import report as report_lib
 from benchmarking import results as results_lib
 from benchmarking.problem import make_problem
 from benchmarking.run import reference_for, run_case
+from training import config_files
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FILES = {
@@ -290,7 +290,7 @@ def run_energy(plan: Plan, clock: Clock, log: Callable[[str], None], workdir: st
   learning rate: its evaluation after ``post_epochs`` epochs is the post's
   schedule (the same steps, batches and dropout keys), its last one the longer schedule.
   """
-  from config_files import load_config  # noqa: PLC0415  (the training extra)
+  from training.config_files import load_config  # noqa: PLC0415  (the training extra)
   from training import compare as compare_lib  # noqa: PLC0415
   from training import history  # noqa: PLC0415
   from training import tasks  # noqa: PLC0415

@@ -2,7 +2,7 @@
 
 Run from the repository root (about 2 minutes on 2 CPU cores):
 
-  PYTHONPATH=$PWD python experiments/measure_layer_options.py
+  python experiments/measure.py layer_options
 
 Writes ``experiments/results/layer_options.md`` and ``layer_options.json`` (``--out``
 changes the path prefix). What it measures, all with random weights:
@@ -31,7 +31,6 @@ import os
 import pathlib
 import platform
 import statistics
-import time
 from collections.abc import Callable
 
 import jax
@@ -39,6 +38,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxgru
+
+from benchmarking import timing
 
 
 def _random_variables(module, x, key: int, scale: float = 0.5):
@@ -52,16 +53,10 @@ def _random_variables(module, x, key: int, scale: float = 0.5):
 
 
 def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-  """Median wall time in ms of each (already compiled) thunk, timed round-robin."""
-  for fn in fns.values():
-    jax.block_until_ready(fn())  # warm up
-  times: dict[str, list[float]] = {name: [] for name in fns}
-  for _ in range(repeats):
-    for name, fn in fns.items():
-      start = time.perf_counter()
-      jax.block_until_ready(fn())
-      times[name].append((time.perf_counter() - start) * 1e3)
-  return {name: statistics.median(values) for name, values in times.items()}
+  """Median wall time in ms of each (already compiled) thunk: one warm-up round, then ``repeats`` interleaved."""
+  calls = {name: (lambda fn=fn: jax.block_until_ready(fn())) for name, fn in fns.items()}
+  times = timing.time_interleaved(calls, repeats=repeats, warmup=1)
+  return {name: statistics.median(values) * 1e3 for name, values in times.items()}
 
 
 def _grad_fn(module, variables, x):
@@ -189,7 +184,7 @@ def to_markdown(results: dict) -> str:
   lines = [
       "# Layer options: remat memory, bfloat16 error, minGRU speed",
       "",
-      f"Measured {env['date_utc']} UTC by `experiments/measure_layer_options.py` on {env['backend']} "
+      f"Measured {env['date_utc']} UTC by `python experiments/measure.py layer_options` on {env['backend']} "
       f"({env['device']}, {env['cpu_count']} CPU cores), jax {env['jax']}. Timings are interleaved "
       "medians; absolute times drift between runs on shared machines, ratios within a run are what to compare.",
       "",

@@ -1,10 +1,10 @@
 """ONNX Runtime time per forecast: jaxgru's export of the forecaster against PyTorch's export of the same model.
 
-    python experiments/onnx_timing.py [--out experiments/results/onnx] [--force]
+    python experiments/measure.py onnx_timing [--out experiments/results/onnx] [--force]
 
 For the forecaster at the default config's size (1 x 64, 48 h of 3 features) and at the
 FloydHub post's (2 x 256, 90 h of 5 features), the same weights go two ways: jaxgru's
-``training.export.forecaster_onnx`` and ``torch.onnx.export`` (TorchScript exporter) of a
+``training.run_export.forecaster_onnx`` and ``torch.onnx.export`` (TorchScript exporter) of a
 ``torch.nn.GRU`` forecaster with the weights of ``jaxgru.interop.to_torch``. Both files hold the
 whole forecaster: scaling in, GRU, ReLU and Linear on the last step, unscaling out. Both run in
 ONNX Runtime on the CPU with one thread, interleaved round by round; the script checks first that
@@ -28,9 +28,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxgru
-from benchmarking.timing import summarize
+from benchmarking import timing
 from training import energy
-from training import export as forecaster_export
+from training import run_export as forecaster_export
 from training import inference
 from training import models
 
@@ -83,17 +83,10 @@ def torch_forecaster_onnx(run: inference.Run) -> bytes:
 
 def measure(sessions: dict, features: np.ndarray, repeats: int) -> dict:
   """Interleaved timing of ``session.run`` for each session: per call, wall and process CPU, in seconds."""
-  samples = {name: {"wall": [], "cpu": []} for name in sessions}
-  names = list(sessions)
-  for r in range(repeats + 3):  # three warm-up rounds
-    for name in names[r % len(names):] + names[: r % len(names)]:
-      wall, cpu = time.perf_counter(), time.process_time()
-      sessions[name].run(None, {"features": features})
-      wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-      if r >= 3:
-        samples[name]["wall"].append(wall)
-        samples[name]["cpu"].append(cpu)
-  return {name: {kind: summarize(v)._asdict() for kind, v in s.items()} for name, s in samples.items()}
+  calls = {name: (lambda session=session: session.run(None, {"features": features})) for name, session in sessions.items()}
+  samples = timing.time_interleaved_with_cpu(calls, repeats=repeats, warmup=3)
+  return {name: {"wall": timing.summarize(samples.wall[name])._asdict(), "cpu": timing.summarize(samples.cpu[name])._asdict()}
+          for name in sessions}  # fmt: skip
 
 
 def main(argv=None):
@@ -144,7 +137,7 @@ def main(argv=None):
   lines = [
       "# ONNX Runtime: jaxgru's export against PyTorch's export of the same forecaster",
       "",
-      f"`python experiments/onnx_timing.py`, {environment['time_utc']} UTC, ONNX Runtime {ort.__version__}, "
+      f"`python experiments/measure.py onnx_timing`, {environment['time_utc']} UTC, ONNX Runtime {ort.__version__}, "
       f"torch {torch.__version__}, one ORT thread, CPU execution provider; load average at the end "
       f"{', '.join(f'{x:.1f}' for x in environment['load_average'])} on {environment['cpus']} cores "
       "(a shared, contended machine: compare the two columns of one row, measured interleaved, not "

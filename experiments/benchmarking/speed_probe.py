@@ -2,11 +2,11 @@
 
 Usage (from the repository root)::
 
-  PYTHONPATH=$PWD python experiments/speed_probe.py --shapes 32x128x64x128 --impls flax,scan,custom_vjp,torch
+  python experiments/measure.py speed_probe --shapes 32x128x64x128 --impls flax,scan,custom_vjp,torch
 
 Times, for each shape ``BxTxIxH``, the jitted forward and forward+backward (gradients of
 ``sum(outputs)`` w.r.t. inputs and all weights) of each implementation, interleaved round by
-round so that machine drift hits all alike; prints median wall and process-CPU ms, first-call
+round so that machine drift hits all alike (:func:`benchmarking.timing.time_interleaved_with_cpu`); prints median wall and process-CPU ms, first-call
 (compile) seconds, and ratios to flax and torch. On a machine shared with other jobs the
 process-CPU ratios are the steadier figure (they do not count time spent descheduled).
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import flax.linen as nn
 import jax
@@ -23,6 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxgru
+
+from benchmarking import timing
 
 
 def _jax_fns(module, x):
@@ -65,9 +66,8 @@ def build(name, batch, steps, inputs, hidden):
   variables, fwd, grad = _jax_fns(module, x)
   out = {}
   for mode, fn in (("fwd", fwd), ("fwdbwd", grad)):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(variables, x))
-    out[mode] = ((lambda fn=fn: jax.block_until_ready(fn(variables, x))), time.perf_counter() - t0)
+    call = lambda fn=fn: jax.block_until_ready(fn(variables, x))  # noqa: E731
+    out[mode] = (call, timing.time_call(call)[0])  # the first call compiles
   return out
 
 
@@ -83,18 +83,9 @@ def main(argv=None):
     dims = tuple(int(d) for d in shape.split("x"))
     fns = {name: build(name, *dims) for name in impls}
     for mode in args.modes.split(","):
-      times = {name: [] for name in impls}
-      cpu = {name: [] for name in impls}
-      for name in impls:  # warm-up
-        fns[name][mode][0]()
-      for _ in range(args.rounds):
-        for name in impls:
-          c0, t0 = time.process_time(), time.perf_counter()
-          fns[name][mode][0]()
-          times[name].append(time.perf_counter() - t0)
-          cpu[name].append(time.process_time() - c0)
-      med = {name: statistics.median(t) * 1e3 for name, t in times.items()}
-      cpu_med = {name: statistics.median(t) * 1e3 for name, t in cpu.items()}
+      samples = timing.time_interleaved_with_cpu({name: fns[name][mode][0] for name in impls}, repeats=args.rounds, warmup=1)
+      med = {name: statistics.median(t) * 1e3 for name, t in samples.wall.items()}
+      cpu_med = {name: statistics.median(t) * 1e3 for name, t in samples.cpu.items()}
       print(f"{shape} {mode}", flush=True)
       for name in impls:
         rel = [
