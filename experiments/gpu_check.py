@@ -5,7 +5,7 @@
 
 DIR must be new or empty. Without a GPU, only --smoke runs. What it measures and how to
 carry it to a GPU machine: experiments/gpu_check.md. The logic lives in
-:mod:`benchmarking.gpu_session`.
+:mod:`benchmarking.gpu_session`, the run plans in :mod:`benchmarking.gpu_plans`.
 """
 
 import argparse
@@ -19,7 +19,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import jax
 
-from benchmarking import gpu_session
+from benchmarking import gpu_plans, gpu_session
 from benchmarking.output import OutputError, claim_empty_dir
 
 
@@ -45,7 +45,7 @@ def main(argv=None) -> int:
   except OutputError as e:
     print(f"error: --out: {e}", file=sys.stderr)
     return 2
-  make = gpu_session.smoke_plan if args.smoke else gpu_session.full_plan
+  make = gpu_plans.smoke_plan if args.smoke else gpu_plans.full_plan
   plan = make() if args.budget is None else make(args.budget)
   command = ["python", "experiments/gpu_check.py", *(sys.argv[1:] if argv is None else argv)]
   state = gpu_session.run(plan, out, command=command, parts=args.parts)

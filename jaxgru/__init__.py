@@ -14,12 +14,14 @@ linen modules (:class:`GRU`, :class:`GRUCell`, :class:`MinGRU`; their
 
 The implementation lives in the private package ``jaxgru._src``: the gate
 equations and the one step in ``_src/gates.py``, the dtype rule in
-``_src/dtypes.py``, the checks in ``_src/validation.py``, the one padded loop
-and the ``"scan"`` runner in ``_src/scan.py``, the hand-written backward in
-``_src/backward.py``, the Pallas kernel in ``_src/pallas_gru.py``, the choice
-of runner in ``_src/dispatch.py``, the one layer body in ``_src/sequences.py``
-(called by the linen modules in ``_src/cell.py`` and ``_src/layer.py`` and the
-nnx ones in ``_src/nnx.py``), minGRU in ``_src/mingru.py``, interop per
+``_src/dtypes.py``, the checks in ``_src/validation.py``, the run request
+(checked once, with the padding mask and the reset rule) in ``_src/request.py``,
+the one padded loop and the ``"scan"`` runner in ``_src/scan.py``, the
+hand-written backward in ``_src/backward.py``, the Pallas kernel in
+``_src/pallas_gru.py``, the choice of runner in ``_src/dispatch.py``, the one
+layer body in ``_src/sequences.py`` (called by the linen modules in
+``_src/cell.py``, ``_src/layer.py`` and ``_src/mingru_linen.py`` and the nnx
+ones in ``_src/nnx.py``), minGRU's maths in ``_src/mingru.py``, interop per
 framework and export per format. Nothing under ``_src`` is promised to users.
 """
 
@@ -36,7 +38,7 @@ from jaxgru._src.dispatch import resolve_implementation as resolve_implementatio
 from jaxgru._src.gates import Variant as Variant
 from jaxgru._src.gates import gru_step as gru_step
 from jaxgru._src.layer import GRU as GRU
-from jaxgru._src.mingru import MinGRU as MinGRU
+from jaxgru._src.mingru_linen import MinGRU as MinGRU
 from jaxgru._src.pallas_gru import gru_scan_pallas as gru_scan_pallas
 from jaxgru._src.scan import Remat as Remat
 from jaxgru._src.scan import gru_scan as gru_scan

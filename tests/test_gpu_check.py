@@ -16,7 +16,7 @@ from jax import export
 
 import jaxgru
 import benchmarking
-from benchmarking import accuracy, gpu_session, results, timing
+from benchmarking import accuracy, gpu_analysis, gpu_plans, gpu_session, results, timing
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -45,7 +45,7 @@ def test_refuses_a_folder_that_holds_files(tmp_path, capsys):
 
 
 def test_full_plan_covers_the_issue():
-  plan = gpu_session.full_plan()
+  plan = gpu_plans.full_plan()
   assert {i for i, _ in plan.accuracy_pairs} == {i.value for i in jaxgru.Implementation} - {"auto"}
   assert {d for _, d in plan.accuracy_pairs} == {"float32", "bfloat16"}
   shapes = {(c.shape, c.num_layers, c.bidirectional, c.dtype) for c in plan.layer_cases}
@@ -61,8 +61,8 @@ def test_full_plan_covers_the_issue():
 
 
 # The (B, H, compute dtype) of every Pallas configuration the GPU run compiles (T does not change the kernel).
-_PALLAS_CONFIGS = sorted({(c.shape[0], c.shape[3], c.dtype) for c in gpu_session.full_plan().layer_cases}
-                         | {(gpu_session.full_plan().accuracy_shape[0], gpu_session.full_plan().accuracy_shape[3], d)
+_PALLAS_CONFIGS = sorted({(c.shape[0], c.shape[3], c.dtype) for c in gpu_plans.full_plan().layer_cases}
+                         | {(gpu_plans.full_plan().accuracy_shape[0], gpu_plans.full_plan().accuracy_shape[3], d)
                             for d in ("float32", "bfloat16")})
 
 
@@ -118,12 +118,12 @@ def test_proposal_moves_only_to_a_correct_implementation_clearly_faster():
            _case(128, {"jaxgru.custom_vjp": 1.0, "jaxgru.scan": 2.0, "jaxgru.pallas": 0.5}),
            _case(256, {"jaxgru.custom_vjp": 1.0, "jaxgru.custom_vjp_in_loop": 0.99}),
            _case(512, {"jaxgru.custom_vjp": 1.0, "jaxgru.scan": 0.5}, mode="forward")]  # forward: not a training choice
-  proposal = gpu_session.propose_gpu_auto(failed_pallas, cases)
+  proposal = gpu_analysis.propose_gpu_auto(failed_pallas, cases)
   by_hidden = {e["hidden"]: e for e in proposal["by_hidden"]}
   assert set(by_hidden) == {128, 256}
   assert by_hidden[128]["choice"] == "custom_vjp"  # pallas fastest but failed its accuracy check
   assert by_hidden[256]["choice"] == "custom_vjp" and by_hidden[256]["fastest"] == "custom_vjp_in_loop"  # within noise
-  passed = gpu_session.propose_gpu_auto(ok + [{"implementation": "pallas", "status": "ok"}], cases)
+  passed = gpu_analysis.propose_gpu_auto(ok + [{"implementation": "pallas", "status": "ok"}], cases)
   assert {e["hidden"]: e["choice"] for e in passed["by_hidden"]} == {128: "pallas", 256: "custom_vjp"}
   assert passed["dispatch_rule"].startswith("GPU_AUTO_BY_HIDDEN = ((128, 'pallas'), (256, 'custom_vjp'))")
 

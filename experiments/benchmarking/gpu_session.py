@@ -1,10 +1,11 @@
 """The prepared GPU check: correctness against float64, layer timings, a training step and the post's experiment.
 
-:func:`run` does the parts of a :class:`Plan` in order, each inside its share of
-a time budget, and rewrites the report after every part, so a run stopped from
-outside still leaves what it measured. Parts:
+:func:`run` does the parts of a :class:`benchmarking.gpu_plans.Plan` in order, each
+inside its share of a time budget, and rewrites the report after every part, so a
+run stopped from outside still leaves what it measured. Parts:
 
-1. ``environment``: device, driver, versions, the command.
+1. ``environment``: device, driver, versions, the command
+   (:func:`benchmarking.gpu_environment.environment`).
 2. ``accuracy``: every ``jaxgru.Implementation`` (``auto`` aside) in float32 and
    bfloat16 against float64 (:mod:`benchmarking.accuracy`).
 3. ``layers``: forward and forward+backward of ``jaxgru.GRU`` per implementation,
@@ -15,40 +16,33 @@ outside still leaves what it measured. Parts:
 5. ``energy``: the post's GRU against its LSTM on the real load data, several seeds,
    the post's 5 epochs and a longer schedule (:func:`training.trainer.train_and_evaluate`).
 
-Then a proposal for ``"auto"`` on a GPU (:func:`propose_gpu_auto`). Files
-written into the output folder (at most 8): :data:`FILES`.
+Then a proposal for ``"auto"`` on a GPU (:func:`benchmarking.gpu_analysis.propose_gpu_auto`).
+Files written into the output folder (at most 8): :data:`FILES`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
-import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from importlib import metadata
-
-import jax
-import numpy as np
-
-import jaxgru
 
 from benchmarking import accuracy
 from benchmarking import config as config_lib
 from benchmarking import registry
 from benchmarking import report as report_lib
 from benchmarking import results as results_lib
+from benchmarking.gpu_analysis import CURRENT_GPU_AUTO, goals, propose_gpu_auto
+from benchmarking.gpu_environment import environment
+from benchmarking.gpu_plans import REPO, Plan
 from benchmarking.problem import make_problem
 from benchmarking.run import reference_for, run_case
 from training import config_files
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FILES = {
     "report": "gpu_check.md",  # everything, readable
     "data": "gpu_check.json",  # everything, every timed call
@@ -57,145 +51,6 @@ FILES = {
     "forecast": "energy_forecast.png",  # one test week: actual load, GRU, LSTM
     "proposal": "gpu_auto.json",  # what "auto" should pick on this GPU, per H
 }
-# What jaxgru's dispatch picks for "auto" on a GPU before any measurement (jaxgru/_src/dispatch.py).
-CURRENT_GPU_AUTO = "custom_vjp"
-IMPLEMENTATIONS = tuple(i.value for i in jaxgru.Implementation if i is not jaxgru.Implementation.AUTO)
-LAYER_ROWS = tuple(f"jaxgru.{i}" for i in IMPLEMENTATIONS) + ("flax", "torch")
-
-
-@dataclasses.dataclass(frozen=True)
-class LayerCase:
-  """One timed layer problem."""
-
-  name: str
-  shape: tuple[int, int, int, int]  # (B, T, I, H)
-  num_layers: int  # L
-  bidirectional: bool
-  dtype: str  # compute dtype
-
-
-@dataclasses.dataclass(frozen=True)
-class Plan:
-  """Everything one run does, in the order it does it; :func:`full_plan` and :func:`smoke_plan`."""
-
-  name: str  # "full" or "smoke"
-  accuracy_shape: tuple[int, int, int, int]  # (B, T, I, H), bidirectional, variable lengths
-  accuracy_layers: int
-  accuracy_pairs: tuple[tuple[str, str], ...]  # (implementation, dtype), in order
-  layer_cases: tuple[LayerCase, ...]  # in order of priority: the budget may stop before the last
-  train_shape: tuple[int, int, int, int]  # the post's model: (B, T, I, H)
-  train_layers: int
-  train_rows: tuple[str, ...]
-  layer_rows: tuple[str, ...]  # registered benchmark rows
-  energy_overrides: tuple[str, ...]  # for configs/energy_gru.yaml and energy_lstm.yaml
-  energy_models: tuple[str, ...]  # "gru", "lstm"
-  energy_seeds: tuple[int, ...]
-  post_epochs: int  # the post's schedule; read off the longer run (constant learning rate)
-  long_epochs: int  # the longer schedule
-  budget_s: float  # the whole run
-  shares: dict  # part -> fraction of budget_s it may use (leftovers pass on to the next part)
-
-
-def full_plan(budget_s: float = 450.0) -> Plan:
-  """The GPU run: about ``budget_s`` seconds (the command's limit must leave a margin for start-up)."""
-  gpu = config_lib.load(os.path.join(REPO, "configs", "bench", "gpu.yaml"))
-  longest = max(s[1] for s in gpu.shapes)
-  long_shapes = [s for s in gpu.shapes if s[1] == longest and s[3] <= 256][:2]  # a few of gpu.yaml's long sequences
-  kernelbench = (10, 512, 128, 256)  # nn.GRU(128, 256, num_layers=6), T=512, B=10 (KernelBench level 3)
-  post = (1024, 90, 5, 256)  # the FloydHub post: batch 1024, lookback 90, 5 features, 256 hidden, 2 layers
-  cases = [
-      LayerCase("kernelbench", kernelbench, 6, False, "float32"),
-      LayerCase("post", post, 2, False, "float32"),
-      LayerCase("kernelbench_bi", kernelbench, 6, True, "float32"),
-      LayerCase("kernelbench", kernelbench, 6, False, "bfloat16"),
-      LayerCase("post", post, 2, False, "bfloat16"),
-      *[LayerCase(f"long_h{s[3]}", tuple(s), 1, False, "float32") for s in long_shapes],
-      LayerCase("kernelbench_bi", kernelbench, 6, True, "bfloat16"),
-      *[LayerCase(f"long_h{s[3]}", tuple(s), 1, False, "bfloat16") for s in long_shapes],
-  ]
-  return Plan(
-      name="full",
-      accuracy_shape=(20, 24, 12, 64),  # B > 16: the Pallas kernel runs two batch blocks
-      accuracy_layers=2,
-      accuracy_pairs=tuple((i, d) for i in IMPLEMENTATIONS for d in ("float32", "bfloat16")),
-      layer_cases=tuple(cases),
-      train_shape=post,
-      train_layers=2,
-      train_rows=LAYER_ROWS,
-      layer_rows=LAYER_ROWS,
-      energy_overrides=(),
-      energy_models=("gru", "lstm"),
-      energy_seeds=(0, 1, 2),
-      post_epochs=5,
-      long_epochs=40,
-      budget_s=budget_s,
-      shares={"accuracy": 0.12, "layers": 0.40, "train_step": 0.10, "energy": 0.36},
-  )
-
-
-def smoke_plan(budget_s: float = 120.0) -> Plan:
-  """Tiny sizes, one seed, each implementation checked once, one row of each kind: every code path in seconds.
-
-  Off a GPU the Pallas rows are refused (their error is the row's result): the
-  kernel runs compiled on a GPU only; its interpreter and its lowering for CUDA
-  are tested in ``tests/test_implementations.py`` and ``tests/test_gpu_check.py``.
-  """
-  dtypes = ("float32", "bfloat16")
-  return Plan(
-      name="smoke",
-      accuracy_shape=(3, 5, 3, 16),
-      accuracy_layers=1,
-      accuracy_pairs=tuple((impl, dtypes[k % 2]) for k, impl in enumerate(IMPLEMENTATIONS)),
-      layer_cases=(LayerCase("tiny_bi", (2, 6, 3, 16), 2, True, "float32"),),
-      train_shape=(8, 6, 5, 16),
-      train_layers=2,
-      train_rows=("jaxgru.custom_vjp", "jaxgru.pallas", "torch"),
-      layer_rows=("jaxgru.custom_vjp", "jaxgru.pallas", "flax", "torch"),
-      energy_overrides=("model.hidden=8", "model.num_layers=1", "task.lookback=6", "train.batch_size=4096",
-                        "train.eval_batch_size=4096"),
-      energy_models=("gru",),
-      energy_seeds=(0,),
-      post_epochs=1,
-      long_epochs=2,
-      budget_s=budget_s,
-      shares={"accuracy": 0.25, "layers": 0.25, "train_step": 0.2, "energy": 0.3},
-  )
-
-
-# --- environment ---------------------------------------------------------------------------------
-
-
-def _version(package: str) -> str | None:
-  try:
-    return metadata.version(package)
-  except metadata.PackageNotFoundError:
-    return None
-
-
-def environment(command: Sequence[str]) -> dict:
-  """Device, driver, versions and the exact command (:func:`benchmarking.results.environment` and more)."""
-  env = results_lib.environment()
-  env["command"] = " ".join(command)
-  env["devices"] = [str(d) for d in jax.devices()]
-  env["versions"].update({p: _version(p) for p in (
-      "jax-cuda13-plugin", "jax-cuda13-pjrt", "jax-cuda12-plugin", "optax", "orbax-checkpoint", "pydantic",
-      "tensorboardX", "triton")})
-  try:
-    smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total,clocks.max.sm,power.limit",
-                          "--format=csv,noheader"], capture_output=True, text=True, timeout=20, check=True)
-    env["nvidia_smi"] = smi.stdout.strip()
-  except (OSError, subprocess.SubprocessError) as e:
-    env["nvidia_smi"] = f"not available ({type(e).__name__})"
-  try:
-    import torch  # noqa: PLC0415  (optional)
-
-    env["torch_cuda"] = torch.version.cuda
-    env["torch_cudnn"] = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
-  except ImportError:
-    pass
-  env["platform"] = platform.platform()
-  env["xla_flags"] = os.environ.get("XLA_FLAGS", "")
-  return env
 
 
 # --- the parts -----------------------------------------------------------------------------------
@@ -245,7 +100,10 @@ def _bench_config(rows: Sequence[str], tolerances: dict | None = None, *, repeat
 
 
 def run_layers(plan: Plan, clock: Clock, log: Callable[[str], None]) -> tuple[list, list]:
-  """Part 3: per :class:`LayerCase`, forward then forward+backward, every row interleaved (gpu.yaml's tolerances)."""
+  """Part 3: per :class:`~benchmarking.gpu_plans.LayerCase`, forward then forward+backward, rows interleaved.
+
+  Rows are checked with gpu.yaml's tolerances.
+  """
   config = _bench_config(plan.layer_rows, warmup=0 if plan.name == "smoke" else 2)
   cases, skipped, longest = [], [], 0.0
   for case in plan.layer_cases:
@@ -336,82 +194,6 @@ def run_energy(plan: Plan, clock: Clock, log: Callable[[str], None], workdir: st
     result["markdown_seeds"] = compare_lib.markdown_seeds(rows)
     result["forecast_png"] = os.path.join(comparison, "comparison.png")
   return result
-
-
-# --- what the measurements say -------------------------------------------------------------------
-
-
-def propose_gpu_auto(accuracy_results: Sequence[dict], cases: Sequence[results_lib.CaseResult], *,
-                     current: str = CURRENT_GPU_AUTO) -> dict:
-  """What ``"auto"`` should pick on this GPU, per H, from the forward+backward timings.
-
-  An implementation is eligible when it passed every accuracy check it had and
-  was timed in every forward+backward case of that H. The choice moves away
-  from ``current`` only to an implementation faster in every such case by more
-  than the spread (its upper quartile below the current one's lower quartile);
-  otherwise it stays.
-
-  Returns:
-    ``{"current": ..., "by_hidden": [{"hidden", "choice", "fastest", "geomean_ratio_to_current",
-    "cases"}], "dispatch_rule": a Python line for jaxgru/_src/dispatch.py}``.
-  """
-  failed = {r["implementation"] for r in accuracy_results if r.get("status") not in ("ok", "not run")}
-  checked = {r["implementation"] for r in accuracy_results if r.get("status") == "ok"}
-  by_hidden: dict[int, list] = {}
-  for case in cases:
-    if case.mode == registry.Mode.FORWARD_BACKWARD.value:
-      by_hidden.setdefault(case.shape[3], []).append(case)
-  proposal = []
-  for hidden, group in sorted(by_hidden.items()):
-    timed: dict[str, list] = {}
-    for case in group:
-      rows = {r.name.removeprefix("jaxgru."): r for r in case.rows if r.name.startswith("jaxgru.") and r.timed}
-      for name, row in rows.items():
-        timed.setdefault(name, []).append((case.label + " " + case.dtype, row.stats))
-    eligible = {n: s for n, s in timed.items() if len(s) == len(group) and n in checked and n not in failed}
-    entry = {"hidden": hidden, "cases": [c.label + " " + c.dtype for c in group], "choice": current,
-             "fastest": None, "geomean_ratio_to_current": {}, "why": ""}
-    if current not in eligible:
-      entry["why"] = f"{current} was not checked and timed in every case of this H: no change"
-      proposal.append(entry)
-      continue
-    base = dict(eligible[current])
-    ratios = {n: math.exp(np.mean([math.log(st.median / base[label].median) for label, st in s]))
-              for n, s in eligible.items()}
-    fastest = min(ratios, key=ratios.get)
-    clearly = all(st.q3 < base[label].q1 for label, st in eligible[fastest])
-    entry.update(fastest=fastest, geomean_ratio_to_current={n: round(r, 4) for n, r in ratios.items()})
-    if fastest != current and clearly:
-      entry["choice"] = fastest
-      entry["why"] = f"{fastest} faster than {current} in every case beyond the interquartile spread"
-    else:
-      entry["why"] = ("the current choice is the fastest" if fastest == current
-                      else f"{fastest} is not faster beyond the spread in every case: no change")
-    proposal.append(entry)
-  table = tuple((e["hidden"], e["choice"]) for e in proposal)
-  return {"current": current, "by_hidden": proposal,
-          "dispatch_rule": f"GPU_AUTO_BY_HIDDEN = {table!r}  # (largest H measured, implementation); above: the last"}
-
-
-def goals(cases: Sequence[results_lib.CaseResult]) -> list[dict]:
-  """The issue's speed goals at KernelBench's and the post's shapes: best and current-``auto`` row vs torch and flax."""
-  out = []
-  for case in cases:
-    if case.mode != registry.Mode.FORWARD_BACKWARD.value or case.shape[0] not in (10, 1024):
-      continue
-    rows = {r.name: r for r in case.rows if r.timed}
-    jax_rows = {n: r for n, r in rows.items() if n.startswith("jaxgru.")}
-    if not jax_rows:
-      continue
-    best = min(jax_rows.values(), key=lambda r: r.stats.median)
-    auto = rows.get(f"jaxgru.{CURRENT_GPU_AUTO}")
-    out.append({
-        "case": f"{case.label} {case.dtype}", "best": best.name,
-        "best_x_torch": best.ratio_to.get("torch"), "best_x_flax": best.ratio_to.get("flax"),
-        "auto_x_torch": auto.ratio_to.get("torch") if auto else None,
-        "auto_x_flax": auto.ratio_to.get("flax") if auto else None,
-    })
-  return out
 
 
 # --- the report ----------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ import jax.numpy as jnp
 
 from jaxgru._src import dtypes
 from jaxgru._src import gates
+from jaxgru._src import request
 from jaxgru._src import scan
 
 Array = jax.Array
@@ -160,7 +161,7 @@ def backward_scan(variant, reverse, unroll, dtype, saved: Saved, cotangents):
       d_h = jnp.where(starts, jnp.zeros_like(d_h), d_h)
     return (d_h, d_reset), (d_r, d_z, d_n)
 
-  valid = None if seq_lengths is None else scan.valid_steps(seq_lengths, d_ys.shape[0])  # [T, B]
+  valid = None if seq_lengths is None else request.valid_steps(seq_lengths, d_ys.shape[0])  # [T, B]
   inputs = ((res.h_prev, res.r, res.z, res.n, res.aux, d_ys), valid, restart)
   d_reset0 = None if restart is None else jnp.zeros(d_h_last.shape, acc)
   (d_h0, d_reset), d_pre = jax.lax.scan(
@@ -203,7 +204,7 @@ def run_custom_vjp(
     params: gates.Params, x: Array, h0: Array, *, projected: bool, variant, seq_lengths, reverse, unroll, dtype,
     restart=None, h_reset=None,
 ) -> tuple[Array, Array]:  # fmt: skip
-  """The hand-written-backward runner on a prepared request (:func:`jaxgru._src.scan.prepare_direction`).
+  """The hand-written-backward runner on a prepared request (:func:`jaxgru._src.request.prepare_direction`).
 
   ``projected``: ``x`` is the hoisted projection ``[T, B, 3H]`` (``"custom_vjp"``);
   otherwise the raw inputs ``[T, B, I]``, projected step by step inside the
@@ -215,7 +216,7 @@ def run_custom_vjp(
 
 
 def _checked(params, x, h0, *, projected, variant, seq_lengths, reverse, unroll, dtype, resets, reset_carry):
-  d = scan.prepare_direction(
+  d = request.prepare_direction(
       params, x, h0, projected=projected, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
       dtype=dtype, resets=resets, reset_carry=reset_carry,
   )  # fmt: skip

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 from jaxgru._src import backward
 from jaxgru._src import gates
+from jaxgru._src import request
 from jaxgru._src import scan
 
 Array = jax.Array
@@ -172,7 +173,7 @@ def run_direction(
   """Runs one layer direction on inputs ``x [T, B, I]`` with the implementation that serves the request.
 
   The whole run path: the arguments are checked, the padding zeroed and the
-  compute dtype decided once (:func:`jaxgru._src.scan.prepare_direction`), the
+  compute dtype decided once (:func:`jaxgru._src.request.prepare_direction`), the
   implementation resolved on this backend, the inputs projected once where
   the implementation wants them projected, and its runner called.
 
@@ -192,7 +193,7 @@ def run_direction(
   Returns:
     ``(outputs [T, B, H], h_last [B, H])`` as :func:`jaxgru.gru_scan`.
   """
-  d = scan.prepare_direction(
+  d = request.prepare_direction(
       params, x, h0, projected=False, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
       dtype=dtype, resets=resets, reset_carry=reset_carry,
   )  # fmt: skip

@@ -44,6 +44,7 @@ import jax.numpy as jnp
 from jaxgru._src import backward
 from jaxgru._src import dtypes
 from jaxgru._src import gates
+from jaxgru._src import request
 from jaxgru._src import scan
 from jaxgru._src import validation
 
@@ -233,7 +234,7 @@ def run_pallas(
     params: gates.Params, x_proj: Array, h0: Array, *, variant, seq_lengths, reverse, dtype, interpret: bool,
     restart=None, h_reset=None,
 ) -> tuple[Array, Array]:  # fmt: skip
-  """The ``"pallas"`` runner on a prepared request (:func:`jaxgru._src.scan.prepare_direction`)."""
+  """The ``"pallas"`` runner on a prepared request (:func:`jaxgru._src.request.prepare_direction`)."""
   if not interpret:
     check_compiled_kernel(jax.default_backend(), h0.shape[-1])
   w, b = params["recurrent_kernel"], params["recurrent_bias"]
@@ -281,7 +282,7 @@ def gru_scan_pallas(
       it cannot take (nothing falls back silently), or mis-shaped arguments.
   """
   validation.check_bool("interpret", interpret)
-  d = scan.prepare_direction(
+  d = request.prepare_direction(
       params, x_proj, h0, projected=True, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=1,
       dtype=dtype, resets=resets, reset_carry=reset_carry,
   )  # fmt: skip

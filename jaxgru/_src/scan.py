@@ -2,7 +2,7 @@
 
 Shapes follow the legend in :mod:`jaxgru.gates`. Everything here is a pure
 function of parameters and arrays, differentiated by JAX's autodiff (forward
-and reverse mode). :func:`prepare_direction` checks a request once,
+and reverse mode). :func:`jaxgru._src.request.prepare_direction` checks a request once,
 :func:`loop` is the one padded time loop (also the custom-VJP forward's), and
 the ``run_*`` functions run prepared requests for :func:`jaxgru._src.dispatch.run_direction`;
 :func:`gru_scan` and :func:`gru_scan_remat` are their checked public forms.
@@ -11,14 +11,12 @@ the ``run_*`` functions run prepared requests for :func:`jaxgru._src.dispatch.ru
 from __future__ import annotations
 
 import enum
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from jaxgru._src import dtypes
 from jaxgru._src import gates
-from jaxgru._src import validation
+from jaxgru._src import request
 
 Array = jax.Array
 
@@ -41,111 +39,6 @@ class Remat(str, enum.Enum):
 def as_remat(remat: str | Remat) -> Remat:
   """Returns ``remat`` as a :class:`Remat`, raising ``ValueError`` if unknown."""
   return gates.as_choice(Remat, remat, "remat mode")
-
-
-class Direction(NamedTuple):
-  """One direction's run request after :func:`prepare_direction`: checked, padding zeroed, dtype decided."""
-
-  x: Array  # [T, B, I] inputs, or [T, B, 3H] projections; zero at padded steps
-  h0: Array  # [B, H] initial state, carry dtype
-  variant: gates.Variant  # where the reset gate applies
-  seq_lengths: Array | None  # [B] int32 in [0, T], or None
-  dtype: jnp.dtype  # compute dtype (jaxgru._src.dtypes.compute_dtype)
-  restart: Array | None = None  # [T, B] bool: step t starts from h_reset (see restarts); None: no resets
-  h_reset: Array | None = None  # [B, H] carry dtype: the state a reset restores
-
-
-def valid_steps(seq_lengths: Array, num_steps: int) -> Array:
-  """The padding mask of every implementation: ``[T, B]`` booleans, true where ``t < seq_lengths[b]``.
-
-  >>> valid_steps(jnp.array([3, 1]), 4).astype(int).T.tolist()
-  [[1, 1, 1, 0], [1, 0, 0, 0]]
-  """
-  return jnp.arange(num_steps, dtype=seq_lengths.dtype)[:, None] < seq_lengths[None, :]
-
-
-def zero_padding(x: Array, seq_lengths: Array) -> tuple[Array, Array]:
-  """``(x with its padded steps zeroed, valid [T, B, 1])`` for time-major ``x [T, B, F]``.
-
-  Padding may hold anything (NaN, inf): zeroing it keeps it out of the
-  gradients too (``0 * NaN`` would be NaN in every weight gradient), as
-  PyTorch's packed sequences never look at padding.
-  """
-  valid = valid_steps(seq_lengths, x.shape[0])[..., None]
-  return jnp.where(valid, x, jnp.zeros_like(x)), valid
-
-
-def restarts(resets: Array, seq_lengths: Array | None, reverse: bool) -> Array:
-  """``[T, B]`` booleans: where a direction's step ``t`` starts from the reset state instead of its carry.
-
-  ``resets[t, b]`` marks the first step of an episode. Forward, step ``t``
-  starts afresh where ``resets[t]``. In reverse each episode is run backward
-  from its own last step, so step ``t`` starts afresh where step ``t + 1``
-  begins the next episode. Either way a direction sees the same segments and
-  runs each from the reset state. Resets at padded steps are ignored.
-
-  >>> r = jnp.array([[False], [False], [True], [False]])  # [T, B]: a new episode at t = 2
-  >>> restarts(r, None, False)[:, 0].tolist(), restarts(r, None, True)[:, 0].tolist()
-  ([False, False, True, False], [False, True, False, False])
-  """
-  if seq_lengths is not None:
-    resets = resets & valid_steps(seq_lengths, resets.shape[0])
-  if not reverse:
-    return resets
-  return jnp.concatenate([resets[1:], jnp.zeros_like(resets[:1])], axis=0)
-
-
-def prepare_resets(resets, reset_carry, h0: Array, seq_lengths: Array | None, reverse: bool, *, num_steps: int):
-  """Checks episode resets once per run: ``(restart [T, B] bool, h_reset [B, H])``, or ``(None, None)``.
-
-  ``restart`` is :func:`restarts` of the checked ``resets [T, B]``; ``h_reset``
-  is ``reset_carry`` in the carry dtype, ``h0`` when not given.
-
-  Raises:
-    TypeError, ValueError: resets of the wrong shape or dtype, a mis-shaped
-      ``reset_carry``, or a ``reset_carry`` without resets.
-  """
-  if resets is None:
-    if reset_carry is not None:
-      raise ValueError("reset_carry was given without resets; pass resets [T, B] to say where episodes start")
-    return None, None
-  restart = restarts(validation.check_resets(resets, (num_steps, h0.shape[0])), seq_lengths, reverse)
-  if reset_carry is None:
-    return restart, h0
-  h_reset = validation.check_array("reset_carry", reset_carry, rank=2, legend="[B, H]")
-  if h_reset.shape != h0.shape:
-    raise ValueError(f"reset_carry must have the shape of h0, [B, H]={tuple(h0.shape)}; got {tuple(h_reset.shape)}")
-  return restart, h_reset.astype(h0.dtype)
-
-
-def prepare_direction(
-    params: gates.Params, x, h0, *, projected: bool, variant, seq_lengths, reverse, unroll, dtype,
-    resets=None, reset_carry=None,
-) -> Direction:  # fmt: skip
-  """Checks one direction's arguments, zeroes the padding of ``x`` (:func:`zero_padding`) and decides the
-  compute dtype: once per run.
-
-  Args:
-    params: one direction's parameters.
-    x: ``[T, B, 3H]`` input projections when ``projected``, else ``[T, B, I]``.
-    h0: ``[B, H]`` initial state.
-    projected: whether ``x`` is the input projection.
-    variant, seq_lengths, reverse, unroll, dtype, resets, reset_carry: as :func:`gru_scan`.
-
-  Raises:
-    TypeError, ValueError: naming the argument, what was wrong and what was expected.
-  """
-  x, h0 = validation.check_recurrence(params, x, h0, projected=projected)
-  validation.check_positive_int("unroll", unroll)
-  validation.check_bool("reverse", reverse)
-  validation.check_floating("dtype", dtype)
-  if seq_lengths is not None:
-    seq_lengths = validation.check_seq_lengths(seq_lengths, x.shape[1], x.shape[0])
-    x, _ = zero_padding(x, seq_lengths)
-  restart, h_reset = prepare_resets(resets, reset_carry, h0, seq_lengths, reverse, num_steps=x.shape[0])
-  kernels = (params["recurrent_kernel"],) + (() if projected else (params["input_kernel"],))
-  compute = dtypes.compute_dtype(dtype, x, h0, *kernels)
-  return Direction(x, h0, gates.as_variant(variant), seq_lengths, compute, restart, h_reset)
 
 
 def state_entering(h: Array, restart_t: Array | None, h_reset: Array | None) -> Array:
@@ -227,7 +120,7 @@ def loop(
     return h_new, ((y, h_in) + tuple(acts) if keep else y)
 
   num_steps = jax.tree.leaves(xs)[0].shape[0]
-  inputs = (xs, valid_steps(seq_lengths, num_steps) if masked else None, restart)
+  inputs = (xs, request.valid_steps(seq_lengths, num_steps) if masked else None, restart)
   h_last, out = jax.lax.scan(body, h0, inputs, reverse=reverse, unroll=unroll)
   if not keep:
     return out, h_last
@@ -239,7 +132,7 @@ def run_scan(
     params: gates.Params, x_proj: Array, h0: Array, *, variant, seq_lengths, reverse, unroll, dtype,
     restart=None, h_reset=None, recurrent_mask=None, gate_fn=jax.nn.sigmoid, activation_fn=jnp.tanh,
 ) -> tuple[Array, Array]:  # fmt: skip
-  """The ``"scan"`` runner on a prepared request (:func:`prepare_direction`); autodiff differentiates it."""
+  """The ``"scan"`` runner on a prepared request (:func:`jaxgru._src.request.prepare_direction`); autodiff differentiates it."""
   blocks = gates.recurrent_blocks(params, variant, dtype)  # once, outside the loop
   # Three per-gate arrays: slicing one wide [T, B, 3H] array inside the loop
   # is several times slower on XLA:CPU (experiments/results/speed_notes.md).
@@ -316,7 +209,7 @@ def gru_scan(
     ValueError, TypeError: mis-shaped or non-floating arrays, or bad
       ``seq_lengths`` (the message names the argument).
   """
-  d = prepare_direction(
+  d = request.prepare_direction(
       params, x_proj, h0, projected=True, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
       dtype=dtype, resets=resets, reset_carry=reset_carry,
   )  # fmt: skip
@@ -463,7 +356,7 @@ def gru_scan_remat(
     ValueError: blocks that do not tile ``T`` (:func:`check_remat`).
   """
   remat = as_remat(remat)
-  d = prepare_direction(
+  d = request.prepare_direction(
       params, inputs, h0, projected=False, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
       dtype=dtype, resets=resets, reset_carry=reset_carry,
   )  # fmt: skip

@@ -1,11 +1,10 @@
-r"""A trained GRU out of Python: ONNX with the native ``GRU`` operator, StableHLO through :mod:`jax.export`.
+r"""A trained GRU out of Python as ONNX, with ONNX's native ``GRU`` operator.
 
 :func:`to_onnx` maps a :class:`jaxgru.GRU` (with its variables) or a
 :class:`jaxgru.nnx.GRU` onto ONNX's ``GRU`` operator, one node per layer,
 which ONNX Runtime runs as one fused kernel. :func:`onnx_gru_graph` gives the
 same nodes as a graph to build into a larger model (a forecaster's scaling and
-head around the GRU). :func:`to_stablehlo` serializes a jitted JAX function with
-symbolic dimensions for another JAX program; :func:`load_stablehlo` reads it back.
+head around the GRU). StableHLO is in :mod:`jaxgru._src.export_stablehlo`.
 
 How a jaxgru layer maps onto ONNX's ``GRU`` (shapes per the legend in :mod:`jaxgru.gates`)::
 
@@ -43,18 +42,12 @@ Example:
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Mapping, Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from jaxgru._src import interop
-from jaxgru._src import nnx as jaxgru_nnx
-from jaxgru._src.layer import GRU
-from jaxgru._src.sequences import param_name
+from jaxgru._src.output_files import check_output_path, write_file
+from jaxgru._src.onnx_spec import layer_spec
 
 # Opset of the exported models: the GRU operator is unchanged from opset 14 to 21, and ONNX
 # Runtime (1.12 and later), TensorRT and OpenVINO all run opset 17.
@@ -69,139 +62,6 @@ OUTPUTS = "outputs"  # [B, T, D*H] ([T, B, D*H] when time_major), float32
 FINAL_STATE = "final_state"  # [L*D, B, H] float32
 
 ONNX_EXTRA = "pip install 'jaxgru[onnx]'"
-
-
-class Activation(NamedTuple):
-  """One of ONNX's recurrent activations, equal to a JAX function."""
-
-  name: str  # the name in the GRU's ``activations`` attribute
-  alpha: float | None  # its ``activation_alpha`` entry, when it takes one
-  beta: float | None  # its ``activation_beta`` entry, when it takes one
-
-
-# The JAX functions ONNX's GRU can express (by their public names), each checked against ONNX Runtime in the tests.
-ACTIVATIONS: tuple[tuple[str, Callable, Activation], ...] = (
-    ("jax.nn.sigmoid", jax.nn.sigmoid, Activation("Sigmoid", None, None)),
-    ("jax.lax.logistic", jax.lax.logistic, Activation("Sigmoid", None, None)),
-    ("jnp.tanh", jnp.tanh, Activation("Tanh", None, None)),
-    ("jax.lax.tanh", jax.lax.tanh, Activation("Tanh", None, None)),
-    ("jax.nn.relu", jax.nn.relu, Activation("Relu", None, None)),
-    # jax.nn.hard_sigmoid(x) = relu6(x + 3) / 6 = clip(x / 6 + 1/2, 0, 1): ONNX's HardSigmoid.
-    ("jax.nn.hard_sigmoid", jax.nn.hard_sigmoid, Activation("HardSigmoid", 1.0 / 6.0, 0.5)),
-    ("jax.nn.soft_sign", jax.nn.soft_sign, Activation("Softsign", None, None)),
-)
-
-
-def onnx_activation(fn: Callable, option: str) -> Activation:
-  """The ONNX activation equal to ``fn``.
-
-  Args:
-    fn: a layer's ``gate_fn`` or ``activation_fn``.
-    option: its name, for the message.
-
-  Raises:
-    ValueError: ``fn`` is none of :data:`ACTIVATIONS`.
-
-  >>> onnx_activation(jax.nn.hard_sigmoid, "gate_fn")
-  Activation(name='HardSigmoid', alpha=0.16666666666666666, beta=0.5)
-  """
-  for _, candidate, activation in ACTIVATIONS:
-    if fn is candidate:
-      return activation
-  known = ", ".join(name for name, _, _ in ACTIVATIONS)
-  raise ValueError(
-      f"to_onnx: {option}={getattr(fn, '__name__', fn)!r} has no equal among the activations of ONNX's GRU "
-      f"operator; the export can express {known}. Use to_stablehlo for other functions."
-  )
-
-
-class LayerSpec(NamedTuple):
-  """What the ONNX graph of a GRU layer needs, checked: sizes, options and float32 arrays."""
-
-  input_features: int  # I
-  features: int  # H
-  num_layers: int  # L
-  num_directions: int  # D
-  reset_after: bool  # variant "reset_after" (ONNX linear_before_reset=1)
-  time_major: bool  # inputs and outputs [T, B, ...]
-  use_bias: bool  # the layer has biases
-  activations: tuple[Activation, Activation]  # (gate_fn, activation_fn)
-  params: tuple[tuple[Mapping[str, np.ndarray], ...], ...]  # [l][d]: the four (or two) float32 arrays
-
-
-def layer_spec(layer, variables: Mapping | None = None) -> LayerSpec:
-  """Checks a layer for export and collects its sizes, options and parameters.
-
-  Args:
-    layer: a :class:`jaxgru.GRU`, or a :class:`jaxgru.nnx.GRU` (then without ``variables``).
-    variables: ``{"params": ...}`` of the linen layer, as returned by ``layer.init``.
-
-  Returns:
-    A :class:`LayerSpec`.
-
-  Raises:
-    TypeError: not a jaxgru GRU layer, or variables missing or given with an nnx layer.
-    ValueError: an option the export cannot express (a ``gate_fn`` or
-      ``activation_fn`` with no ONNX equal, a ``dtype`` or ``param_dtype``
-      other than float32), or variables that do not match the layer.
-  """
-  if isinstance(layer, jaxgru_nnx.GRU):
-    if variables is not None:
-      raise TypeError("to_onnx takes no variables with a jaxgru.nnx.GRU (the layer holds its parameters)")
-    layer, variables = interop.to_linen(layer)
-  if not isinstance(layer, GRU):
-    raise TypeError(f"to_onnx expects a jaxgru.GRU (with variables) or a jaxgru.nnx.GRU, got {type(layer).__name__}")
-  if not isinstance(variables, Mapping):
-    raise TypeError(f"to_onnx expects the layer's variables {{'params': ...}} with a jaxgru.GRU, got {type(variables).__name__}")
-  # Training-time options (dropout, recurrent_dropout, remat, unroll, implementation) leave
-  # the inference graph unchanged; the compute dtype does not.
-  for option in ("dtype", "param_dtype"):
-    value = getattr(layer, option)
-    if value is not None and jnp.dtype(value) != jnp.float32:
-      raise ValueError(
-          f"to_onnx: {option}={jnp.dtype(value).name} is not supported: the exported graph computes in float32 "
-          f"and would not give the layer's {jnp.dtype(value).name} numbers; export a layer with {option}=float32"
-          + (" (or None)" if option == "dtype" else "")
-      )
-  activations = (onnx_activation(layer.gate_fn, "gate_fn"), onnx_activation(layer.activation_fn, "activation_fn"))
-  params = variables.get("params", variables)
-  hidden, directions = layer.features, layer.num_directions
-  expected = {param_name(l, d) for l in range(layer.num_layers) for d in range(directions)}
-  if set(params) != expected:
-    raise ValueError(f"to_onnx: variables hold {sorted(params)}, but the layer expects {sorted(expected)}")
-  names = ("input_kernel", "recurrent_kernel") + (("input_bias", "recurrent_bias") if layer.use_bias else ())
-  first = params[param_name(0, 0)].get("input_kernel")
-  input_features = int(np.shape(first)[0]) if first is not None and np.ndim(first) == 2 else 0
-  arrays = []
-  for l in range(layer.num_layers):
-    row = []
-    for d in range(directions):
-      name = param_name(l, d)
-      p = params[name]
-      if sorted(p) != sorted(names):
-        raise ValueError(f"to_onnx: {name} holds {sorted(p)}, but a layer with use_bias={layer.use_bias} has {sorted(names)}")
-      inputs = input_features if l == 0 else directions * hidden
-      shapes = {"input_kernel": (inputs, 3 * hidden), "recurrent_kernel": (hidden, 3 * hidden),
-                "input_bias": (3 * hidden,), "recurrent_bias": (3 * hidden,)}  # fmt: skip
-      for key in names:
-        if np.shape(p[key]) != shapes[key] or jnp.dtype(p[key].dtype) != jnp.float32:
-          raise ValueError(
-              f"to_onnx: {name}/{key} is {np.shape(p[key])} {jnp.dtype(p[key].dtype).name}, "
-              f"expected {shapes[key]} float32 (features={hidden}, input features {input_features})"
-          )
-      row.append({key: np.asarray(p[key]) for key in names})
-    arrays.append(tuple(row))
-  return LayerSpec(
-      input_features=input_features,
-      features=hidden,
-      num_layers=layer.num_layers,
-      num_directions=directions,
-      reset_after=layer.variant == "reset_after",
-      time_major=layer.time_major,
-      use_bias=layer.use_bias,
-      activations=activations,
-      params=tuple(arrays),
-  )
 
 
 def _zrn(stacked: np.ndarray) -> np.ndarray:
@@ -402,148 +262,3 @@ def to_onnx(
   if path is not None:
     write_file(path, model.SerializeToString(), force=force)
   return model
-
-
-def check_output_path(path: str | os.PathLike, *, force: bool = False) -> str:
-  """Checks that a file can be written at ``path``: its folder exists, and it does not unless ``force``.
-
-  Returns:
-    ``path`` as a string.
-
-  Raises:
-    TypeError: ``path`` is not a path.
-    IsADirectoryError: ``path`` is a folder.
-    FileNotFoundError: its folder does not exist.
-    FileExistsError: it exists and ``force`` is false.
-  """
-  if not isinstance(path, (str, os.PathLike)):
-    raise TypeError(f"path must be a file path (str or os.PathLike), got {type(path).__name__}")
-  path = os.fspath(path)
-  folder = os.path.dirname(os.path.abspath(path))
-  if os.path.isdir(path):
-    raise IsADirectoryError(f"path {path!r} is a folder; expected a file name in it")
-  if not os.path.isdir(folder):
-    raise FileNotFoundError(f"path {path!r}: folder {folder} does not exist; create it first")
-  if os.path.exists(path) and not force:
-    raise FileExistsError(f"path {path!r} already exists; choose another path or pass force=True to overwrite it")
-  return path
-
-
-def write_file(path: str | os.PathLike, data: bytes, *, force: bool = False) -> None:
-  """Writes ``data`` to ``path`` atomically: a temporary file in the same folder, then ``os.replace``.
-
-  Raises:
-    as :func:`check_output_path`.
-  """
-  path = check_output_path(path, force=force)
-  handle, temporary = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=f".{os.path.basename(path)}.")
-  try:
-    with os.fdopen(handle, "wb") as f:
-      f.write(data)
-      f.flush()
-      os.fsync(f.fileno())
-    os.chmod(temporary, 0o644)  # mkstemp makes it 0o600; a model is read by others
-    os.replace(temporary, path)
-  except BaseException:
-    os.unlink(temporary)
-    raise
-
-
-def to_stablehlo(
-    fn: Callable,
-    *args: Any,
-    symbolic: Sequence[str | None] | None = None,
-    path: str | os.PathLike | None = None,
-    force: bool = False,
-    platforms: Sequence[str] | None = None,
-) -> jax.export.Exported:
-  """Exports a JAX function as serialized StableHLO (:mod:`jax.export`), with symbolic dimensions.
-
-  The function's constants (a model's parameters closed over) go into the
-  module; another JAX program runs it with :func:`load_stablehlo` and
-  ``exported.call(*args)``, without this Python code.
-
-  Args:
-    fn: the function (it is jitted; a ``jax.jit`` function is taken as is).
-    *args: example arguments: arrays or ``jax.ShapeDtypeStruct`` s.
-    symbolic: one shape per argument in :func:`jax.export.symbolic_shape`
-      syntax, such as ``"b, t, 3"``, or ``None`` for the argument's own shape;
-      names shared between arguments are the same dimension.
-    path: where to write the serialized module; ``None`` writes nothing
-      (folder must exist; atomic, as :func:`to_onnx`).
-    force: overwrite an existing ``path``.
-    platforms: the platforms to export for (``("cpu", "cuda")``); default the current backend.
-
-  Returns:
-    The ``jax.export.Exported``; ``exported.serialize()`` is what ``path`` holds.
-
-  Raises:
-    ValueError: ``symbolic`` does not have one entry per argument, or a shape
-      whose rank or fixed sizes differ from the argument's.
-    FileNotFoundError, FileExistsError, IsADirectoryError: as :func:`check_output_path`.
-
-  Example:
-
-  >>> import jax.numpy as jnp
-  >>> exported = to_stablehlo(lambda x: jnp.cumsum(x, axis=1), jnp.ones((2, 5)), symbolic=["b, t"])
-  >>> exported.in_avals
-  (ShapedArray(float32[b,t]),)
-  >>> exported.call(jnp.ones((3, 4)))[2]
-  Array([1., 2., 3., 4.], dtype=float32)
-  """
-  if path is not None:
-    check_output_path(path, force=force)
-  args = [a if hasattr(a, "shape") and hasattr(a, "dtype") else np.asarray(a) for a in args]
-  specs = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in args]
-  if symbolic is not None:
-    if isinstance(symbolic, str) or len(symbolic) != len(args):
-      raise ValueError(f"to_stablehlo symbolic must hold one shape (or None) per argument, {len(args)}, got {symbolic!r}")
-    scope = jax.export.SymbolicScope()
-    for i, (shape, spec) in enumerate(zip(symbolic, specs)):
-      if shape is None:
-        continue
-      dims = jax.export.symbolic_shape(shape, scope=scope)
-      fixed_ok = all(not isinstance(d, int) or d == s for d, s in zip(dims, spec.shape))
-      if len(dims) != len(spec.shape) or not fixed_ok:
-        raise ValueError(f"to_stablehlo symbolic[{i}] = {shape!r} does not fit argument {i} of shape {spec.shape}")
-      specs[i] = jax.ShapeDtypeStruct(dims, spec.dtype)
-  exported = jax.export.export(jax.jit(fn), platforms=platforms)(*specs)
-  if path is not None:
-    write_file(path, bytes(exported.serialize()), force=force)
-  return exported
-
-
-def load_stablehlo(path: str | os.PathLike) -> jax.export.Exported:
-  """Reads a module written by :func:`to_stablehlo`; run it with ``exported.call(*args)``.
-
-  Raises:
-    FileNotFoundError: no file at ``path``.
-  """
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"no StableHLO module at {os.fspath(path)!r}; write one with jaxgru.export.to_stablehlo")
-  with open(path, "rb") as f:
-    return jax.export.deserialize(bytearray(f.read()))
-
-
-__all__ = (
-    "ACTIVATIONS",
-    "DEFAULT_OPSET",
-    "FINAL_STATE",
-    "INITIAL_H",
-    "INPUTS",
-    "MIN_OPSET",
-    "OUTPUTS",
-    "SEQUENCE_LENS",
-    "Activation",
-    "LayerSpec",
-    "check_output_path",
-    "layer_spec",
-    "load_stablehlo",
-    "onnx_activation",
-    "onnx_gru_graph",
-    "onnx_model",
-    "require_onnx",
-    "to_onnx",
-    "to_stablehlo",
-    "write_file",
-)
