@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> dict:
   from training import agreement  # pylint: disable=g-import-not-at-top
   from training import checkpoint  # pylint: disable=g-import-not-at-top
   from training import interrupts  # pylint: disable=g-import-not-at-top
+  from training import train_log  # pylint: disable=g-import-not-at-top
   from training import metrics  # pylint: disable=g-import-not-at-top
   from training import trainer  # pylint: disable=g-import-not-at-top
 
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
     sys.stdout.flush()
     os._exit(1)
   except (ConfigError, energy.DataError, files.DiskFault, run_folder.RunFolderBusyError, checkpoint.CheckpointError,
-          trainer.NonFiniteLossError, agreement.MainProcessError) as e:
+          train_log.NonFiniteLossError, agreement.MainProcessError) as e:
     sys.exit(f"error: {e}")
   if jax.process_index() == 0:
     print(json.dumps({"workdir": workdir, "test": summary["test"], "seconds_per_epoch": summary["seconds_per_epoch"]}, indent=2))

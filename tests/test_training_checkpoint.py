@@ -17,6 +17,7 @@ from training.config_files import load_config
 from training import checkpoint
 from training import history
 from training import optim
+from training import step as step_lib
 from training import tasks
 from training import trainer
 from training.schema import TrainConfig
@@ -50,8 +51,8 @@ runpy.run_path({script!r}, run_name="__main__")
 
 def latest_params(config, workdir):
   task = tasks.build_task(config.task, seed=config.seed, batch_size=config.train.batch_size)
-  model = trainer.create_model(config.model, task.outputs)
-  like = trainer.create_train_state(model, optim.make_optimizer(config.optimizer, 100), jax.random.key(0), task.train_batch(0)[0][:1])
+  model = step_lib.create_model(config.model, task.outputs)
+  like = step_lib.create_train_state(model, optim.make_optimizer(config.optimizer, 100), jax.random.key(0), task.train_batch(0)[0][:1])
   ckpt = checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"), keep=10)
   step, state = ckpt.restore_latest(like)
   ckpt.close()

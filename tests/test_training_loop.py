@@ -15,6 +15,8 @@ from training import checkpoint
 from training import history
 from training import optim
 from training import schema
+from training import step as step_lib
+from training import train_log
 from training import trainer
 from training_helpers import tiny_config
 
@@ -34,11 +36,11 @@ def write_energy_csv(path, num_rows=400):
 def final_params(config, workdir, key=0):
   """The parameters of the latest checkpoint in ``workdir`` (``key`` != 0: a fresh initialization instead)."""
   task_outputs = {"energy": 1, "adding": 1, "digits": 10}[config.task.kind]
-  model = trainer.create_model(config.model, task_outputs)
+  model = step_lib.create_model(config.model, task_outputs)
   from training import tasks  # pylint: disable=g-import-not-at-top
 
   task = tasks.build_task(config.task, seed=config.seed, batch_size=config.train.batch_size)
-  like = trainer.create_train_state(model, optim.make_optimizer(config.optimizer, 100), jax.random.key(key), task.train_batch(0)[0][:1])
+  like = step_lib.create_train_state(model, optim.make_optimizer(config.optimizer, 100), jax.random.key(key), task.train_batch(0)[0][:1])
   if key:
     return 0, jax.tree_util.tree_map(np.asarray, like.params)
   ckpt = checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"), keep=1)
@@ -107,7 +109,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
       train={"num_steps": 20, "log_every": 1, "checkpoint_every": 1, "eval_every": 20},
   )
   workdir = str(tmp_path / "run")
-  with pytest.raises(trainer.NonFiniteLossError, match=r"non-finite at step (\d+).*last good checkpoint, step") as info:
+  with pytest.raises(train_log.NonFiniteLossError, match=r"non-finite at step (\d+).*last good checkpoint, step") as info:
     trainer.train_and_evaluate(config, workdir)
   bad_step = int(info.value.args[0].split("non-finite at step ")[1].split(" ")[0])
   steps = checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"), keep=3).steps()

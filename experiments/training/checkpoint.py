@@ -173,7 +173,7 @@ def restore_params(directory: str, step: int, like: Any) -> Any:
 
   Reads the parameters alone (orbax's partial restore): no optimizer needs to be
   built, and the optimizer state is not read. Works for every checkpoint of a
-  :class:`training.trainer.TrainState`, those written before this function included.
+  :class:`training.step.TrainState`, those written before this function included.
   """
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
   target = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding or device), _abstract(like))

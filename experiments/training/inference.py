@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import os
 from typing import Any
 
@@ -126,10 +125,10 @@ def load_run(workdir: str | RunFiles) -> Run:
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 
   from training import checkpoint  # pylint: disable=g-import-not-at-top
-  from training import trainer  # pylint: disable=g-import-not-at-top
+  from training import step as step_lib  # pylint: disable=g-import-not-at-top
 
   found = workdir if isinstance(workdir, RunFiles) else read_run(workdir)
-  model = trainer.create_model(found.config.model, outputs=1)
+  model = step_lib.create_model(found.config.model, outputs=1)
   sample = jnp.zeros((1, found.scaling.lookback, len(found.scaling.feature_names)), jnp.float32)  # [B, T, I]
   like = jax.eval_shape(lambda: model.init(jax.random.key(0), sample))["params"]
   try:
@@ -188,11 +187,11 @@ def forecast(run: Run, csv_path: str | Series | None = None, *, batch_size: int 
   """
   import jax  # pylint: disable=g-import-not-at-top
 
-  from training import trainer  # pylint: disable=g-import-not-at-top
+  from training import step as step_lib  # pylint: disable=g-import-not-at-top
 
   series = csv_path if isinstance(csv_path, Series) else read_series(run, csv_path)
   lookback = run.scaling.lookback
-  predict = jax.jit(lambda x: trainer.eval_step(run.variables["params"], x, model=run.model))
+  predict = jax.jit(lambda x: step_lib.eval_step(run.variables["params"], x, model=run.model))
   scaled = []
   for start in range(0, len(series.ends), batch_size):
     rows = series.ends[start : start + batch_size, None] + np.arange(-lookback, 0)  # [B, T]

@@ -27,6 +27,8 @@ import numpy as np
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 

@@ -44,8 +44,7 @@ import dataclasses
 import functools
 import json
 import os
-import time
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -56,14 +55,15 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from training.config_files import ConfigError
-from training.config_files import dump_config
 from training import agreement
 from training import checkpoint
-from training import event_files
 from training import files
 from training import history
 from training import interrupts
 from training import models
+from training import step as step_lib
+from training import train_log
+from training import opening
 from training import optim
 from training import plots
 from training import run_folder
@@ -71,82 +71,6 @@ from training import schema
 from training import tasks
 
 Array = jax.Array
-
-
-class NonFiniteLossError(FloatingPointError):
-  """The loss or the parameters became NaN or infinite; training stopped."""
-
-
-class TrainState(NamedTuple):
-  """What a checkpoint holds; everything else is derived from the config."""
-
-  step: Array  # shape=(), dtype=int32: optimizer steps taken
-  params: Any  # the model's parameter tree
-  opt_state: Any  # the optax state
-
-
-class StepMetrics(NamedTuple):
-  """What one training step reports; it stays on the device until a log line is due."""
-
-  loss: Array  # shape=(), float32: training loss of the batch before the update
-  grad_norm: Array  # shape=(), float32: global norm of the gradients
-  finite: Array  # shape=(), bool: the loss and the updated parameters are all finite
-
-
-def create_model(config: schema.Model, outputs: int) -> models.SequenceModel:
-  """The :class:`~training.models.SequenceModel` of a config's ``model`` section."""
-  return models.SequenceModel(
-      kind=config.kind, hidden=config.hidden, num_layers=config.num_layers, dropout=config.dropout, outputs=outputs,
-      highway=config.highway,
-  )
-
-
-def create_train_state(model, tx: optax.GradientTransformation, key: Array, sample_inputs: Array) -> TrainState:
-  """Initializes parameters from ``key`` on ``sample_inputs [B, T, I]`` and the optimizer state."""
-  params = model.init(key, sample_inputs)["params"]
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
-
-
-# The loss of each task kind, used for training and for evaluation alike.
-LOSSES = {
-    "mse": lambda predictions, targets: jnp.mean((predictions - targets) ** 2),  # targets [B, 1]
-    "cross_entropy": lambda logits, labels: jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels)),
-}
-
-
-def compute_loss(kind: str, predictions: Array, targets: Array) -> Array:
-  """Mean loss of a batch: ``mse`` against ``targets [B, 1]``, or ``cross_entropy`` of logits ``[B, C]`` against labels ``[B]``."""
-  return LOSSES[kind](predictions, targets)
-
-
-def train_step(
-    state: TrainState, inputs: Array, targets: Array, dropout_key: Array, *, model, tx, loss: str
-) -> tuple[TrainState, StepMetrics]:
-  """One optimizer step on a batch (``inputs [B, T, I]``); pure, to be jitted with ``state`` donated.
-
-  The dropout key of step ``s`` is ``fold_in(dropout_key, s)``, so a step's
-  randomness depends on the seed and the step alone (resumed runs repeat it).
-  """
-  step_key = jax.random.fold_in(dropout_key, state.step)
-
-  def objective(params):
-    predictions = model.apply({"params": params}, inputs, deterministic=False, rngs={"dropout": step_key})
-    return compute_loss(loss, predictions, targets)
-
-  value, grads = jax.value_and_grad(objective)(state.params)
-  updates, opt_state = tx.update(grads, state.opt_state, state.params)
-  params = optax.apply_updates(state.params, updates)
-  grad_norm = optax.global_norm(grads)
-  # Elementwise: a norm of huge but finite parameters would itself overflow.
-  finite = jnp.isfinite(value) & jax.tree_util.tree_reduce(
-      jnp.logical_and, jax.tree_util.tree_map(lambda p: jnp.all(jnp.isfinite(p)), params)
-  )
-  return TrainState(state.step + 1, params, opt_state), StepMetrics(value, grad_norm, finite)
-
-
-def eval_step(params, inputs: Array, *, model) -> Array:
-  """Predictions ``[B, outputs]`` without dropout."""
-  return model.apply({"params": params}, inputs, deterministic=True)
 
 
 class _Mesh(NamedTuple):
@@ -185,85 +109,9 @@ def evaluate(task: tasks.Task, predict, params, mesh: _Mesh, eval_size: int) -> 
     chunks.append(np.asarray(predict(params, mesh.put_batch(x)))[:count])
     targets.append(y)
   predictions = np.concatenate(chunks)
-  result = {"loss": float(compute_loss(task.loss, jnp.asarray(predictions), jnp.asarray(np.concatenate(targets))))}
+  result = {"loss": float(step_lib.compute_loss(task.loss, jnp.asarray(predictions), jnp.asarray(np.concatenate(targets))))}
   result.update(task.evaluate(predictions))
   return result, predictions
-
-
-class _TrainLog:
-  """Step metrics kept on the device until a log line is due, then checked, logged and shown.
-
-  Times training apart from compilation (the first step), evaluation and saving.
-  """
-
-  def __init__(self, path: str | None, schedule, batch_size: int, progress: tqdm.tqdm, start_step: int):
-    self.path, self.schedule, self.batch_size, self.progress = path, schedule, batch_size, progress
-    # A copy of metrics.jsonl for TensorBoard, in the same folder.
-    self.events = event_files.EventFiles(os.path.dirname(path), start_step=start_step) if path else None
-    self.pending: list[tuple[int, StepMetrics]] = []  # (step, its metrics still on the device)
-    self.compile_seconds = self.train_seconds = 0.0
-    self.first_step = start_step + 1
-    self.window_step, self.window_start = start_step, time.perf_counter()
-
-  def add(self, step: int, metrics: StepMetrics) -> None:
-    self.pending.append((step, metrics))
-    if step == self.first_step:  # the first step compiles: time it apart
-      jax.block_until_ready(metrics)
-      self.compile_seconds = time.perf_counter() - self.window_start
-      self.window_step, self.window_start = step, time.perf_counter()
-
-  def record(self, record: dict) -> None:
-    """Appends ``record`` to metrics.jsonl and the TensorBoard event files (on the main process)."""
-    if self.path:
-      history.append(self.path, record)
-      self.events.write(record)
-
-  def close(self) -> None:
-    self.progress.close()
-    if self.events:
-      self.events.close()
-
-  def restart_clock(self) -> None:
-    self.window_start = time.perf_counter()
-
-  def flush(self, step: int) -> None:
-    """Copies the pending metrics to the host and logs them.
-
-    Raises:
-      NonFiniteLossError: naming the first step whose loss or parameters are not finite.
-    """
-    host = jax.device_get([m for _, m in self.pending])
-    elapsed, steps = time.perf_counter() - self.window_start, step - self.window_step
-    self.train_seconds += elapsed
-    for (bad, _), m in zip(self.pending, host):
-      if not m.finite:
-        if self.path:
-          history.append(self.path, {"step": bad, "split": "train", "event": "non_finite", "loss": float(m.loss)})
-        self.progress.close()
-        raise NonFiniteLossError(
-            f"training stopped: the loss or the parameters became non-finite at step {bad} "
-            f"(loss {float(m.loss)}, gradient norm {float(m.grad_norm)})"
-        )
-    loss = float(np.mean([m.loss for m in host]))
-    record = {
-        "step": step,
-        "split": "train",
-        "loss": loss,
-        "grad_norm": float(host[-1].grad_norm),
-        "learning_rate": float(self.schedule(step - 1)),
-        # None for a window holding only the compiling first step.
-        "examples_per_second": steps * self.batch_size / elapsed if steps and elapsed > 0 else None,
-    }
-    self.record(record)
-    self.progress.update(step - self.progress.n)
-    self.progress.set_postfix(loss=f"{loss:.4g}", ex_per_s=f"{record['examples_per_second'] or 0:.0f}")
-    self.pending = []
-    self.window_step, self.window_start = step, time.perf_counter()
-
-  def test(self, step: int, result: dict, *, echo: bool) -> None:
-    self.record({"step": step, "split": "test", **result})
-    if echo:
-      self.progress.write(f"step {step}: test " + ", ".join(f"{k} {v:.4g}" for k, v in result.items()))
 
 
 class Plan(NamedTuple):
@@ -299,10 +147,10 @@ def plan_run(config: schema.TrainConfig, task: tasks.Task | None = None) -> Plan
   total = train.num_epochs * task.steps_per_epoch if train.num_epochs is not None else train.num_steps
   eval_every = _schedule(train.eval_every, task.steps_per_epoch, total)
   checkpoint_every = _schedule(train.checkpoint_every, task.steps_per_epoch, total)
-  model, tx = create_model(config.model, task.outputs), optim.make_optimizer(config.optimizer, total)
+  model, tx = step_lib.create_model(config.model, task.outputs), optim.make_optimizer(config.optimizer, total)
   sample_inputs, _ = task.train_batch(0)
   try:  # shapes only, nothing computed: a model that does not fit the inputs is refused before any file is written
-    jax.eval_shape(functools.partial(create_train_state, model, tx), jax.random.key(0), jnp.asarray(sample_inputs[:1]))
+    jax.eval_shape(functools.partial(step_lib.create_train_state, model, tx), jax.random.key(0), jnp.asarray(sample_inputs[:1]))
   except (ValueError, TypeError) as e:
     raise ConfigError(f"the model section does not fit the task's inputs [T, I] = {list(sample_inputs.shape[1:])}: {e}") from None
   return Plan(
@@ -327,7 +175,7 @@ def train_and_evaluate(
 ) -> dict:
   """Trains and evaluates ``config``, resuming from the latest checkpoint in ``workdir``.
 
-  Three stages: :func:`open_run_folder` (checks, lock, resume or finished),
+  Three stages: :func:`training.opening.open_run_folder` (checks, lock, resume or finished),
   the training loop, and the summary. The run folder is locked throughout
   (:func:`training.run_folder.exclusive`). A finished run is left as it is: its
   summary is read back.
@@ -361,13 +209,15 @@ def train_and_evaluate(
   with contextlib.ExitStack() as guards, interrupts.signals_raise(hold=jax.process_count() > 1):
     try:
       plan = plan_run(config, task)
-      opened = open_run_folder(config, workdir, plan, restart=restart, guards=guards)
+      opened = opening.open_run_folder(
+          config, workdir, total_steps=plan.total_steps, first_checkpoint=plan.first_checkpoint, restart=restart, guards=guards
+      )
       if isinstance(opened, dict):  # a finished run
         return opened
       outcome = _train(config, plan, opened, workdir, position)
       return _summarize(config, plan, workdir, outcome)
     except interrupts.Interrupted as e:
-      saved = _readable_steps(ckpt_dir)
+      saved = opening.readable_steps(ckpt_dir)
       last = f"last checkpoint at step {saved[-1]}" if saved else "no checkpoint yet"
       raise interrupts.Interrupted(
           e.signum, f"interrupted at step {position.step}; {last}; rerun the same command to resume"
@@ -375,105 +225,23 @@ def train_and_evaluate(
     except Exception as e:  # pylint: disable=broad-except  # only the disk's refusals and lost processes are translated
       lost = agreement.lost_process(e, step=position.step)
       if lost is not None:
-        saved = _readable_steps(ckpt_dir)
+        saved = opening.readable_steps(ckpt_dir)
         last = f"last checkpoint at step {saved[-1]}" if saved else "no checkpoint yet"
         raise agreement.LostProcessError(f"{lost}; {last}; rerun the same command on every host to resume") from None
       number = files.fault_errno(e)
       if number is None:
         raise
       fault = e if isinstance(e, files.DiskFault) else files.DiskFault(number, folder=os.path.abspath(workdir), what="the run's files")
-      saved = _readable_steps(ckpt_dir)
+      saved = opening.readable_steps(ckpt_dir)
       then = (f"rerun the same command to resume from checkpoint {saved[-1]}" if saved
               else "rerun the same command (there is no checkpoint yet: the run starts from step 0)")
       raise fault.with_advice(then) from None
 
 
-def _readable_steps(ckpt_dir: str) -> list[int]:
-  """The steps a rerun can resume from; none if the folder cannot even be read."""
-  try:
-    return checkpoint.intact_steps(ckpt_dir)
-  except Exception:  # pylint: disable=broad-except  # only used to advise; the rerun judges again
-    return []
-
-
-def _finished_summary(workdir: str, total_steps: int) -> dict | None:
-  """The summary of a run that has trained all ``total_steps`` and written it, else ``None``."""
-  if total_steps not in checkpoint.intact_steps(os.path.join(workdir, "checkpoints")):
-    return None
-  try:
-    with open(os.path.join(workdir, "summary.json"), encoding="utf-8") as f:
-      summary = json.load(f)
-  except (OSError, ValueError):
-    return None
-  return summary if isinstance(summary, dict) and summary.get("steps") == total_steps else None
-
-
-def open_run_folder(
-    config: schema.TrainConfig, workdir: str, plan: Plan, *, restart: bool, guards: contextlib.ExitStack
-) -> checkpoint.Checkpoints | dict:
-  """Makes ``workdir`` ready to train ``plan``: writable, locked, of this config, with room for a checkpoint.
-
-  Process 0 alone looks at the folder and decides (:func:`_decide`); every
-  process then opens the checkpoints it left (:mod:`training.agreement`).
-  Everything that ``guards`` must undo (the lock, the checkpoint manager) is
-  registered with it.
-
-  Returns:
-    The run's :class:`~training.checkpoint.Checkpoints`, or the summary of a run that is finished.
-
-  Raises:
-    See :func:`train_and_evaluate`; on processes other than 0,
-    :class:`training.agreement.MainProcessError` with process 0's message.
-  """
-  decision = agreement.decided_by_main(
-      lambda: _decide(config, workdir, plan, restart=restart, guards=guards), what=f"how to open {workdir}"
-  )
-  if decision["finished"] is not None:
-    return decision["finished"]
-  ckpt = checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"), keep=config.train.keep_checkpoints, set_aside=False)
-  guards.callback(ckpt.close)
-  return ckpt
-
-
-def _decide(config: schema.TrainConfig, workdir: str, plan: Plan, *, restart: bool, guards: contextlib.ExitStack) -> dict:
-  """Process 0's look at the run folder, under its lock: ``{"finished": summary or None}``.
-
-  Takes the lock, sets the old contents aside (``restart``), checks the config
-  against the folder's records, tells a finished run, sets unreadable
-  checkpoints aside, refuses a folder with history but nothing to resume, checks
-  the disk's room and records the config. Nothing else writes outside orbax.
-  """
-  config_json = config.model_dump(mode="json")
-  ckpt_dir = os.path.join(workdir, "checkpoints")
-  run_folder.check_writable(workdir)  # names a read-only folder, not the lock file it cannot open
-  guards.enter_context(run_folder.exclusive(workdir))
-  moved = run_folder.set_aside(workdir) if restart else None
-  if moved:
-    print(f"restarting: the previous contents of {workdir} were moved to {moved}", flush=True)
-  metrics_steps = [r["step"] for r in history.read(os.path.join(workdir, "metrics.jsonl"))]
-  earlier_work = run_folder.describe_history(workdir, first_checkpoint_step=plan.first_checkpoint, metrics_steps=metrics_steps)
-  if earlier_work:  # a folder without any is free to take a corrected config
-    run_folder.check_identity(workdir, config_json, checkpoint.saved_metadata(ckpt_dir))
-  finished = _finished_summary(workdir, plan.total_steps)
-  if finished is not None:
-    print(f"the run in {workdir} is finished (step {plan.total_steps}); its files are left as they are", flush=True)
-    return {"finished": finished}
-  os.makedirs(workdir, exist_ok=True)
-  checkpoint.set_aside_unreadable(ckpt_dir)
-  steps = checkpoint.intact_steps(ckpt_dir)
-  if earlier_work and not steps:
-    raise checkpoint.CheckpointError(run_folder.no_fresh_start_message(workdir, earlier_work))
-  if steps:  # a disk still full after a stop says so now, not after training up to the next save
-    run_folder.check_space(ckpt_dir, steps[-1])
-  dump_config(config, os.path.join(workdir, "config.yaml"))
-  run_folder.record_identity(workdir, config_json)
-  return {"finished": None}
-
-
 class _Outcome(NamedTuple):
   """What the training loop hands to the summary."""
 
-  state: TrainState  # after the last step
+  state: step_lib.TrainState  # after the last step
   start_step: int  # the step it resumed from (0: a fresh start)
   num_params: int
   compile_seconds: float  # the first step
@@ -494,7 +262,7 @@ def _train(config: schema.TrainConfig, plan: Plan, ckpt: checkpoint.Checkpoints,
   # cannot place arrays on other hosts' devices).
   init_key, dropout_key = jax.jit(lambda: tuple(jax.random.split(jax.random.key(config.seed))), out_shardings=mesh.replicated)()
   sample_inputs, _ = task.train_batch(0)
-  state = jax.jit(create_train_state, static_argnums=(0, 1), out_shardings=mesh.replicated)(
+  state = jax.jit(step_lib.create_train_state, static_argnums=(0, 1), out_shardings=mesh.replicated)(
       plan.model, plan.tx, init_key, jnp.asarray(sample_inputs[:1])
   )
   num_params = models.count_params(state.params)
@@ -510,13 +278,13 @@ def _train(config: schema.TrainConfig, plan: Plan, ckpt: checkpoint.Checkpoints,
     history.truncate_after(metrics_path, start_step)
 
   step_fn = jax.jit(
-      functools.partial(train_step, model=plan.model, tx=plan.tx, loss=task.loss),
+      functools.partial(step_lib.train_step, model=plan.model, tx=plan.tx, loss=task.loss),
       donate_argnums=0,
       out_shardings=mesh.replicated,
   )
-  predict = jax.jit(functools.partial(eval_step, model=plan.model), out_shardings=mesh.replicated)
+  predict = jax.jit(functools.partial(step_lib.eval_step, model=plan.model), out_shardings=mesh.replicated)
   eval_size = max(num_devices, train_cfg.eval_batch_size // num_devices * num_devices)
-  log = _TrainLog(
+  log = train_log.TrainLog(
       metrics_path if is_main else None,
       plan.schedule,
       train_cfg.batch_size,
@@ -541,10 +309,10 @@ def _train(config: schema.TrainConfig, plan: Plan, ckpt: checkpoint.Checkpoints,
       if step % train_cfg.log_every == 0 or do_ckpt:
         try:  # the one host sync of a log interval; checks every step's loss
           log.flush(step)
-        except NonFiniteLossError as e:
+        except train_log.NonFiniteLossError as e:
           latest = ckpt.steps()
           kept = f"the last good checkpoint, step {latest[-1]}, is kept in {ckpt.directory}" if latest else "no checkpoint had been saved yet"
-          raise NonFiniteLossError(f"{e}; {kept}. Lower optimizer.learning_rate or set optimizer.clip_global_norm.") from None
+          raise train_log.NonFiniteLossError(f"{e}; {kept}. Lower optimizer.learning_rate or set optimizer.clip_global_norm.") from None
         if several:
           stop = agreement.any_process(interrupts.take_pending())
       if do_eval:

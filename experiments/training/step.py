@@ -1,0 +1,90 @@
+"""One training step and what it carries: the state, the model of a config, the losses; pure functions.
+
+:func:`train_step` is jitted by :func:`training.trainer.train_and_evaluate`
+with the state donated; :func:`eval_step` predicts without dropout.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from training import models
+from training import schema
+
+Array = jax.Array
+
+
+class TrainState(NamedTuple):
+  """What a checkpoint holds; everything else is derived from the config."""
+
+  step: Array  # shape=(), dtype=int32: optimizer steps taken
+  params: Any  # the model's parameter tree
+  opt_state: Any  # the optax state
+
+
+class StepMetrics(NamedTuple):
+  """What one training step reports; it stays on the device until a log line is due."""
+
+  loss: Array  # shape=(), float32: training loss of the batch before the update
+  grad_norm: Array  # shape=(), float32: global norm of the gradients
+  finite: Array  # shape=(), bool: the loss and the updated parameters are all finite
+
+
+def create_model(config: schema.Model, outputs: int) -> models.SequenceModel:
+  """The :class:`~training.models.SequenceModel` of a config's ``model`` section."""
+  return models.SequenceModel(
+      kind=config.kind, hidden=config.hidden, num_layers=config.num_layers, dropout=config.dropout, outputs=outputs,
+      highway=config.highway,
+  )
+
+
+def create_train_state(model, tx: optax.GradientTransformation, key: Array, sample_inputs: Array) -> TrainState:
+  """Initializes parameters from ``key`` on ``sample_inputs [B, T, I]`` and the optimizer state."""
+  params = model.init(key, sample_inputs)["params"]
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
+
+
+# The loss of each task kind, used for training and for evaluation alike.
+LOSSES = {
+    "mse": lambda predictions, targets: jnp.mean((predictions - targets) ** 2),  # targets [B, 1]
+    "cross_entropy": lambda logits, labels: jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels)),
+}
+
+
+def compute_loss(kind: str, predictions: Array, targets: Array) -> Array:
+  """Mean loss of a batch: ``mse`` against ``targets [B, 1]``, or ``cross_entropy`` of logits ``[B, C]`` against labels ``[B]``."""
+  return LOSSES[kind](predictions, targets)
+
+
+def train_step(
+    state: TrainState, inputs: Array, targets: Array, dropout_key: Array, *, model, tx, loss: str
+) -> tuple[TrainState, StepMetrics]:
+  """One optimizer step on a batch (``inputs [B, T, I]``); pure, to be jitted with ``state`` donated.
+
+  The dropout key of step ``s`` is ``fold_in(dropout_key, s)``, so a step's
+  randomness depends on the seed and the step alone (resumed runs repeat it).
+  """
+  step_key = jax.random.fold_in(dropout_key, state.step)
+
+  def objective(params):
+    predictions = model.apply({"params": params}, inputs, deterministic=False, rngs={"dropout": step_key})
+    return compute_loss(loss, predictions, targets)
+
+  value, grads = jax.value_and_grad(objective)(state.params)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  grad_norm = optax.global_norm(grads)
+  # Elementwise: a norm of huge but finite parameters would itself overflow.
+  finite = jnp.isfinite(value) & jax.tree_util.tree_reduce(
+      jnp.logical_and, jax.tree_util.tree_map(lambda p: jnp.all(jnp.isfinite(p)), params)
+  )
+  return TrainState(state.step + 1, params, opt_state), StepMetrics(value, grad_norm, finite)
+
+
+def eval_step(params, inputs: Array, *, model) -> Array:
+  """Predictions ``[B, outputs]`` without dropout."""
+  return model.apply({"params": params}, inputs, deterministic=True)
