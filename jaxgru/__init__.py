@@ -40,7 +40,7 @@ from jaxgru._src.gates import gru_step as gru_step
 from jaxgru._src.layer import GRU as GRU
 from jaxgru._src.mingru_linen import MinGRU as MinGRU
 from jaxgru._src.pallas_gru import gru_scan_pallas as gru_scan_pallas
-from jaxgru._src.scan import Remat as Remat
+from jaxgru._src.request import Remat as Remat
 from jaxgru._src.scan import gru_scan as gru_scan
 from jaxgru._src.scan import gru_scan_remat as gru_scan_remat
 from jaxgru._src.sequences import gru_stack as gru_stack

@@ -200,30 +200,18 @@ def _outer(u, v, acc):
 _scan.defvjp(_scan_fwd, backward_scan)
 
 
-def run_custom_vjp(
-    params: gates.Params, x: Array, h0: Array, *, projected: bool, variant, seq_lengths, reverse, unroll, dtype,
-    restart=None, h_reset=None,
-) -> tuple[Array, Array]:  # fmt: skip
-  """The hand-written-backward runner on a prepared request (:func:`jaxgru._src.request.prepare_direction`).
+def run_custom_vjp(d: request.Direction) -> tuple[Array, Array]:
+  """The hand-written-backward runner on a request (:func:`jaxgru._src.request.prepare_direction`).
 
-  ``projected``: ``x`` is the hoisted projection ``[T, B, 3H]`` (``"custom_vjp"``);
+  ``d.projected``: ``d.x`` is the hoisted projection ``[T, B, 3H]`` (``"custom_vjp"``);
   otherwise the raw inputs ``[T, B, I]``, projected step by step inside the
   loop (``"custom_vjp_in_loop"``), so no ``[T, B, 3H]`` array is ever stored.
   """
-  w, b = params["recurrent_kernel"], params["recurrent_bias"]
-  w_i, b_i = (None, None) if projected else (params["input_kernel"], params["input_bias"])
-  return _scan(variant, bool(reverse), int(unroll), jnp.dtype(dtype), w, b, x, h0, seq_lengths, restart, h_reset, w_i, b_i)
-
-
-def _checked(params, x, h0, *, projected, variant, seq_lengths, reverse, unroll, dtype, resets, reset_carry):
-  d = request.prepare_direction(
-      params, x, h0, projected=projected, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
-      dtype=dtype, resets=resets, reset_carry=reset_carry,
-  )  # fmt: skip
-  return run_custom_vjp(
-      params, d.x, d.h0, projected=projected, variant=d.variant, seq_lengths=d.seq_lengths, reverse=reverse,
-      unroll=unroll, dtype=d.dtype, restart=d.restart, h_reset=d.h_reset,
-  )  # fmt: skip
+  w, b = d.params["recurrent_kernel"], d.params["recurrent_bias"]
+  w_i, b_i = (None, None) if d.projected else (d.params["input_kernel"], d.params["input_bias"])
+  return _scan(
+      d.variant, d.reverse, d.unroll, jnp.dtype(d.dtype), w, b, d.x, d.h0, d.seq_lengths, d.restart, d.h_reset, w_i, b_i
+  )
 
 
 def gru_scan_custom_vjp(
@@ -265,10 +253,10 @@ def gru_scan_custom_vjp(
   Returns:
     ``(outputs [T, B, H], h_last [B, H])`` as :func:`jaxgru.gru_scan`.
   """
-  return _checked(
+  return run_custom_vjp(request.prepare_direction(
       params, x_proj, h0, projected=True, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
       dtype=dtype, resets=resets, reset_carry=reset_carry,
-  )  # fmt: skip
+  ))  # fmt: skip
 
 
 def gru_scan_custom_vjp_in_loop(
@@ -312,7 +300,7 @@ def gru_scan_custom_vjp_in_loop(
   Returns:
     ``(outputs [T, B, H], h_last [B, H])`` as :func:`jaxgru.gru_scan`.
   """
-  return _checked(
+  return run_custom_vjp(request.prepare_direction(
       params, x, h0, projected=False, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
       dtype=dtype, resets=resets, reset_carry=reset_carry,
-  )  # fmt: skip
+  ))  # fmt: skip

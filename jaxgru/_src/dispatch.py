@@ -65,7 +65,7 @@ def check_compatible(
     implementation: str | Implementation,
     *,
     hidden: int | None = None,
-    remat: str | scan.Remat = scan.Remat.NONE,
+    remat: str | request.Remat = request.Remat.NONE,
     recurrent_dropout: bool = False,
     custom_gates: bool = False,
 ) -> Implementation:
@@ -82,8 +82,8 @@ def check_compatible(
   ValueError: remat='step' needs implementation 'scan' (or 'auto'), got 'custom_vjp'
   """
   implementation = as_implementation(implementation)
-  remat = scan.as_remat(remat)
-  needs_scan = [f"remat={remat.value!r}"] if remat is not scan.Remat.NONE else []
+  remat = request.as_remat(remat)
+  needs_scan = [f"remat={remat.value!r}"] if remat is not request.Remat.NONE else []
   if recurrent_dropout:
     needs_scan.append("recurrent_dropout")
   if custom_gates:
@@ -102,7 +102,7 @@ def resolve_implementation(
     *,
     backend: str | None = None,
     hidden: int | None = None,
-    remat: str | scan.Remat = scan.Remat.NONE,
+    remat: str | request.Remat = request.Remat.NONE,
     recurrent_dropout: bool = False,
     custom_gates: bool = False,
     interpret: bool = False,
@@ -140,7 +140,7 @@ def resolve_implementation(
   )  # fmt: skip
   backend = backend or jax.default_backend()
   if implementation is Implementation.AUTO:
-    if scan.as_remat(remat) is not scan.Remat.NONE or recurrent_dropout or custom_gates:
+    if request.as_remat(remat) is not request.Remat.NONE or recurrent_dropout or custom_gates:
       return Implementation.SCAN
     return Implementation.CUSTOM_VJP_IN_LOOP if backend == "cpu" else Implementation.CUSTOM_VJP
   if implementation is Implementation.PALLAS and not interpret:
@@ -164,7 +164,7 @@ def run_direction(
     resets: Array | None = None,
     reset_carry: Array | None = None,
     recurrent_mask: Array | None = None,
-    remat: str | scan.Remat = scan.Remat.NONE,
+    remat: str | request.Remat = request.Remat.NONE,
     remat_segment: int | None = None,
     gate_fn=jax.nn.sigmoid,
     activation_fn=jnp.tanh,
@@ -195,32 +195,22 @@ def run_direction(
   """
   d = request.prepare_direction(
       params, x, h0, projected=False, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
-      dtype=dtype, resets=resets, reset_carry=reset_carry,
+      dtype=dtype, resets=resets, reset_carry=reset_carry, recurrent_mask=recurrent_mask, remat=remat,
+      remat_segment=remat_segment, gate_fn=gate_fn, activation_fn=activation_fn,
   )  # fmt: skip
-  custom = custom_gates(gate_fn, activation_fn)
-  remat = scan.as_remat(remat)
   implementation = resolve_implementation(
-      implementation, hidden=d.h0.shape[-1], remat=remat, recurrent_dropout=recurrent_mask is not None,
-      custom_gates=custom, interpret=interpret,
+      implementation, hidden=d.h0.shape[-1], remat=d.remat, recurrent_dropout=recurrent_mask is not None,
+      custom_gates=custom_gates(gate_fn, activation_fn), interpret=interpret,
   )  # fmt: skip
-  run = dict(
-      variant=d.variant, seq_lengths=d.seq_lengths, reverse=reverse, dtype=d.dtype, restart=d.restart, h_reset=d.h_reset
-  )
   if implementation is Implementation.CUSTOM_VJP_IN_LOOP:
-    return backward.run_custom_vjp(params, d.x, d.h0, projected=False, unroll=unroll, **run)
-  if implementation is Implementation.SCAN and remat is not scan.Remat.NONE:
-    return scan.run_remat(
-        params, d.x, d.h0, remat=remat, remat_segment=remat_segment, unroll=unroll, recurrent_mask=recurrent_mask,
-        gate_fn=gate_fn, activation_fn=activation_fn, **run,
-    )  # fmt: skip
-  x_proj = gates.input_projection(params, d.x, d.dtype)  # [T, B, 3H]: the one hoisted projection
+    return backward.run_custom_vjp(d)
+  if implementation is Implementation.SCAN and d.remat is not request.Remat.NONE:
+    return scan.run_remat(d)
+  d = d._replace(x=gates.input_projection(params, d.x, d.dtype), projected=True)  # [T, B, 3H]: the one hoisted projection
   if implementation is Implementation.SCAN:
-    return scan.run_scan(
-        params, x_proj, d.h0, unroll=unroll, recurrent_mask=recurrent_mask, gate_fn=gate_fn,
-        activation_fn=activation_fn, **run,
-    )  # fmt: skip
+    return scan.run_scan(d)
   if implementation is Implementation.CUSTOM_VJP:
-    return backward.run_custom_vjp(params, x_proj, d.h0, projected=True, unroll=unroll, **run)
+    return backward.run_custom_vjp(d)
   from jaxgru._src import pallas_gru  # noqa: PLC0415 - Pallas is loaded only when asked for
 
-  return pallas_gru.run_pallas(params, x_proj, d.h0, interpret=interpret, **run)
+  return pallas_gru.run_pallas(d, interpret=interpret)

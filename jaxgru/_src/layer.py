@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from jaxgru._src import cell as cell_lib
 from jaxgru._src import dispatch
 from jaxgru._src import gates
-from jaxgru._src import scan
+from jaxgru._src import request
 from jaxgru._src import sequences
 from jaxgru._src import validation
 from jaxgru._src.sequences import param_name
@@ -61,9 +61,9 @@ def check_options(
   validation.check_rate(f"{owner} recurrent_dropout", recurrent_dropout)
   validation.check_callable(f"{owner} gate_fn", gate_fn)
   validation.check_callable(f"{owner} activation_fn", activation_fn)
-  remat = scan.as_remat(remat)
+  remat = request.as_remat(remat)
   if remat_segment is not None:
-    if remat is not scan.Remat.SEGMENTS:
+    if remat is not request.Remat.SEGMENTS:
       raise ValueError(f"{owner} remat_segment={remat_segment} needs remat='segments', got remat={remat.value!r}")
     if remat_segment % unroll:
       raise ValueError(f"{owner} remat_segment={remat_segment} must be a multiple of unroll={unroll}")

@@ -230,16 +230,13 @@ def _pallas_scan_bwd(variant, reverse, dtype, interpret, saved, cotangents):
 _pallas_scan.defvjp(_pallas_scan_fwd, _pallas_scan_bwd)
 
 
-def run_pallas(
-    params: gates.Params, x_proj: Array, h0: Array, *, variant, seq_lengths, reverse, dtype, interpret: bool,
-    restart=None, h_reset=None,
-) -> tuple[Array, Array]:  # fmt: skip
-  """The ``"pallas"`` runner on a prepared request (:func:`jaxgru._src.request.prepare_direction`)."""
+def run_pallas(d: request.Direction, *, interpret: bool) -> tuple[Array, Array]:
+  """The ``"pallas"`` runner on a request with projected inputs (:func:`jaxgru._src.request.prepare_direction`)."""
   if not interpret:
-    check_compiled_kernel(jax.default_backend(), h0.shape[-1])
-  w, b = params["recurrent_kernel"], params["recurrent_bias"]
+    check_compiled_kernel(jax.default_backend(), d.h0.shape[-1])
+  w, b = d.params["recurrent_kernel"], d.params["recurrent_bias"]
   return _pallas_scan(
-      variant, bool(reverse), jnp.dtype(dtype), bool(interpret), w, b, x_proj, h0, seq_lengths, restart, h_reset
+      d.variant, d.reverse, jnp.dtype(d.dtype), bool(interpret), w, b, d.x, d.h0, d.seq_lengths, d.restart, d.h_reset
   )
 
 
@@ -286,7 +283,4 @@ def gru_scan_pallas(
       params, x_proj, h0, projected=True, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=1,
       dtype=dtype, resets=resets, reset_carry=reset_carry,
   )  # fmt: skip
-  return run_pallas(
-      params, d.x, d.h0, variant=d.variant, seq_lengths=d.seq_lengths, reverse=reverse, dtype=d.dtype,
-      interpret=interpret, restart=d.restart, h_reset=d.h_reset,
-  )  # fmt: skip
+  return run_pallas(d, interpret=interpret)

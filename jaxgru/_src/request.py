@@ -10,6 +10,8 @@ are written here once, for them and for minGRU. Shapes follow the legend in
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -22,16 +24,51 @@ from jaxgru._src import validation
 Array = jax.Array
 
 
-class Direction(NamedTuple):
-  """One direction's run request after :func:`prepare_direction`: checked, padding zeroed, dtype decided."""
+class Remat(str, enum.Enum):
+  """What :func:`jaxgru.gru_scan_remat` stores for the backward pass (``jaxgru.GRU(remat=...)``).
 
-  x: Array  # [T, B, I] inputs, or [T, B, 3H] projections; zero at padded steps
+  ``NONE`` keeps every step's activations (and the ``[T, B, 3H]`` projection);
+  ``STEP`` keeps only the state before each step and recomputes the step's
+  input projection and gates in the backward pass; ``SEGMENTS`` keeps only the
+  state at the start of each segment of ``remat_segment`` steps and recomputes
+  the segment (about ``T / S + S`` steps of activations instead of ``T``).
+  """
+
+  NONE = "none"
+  STEP = "step"
+  SEGMENTS = "segments"
+
+
+def as_remat(remat: str | Remat) -> Remat:
+  """Returns ``remat`` as a :class:`Remat`, raising ``ValueError`` if unknown."""
+  return gates.as_choice(Remat, remat, "remat mode")
+
+
+class Direction(NamedTuple):
+  """One direction's run request, made once by :func:`prepare_direction`: checked, padding zeroed, dtype decided.
+
+  Every runner (:func:`jaxgru._src.scan.run_scan`, :func:`~jaxgru._src.scan.run_remat`,
+  :func:`jaxgru._src.backward.run_custom_vjp`, :func:`jaxgru._src.pallas_gru.run_pallas`)
+  takes it whole and reads what it needs; ``d._replace(x=projection, projected=True)``
+  is the one change made after it is checked (the hoisted input projection).
+  """
+
+  params: gates.Params  # the direction's parameter arrays
+  x: Array  # [T, B, I] inputs, or [T, B, 3H] projections when projected; zero at padded steps
   h0: Array  # [B, H] initial state, carry dtype
+  projected: bool  # x is the input projection
   variant: gates.Variant  # where the reset gate applies
   seq_lengths: Array | None  # [B] int32 in [0, T], or None
   dtype: jnp.dtype  # compute dtype (jaxgru._src.dtypes.compute_dtype)
+  reverse: bool  # run from t = T - 1 down to 0
+  unroll: int  # scan iterations unrolled
   restart: Array | None = None  # [T, B] bool: step t starts from h_reset (see restarts); None: no resets
   h_reset: Array | None = None  # [B, H] carry dtype: the state a reset restores
+  recurrent_mask: Array | None = None  # [B, H] recurrent-dropout mask, or None
+  remat: Remat = Remat.NONE  # what the backward pass recomputes (scan only)
+  remat_segment: int | None = None  # steps per checkpointed segment with Remat.SEGMENTS
+  gate_fn: Callable = jax.nn.sigmoid  # the gates' activation
+  activation_fn: Callable = jnp.tanh  # the candidate's activation
 
 
 def valid_steps(seq_lengths: Array, num_steps: int) -> Array:
@@ -99,17 +136,21 @@ def prepare_resets(resets, reset_carry, h0: Array, seq_lengths: Array | None, re
 
 def prepare_direction(
     params: gates.Params, x, h0, *, projected: bool, variant, seq_lengths, reverse, unroll, dtype,
-    resets=None, reset_carry=None,
+    resets=None, reset_carry=None, recurrent_mask=None, remat=Remat.NONE, remat_segment=None,
+    gate_fn=jax.nn.sigmoid, activation_fn=jnp.tanh,
 ) -> Direction:  # fmt: skip
   """Checks one direction's arguments, zeroes the padding of ``x`` (:func:`zero_padding`) and decides the
-  compute dtype: once per run.
+  compute dtype: the one place a run request is made.
 
   Args:
     params: one direction's parameters.
     x: ``[T, B, 3H]`` input projections when ``projected``, else ``[T, B, I]``.
     h0: ``[B, H]`` initial state.
     projected: whether ``x`` is the input projection.
-    variant, seq_lengths, reverse, unroll, dtype, resets, reset_carry: as :func:`gru_scan`.
+    variant, seq_lengths, reverse, unroll, dtype, resets, reset_carry, recurrent_mask, gate_fn,
+      activation_fn: as :func:`jaxgru.gru_scan`.
+    remat, remat_segment: as :func:`jaxgru.gru_scan_remat` (the segment is
+      checked against ``T`` by the runner that uses it).
 
   Raises:
     TypeError, ValueError: naming the argument, what was wrong and what was expected.
@@ -124,4 +165,7 @@ def prepare_direction(
   restart, h_reset = prepare_resets(resets, reset_carry, h0, seq_lengths, reverse, num_steps=x.shape[0])
   kernels = (params["recurrent_kernel"],) + (() if projected else (params["input_kernel"],))
   compute = dtypes.compute_dtype(dtype, x, h0, *kernels)
-  return Direction(x, h0, gates.as_variant(variant), seq_lengths, compute, restart, h_reset)
+  return Direction(
+      params, x, h0, projected, gates.as_variant(variant), seq_lengths, compute, bool(reverse), int(unroll), restart,
+      h_reset, recurrent_mask, as_remat(remat), remat_segment, gate_fn, activation_fn,
+  )  # fmt: skip

@@ -10,7 +10,6 @@ the ``run_*`` functions run prepared requests for :func:`jaxgru._src.dispatch.ru
 
 from __future__ import annotations
 
-import enum
 
 import jax
 import jax.numpy as jnp
@@ -19,26 +18,6 @@ from jaxgru._src import gates
 from jaxgru._src import request
 
 Array = jax.Array
-
-
-class Remat(str, enum.Enum):
-  """What :func:`gru_scan_remat` stores for the backward pass (``jaxgru.GRU(remat=...)``).
-
-  ``NONE`` keeps every step's activations (and the ``[T, B, 3H]`` projection);
-  ``STEP`` keeps only the state before each step and recomputes the step's
-  input projection and gates in the backward pass; ``SEGMENTS`` keeps only the
-  state at the start of each segment of ``remat_segment`` steps and recomputes
-  the segment (about ``T / S + S`` steps of activations instead of ``T``).
-  """
-
-  NONE = "none"
-  STEP = "step"
-  SEGMENTS = "segments"
-
-
-def as_remat(remat: str | Remat) -> Remat:
-  """Returns ``remat`` as a :class:`Remat`, raising ``ValueError`` if unknown."""
-  return gates.as_choice(Remat, remat, "remat mode")
 
 
 def state_entering(h: Array, restart_t: Array | None, h_reset: Array | None) -> Array:
@@ -128,18 +107,16 @@ def loop(
   return ys, h_last, tuple(acts)
 
 
-def run_scan(
-    params: gates.Params, x_proj: Array, h0: Array, *, variant, seq_lengths, reverse, unroll, dtype,
-    restart=None, h_reset=None, recurrent_mask=None, gate_fn=jax.nn.sigmoid, activation_fn=jnp.tanh,
-) -> tuple[Array, Array]:  # fmt: skip
-  """The ``"scan"`` runner on a prepared request (:func:`jaxgru._src.request.prepare_direction`); autodiff differentiates it."""
-  blocks = gates.recurrent_blocks(params, variant, dtype)  # once, outside the loop
+def run_scan(d: request.Direction) -> tuple[Array, Array]:
+  """The ``"scan"`` runner on a request with projected inputs (``d.x [T, B, 3H]``); autodiff differentiates it."""
+  blocks = gates.recurrent_blocks(d.params, d.variant, d.dtype)  # once, outside the loop
   # Three per-gate arrays: slicing one wide [T, B, 3H] array inside the loop
   # is several times slower on XLA:CPU (experiments/results/speed_notes.md).
-  xs = gates.split_gates(x_proj)  # 3 x [T, B, H]
+  xs = gates.split_gates(d.x)  # 3 x [T, B, H]
   return loop(
-      blocks, xs, h0, variant=variant, dtype=dtype, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
-      restart=restart, h_reset=h_reset, recurrent_mask=recurrent_mask, gate_fn=gate_fn, activation_fn=activation_fn,
+      blocks, xs, d.h0, variant=d.variant, dtype=d.dtype, seq_lengths=d.seq_lengths, reverse=d.reverse,
+      unroll=d.unroll, restart=d.restart, h_reset=d.h_reset, recurrent_mask=d.recurrent_mask, gate_fn=d.gate_fn,
+      activation_fn=d.activation_fn,
   )  # fmt: skip
 
 
@@ -209,17 +186,14 @@ def gru_scan(
     ValueError, TypeError: mis-shaped or non-floating arrays, or bad
       ``seq_lengths`` (the message names the argument).
   """
-  d = request.prepare_direction(
+  return run_scan(request.prepare_direction(
       params, x_proj, h0, projected=True, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
-      dtype=dtype, resets=resets, reset_carry=reset_carry,
-  )  # fmt: skip
-  return run_scan(
-      params, d.x, d.h0, variant=d.variant, seq_lengths=d.seq_lengths, reverse=reverse, unroll=unroll, dtype=d.dtype,
-      restart=d.restart, h_reset=d.h_reset, recurrent_mask=recurrent_mask, gate_fn=gate_fn, activation_fn=activation_fn,
-  )  # fmt: skip
+      dtype=dtype, resets=resets, reset_carry=reset_carry, recurrent_mask=recurrent_mask, gate_fn=gate_fn,
+      activation_fn=activation_fn,
+  ))  # fmt: skip
 
 
-def check_remat(remat: str | Remat, num_steps: int, segment: int | None, unroll: int = 1) -> int:
+def check_remat(remat: str | request.Remat, num_steps: int, segment: int | None, unroll: int = 1) -> int:
   """Validates a remat setting for ``T = num_steps`` and returns the checkpointed block length.
 
   ``STEP`` checkpoints blocks of ``unroll`` steps, so ``unroll`` must divide
@@ -234,10 +208,10 @@ def check_remat(remat: str | Remat, num_steps: int, segment: int | None, unroll:
   >>> check_remat("segments", 4096, None), check_remat("segments", 100, 20, unroll=4)
   (64, 20)
   """
-  remat = as_remat(remat)
-  if remat is Remat.NONE:
+  remat = request.as_remat(remat)
+  if remat is request.Remat.NONE:
     return num_steps
-  if remat is Remat.STEP:
+  if remat is request.Remat.STEP:
     if num_steps % unroll:
       raise ValueError(
           f"remat='step' checkpoints blocks of unroll={unroll} steps, which must divide the "
@@ -264,41 +238,35 @@ def _divisors(n: int) -> list[int]:
   return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def run_remat(
-    params: gates.Params, x: Array, h0: Array, *, remat: Remat, remat_segment, variant, seq_lengths, reverse, unroll,
-    dtype, restart=None, h_reset=None, recurrent_mask=None, gate_fn=jax.nn.sigmoid, activation_fn=jnp.tanh,
-) -> tuple[Array, Array]:  # fmt: skip
-  """The ``"scan"`` runner with checkpoints, on prepared raw inputs ``x [T, B, I]`` (see :func:`gru_scan_remat`)."""
-  num_steps, batch, features = x.shape
-  block = check_remat(remat, num_steps, remat_segment, unroll)
-  run = dict(
-      variant=variant, reverse=reverse, dtype=dtype, h_reset=h_reset, recurrent_mask=recurrent_mask, gate_fn=gate_fn,
-      activation_fn=activation_fn,
-  )  # fmt: skip
-  if remat is Remat.NONE:
-    x_proj = gates.input_projection(params, x, dtype)
-    return run_scan(params, x_proj, h0, seq_lengths=seq_lengths, unroll=unroll, restart=restart, **run)
-  if remat is Remat.STEP:
+def run_remat(d: request.Direction) -> tuple[Array, Array]:
+  """The ``"scan"`` runner with checkpoints (``d.remat``), on raw inputs ``d.x [T, B, I]`` (see :func:`gru_scan_remat`)."""
+  num_steps, batch, features = d.x.shape
+  block = check_remat(d.remat, num_steps, d.remat_segment, d.unroll)
+  if d.remat is request.Remat.NONE:
+    return run_scan(d._replace(x=gates.input_projection(d.params, d.x, d.dtype), projected=True))
+  if d.remat is request.Remat.STEP:
     # One checkpoint per scan iteration: only h_{t-1} and x_t are stored; the
     # projection, gates and their cotangents live for one step.
-    inner_len, inner_unroll, outer_unroll = 1, 1, unroll
+    inner_len, inner_unroll, outer_unroll = 1, 1, d.unroll
   else:
-    inner_len, inner_unroll, outer_unroll = block, unroll, 1
+    inner_len, inner_unroll, outer_unroll = block, d.unroll, 1
 
   @jax.checkpoint
   def block_fn(h, inp):
     x_blk, offset, restart_blk = inp  # [S, B, I], (), [S, B] or None
-    x_proj = gates.input_projection(params, x_blk, dtype)  # [S, B, 3H]
+    x_proj = gates.input_projection(d.params, x_blk, d.dtype)  # [S, B, 3H]
     # Lengths relative to the block start: step s of the block is global step offset + s.
-    lengths = None if seq_lengths is None else seq_lengths - offset
-    ys, h = run_scan(params, x_proj, h, seq_lengths=lengths, unroll=inner_unroll, restart=restart_blk, **run)
+    lengths = None if d.seq_lengths is None else d.seq_lengths - offset
+    ys, h = run_scan(
+        d._replace(x=x_proj, projected=True, h0=h, seq_lengths=lengths, unroll=inner_unroll, restart=restart_blk)
+    )
     return h, ys
 
   num_blocks = num_steps // inner_len
-  x_blocks = x.reshape(num_blocks, inner_len, batch, features)
+  x_blocks = d.x.reshape(num_blocks, inner_len, batch, features)
   offsets = jnp.arange(num_blocks, dtype=jnp.int32) * inner_len
-  restart_blocks = None if restart is None else restart.reshape(num_blocks, inner_len, batch)
-  h_last, ys = jax.lax.scan(block_fn, h0, (x_blocks, offsets, restart_blocks), reverse=reverse, unroll=outer_unroll)
+  restart_blocks = None if d.restart is None else d.restart.reshape(num_blocks, inner_len, batch)
+  h_last, ys = jax.lax.scan(block_fn, d.h0, (x_blocks, offsets, restart_blocks), reverse=d.reverse, unroll=outer_unroll)
   return ys.reshape(num_steps, batch, -1), h_last
 
 
@@ -307,7 +275,7 @@ def gru_scan_remat(
     inputs: Array,
     h0: Array,
     *,
-    remat: str | Remat,
+    remat: str | request.Remat,
     remat_segment: int | None = None,
     variant: str | gates.Variant = gates.Variant.RESET_AFTER,
     seq_lengths: Array | None = None,
@@ -355,13 +323,8 @@ def gru_scan_remat(
   Raises:
     ValueError: blocks that do not tile ``T`` (:func:`check_remat`).
   """
-  remat = as_remat(remat)
-  d = request.prepare_direction(
+  return run_remat(request.prepare_direction(
       params, inputs, h0, projected=False, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
-      dtype=dtype, resets=resets, reset_carry=reset_carry,
-  )  # fmt: skip
-  return run_remat(
-      params, d.x, d.h0, remat=remat, remat_segment=remat_segment, variant=d.variant, seq_lengths=d.seq_lengths,
-      reverse=reverse, unroll=unroll, dtype=d.dtype, restart=d.restart, h_reset=d.h_reset,
-      recurrent_mask=recurrent_mask, gate_fn=gate_fn, activation_fn=activation_fn,
-  )  # fmt: skip
+      dtype=dtype, resets=resets, reset_carry=reset_carry, recurrent_mask=recurrent_mask, remat=remat,
+      remat_segment=remat_segment, gate_fn=gate_fn, activation_fn=activation_fn,
+  ))  # fmt: skip
