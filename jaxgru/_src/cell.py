@@ -8,8 +8,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxgru._src import dtypes
-from jaxgru._src import gates
+from jaxgru._src import cell_body
+from jaxgru._src import options
 from jaxgru._src import params as params_lib
 from jaxgru._src import validation
 
@@ -47,77 +47,6 @@ def declare_params(module: nn.Module, input_features: int) -> dict[str, Array]:
   )
   declared = {name: module.param(name, params_lib.init_gates, spec, module.param_dtype) for name, spec in specs.items()}
   return params_lib.with_biases(declared)
-
-
-def check_cell_options(owner: str, sizes: dict[str, int], *, variant, dtype, param_dtype, use_bias, gate_fn, activation_fn):
-  """The option checks of both GRU cells (:class:`GRUCell`, :class:`jaxgru.nnx.GRUCell`); returns the :class:`Variant`.
-
-  Args:
-    owner: the class name for the messages.
-    sizes: ``{"features": H}`` or ``{"in_features": I, "hidden_features": H}``.
-    variant, dtype, param_dtype, use_bias, gate_fn, activation_fn: the cell's options.
-
-  Raises:
-    ValueError, TypeError: naming the option, what it was and what was expected.
-  """
-  for name, value in sizes.items():
-    validation.check_positive_int(f"{owner} {name}", value)
-  validation.check_floating(f"{owner} dtype", dtype, allow_complex=True)
-  validation.check_floating(f"{owner} param_dtype", param_dtype, allow_complex=True)
-  validation.check_bool(f"{owner} use_bias", use_bias)
-  validation.check_callable(f"{owner} gate_fn", gate_fn)
-  validation.check_callable(f"{owner} activation_fn", activation_fn)
-  return gates.as_variant(variant)
-
-
-def _broadcasts(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
-  try:
-    return jnp.broadcast_shapes(shape, target) == target
-  except ValueError:
-    return False
-
-
-def cell_step(owner: str, cell, params, carry, inputs) -> Array:
-  """One step of a GRU cell (linen or nnx): :func:`jaxgru.gates.gru_step` with Flax's input rules.
-
-  As Flax's cells: integer and boolean inputs are promoted to ``param_dtype``;
-  a carry whose leading axes broadcast to the inputs' (a ``[H]`` carry with
-  ``[B, I]`` inputs) is broadcast; complex inputs or parameters make the
-  carry and the computation complex (a real carry would silently drop the
-  imaginary part).
-
-  Args:
-    owner: the class name for the messages.
-    cell: the cell, for its options ``features`` (H), ``variant``, ``dtype``,
-      ``param_dtype``, ``gate_fn`` and ``activation_fn``.
-    params: the four parameter arrays (:func:`jaxgru._src.params.with_biases`).
-    carry: ``[..., H]`` hidden state.
-    inputs: ``[..., I]`` input.
-
-  Returns:
-    ``[..., H]`` the new carry (complex when anything was complex).
-
-  Raises:
-    ValueError: a carry or input that does not fit the parameters (naming the cell).
-  """
-  inputs = dtypes.promote_inputs(inputs, cell.param_dtype)
-  carry = jnp.asarray(carry)
-  hidden = params["recurrent_kernel"].shape[0]
-  validation.check_input_width(owner, inputs.shape[-1], params["input_kernel"].shape[0])
-  lead = inputs.shape[:-1]
-  if carry.shape[-1:] != (hidden,) or not _broadcasts(carry.shape[:-1], lead):
-    raise ValueError(
-        f"{owner} carry has shape {carry.shape}; expected {lead + (hidden,)} (or one that broadcasts "
-        f"to it, such as ({hidden},)) for inputs of shape {inputs.shape} and features={hidden}"
-    )
-  carry = jnp.broadcast_to(carry, lead + (hidden,))
-  dtype = cell.dtype
-  if any(jnp.issubdtype(a.dtype, jnp.complexfloating) for a in (carry, inputs, params["input_kernel"])) or (
-      dtype is not None and jnp.issubdtype(dtype, jnp.complexfloating)
-  ):
-    dtype = dtypes.compute_dtype(None, carry, inputs, cell.param_dtype, dtype)
-    carry = carry.astype(dtype)
-  return gates.gru_step(params, carry, inputs, cell.variant, dtype, gate_fn=cell.gate_fn, activation_fn=cell.activation_fn)
 
 
 class GRUCell(nn.RNNCellBase):
@@ -181,7 +110,7 @@ class GRUCell(nn.RNNCellBase):
   use_bias: bool = True
 
   def __post_init__(self):
-    check_cell_options(
+    options.check_cell_options(
         "GRUCell", {"features": self.features}, variant=self.variant, dtype=self.dtype, param_dtype=self.param_dtype,
         use_bias=self.use_bias, gate_fn=self.gate_fn, activation_fn=self.activation_fn,
     )  # fmt: skip
@@ -202,7 +131,7 @@ class GRUCell(nn.RNNCellBase):
       when the inputs or parameters are.
     """
     params = declare_params(self, jnp.shape(inputs)[-1])
-    h = cell_step("GRUCell", self, params, carry, inputs)
+    h = cell_body.cell_step("GRUCell", self, params, carry, inputs)
     return h, h
 
   @nn.nowrap

@@ -17,7 +17,7 @@ from flax import nnx
 from jaxgru._src import gates
 from jaxgru._src import nnx as jaxgru_nnx
 from jaxgru._src.layer import GRU
-from jaxgru._src.sequences import GRU_OPTIONS as OPTIONS
+from jaxgru._src.options import GRU_OPTIONS as OPTIONS
 from jaxgru._src.sequences import param_name
 
 
@@ -92,7 +92,7 @@ def to_nnx(layer: GRU, variables: Mapping, *, rngs: nnx.Rngs) -> jaxgru_nnx.GRU:
   """Turns a linen :class:`jaxgru.GRU` and its variables into the equal :class:`jaxgru.nnx.GRU`.
 
   The parameters are copied as they are (``to_linen(to_nnx(...))`` gives them
-  back bit for bit); the options of :data:`jaxgru._src.sequences.GRU_OPTIONS` are carried over.
+  back bit for bit); the options of :data:`jaxgru._src.options.GRU_OPTIONS` are carried over.
 
   Args:
     layer: the linen layer.

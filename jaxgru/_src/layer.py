@@ -9,75 +9,12 @@ import jax
 import jax.numpy as jnp
 
 from jaxgru._src import cell as cell_lib
-from jaxgru._src import dispatch
-from jaxgru._src import gates
-from jaxgru._src import request
+from jaxgru._src import options
 from jaxgru._src import sequences
 from jaxgru._src import validation
 from jaxgru._src.sequences import param_name
 
 Array = jax.Array
-
-
-def check_options(
-    owner: str,
-    *,
-    features: int,
-    num_layers: int,
-    bidirectional: bool,
-    dropout: float,
-    variant: str,
-    unroll: int,
-    implementation: str,
-    time_major: bool,
-    dtype,
-    param_dtype,
-    recurrent_dropout: float,
-    remat: str,
-    remat_segment: int | None,
-    use_bias: bool,
-    gate_fn,
-    activation_fn,
-) -> None:
-  """Checks the options of a GRU layer (:class:`GRU`, :class:`jaxgru.nnx.GRU`) at construction.
-
-  Args:
-    owner: the class name for the messages (``"GRU"``).
-    features, ...: the layer's options (see :class:`GRU`).
-
-  Raises:
-    ValueError, TypeError: naming the option, what it was and what was expected;
-      also an explicit ``implementation`` that cannot serve the other options
-      (:func:`jaxgru._src.dispatch.resolve_implementation`).
-  """
-  gates.as_variant(variant)
-  dispatch.as_implementation(implementation)
-  for name, value in (("features", features), ("num_layers", num_layers), ("unroll", unroll)):
-    validation.check_positive_int(f"{owner} {name}", value)
-  validation.check_positive_int(f"{owner} remat_segment", remat_segment, allow_none=True)
-  for name, value in (("bidirectional", bidirectional), ("time_major", time_major), ("use_bias", use_bias)):
-    validation.check_bool(f"{owner} {name}", value)
-  validation.check_rate(f"{owner} dropout", dropout)
-  validation.check_rate(f"{owner} recurrent_dropout", recurrent_dropout)
-  validation.check_callable(f"{owner} gate_fn", gate_fn)
-  validation.check_callable(f"{owner} activation_fn", activation_fn)
-  remat = request.as_remat(remat)
-  if remat_segment is not None:
-    if remat is not request.Remat.SEGMENTS:
-      raise ValueError(f"{owner} remat_segment={remat_segment} needs remat='segments', got remat={remat.value!r}")
-    if remat_segment % unroll:
-      raise ValueError(f"{owner} remat_segment={remat_segment} must be a multiple of unroll={unroll}")
-  # An explicit implementation that cannot serve these options fails here, at construction; the
-  # backend is checked when the layer runs (a model may be built on one machine, run on another).
-  dispatch.check_compatible(
-      implementation,
-      hidden=features,
-      remat=remat,
-      recurrent_dropout=bool(recurrent_dropout),
-      custom_gates=dispatch.custom_gates(gate_fn, activation_fn),
-  )
-  validation.check_floating(f"{owner} dtype", dtype)
-  validation.check_floating(f"{owner} param_dtype", param_dtype)
 
 
 class _DirectionParams(nn.Module):
@@ -180,7 +117,7 @@ class GRU(nn.Module):
   activation_fn: Any = jnp.tanh
 
   def __post_init__(self):
-    check_options("GRU", features=self.features, **{name: getattr(self, name) for name in sequences.GRU_OPTIONS})
+    options.check_layer_options("GRU", features=self.features, **{name: getattr(self, name) for name in options.GRU_OPTIONS})
     super().__post_init__()
 
   @property
@@ -255,7 +192,7 @@ class GRU(nn.Module):
         recurrent_dropout=self.make_rng(_recurrent_dropout_stream(self)) if training and self.recurrent_dropout else None,
     )
     return sequences.gru_layer(
-        obtain_params, inputs, features=self.features, options={n: getattr(self, n) for n in sequences.GRU_OPTIONS},
+        obtain_params, inputs, features=self.features, options={n: getattr(self, n) for n in options.GRU_OPTIONS},
         keys=keys, expected_input_features=None if existing is None else existing.shape[0],
         seq_lengths=seq_lengths, initial_carry=initial_carry, resets=resets, reset_carry=reset_carry,
     )  # fmt: skip

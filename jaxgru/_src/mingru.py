@@ -317,7 +317,7 @@ def mingru_layer(
 
   return sequences.sequence_layer(
       "MinGRU", inputs, obtain_params=obtain_params, run=run, features=features, num_layers=options["num_layers"],
-      num_directions=1, time_major=options["time_major"], param_dtype=options["param_dtype"],
+      num_directions=1, directional=False, time_major=options["time_major"], param_dtype=options["param_dtype"],
       dropout_rate=options["dropout"], keys=keys, expected_input_features=expected_input_features,
       seq_lengths=seq_lengths, initial_carry=initial_carry, resets=resets, reset_carry=reset_carry,
   )  # fmt: skip

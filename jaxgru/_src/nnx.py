@@ -19,10 +19,10 @@ import jax.numpy as jnp
 from flax import nnx
 
 
-from jaxgru._src import cell as cell_lib
+from jaxgru._src import cell_body
 from jaxgru._src import gates
-from jaxgru._src import layer as layer_lib
 from jaxgru._src import mingru
+from jaxgru._src import options as options_lib
 from jaxgru._src import params as params_lib
 from jaxgru._src import sequences
 from jaxgru._src import validation
@@ -103,7 +103,7 @@ class GRUCell(nnx.RNNCellBase):
       recurrent_kernel_metadata: Mapping[str, Any] = _NO_METADATA,
       bias_metadata: Mapping[str, Any] = _NO_METADATA,
   ):
-    variant = cell_lib.check_cell_options(
+    variant = options_lib.check_cell_options(
         "GRUCell", {"in_features": in_features, "hidden_features": hidden_features}, variant=variant, dtype=dtype,
         param_dtype=param_dtype, use_bias=use_bias, gate_fn=gate_fn, activation_fn=activation_fn,
     )  # fmt: skip
@@ -141,7 +141,7 @@ class GRUCell(nnx.RNNCellBase):
     Integer and boolean inputs are promoted to ``param_dtype`` and a ``[H]``
     carry broadcasts to batched inputs, as in ``flax.nnx.GRUCell``.
     """
-    h = cell_lib.cell_step("GRUCell", self, self.gru_params(), carry, inputs)
+    h = cell_body.cell_step("GRUCell", self, self.gru_params(), carry, inputs)
     return h, h
 
   def initialize_carry(
@@ -236,7 +236,7 @@ class GRU(nnx.Module):
         recurrent_dropout=recurrent_dropout, remat=remat, remat_segment=remat_segment, use_bias=use_bias,
         gate_fn=gate_fn, activation_fn=activation_fn,
     )  # fmt: skip
-    layer_lib.check_options("GRU", features=hidden_features, **options)
+    options_lib.check_layer_options("GRU", features=hidden_features, **options)
     # Both dropouts draw from the one 'dropout' stream, as in jaxgru.GRU; .train() and .eval() set deterministic.
     self.deterministic = False
     self.dropout_rngs = rngs["dropout"].fork() if (dropout or recurrent_dropout) else None
@@ -280,7 +280,7 @@ class GRU(nnx.Module):
     )
     return sequences.gru_layer(
         lambda _: [[c.gru_params() for c in row] for row in cells], inputs, features=self.hidden_features,
-        options={name: getattr(self, name) for name in sequences.GRU_OPTIONS}, keys=keys,
+        options={name: getattr(self, name) for name in options_lib.GRU_OPTIONS}, keys=keys,
         expected_input_features=self.in_features, seq_lengths=seq_lengths, initial_carry=initial_carry,
         resets=resets, reset_carry=reset_carry,
     )  # fmt: skip

@@ -22,14 +22,6 @@ from jaxgru._src import validation
 Array = jax.Array
 
 
-# The options of a GRU layer besides its sizes and initializers, the same for
-# jaxgru.GRU and jaxgru.nnx.GRU (what jaxgru.interop carries between them).
-GRU_OPTIONS = (
-    "num_layers", "bidirectional", "dropout", "variant", "unroll", "implementation", "time_major", "dtype",
-    "param_dtype", "recurrent_dropout", "remat", "remat_segment", "use_bias", "gate_fn", "activation_fn",
-)  # fmt: skip
-
-
 def param_name(layer: int, direction: int) -> str:
   """Name of the parameters of one layer and direction: ``layer_0``, ``layer_0_reverse``."""
   return f"layer_{layer}" + ("_reverse" if direction else "")
@@ -257,6 +249,7 @@ def sequence_layer(
     features: int,
     num_layers: int,
     num_directions: int,
+    directional: bool,
     time_major: bool,
     param_dtype,
     dropout_rate: float,
@@ -276,6 +269,7 @@ def sequence_layer(
     run: ``run(params, batch, between_layers) -> (outputs [T, B, D*H], finals [L*D, B, H])``
       on the time-major :class:`SequenceBatch`.
     features, num_layers, num_directions, time_major, param_dtype: the layer's sizes and options.
+    directional: the layer has a ``bidirectional`` option (its carry is ``[L*D, B, H]``, not ``[L, B, H]``).
     dropout_rate: rate of the dropout between layers.
     keys: :class:`LayerKeys` of this call.
     expected_input_features: I of existing parameters (``None`` when they are being made).
@@ -285,10 +279,10 @@ def sequence_layer(
     ``(outputs, final_carry)`` in the caller's layout.
   """
   num_states = num_layers * num_directions
-  detail = f"num_layers={num_layers}" + (f", directions={num_directions}" if name == "GRU" else "")
+  detail = f"num_layers={num_layers}" + (f", directions={num_directions}" if directional else "")
   batch = prepare_sequences(
       name, inputs, time_major=time_major, features=features, num_states=num_states,
-      carry_legend="[L*D, B, H]" if name == "GRU" else "[L, B, H]", carry_detail=detail, param_dtype=param_dtype,
+      carry_legend="[L*D, B, H]" if directional else "[L, B, H]", carry_detail=detail, param_dtype=param_dtype,
       seq_lengths=seq_lengths, initial_carry=initial_carry, resets=resets, reset_carry=reset_carry,
   )  # fmt: skip
   if expected_input_features is not None:
@@ -320,7 +314,7 @@ def gru_layer(
     obtain_params: ``I -> params[l][d]``, the four arrays of each layer and direction.
     inputs, seq_lengths, initial_carry, resets, reset_carry: as :meth:`jaxgru.GRU.__call__`.
     features: H.
-    options: the layer's :data:`GRU_OPTIONS`.
+    options: the layer's :data:`jaxgru._src.options.GRU_OPTIONS`.
     keys: :class:`LayerKeys`; ``recurrent_dropout`` draws one ``[B, H]`` mask
       per layer and direction (:func:`recurrent_dropout_mask`).
     expected_input_features: I of existing parameters, or ``None``.
@@ -350,7 +344,7 @@ def gru_layer(
 
   return sequence_layer(
       "GRU", inputs, obtain_params=obtain_params, run=run, features=features, num_layers=options["num_layers"],
-      num_directions=num_directions, time_major=options["time_major"], param_dtype=options["param_dtype"],
+      num_directions=num_directions, directional=True, time_major=options["time_major"], param_dtype=options["param_dtype"],
       dropout_rate=options["dropout"], keys=keys, expected_input_features=expected_input_features,
       seq_lengths=seq_lengths, initial_carry=initial_carry, resets=resets, reset_carry=reset_carry,
   )  # fmt: skip
