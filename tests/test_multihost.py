@@ -89,7 +89,7 @@ def run_two_hosts(config_path, workdir, env, *extra, slow=None, signal_process_1
   Returns each process's stderr; their exit statuses must be ``expect``.
   """
   if slow is not None:
-    env = {**env, agreement.DELAY_VARIABLE: f"{slow}:0.5"}
+    env = {**env, agreement.DELAY_VARIABLE: f"{slow}:0.25"}
   backup = str(workdir) + ".before"
   if os.path.exists(workdir):
     shutil.copytree(workdir, backup)
