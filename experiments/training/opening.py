@@ -31,6 +31,12 @@ def readable_steps(ckpt_dir: str) -> list[int]:
     return []
 
 
+def last_checkpoint(ckpt_dir: str) -> str:
+  """``"last checkpoint at step N"`` or ``"no checkpoint yet"``: what a stopped run's message says it resumes from."""
+  saved = readable_steps(ckpt_dir)
+  return f"last checkpoint at step {saved[-1]}" if saved else "no checkpoint yet"
+
+
 def _finished_summary(workdir: str, total_steps: int) -> dict | None:
   """The summary of a run that has trained all ``total_steps`` and written it, else ``None``."""
   if total_steps not in checkpoint.intact_steps(os.path.join(workdir, "checkpoints")):

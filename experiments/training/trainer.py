@@ -217,16 +217,14 @@ def train_and_evaluate(
       outcome = _train(config, plan, opened, workdir, position)
       return _summarize(config, plan, workdir, outcome)
     except interrupts.Interrupted as e:
-      saved = opening.readable_steps(ckpt_dir)
-      last = f"last checkpoint at step {saved[-1]}" if saved else "no checkpoint yet"
+      last = opening.last_checkpoint(ckpt_dir)
       raise interrupts.Interrupted(
           e.signum, f"interrupted at step {position.step}; {last}; rerun the same command to resume"
       ) from None
     except Exception as e:  # pylint: disable=broad-except  # only the disk's refusals and lost processes are translated
       lost = agreement.lost_process(e, step=position.step)
       if lost is not None:
-        saved = opening.readable_steps(ckpt_dir)
-        last = f"last checkpoint at step {saved[-1]}" if saved else "no checkpoint yet"
+        last = opening.last_checkpoint(ckpt_dir)
         raise agreement.LostProcessError(f"{lost}; {last}; rerun the same command on every host to resume") from None
       number = files.fault_errno(e)
       if number is None:
