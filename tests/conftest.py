@@ -26,11 +26,27 @@ def rng():
 
 
 @pytest.fixture(scope="session")
-def subprocess_env():
-  """Environment of a child Python on the CPU that imports this checkout: jaxgru and experiments/."""
+def subprocess_env(tmp_path_factory):
+  """Environment of a child Python on the CPU that imports this checkout: jaxgru and experiments/.
+
+  The children share one JAX compilation cache, fresh in each test session: the
+  many short training runs compile the same programs, and a cached executable is
+  the compiled one (the losses are bit-identical). The cache's size limit turns
+  on its file lock, so that children reading and writing at once never meet a
+  half-written entry.
+  """
   repo = pathlib.Path(__file__).resolve().parents[1]
   paths = [str(repo), str(repo / "experiments"), os.environ.get("PYTHONPATH", "")]
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": os.pathsep.join(filter(None, paths))}
+  base = tmp_path_factory.getbasetemp()
+  cache = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "jax_compilation_cache"  # one per session
+  env = {
+      **os.environ,
+      "JAX_PLATFORMS": "cpu",
+      "PYTHONPATH": os.pathsep.join(filter(None, paths)),
+      "JAX_COMPILATION_CACHE_DIR": str(cache),
+      "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+      "JAX_COMPILATION_CACHE_MAX_SIZE": str(4 << 30),
+  }
   env.pop("XLA_FLAGS", None)
   return env
 

@@ -21,10 +21,28 @@ from __future__ import annotations
 
 import math
 import numbers
-
-import tensorboardX
+import sys
 
 from training import files
+
+
+def _tensorboardx():
+  """tensorboardX, imported without PyTorch: it imports torch, when installed, only to accept torch tensors.
+
+  The event files take Python floats; importing PyTorch would add about two
+  seconds to the start of every training run. Where torch is already imported
+  (a user's own script) it is left as it is.
+  """
+  if "torch" in sys.modules or "tensorboardX" in sys.modules:
+    import tensorboardX  # pylint: disable=g-import-not-at-top
+
+    return tensorboardX
+  sys.modules["torch"] = None  # Python's own way to make `import torch` raise ImportError
+  try:
+    import tensorboardX  # pylint: disable=g-import-not-at-top
+  finally:
+    del sys.modules["torch"]
+  return tensorboardX
 
 
 class EventFiles:
@@ -39,7 +57,7 @@ class EventFiles:
   def __init__(self, workdir: str, *, start_step: int):
     self._workdir = workdir
     with files.writing(workdir, "a TensorBoard event file"):
-      self._writer = tensorboardX.SummaryWriter(workdir, purge_step=start_step + 1 if start_step else None)
+      self._writer = _tensorboardx().SummaryWriter(workdir, purge_step=start_step + 1 if start_step else None)
 
   def write(self, record: dict) -> None:
     """Adds the numeric, finite fields of ``record`` (``step``, ``split`` and metrics) as scalars."""
