@@ -10,7 +10,6 @@ from jaxgru._src.export_onnx import INITIAL_H as INITIAL_H
 from jaxgru._src.export_onnx import INPUTS as INPUTS
 from jaxgru._src.export_onnx import OUTPUTS as OUTPUTS
 from jaxgru._src.export_onnx import SEQUENCE_LENS as SEQUENCE_LENS
-from jaxgru._src.output_files import check_output_path as check_output_path
 from jaxgru._src.export_stablehlo import load_stablehlo as load_stablehlo
 from jaxgru._src.export_onnx import onnx_gru_graph as onnx_gru_graph
 from jaxgru._src.export_onnx import onnx_model as onnx_model
@@ -24,7 +23,6 @@ __all__ = (
     "INPUTS",
     "OUTPUTS",
     "SEQUENCE_LENS",
-    "check_output_path",
     "load_stablehlo",
     "onnx_gru_graph",
     "onnx_model",

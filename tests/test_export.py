@@ -186,6 +186,14 @@ def test_bad_paths_and_arguments_write_nothing(tmp_path, monkeypatch):
   assert existing.read_bytes() == b"a user's file"
   model = export.to_onnx(layer, variables, path=existing, force=True)
   assert onnx.load(existing) == model and os.listdir(tmp_path) == ["gru.onnx"]  # replaced, no temporary left
+  # A larger graph of the user's own is written by the same rules.
+  with pytest.raises(FileExistsError, match="already exists; choose another path or pass force=True"):
+    export.onnx_model(model.graph, path=existing)
+  with pytest.raises(TypeError, match="onnx_model force must be True or False, got 'yes'"):
+    export.onnx_model(model.graph, path=tmp_path / "other.onnx", force="yes")
+  assert sorted(os.listdir(tmp_path)) == ["gru.onnx"]
+  own = export.onnx_model(model.graph, doc="mine", path=tmp_path / "own.onnx")
+  assert (tmp_path / "own.onnx").read_bytes() == own.SerializeToString()
   with pytest.raises(ValueError, match="opset must be an integer from 14"):
     export.to_onnx(layer, variables, opset=13)
   with pytest.raises(TypeError, match="takes no variables with a jaxgru.nnx.GRU"):

@@ -28,7 +28,6 @@ import numpy as np
 
 import jaxgru
 from jaxgru import export
-from training import files
 from training import inference
 
 FORMATS = {"onnx": "forecaster.onnx", "stablehlo": "forecaster.stablehlo"}  # format -> default file in the run folder
@@ -75,8 +74,11 @@ def forecast_function(run: inference.Run):
   return forecast
 
 
-def forecaster_onnx(run: inference.Run, *, opset: int = export.DEFAULT_OPSET):
+def forecaster_onnx(run: inference.Run, *, opset: int = export.DEFAULT_OPSET, path: str | None = None,
+                    force: bool = False):
   """The run's forecast as an ONNX model: scaling, the GRU, ``Dense(relu(h_T))`` and unscaling.
+
+  ``path`` and ``force``: where to write it, as :func:`jaxgru.export.onnx_model` writes.
 
   The head re-expresses :class:`training.models.SequenceModel` in ONNX nodes
   (``Gather`` of the last step, ``Relu``, ``MatMul``, ``Add``); the tests hold it
@@ -127,7 +129,7 @@ def forecaster_onnx(run: inference.Run, *, opset: int = export.DEFAULT_OPSET):
       [helper.make_tensor_value_info(LOAD, float32, ["batch"])],
       initializer=list(graph.initializer) + [numpy_helper.from_array(v, k) for k, v in weights.items()],
   )
-  return export.onnx_model(graph, opset=opset, metadata=metadata(run),
+  return export.onnx_model(graph, opset=opset, metadata=metadata(run), path=path, force=force,
                            doc="next-hour load in MW from features [batch, lookback, I] in original units")
 
 
@@ -145,19 +147,15 @@ def export_forecaster(workdir: str, fmt: str, *, path: str | None = None, force:
 
   Raises:
     ValueError: an unknown format, or an LSTM run with ``"onnx"``.
-    FileNotFoundError, FileExistsError, IsADirectoryError: a bad ``path``
-      (:func:`jaxgru.export.check_output_path`), before the run is loaded.
+    FileNotFoundError, FileExistsError, IsADirectoryError: a bad ``path``, before
+      anything is written (``experiments/predict.py`` checks it before the run is loaded).
     training.inference.RunError: ``workdir`` is not a finished energy run.
   """
   _check_format(fmt)
   path = path or default_path(workdir, fmt)
-  export.check_output_path(path, force=force)
   run = inference.load_run(workdir)
   if fmt == "onnx":
-    data = forecaster_onnx(run).SerializeToString()
-    export.check_output_path(path, force=force)
-    with files.atomic_write(path, "wb") as f:
-      f.write(data)
+    forecaster_onnx(run, path=path, force=force)  # jaxgru's writer: whole or not at all
   else:
     example = jax.ShapeDtypeStruct((1, run.scaling.lookback, len(run.scaling.feature_names)), jnp.float32)
     symbolic = f"batch, {run.scaling.lookback}, {len(run.scaling.feature_names)}"

@@ -178,7 +178,15 @@ def onnx_gru_graph(
   return helper.make_graph(nodes, "jaxgru_GRU", inputs, outputs, initializer=weights)
 
 
-def onnx_model(graph, *, opset: int = DEFAULT_OPSET, metadata: Mapping[str, str] | None = None, doc: str = ""):
+def onnx_model(
+    graph,
+    *,
+    opset: int = DEFAULT_OPSET,
+    metadata: Mapping[str, str] | None = None,
+    doc: str = "",
+    path: str | os.PathLike | None = None,
+    force: bool = False,
+):
   """Wraps an ONNX graph into a checked model of ``opset``, with the lowest IR version that opset needs.
 
   Args:
@@ -186,10 +194,23 @@ def onnx_model(graph, *, opset: int = DEFAULT_OPSET, metadata: Mapping[str, str]
     opset: the ONNX opset, from :data:`MIN_OPSET` to the newest the installed onnx knows.
     metadata: ``metadata_props`` of the model (what a reader needs: feature names, ...).
     doc: the model's ``doc_string``.
+    path: where to write the model, as :func:`to_onnx` writes it (whole or not
+      at all); ``None`` writes nothing.
+    force: overwrite an existing ``path``.
+
+  Returns:
+    The ``onnx.ModelProto``.
 
   Raises:
     ValueError: an opset out of range; onnx.checker.ValidationError: an invalid graph.
+    FileNotFoundError, FileExistsError, IsADirectoryError: a bad ``path`` (its
+      folder is missing, it is a folder, or it exists without ``force``), before
+      anything is built or written.
   """
+  if not isinstance(force, bool):
+    raise TypeError(f"onnx_model force must be True or False, got {force!r}")
+  if path is not None:
+    check_output_path(path, force=force)
   onnx = require_onnx()
   newest = onnx.defs.onnx_opset_version()
   if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
@@ -205,6 +226,8 @@ def onnx_model(graph, *, opset: int = DEFAULT_OPSET, metadata: Mapping[str, str]
   if metadata:
     onnx.helper.set_model_props(model, dict(metadata))
   onnx.checker.check_model(model, full_check=True)
+  if path is not None:
+    write_file(path, model.SerializeToString(), force=force)
   return model
 
 
@@ -248,8 +271,8 @@ def to_onnx(
 
   Raises:
     TypeError, ValueError: as :func:`layer_spec`, or a bad ``opset``.
-    FileNotFoundError, FileExistsError, IsADirectoryError: as :func:`check_output_path`,
-      before anything is built or written.
+    FileNotFoundError, FileExistsError, IsADirectoryError: a bad ``path`` (as
+      :func:`onnx_model`), before anything is built or written.
     ImportError: without the onnx package (``pip install 'jaxgru[onnx]'``).
   """
   for name, value in (("force", force), ("with_sequence_lens", with_sequence_lens), ("with_initial_h", with_initial_h)):
@@ -258,7 +281,5 @@ def to_onnx(
   if path is not None:
     check_output_path(path, force=force)
   graph = onnx_gru_graph(layer, variables, with_sequence_lens=with_sequence_lens, with_initial_h=with_initial_h)
-  model = onnx_model(graph, opset=opset, doc="jaxgru GRU layer; inputs, outputs and final_state in jaxgru's layout")
-  if path is not None:
-    write_file(path, model.SerializeToString(), force=force)
-  return model
+  doc = "jaxgru GRU layer; inputs, outputs and final_state in jaxgru's layout"
+  return onnx_model(graph, opset=opset, doc=doc, path=path, force=force)

@@ -47,7 +47,8 @@ def to_stablehlo(
   Raises:
     ValueError: ``symbolic`` does not have one entry per argument, or a shape
       whose rank or fixed sizes differ from the argument's.
-    FileNotFoundError, FileExistsError, IsADirectoryError: as :func:`check_output_path`.
+    FileNotFoundError, FileExistsError, IsADirectoryError: a bad ``path`` (its folder is
+      missing, it is a folder, or it exists without ``force``), before anything is traced.
 
   Example:
 
