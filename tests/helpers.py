@@ -189,3 +189,43 @@ def assert_matches_torch(problem: TorchProblem, outputs, input_grads, param_grad
   assert set(param_grads) == set(problem.grad_params)
   for name, g in problem.grad_params.items():
     np.testing.assert_allclose(param_grads[name], g, atol=atol, rtol=0, err_msg=name)
+
+
+# Episode resets: T = 6, B = 4: resets at the first and the last step; at the last valid step and on
+# padding (ignored); on an empty sequence; at every step.
+RESET_LENGTHS = np.array([6, 2, 0, 6])
+RESETS = np.zeros((6, 4), bool)  # [T, B]
+RESETS[[0, 5], 0] = True
+RESETS[[1, 2], 1] = True
+RESETS[0, 2] = True
+RESETS[:, 3] = True
+
+
+def episodes(resets, length):
+  """``[(start, stop), ...]``: the episodes of one sequence of ``length`` valid steps."""
+  starts = sorted({0} | {t for t in range(length) if resets[t]})
+  return [(s, e) for s, e in zip(starts, starts[1:] + [length]) if s < e]
+
+
+def segments_reference(params, x, h0, h_reset, resets, lengths, *, reverse, variant="reset_after"):
+  """Runs every episode of every sequence separately (float64 NumPy): ``(ys [T, B, H], h_last [B, H])``."""
+  steps, batch, _ = x.shape
+  ys, h_last = np.zeros((steps, batch, h0.shape[-1])), np.asarray(h0, np.float64).copy()
+  for b in range(batch):
+    length = int(lengths[b])
+    chain = episodes(resets[:, b], length)
+    for i, (s, e) in enumerate(chain):
+      first = (i == len(chain) - 1) if reverse else (i == 0 and not resets[0, b])
+      start = h0[b] if first else h_reset[b]
+      y, h = numpy_gru(params, x[s:e, b : b + 1], np.asarray(start)[None], variant=variant, reverse=reverse)
+      ys[s:e, b] = y[:, 0]
+      if (i == 0) if reverse else (i == len(chain) - 1):
+        h_last[b] = h[0]
+  return ys, h_last
+
+
+def reset_problem(seed=0, steps=6, batch=4):
+  """``(params, x [T, B, I], h0 [B, H], h_reset [B, H])`` for :data:`RESETS`."""
+  params, x, h0, _, _ = direction_problem(seed, steps=steps, batch=batch)
+  h_reset = 0.5 * jax.random.normal(jax.random.key(seed + 7), h0.shape)
+  return params, x, h0, h_reset

@@ -31,7 +31,7 @@ def test_train_step_rows_match_the_reference_and_keep_training():
   assert set(reference) == {"loss", "head/kernel", "head/bias"} | params
   initial = flat_params(problem.params)
   assert all(not np.allclose(reference[k], initial[k]) for k in params)  # one Adam step moved every parameter
-  names = ["jaxgru.auto", "flax", "torch"]  # every implementation equals the scan: test_implementations.py
+  names = ["jaxgru.auto", "flax", "torch"]  # every implementation equals the scan: test_internal_runners.py
   for name in names:
     peer = benchmarking.get_peer(name)
     if peer.missing():

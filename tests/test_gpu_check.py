@@ -67,7 +67,7 @@ _PALLAS_CONFIGS = sorted({(c.shape[0], c.shape[3], c.dtype) for c in gpu_plans.f
 
 
 def test_every_pallas_configuration_of_the_gpu_run_lowers_for_cuda():
-  # Lowering for CUDA needs no GPU (as tests/test_implementations.py does for one direction): a shape
+  # Lowering for CUDA needs no GPU (as tests/test_internal_runners.py does for one direction): a shape
   # the Triton lowering cannot take would otherwise fail only on the GPU, in the middle of the lease.
   triton_call = export.DisabledSafetyCheck.custom_call("__gpu$xla.gpu.triton")
   seen = set()

@@ -10,7 +10,6 @@ from jax.test_util import check_grads
 
 import jaxgru
 from jaxgru import gates
-from jaxgru._src import scan
 
 B, T, I, H = 3, 6, 4, 5
 
@@ -64,7 +63,7 @@ def test_scan_matches_python_loop(key, variant, reverse):
   p = _random_params(key)
   x = jax.random.normal(jax.random.key(1), (T, B, I))
   h0 = jax.random.normal(jax.random.key(2), (B, H))
-  ys, h_last = scan.gru_scan(p, gates.input_projection(p, x), h0, variant=variant, reverse=reverse)
+  ys, h_last = jaxgru.gru_scan(p, gates.input_projection(p, x), h0, variant=variant, reverse=reverse)
   h, expected = h0, [None] * T
   for t in (reversed(range(T)) if reverse else range(T)):
     h = gates.gru_step(p, h, x[t], variant)

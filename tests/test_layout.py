@@ -5,7 +5,9 @@
 * at most 45 public names are reachable from ``jaxgru.__all__`` and its public submodules;
 * only Flax's, JAX's and orbax's public import paths are used, and experiments/ imports no
   ``jaxgru._src``;
-* no Python file of the library, the applications or the tests is over 400 lines.
+* no Python file of the library, the applications or the tests is over 400 lines;
+* tests follow the layout: a file per public area, and the white-box tests, which import
+  ``jaxgru._src``, are in files named ``test_internal_*.py`` (``helpers.py`` builds their runners).
 """
 
 import ast
@@ -66,7 +68,7 @@ def test_at_most_45_public_names():
   assert len(names) <= MAX_PUBLIC_NAMES, sorted(names)
 
 
-def test_only_public_import_paths():
+def test_only_public_import_paths_outside_the_white_box_tests():
   found = []
   for path in python_files("jaxgru", "experiments", "tests"):
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -76,6 +78,9 @@ def test_only_public_import_paths():
         relative = path.relative_to(REPO)
         if INTERNAL.match(module) or (relative.parts[0] == "experiments" and module.startswith("jaxgru._src")):
           found.append(f"{relative}:{node.lineno} imports {module}")
+        white_box = relative.parts[0] != "tests" or relative.name.startswith("test_internal_") or relative.name == "helpers.py"
+        if module.startswith("jaxgru._src") and not white_box:
+          found.append(f"{relative}:{node.lineno} imports {module}: white-box tests go in tests/test_internal_*.py")
   assert not found, "\n".join(found)
 
 

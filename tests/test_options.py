@@ -10,9 +10,6 @@ import pytest
 from flax import nnx
 
 import jaxgru
-from jaxgru._src import params as params_lib
-from jaxgru._src import backward
-from jaxgru._src import dispatch
 from jaxgru import interop
 
 torch = pytest.importorskip("torch")
@@ -163,7 +160,7 @@ def test_gate_fn_and_activation_fn_match_flax():
 
 
 def test_custom_activations_run_on_the_scan_and_explicit_others_are_refused():
-  assert dispatch.resolve_implementation("auto", backend="cpu", custom_gates=True) is dispatch.Implementation.SCAN
+  assert jaxgru.resolve_implementation("auto", backend="cpu", custom_gates=True) is jaxgru.Implementation.SCAN
   with pytest.raises(ValueError, match="gate_fn or activation_fn other than sigmoid and tanh needs implementation 'scan'"):
     jaxgru.GRU(H, implementation="custom_vjp", **ACTIVATIONS)
   with pytest.raises(ValueError, match="needs implementation 'scan'"):
@@ -202,6 +199,8 @@ def test_complex_inputs_give_a_complex_carry_as_flax():
     jaxgru.nnx.GRU(I, H, rngs=nnx.Rngs(0))(jnp.zeros((B, T, I), jnp.complex64))
 
 
+ZERO_PARAMS = {"input_kernel": jnp.zeros((I, 3 * H)), "recurrent_kernel": jnp.zeros((H, 3 * H)),
+               "input_bias": jnp.zeros(3 * H), "recurrent_bias": jnp.zeros(3 * H)}
 BAD_BOOLS = ["False", 0, 1, None]
 BOOL_OPTIONS = {
     "GRU time_major": lambda v: jaxgru.GRU(H, time_major=v),
@@ -214,10 +213,7 @@ BOOL_OPTIONS = {
     "nnx GRU use_bias": lambda v: jaxgru.nnx.GRU(I, H, use_bias=v, rngs=nnx.Rngs(0)),
     "nnx MinGRU time_major": lambda v: jaxgru.nnx.MinGRU(I, H, time_major=v, rngs=nnx.Rngs(0)),
     "nnx GRUCell use_bias": lambda v: jaxgru.nnx.GRUCell(I, H, use_bias=v, rngs=nnx.Rngs(0)),
-    "reverse": lambda v: backward.gru_scan_custom_vjp_in_loop(
-        params_lib.with_biases({"input_kernel": jnp.zeros((I, 3 * H)), "recurrent_kernel": jnp.zeros((H, 3 * H))}),
-        jnp.zeros((T, B, I)), jnp.zeros((B, H)), reverse=v,
-    ),  # fmt: skip
+    "reverse": lambda v: jaxgru.gru_scan(ZERO_PARAMS, jnp.zeros((T, B, 3 * H)), jnp.zeros((B, H)), reverse=v),
     "from_keras reset_after": lambda v: interop.from_keras([np.zeros((I, 3 * H)), np.zeros((H, 3 * H))], reset_after=v),
 }
 

@@ -1,8 +1,8 @@
-"""Episode resets inside the layer (recurrent policies): every implementation, the layers, MinGRU, the RL recipe.
+"""Episode resets inside the layer (recurrent policies): the layers, MinGRU, the RL recipe (each runner: test_internal_runners.py).
 
 The reference semantics, checked independently of jaxgru's loop: a sequence
 with resets is a chain of episodes, and each direction runs each episode on its
-own (float64 NumPy, :func:`helpers.numpy_gru`), the forward direction's first
+own (float64 NumPy, :func:`helpers.segments_reference`), the forward direction's first
 episode from the initial state and the others from the reset state; the
 reverse direction's last episode from the initial state and the others from
 the reset state.
@@ -19,90 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jaxgru
-from jaxgru._src import dispatch
-from jaxgru._src import backward
 from jaxgru import mingru
 import helpers
-
-# T = 6, B = 4: resets at the first and the last step; at the last valid step and on
-# padding (ignored); on an empty sequence; at every step.
-LENGTHS = np.array([6, 2, 0, 6])
-RESETS = np.zeros((6, 4), bool)  # [T, B]
-RESETS[[0, 5], 0] = True
-RESETS[[1, 2], 1] = True
-RESETS[0, 2] = True
-RESETS[:, 3] = True
-
-
-def episodes(resets, length):
-  """``[(start, stop), ...]``: the episodes of one sequence of ``length`` valid steps."""
-  starts = sorted({0} | {t for t in range(length) if resets[t]})
-  return [(s, e) for s, e in zip(starts, starts[1:] + [length]) if s < e]
-
-
-def segments_reference(params, x, h0, h_reset, resets, lengths, *, reverse, variant="reset_after"):
-  """Runs every episode of every sequence separately (float64 NumPy): ``(ys [T, B, H], h_last [B, H])``."""
-  steps, batch, _ = x.shape
-  ys, h_last = np.zeros((steps, batch, h0.shape[-1])), np.asarray(h0, np.float64).copy()
-  for b in range(batch):
-    length = int(lengths[b])
-    chain = episodes(resets[:, b], length)
-    for i, (s, e) in enumerate(chain):
-      first = (i == len(chain) - 1) if reverse else (i == 0 and not resets[0, b])
-      start = h0[b] if first else h_reset[b]
-      y, h = helpers.numpy_gru(params, x[s:e, b : b + 1], np.asarray(start)[None], variant=variant, reverse=reverse)
-      ys[s:e, b] = y[:, 0]
-      if (i == 0) if reverse else (i == len(chain) - 1):
-        h_last[b] = h[0]
-  return ys, h_last
-
-
-def problem(seed=0, steps=6, batch=4):
-  params, x, h0, _, _ = helpers.direction_problem(seed, steps=steps, batch=batch)
-  h_reset = 0.5 * jax.random.normal(jax.random.key(seed + 7), h0.shape)
-  return params, x, h0, h_reset
-
-
-# remat="segments" shares remat="step"'s block path (the restarts are cut into blocks the same way).
-@pytest.mark.parametrize("name", [name for name in helpers.RUNNERS if name != "scan_remat_segments"])
-def test_every_implementation_restarts_each_episode_in_both_directions(name):
-  params, x, h0, h_reset = problem()
-  runner = helpers.RUNNERS[name]
-  (_, outs), grads = _grad(runner)(params, x, h0, h_reset)
-  for reverse, (ys, h_last) in zip((False, True), outs):
-    ys_ref, h_ref = segments_reference(params, x, h0, h_reset, RESETS, LENGTHS, reverse=reverse)
-    assert ys.shape == ys_ref.shape and ys.dtype == jnp.float32 and h_last.dtype == jnp.float32
-    np.testing.assert_allclose(ys, ys_ref, atol=1e-5, rtol=0)
-    np.testing.assert_allclose(h_last, h_ref, atol=1e-5, rtol=0)
-  # Gradients against autodiff through the scan's loop (and that one against the cell under
-  # nn.scan with hand-written resets, in test_the_recurrent_policy_recipe).
-  _, grads_ref = _grad(helpers.RUNNERS["scan"])(params, x, h0, h_reset)
-  helpers.assert_trees_close(grads, grads_ref, atol=1e-5)
-
-
-WEIGHTS = np.random.default_rng(3).normal(size=(2, 6, 4, 4)).astype(np.float32)  # [D, T, B, H] on the outputs
-
-
-def _loss(params, x, h0, h_reset, run):
-  outs = [run(params, x, h0, reverse=rev, seq_lengths=jnp.asarray(LENGTHS), resets=RESETS, reset_carry=h_reset)
-          for rev in (False, True)]  # fmt: skip
-  return sum(jnp.sum(ys * w) + jnp.sum(jnp.sin(h)) for (ys, h), w in zip(outs, WEIGHTS)), outs
-
-
-@functools.cache
-def _grad(runner):
-  """Jitted loss and gradients w.r.t. params, x, h0 and the reset state, both directions; compiled once per runner."""
-  return jax.jit(jax.value_and_grad(functools.partial(_loss, run=runner), argnums=(0, 1, 2, 3), has_aux=True))
-
-
-def test_without_resets_nothing_changes():
-  params, x, h0, _ = problem()
-  for rev in (False, True):
-    plain = dispatch.run_direction("auto", params, x, h0, reverse=rev, seq_lengths=LENGTHS)
-    none = dispatch.run_direction("auto", params, x, h0, reverse=rev, seq_lengths=LENGTHS, resets=np.zeros((6, 4), bool))
-    for a, b in zip(plain, none):
-      np.testing.assert_array_equal(a, b)
-
 
 @settings(max_examples=8, deadline=None)
 @given(data=st.data())
@@ -113,7 +31,7 @@ def test_layer_equals_each_episode_run_separately(data):
   ys, h_n = _apply_bidirectional(variables, x, h0, resets, lengths)
   for d, name in enumerate(("layer_0", "layer_0_reverse")):
     p = variables["params"][name]
-    ys_ref, h_ref = segments_reference(p, np.swapaxes(x, 0, 1), h0[d], h0[d], resets.T, lengths, reverse=bool(d))
+    ys_ref, h_ref = helpers.segments_reference(p, np.swapaxes(x, 0, 1), h0[d], h0[d], resets.T, lengths, reverse=bool(d))
     np.testing.assert_allclose(np.swapaxes(ys, 0, 1)[..., d * 3 : (d + 1) * 3], ys_ref, atol=1e-5, rtol=0)
     np.testing.assert_allclose(h_n[d], h_ref, atol=1e-5, rtol=0)
 
@@ -192,15 +110,15 @@ def test_mingru_resets_as_a_step_by_step_loop(mode, candidate):
   def loop(params, x, h0, h_reset):  # by hand: a Python loop over mingru_step with jnp.where resets
     h, ys = h0, []
     for t in range(6):
-      h_new = mingru.mingru_step(params, jnp.where(RESETS[t][:, None], h_reset, h), x[t], candidate)
-      valid = (t < LENGTHS)[:, None]
+      h_new = mingru.mingru_step(params, jnp.where(helpers.RESETS[t][:, None], h_reset, h), x[t], candidate)
+      valid = (t < helpers.RESET_LENGTHS)[:, None]
       h, y = jnp.where(valid, h_new, h), jnp.where(valid, h_new, 0.0)
       ys.append(y)
     return jnp.stack(ys), h
 
   def scan(params, x, h0, h_reset):
     return mingru.mingru_scan(
-        params, x, h0, mode=mode, candidate=candidate, seq_lengths=LENGTHS, resets=RESETS, reset_carry=h_reset
+        params, x, h0, mode=mode, candidate=candidate, seq_lengths=helpers.RESET_LENGTHS, resets=helpers.RESETS, reset_carry=h_reset
     )
 
   loss = lambda f: lambda *a: sum(jnp.sum(jnp.sin(o)) for o in f(*a))  # noqa: E731
@@ -210,22 +128,18 @@ def test_mingru_resets_as_a_step_by_step_loop(mode, candidate):
 
 
 def test_bad_resets_are_refused_naming_the_argument():
-  params, x, h0, _ = problem()
+  _, x, _, _ = helpers.reset_problem()
   gru = jaxgru.GRU(features=4)
   xb = jnp.swapaxes(x, 0, 1)  # [B, T, I]
   variables = gru.init(jax.random.key(0), xb)
   cases = [
-      (dict(resets=RESETS), ValueError, r"resets must have shape \[B, T\]=\(4, 6\), got \(6, 4\)"),
-      (dict(resets=RESETS.T.astype(np.int32)), TypeError, "resets must be a boolean array .* got dtype int32"),
-      (dict(resets=RESETS.T, reset_carry=jnp.zeros((4, 4))), ValueError, r"reset_carry must have shape \[L\*D, B, H\]"),
+      (dict(resets=helpers.RESETS), ValueError, r"resets must have shape \[B, T\]=\(4, 6\), got \(6, 4\)"),
+      (dict(resets=helpers.RESETS.T.astype(np.int32)), TypeError, "resets must be a boolean array .* got dtype int32"),
+      (dict(resets=helpers.RESETS.T, reset_carry=jnp.zeros((4, 4))), ValueError, r"reset_carry must have shape \[L\*D, B, H\]"),
       (dict(reset_carry=jnp.zeros((1, 4, 4))), ValueError, "reset_carry was given without resets"),
   ]
   for kwargs, error, message in cases:
     with pytest.raises(error, match=message):
       gru.apply(variables, xb, **kwargs)
   with pytest.raises(ValueError, match=r"resets must have shape \[T, B\]=\(6, 4\), got \(4, 6\)"):
-    jaxgru.GRU(features=4, time_major=True).apply(variables, x, resets=RESETS.T)  # time-major: [T, B]
-  with pytest.raises(TypeError, match=r"resets must be a boolean array of shape \[T, B\]=\(6, 4\)"):
-    backward.gru_scan_custom_vjp(params, jaxgru.gates.input_projection(params, x), h0, resets="yes")
-  with pytest.raises(ValueError, match="reset_carry must have the shape of h0"):
-    dispatch.run_direction("auto", params, x, h0, resets=RESETS, reset_carry=h0[:2])
+    jaxgru.GRU(features=4, time_major=True).apply(variables, x, resets=helpers.RESETS.T)  # time-major: [T, B]

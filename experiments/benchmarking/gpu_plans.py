@@ -93,7 +93,7 @@ def smoke_plan(budget_s: float = 120.0) -> Plan:
 
   Off a GPU the Pallas rows are refused (their error is the row's result): the
   kernel runs compiled on a GPU only; its interpreter and its lowering for CUDA
-  are tested in ``tests/test_implementations.py`` and ``tests/test_gpu_check.py``.
+  are tested in ``tests/test_internal_runners.py`` and ``tests/test_gpu_check.py``.
   """
   dtypes = ("float32", "bfloat16")
   return Plan(

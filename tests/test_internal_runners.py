@@ -1,4 +1,4 @@
-"""Every implementation against an independent float64 NumPy GRU and against autodiff through the scan.
+"""White-box: every runner of jaxgru._src against an independent float64 NumPy GRU and autodiff through the scan.
 
 One problem builder (``tests/helpers.py``), one equivalence test parametrized
 over every implementation; then what only some implementations do.
@@ -214,3 +214,54 @@ def test_import_does_not_load_pallas():
   code = "import sys, jaxgru; jaxgru.GRU(features=4); print('jax.experimental.pallas' in sys.modules)"
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"JAX_PLATFORMS": "cpu", "PATH": ""})
   assert out.stdout.strip() == "False"
+
+
+# Episode resets in every runner, against each episode run separately (helpers.segments_reference).
+# remat="segments" shares remat="step"'s block path (the restarts are cut into blocks the same way).
+@pytest.mark.parametrize("name", [name for name in helpers.RUNNERS if name != "scan_remat_segments"])
+def test_every_implementation_restarts_each_episode_in_both_directions(name):
+  params, x, h0, h_reset = helpers.reset_problem()
+  runner = helpers.RUNNERS[name]
+  (_, outs), grads = _grad(runner)(params, x, h0, h_reset)
+  for reverse, (ys, h_last) in zip((False, True), outs):
+    ys_ref, h_ref = helpers.segments_reference(params, x, h0, h_reset, helpers.RESETS, helpers.RESET_LENGTHS, reverse=reverse)
+    assert ys.shape == ys_ref.shape and ys.dtype == jnp.float32 and h_last.dtype == jnp.float32
+    np.testing.assert_allclose(ys, ys_ref, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(h_last, h_ref, atol=1e-5, rtol=0)
+  # Gradients against autodiff through the scan's loop (and that one against the cell under
+  # nn.scan with hand-written resets, in test_the_recurrent_policy_recipe).
+  _, grads_ref = _grad(helpers.RUNNERS["scan"])(params, x, h0, h_reset)
+  helpers.assert_trees_close(grads, grads_ref, atol=1e-5)
+
+
+WEIGHTS = np.random.default_rng(3).normal(size=(2, 6, 4, 4)).astype(np.float32)  # [D, T, B, H] on the outputs
+
+
+def _loss(params, x, h0, h_reset, run):
+  outs = [run(params, x, h0, reverse=rev, seq_lengths=jnp.asarray(helpers.RESET_LENGTHS), resets=helpers.RESETS, reset_carry=h_reset)
+          for rev in (False, True)]  # fmt: skip
+  return sum(jnp.sum(ys * w) + jnp.sum(jnp.sin(h)) for (ys, h), w in zip(outs, WEIGHTS)), outs
+
+
+@functools.cache
+def _grad(runner):
+  """Jitted loss and gradients w.r.t. params, x, h0 and the reset state, both directions; compiled once per runner."""
+  return jax.jit(jax.value_and_grad(functools.partial(_loss, run=runner), argnums=(0, 1, 2, 3), has_aux=True))
+
+
+def test_without_resets_nothing_changes():
+  params, x, h0, _ = helpers.reset_problem()
+  for rev in (False, True):
+    plain = dispatch.run_direction("auto", params, x, h0, reverse=rev, seq_lengths=helpers.RESET_LENGTHS)
+    none = dispatch.run_direction("auto", params, x, h0, reverse=rev, seq_lengths=helpers.RESET_LENGTHS, resets=np.zeros((6, 4), bool))
+    for a, b in zip(plain, none):
+      np.testing.assert_array_equal(a, b)
+
+
+
+def test_the_runners_check_resets_themselves():
+  params, x, h0, _ = helpers.reset_problem()
+  with pytest.raises(TypeError, match=r"resets must be a boolean array of shape \[T, B\]=\(6, 4\)"):
+    backward.gru_scan_custom_vjp(params, jaxgru.gates.input_projection(params, x), h0, resets="yes")
+  with pytest.raises(ValueError, match="reset_carry must have the shape of h0"):
+    dispatch.run_direction("auto", params, x, h0, resets=helpers.RESETS, reset_carry=h0[:2])
