@@ -1,4 +1,4 @@
-"""The library's shape, read from the source alone (no import): public faces over a private package.
+"""The library's shape, read from the source (and one trace per runner): public faces over a private package.
 
 * the public modules hold a docstring, explicit re-exports (``from jaxgru._src.m import n as n``
   or a public submodule) and ``__all__``, nothing else; every name re-exported is listed;
@@ -6,6 +6,7 @@
 * only Flax's, JAX's and orbax's public import paths are used, and experiments/ imports no
   ``jaxgru._src``;
 * no Python file of the library, the applications or the tests is over 400 lines;
+* following ``x`` from the layer to its runner visits each module once (one trace per runner);
 * tests follow the layout: a file per public area, and the white-box tests, which import
   ``jaxgru._src``, are in files named ``test_internal_*.py`` (``helpers.py`` builds their runners).
 """
@@ -13,6 +14,7 @@
 import ast
 import pathlib
 import re
+import sys
 
 import pytest
 
@@ -88,3 +90,41 @@ def test_no_file_over_400_lines():
   long = {str(p.relative_to(REPO)): n for p in python_files("jaxgru", "experiments", "tests")
           if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
   assert not long, long
+
+
+def _walk_of_x(gru, x):
+  """The modules of jaxgru._src on the call stack where the layer's scan starts: ``[(file, function), ...]``."""
+  import jax  # noqa: PLC0415 - the rest of this file reads source only
+
+  variables = gru.init(jax.random.key(0), x)
+  stacks = []
+
+  def profile(frame, event, arg):
+    del arg
+    if event == "call" and frame.f_code.co_name == "scan" and frame.f_code.co_filename.endswith("control_flow/loops.py"):
+      stack, f = [], frame.f_back
+      while f:
+        if f"{pathlib.Path('jaxgru', '_src')}" in f.f_code.co_filename:
+          stack.append((pathlib.Path(f.f_code.co_filename).name, f.f_code.co_name))
+        f = f.f_back
+      stacks.append(stack[::-1])
+
+  sys.setprofile(profile)
+  try:
+    jax.jit(gru.apply).trace(variables, x)
+  finally:
+    sys.setprofile(None)
+  return max(stacks, key=len)
+
+
+@pytest.mark.parametrize("options", [{"implementation": "scan"}, {"remat": "segments", "remat_segment": 5},
+                                     {"implementation": "custom_vjp"}], ids=["scan", "remat", "custom_vjp"])
+def test_following_x_from_the_layer_to_its_runner_visits_each_module_once(options):
+  import jax.numpy as jnp  # noqa: PLC0415
+
+  import jaxgru  # noqa: PLC0415
+
+  walk = _walk_of_x(jaxgru.GRU(features=4, num_layers=2, **options), jnp.ones((2, 5, 3)))
+  modules = [file for i, (file, _) in enumerate(walk) if i == 0 or file != walk[i - 1][0]]
+  assert modules[:3] == ["layer.py", "sequences.py", "dispatch.py"], walk
+  assert len(modules) == len(set(modules)), f"x returns to a module it left: {walk}"
