@@ -24,7 +24,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import jax
 
 import benchmarking
-from training.config_files import ConfigError, dump_config
+from training.config_files import ConfigError
+from training.config_files import dump_config
 
 
 def output_dir(config_path: str, config: benchmarking.BenchConfig, out: str | None, update_results: bool) -> str:
@@ -45,10 +46,16 @@ def main(argv=None) -> int:
   parser.add_argument("--note", default="", help="a line put at the top of results.md (e.g. 'shared, busy machine')")
   where = parser.add_mutually_exclusive_group()
   where.add_argument("--out", help="a new or empty folder for this run (default: runs/bench/<config>-<UTC time>)")
-  where.add_argument("--update-results", action="store_true",
-                     help="write into the config's results_dir (the committed results), replacing its files")
-  parser.add_argument("--cpu-smoke", action="store_true",
-                      help="run a GPU config (device: gpu) on a machine without a GPU at its cpu_smoke_shapes")
+  where.add_argument(
+    "--update-results",
+    action="store_true",
+    help="write into the config's results_dir (the committed results), replacing its files",
+  )
+  parser.add_argument(
+    "--cpu-smoke",
+    action="store_true",
+    help="run a GPU config (device: gpu) on a machine without a GPU at its cpu_smoke_shapes",
+  )
   args = parser.parse_args(argv)
   if args.cpu_smoke and args.update_results:
     print("error: --cpu-smoke sizes never replace the committed results; drop --update-results", file=sys.stderr)
@@ -61,7 +68,9 @@ def main(argv=None) -> int:
     print(f"error: {e}", file=sys.stderr)
     return 2
   report = benchmarking.run_benchmark(config)
-  report.environment["command"] = shlex.join(["python", "experiments/benchmark.py", *(argv if argv is not None else sys.argv[1:])])
+  report.environment["command"] = shlex.join(
+    ["python", "experiments/benchmark.py", *(argv if argv is not None else sys.argv[1:])]
+  )
   if args.note:
     report.environment["note"] = args.note
   paths = benchmarking.write_all(report, directory)

@@ -28,9 +28,9 @@ from __future__ import annotations
 import argparse
 import os
 
-from training.config_files import load_config
 from training.compare import compare
 from training.compare import markdown
+from training.config_files import load_config
 from training.schema import TrainConfig
 from training.trainer import train_and_evaluate
 
@@ -38,7 +38,7 @@ CONFIGS = ("configs/energy_gru.yaml", "configs/energy_lstm.yaml")
 
 
 def planned_runs(
-    configs: list[str], models: list[str] | None, seeds: list[int] | None, runs_dir: str = "runs"
+  configs: list[str], models: list[str] | None, seeds: list[int] | None, runs_dir: str = "runs"
 ) -> list[tuple[str, str, list[str]]]:
   """``(config file, run folder under runs_dir, extra overrides)`` of each run that ``--train`` trains, in order."""
   runs = []
@@ -57,9 +57,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
   parser.add_argument("--runs", nargs="+", help="finished run folders to compare")
   parser.add_argument("--train", action="store_true", help="train (or resume) the configs first")
   parser.add_argument("--configs", nargs="+", default=CONFIGS, help="the configs trained by --train")
-  parser.add_argument("--models", nargs="+", choices=("gru", "lstm"), help="with --train: train each config as each model kind")
+  parser.add_argument(
+    "--models", nargs="+", choices=("gru", "lstm"), help="with --train: train each config as each model kind"
+  )
   parser.add_argument("--seeds", nargs="+", type=int, help="with --train: train each config with each seed")
-  parser.add_argument("--runs-dir", default="runs", help="with --train: where the run folders go (one per config, model, seed)")
+  parser.add_argument(
+    "--runs-dir", default="runs", help="with --train: where the run folders go (one per config, model, seed)"
+  )
   parser.add_argument("--out", default=os.path.join("runs", "energy_comparison"), help="where the report goes")
   parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="overrides for every config (with --train)")
   args = parser.parse_intermixed_args(argv)  # overrides may sit between options
@@ -68,7 +72,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
   workdirs = args.runs
   if args.train:
     plan = planned_runs(args.configs, args.models, args.seeds, args.runs_dir)
-    configs = [load_config(TrainConfig, path, [*args.overrides, *extra]) for path, _, extra in plan]  # all checked first
+    configs = [
+      load_config(TrainConfig, path, [*args.overrides, *extra]) for path, _, extra in plan
+    ]  # all checked first
     workdirs = [workdir for _, workdir, _ in plan]
     for config, workdir in zip(configs, workdirs):
       train_and_evaluate(config, workdir)

@@ -19,23 +19,37 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import jax
 
-from benchmarking import gpu_plans, gpu_session
-from benchmarking.output import OutputError, claim_empty_dir
+from benchmarking import gpu_plans
+from benchmarking import gpu_session
+from benchmarking.output import OutputError
+from benchmarking.output import claim_empty_dir
 
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--out", required=True, help="a new or empty folder for the files")
   parser.add_argument("--smoke", action="store_true", help="tiny sizes and one seed: checks every code path in seconds")
-  parser.add_argument("--budget", type=float, default=None,
-                      help="seconds the parts may take in all (default 450 on a GPU, 120 with --smoke)")
-  parser.add_argument("--parts", nargs="+", choices=gpu_session.PARTS, default=list(gpu_session.PARTS),
-                      help="run only these parts (e.g. a rerun of one that failed)")
+  parser.add_argument(
+    "--budget",
+    type=float,
+    default=None,
+    help="seconds the parts may take in all (default 450 on a GPU, 120 with --smoke)",
+  )
+  parser.add_argument(
+    "--parts",
+    nargs="+",
+    choices=gpu_session.PARTS,
+    default=list(gpu_session.PARTS),
+    help="run only these parts (e.g. a rerun of one that failed)",
+  )
   args = parser.parse_args(argv)
   backend = jax.default_backend()
   if not args.smoke and backend != "gpu":
-    print(f"error: gpu_check needs a GPU and JAX sees none (backend {backend!r}); "
-          "run it here with --smoke (tiny sizes, seconds)", file=sys.stderr)
+    print(
+      f"error: gpu_check needs a GPU and JAX sees none (backend {backend!r}); "
+      "run it here with --smoke (tiny sizes, seconds)",
+      file=sys.stderr,
+    )
     return 2
   if args.budget is not None and not args.budget > 0:
     print(f"error: --budget must be a positive number of seconds, got {args.budget}", file=sys.stderr)

@@ -15,10 +15,10 @@ import importlib
 import sys
 
 MEASUREMENTS = {  # name: the module whose main(argv) runs it
-    "layer_options": "benchmarking.layer_options",
-    "speed_probe": "benchmarking.speed_probe",
-    "pallas_roofline": "benchmarking.pallas_roofline",
-    "onnx_timing": "benchmarking.onnx_timing",
+  "layer_options": "benchmarking.layer_options",
+  "speed_probe": "benchmarking.speed_probe",
+  "pallas_roofline": "benchmarking.pallas_roofline",
+  "onnx_timing": "benchmarking.onnx_timing",
 }
 
 

@@ -33,8 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--datetime-column", metavar="NAME", help="the CSV's timestamp column (default: the run's)")
   parser.add_argument("--out", help="CSV file to write (default: WORKDIR/forecast.csv)")
   parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-  parser.add_argument("--export", choices=("onnx", "stablehlo"), help="instead of forecasting, write the forecaster "
-                      "(load in MW in and out) to --out (default: WORKDIR/forecaster.onnx or .stablehlo)")
+  parser.add_argument(
+    "--export",
+    choices=("onnx", "stablehlo"),
+    help="instead of forecasting, write the forecaster "
+    "(load in MW in and out) to --out (default: WORKDIR/forecaster.onnx or .stablehlo)",
+  )
   return parser
 
 
@@ -51,7 +55,9 @@ def check_out(out: str, force: bool, what: str = "forecast") -> None:
     raise FileExistsError(f"--out {out} is a folder; give a file name, e.g. {os.path.join(out, 'forecast.csv')}")
   if os.path.exists(out) and not force:
     # Complete: forecasts are renamed into place only when fully written.
-    raise FileExistsError(f"--out {out} already exists (a complete {what}); choose another --out or pass --force to overwrite it")
+    raise FileExistsError(
+      f"--out {out} already exists (a complete {what}); choose another --out or pass --force to overwrite it"
+    )
   files.check_writable(folder, (os.path.basename(out),) if force else ())
   for stale in files.leftovers(out):
     os.remove(stale)
@@ -84,15 +90,19 @@ def main(argv: list[str] | None = None) -> inference.Forecast | str:
     # Cheap checks first: no JAX yet.
     run_files = inference.read_run(args.workdir)
     check_out(out, args.force)
-    series = inference.read_series(run_files, args.csv, value_column=args.value_column, datetime_column=args.datetime_column)
+    series = inference.read_series(
+      run_files, args.csv, value_column=args.value_column, datetime_column=args.datetime_column
+    )
     result = inference.forecast(inference.load_run(run_files), series)
     inference.write_csv(result, out, force=args.force)
   except USER_ERRORS as e:
     sys.exit(f"error: {e}")
   from training import metrics  # pylint: disable=g-import-not-at-top
 
-  print(f"{len(result.forecast)} forecasts of {result.csv_path} written to {out}; "
-        f"sMAPE {metrics.smape(result.forecast, result.actual):.2f}%")
+  print(
+    f"{len(result.forecast)} forecasts of {result.csv_path} written to {out}; "
+    f"sMAPE {metrics.smape(result.forecast, result.actual):.2f}%"
+  )
   return result
 
 

@@ -19,15 +19,14 @@ import json
 import os
 import sys
 
-from training.config_files import ConfigError
-from training.config_files import load_config
 from training import baselines
 from training import energy
 from training import files
 from training import run_folder
 from training import tasks
+from training.config_files import ConfigError
+from training.config_files import load_config
 from training.schema import TrainConfig
-
 
 # jax.distributed's bounds, set explicitly (jax's own defaults: 100 s and 300 s). A process that
 # sends no heartbeat for HEARTBEAT_TIMEOUT_S is declared lost and every other process stops; the
@@ -53,30 +52,30 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--config", required=True, help="YAML config file, e.g. configs/energy_default.yaml")
   parser.add_argument("--workdir", help="run folder (default: runs/<config name>); rerun to resume")
   parser.add_argument(
-      "--restart",
-      action="store_true",
-      help="start the run folder over: its contents move to <workdir>/previous_runs/<time>/ (nothing is deleted)",
+    "--restart",
+    action="store_true",
+    help="start the run folder over: its contents move to <workdir>/previous_runs/<time>/ (nothing is deleted)",
   )
   parser.add_argument(
-      "--distributed",
-      action="store_true",
-      help="call jax.distributed.initialize() first (one process per host; see README)",
+    "--distributed",
+    action="store_true",
+    help="call jax.distributed.initialize() first (one process per host; see experiments/README.md)",
   )
   parser.add_argument("--coordinator", help="with --distributed: host:port of process 0 (else auto-detected)")
   parser.add_argument("--num-processes", type=int, help="with --distributed: number of processes (else auto-detected)")
   parser.add_argument("--process-id", type=int, help="with --distributed: this process's index (else auto-detected)")
   parser.add_argument(
-      "--heartbeat-timeout",
-      type=_positive_seconds,
-      default=HEARTBEAT_TIMEOUT_S,
-      help="with --distributed: seconds without a heartbeat after which a process counts as lost and the run stops "
-      f"(default {HEARTBEAT_TIMEOUT_S})",
+    "--heartbeat-timeout",
+    type=_positive_seconds,
+    default=HEARTBEAT_TIMEOUT_S,
+    help="with --distributed: seconds without a heartbeat after which a process counts as lost and the run stops "
+    f"(default {HEARTBEAT_TIMEOUT_S})",
   )
   parser.add_argument(
-      "--join-timeout",
-      type=_positive_seconds,
-      default=JOIN_TIMEOUT_S,
-      help=f"with --distributed: seconds to wait for every process to join at the start (default {JOIN_TIMEOUT_S})",
+    "--join-timeout",
+    type=_positive_seconds,
+    default=JOIN_TIMEOUT_S,
+    help=f"with --distributed: seconds to wait for every process to join at the start (default {JOIN_TIMEOUT_S})",
   )
   parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
   return parser
@@ -102,18 +101,18 @@ def main(argv: list[str] | None = None) -> dict:
   from training import agreement  # pylint: disable=g-import-not-at-top
   from training import checkpoint  # pylint: disable=g-import-not-at-top
   from training import interrupts  # pylint: disable=g-import-not-at-top
-  from training import train_log  # pylint: disable=g-import-not-at-top
   from training import metrics  # pylint: disable=g-import-not-at-top
+  from training import train_log  # pylint: disable=g-import-not-at-top
   from training import trainer  # pylint: disable=g-import-not-at-top
 
   if args.distributed:
     # Unset values are detected on Cloud TPU, SLURM, Open MPI and Kubernetes clusters.
     jax.distributed.initialize(
-        args.coordinator,
-        args.num_processes,
-        args.process_id,
-        initialization_timeout=args.join_timeout,
-        heartbeat_timeout_seconds=args.heartbeat_timeout,
+      args.coordinator,
+      args.num_processes,
+      args.process_id,
+      initialization_timeout=args.join_timeout,
+      heartbeat_timeout_seconds=args.heartbeat_timeout,
     )
   try:
     summary = trainer.train_and_evaluate(config, workdir, restart=args.restart, task=task)
@@ -129,11 +128,22 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"error: {e}", file=sys.stderr, flush=True)
     sys.stdout.flush()
     os._exit(1)
-  except (ConfigError, energy.DataError, files.DiskFault, run_folder.RunFolderBusyError, checkpoint.CheckpointError,
-          train_log.NonFiniteLossError, agreement.MainProcessError) as e:
+  except (
+    ConfigError,
+    energy.DataError,
+    files.DiskFault,
+    run_folder.RunFolderBusyError,
+    checkpoint.CheckpointError,
+    train_log.NonFiniteLossError,
+    agreement.MainProcessError,
+  ) as e:
     sys.exit(f"error: {e}")
   if jax.process_index() == 0:
-    print(json.dumps({"workdir": workdir, "test": summary["test"], "seconds_per_epoch": summary["seconds_per_epoch"]}, indent=2))
+    print(
+      json.dumps(
+        {"workdir": workdir, "test": summary["test"], "seconds_per_epoch": summary["seconds_per_epoch"]}, indent=2
+      )
+    )
     test = summary["test"]
     if "smape" in test:  # energy: the network beside what a forecaster fits first and the naive forecasts
       print(metrics.comparison_line(summary["model"], test, fitted=baselines.KINDS, naive=tuple(energy.NAIVE_LAGS)))

@@ -2,7 +2,7 @@
 
 The public API is :data:`__all__` and the ``__all__`` of the public
 submodules :mod:`jaxgru.gates`, :mod:`jaxgru.nnx`, :mod:`jaxgru.mingru`,
-:mod:`jaxgru.interop` and :mod:`jaxgru.export` (listed in the README): the
+:mod:`jaxgru.interop` and :mod:`jaxgru.export` (listed in the API reference, docs/api.md): the
 linen modules (:class:`GRU`, :class:`GRUCell`, :class:`MinGRU`; their
 ``flax.nnx`` twins in :mod:`jaxgru.nnx`), the pure functions (:func:`gru_step`,
 :func:`gru_scan`, :func:`gru_scan_remat`, :func:`gru_scan_pallas`,
@@ -21,7 +21,7 @@ hand-written backward in ``_src/backward.py``, the Pallas kernel in
 ``_src/pallas_gru.py``, the choice of runner in ``_src/dispatch.py``, the one
 layer body in ``_src/sequences.py`` (called by the linen modules in
 ``_src/cell.py``, ``_src/layer.py`` and ``_src/mingru_linen.py`` and the nnx
-ones in ``_src/nnx.py``), minGRU's maths in ``_src/mingru.py``, interop per
+ones in ``_src/nnx.py`` and ``_src/mingru_nnx.py``), minGRU's maths in ``_src/mingru.py``, interop per
 framework and export per format. Nothing under ``_src`` is promised to users.
 """
 
@@ -52,22 +52,22 @@ except _metadata.PackageNotFoundError:  # a source tree that was never installed
   __version__ = "0+unknown"
 
 __all__ = (
-    "GRU",
-    "GRUCell",
-    "Implementation",
-    "MinGRU",
-    "Remat",
-    "Variant",
-    "export",
-    "gates",
-    "gru_scan",
-    "gru_scan_pallas",
-    "gru_scan_remat",
-    "gru_stack",
-    "gru_step",
-    "interop",
-    "mingru",
-    "nnx",
-    "param_name",
-    "resolve_implementation",
+  "GRU",
+  "GRUCell",
+  "Implementation",
+  "MinGRU",
+  "Remat",
+  "Variant",
+  "export",
+  "gates",
+  "gru_scan",
+  "gru_scan_pallas",
+  "gru_scan_remat",
+  "gru_stack",
+  "gru_step",
+  "interop",
+  "mingru",
+  "nnx",
+  "param_name",
+  "resolve_implementation",
 )

@@ -13,12 +13,12 @@ from jaxgru._src.gates import reset_gate as reset_gate
 from jaxgru._src.gates import update_gate as update_gate
 
 __all__ = (
-    "PARAM_NAMES",
-    "Variant",
-    "candidate_state",
-    "gru_step",
-    "input_projection",
-    "new_hidden_state",
-    "reset_gate",
-    "update_gate",
+  "PARAM_NAMES",
+  "Variant",
+  "candidate_state",
+  "gru_step",
+  "input_projection",
+  "new_hidden_state",
+  "reset_gate",
+  "update_gate",
 )

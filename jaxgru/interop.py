@@ -12,11 +12,11 @@ from jaxgru._src.interop import to_nnx as to_nnx
 from jaxgru._src.interop import to_torch as to_torch
 
 __all__ = (
-    "from_flax_cell",
-    "from_keras",
-    "from_torch",
-    "to_flax_cell",
-    "to_linen",
-    "to_nnx",
-    "to_torch",
+  "from_flax_cell",
+  "from_keras",
+  "from_torch",
+  "to_flax_cell",
+  "to_linen",
+  "to_nnx",
+  "to_torch",
 )

@@ -9,8 +9,8 @@ from jaxgru._src.mingru import mingru_scan as mingru_scan
 from jaxgru._src.mingru import mingru_step as mingru_step
 
 __all__ = (
-    "Candidate",
-    "Mode",
-    "mingru_scan",
-    "mingru_step",
+  "Candidate",
+  "Mode",
+  "mingru_scan",
+  "mingru_step",
 )

@@ -40,12 +40,12 @@ def subprocess_env(tmp_path_factory):
   base = tmp_path_factory.getbasetemp()
   cache = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "jax_compilation_cache"  # one per session
   env = {
-      **os.environ,
-      "JAX_PLATFORMS": "cpu",
-      "PYTHONPATH": os.pathsep.join(filter(None, paths)),
-      "JAX_COMPILATION_CACHE_DIR": str(cache),
-      "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-      "JAX_COMPILATION_CACHE_MAX_SIZE": str(4 << 30),
+    **os.environ,
+    "JAX_PLATFORMS": "cpu",
+    "PYTHONPATH": os.pathsep.join(filter(None, paths)),
+    "JAX_COMPILATION_CACHE_DIR": str(cache),
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+    "JAX_COMPILATION_CACHE_MAX_SIZE": str(4 << 30),
   }
   env.pop("XLA_FLAGS", None)
   return env
@@ -57,7 +57,9 @@ def energy_runs(tmp_path_factory):
 
   Shared by the training tests (the loop, compare, predict, TensorBoard): trained once per session.
   """
-  from test_training_loop import tiny_config, write_energy_csv  # pylint: disable=g-import-not-at-top
+  from test_training_loop import tiny_config  # pylint: disable=g-import-not-at-top
+  from test_training_loop import write_energy_csv  # pylint: disable=g-import-not-at-top
+
   from training import trainer  # pylint: disable=g-import-not-at-top
 
   root = tmp_path_factory.mktemp("energy")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import itertools
-from typing import Any, NamedTuple
+from typing import Any
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -21,10 +22,10 @@ def gru_params(key, features: int, hidden: int, dtype=jnp.float32, scale: float 
   """Random parameters of one GRU direction: ``input_kernel [I, 3H]``, ``recurrent_kernel [H, 3H]``, biases ``[3H]``."""
   k = jax.random.split(key, 4)
   return {
-      "input_kernel": (scale * jax.random.normal(k[0], (features, 3 * hidden))).astype(dtype),
-      "recurrent_kernel": (scale * jax.random.normal(k[1], (hidden, 3 * hidden))).astype(dtype),
-      "input_bias": (0.3 * jax.random.normal(k[2], (3 * hidden,))).astype(dtype),
-      "recurrent_bias": (0.3 * jax.random.normal(k[3], (3 * hidden,))).astype(dtype),
+    "input_kernel": (scale * jax.random.normal(k[0], (features, 3 * hidden))).astype(dtype),
+    "recurrent_kernel": (scale * jax.random.normal(k[1], (hidden, 3 * hidden))).astype(dtype),
+    "input_bias": (0.3 * jax.random.normal(k[2], (3 * hidden,))).astype(dtype),
+    "recurrent_bias": (0.3 * jax.random.normal(k[3], (3 * hidden,))).astype(dtype),
   }
 
 
@@ -46,19 +47,19 @@ def _dispatched(implementation: str, **fixed):
 
 # The checked public runners over projections ``x_proj [T, B, 3H]``.
 PROJECTION_RUNNERS = {
-    "scan": jaxgru.gru_scan,
-    "custom_vjp": backward.gru_scan_custom_vjp,
-    "pallas_interpret": functools.partial(jaxgru.gru_scan_pallas, interpret=True),
+  "scan": jaxgru.gru_scan,
+  "custom_vjp": backward.gru_scan_custom_vjp,
+  "pallas_interpret": functools.partial(jaxgru.gru_scan_pallas, interpret=True),
 }
 
 # Every implementation as ``run(params, x [T, B, I], h0 [B, H], **run_direction kwargs)``.
 RUNNERS = {
-    "scan": _dispatched("scan"),
-    "scan_remat_step": _dispatched("scan", remat="step"),
-    "scan_remat_segments": _dispatched("scan", remat="segments", remat_segment=3),
-    "custom_vjp": _dispatched("custom_vjp"),
-    "custom_vjp_in_loop": _dispatched("custom_vjp_in_loop"),
-    "pallas_interpret": _dispatched("pallas", interpret=True),
+  "scan": _dispatched("scan"),
+  "scan_remat_step": _dispatched("scan", remat="step"),
+  "scan_remat_segments": _dispatched("scan", remat="segments", remat_segment=3),
+  "custom_vjp": _dispatched("custom_vjp"),
+  "custom_vjp_in_loop": _dispatched("custom_vjp_in_loop"),
+  "pallas_interpret": _dispatched("pallas", interpret=True),
 }
 
 
@@ -84,7 +85,9 @@ def perturbed(tree, key, scale: float = 0.3):
   """``tree`` with random normal noise of ``scale`` added to every leaf (non-zero biases for Flax's cells)."""
   leaves, structure = jax.tree.flatten(tree)
   keys = jax.random.split(key, len(leaves))
-  return jax.tree.unflatten(structure, [l + scale * jax.random.normal(k, l.shape, l.dtype) for l, k in zip(leaves, keys)])
+  return jax.tree.unflatten(
+    structure, [l + scale * jax.random.normal(k, l.shape, l.dtype) for l, k in zip(leaves, keys)]
+  )
 
 
 def assert_trees_close(tree, tree_ref, atol):
@@ -166,14 +169,25 @@ def torch_problem(num_layers, bidirectional, with_lengths, with_h0, *, batch=3, 
   if lengths is None:
     y, h_n = gru(xt, h0t)
   else:
-    packed = torch.nn.utils.rnn.pack_padded_sequence(xt, torch.from_numpy(lengths), batch_first=True, enforce_sorted=False)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(
+      xt, torch.from_numpy(lengths), batch_first=True, enforce_sorted=False
+    )
     y, h_n = gru(packed, h0t)
     y, _ = torch.nn.utils.rnn.pad_packed_sequence(y, batch_first=True, total_length=steps)
   ((y * torch.from_numpy(gy)).sum() + (h_n * torch.from_numpy(gh)).sum()).backward()
   return TorchProblem(
-      gru, x, lengths, h0, gy, gh, y.detach().numpy(), h_n.detach().numpy(), xt.grad.numpy(),
-      None if h0t is None else h0t.grad.numpy(), {name: p.grad.numpy() for name, p in gru.named_parameters()},
-  )  # fmt: skip
+    gru,
+    x,
+    lengths,
+    h0,
+    gy,
+    gh,
+    y.detach().numpy(),
+    h_n.detach().numpy(),
+    xt.grad.numpy(),
+    None if h0t is None else h0t.grad.numpy(),
+    {name: p.grad.numpy() for name, p in gru.named_parameters()},
+  )
 
 
 def assert_matches_torch(problem: TorchProblem, outputs, input_grads, param_grads: dict, atol: float):

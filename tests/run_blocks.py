@@ -1,4 +1,4 @@
-"""Runs every Python block of a Markdown file in one interpreter, each on its own: ``python run_blocks.py FILE``.
+"""Runs every Python block of Markdown files in one interpreter, each on its own: ``python run_blocks.py FILE...``.
 
 Each block gets a fresh ``__main__`` namespace, and afterwards the interpreter is
 put back as it was before it: ``sys.path``, ``os.environ``, the working folder and
@@ -6,7 +6,7 @@ every module it imported from a plain folder (``experiments/``'s ``training``
 package, for instance; not installed packages nor ``jaxgru``) are restored or forgotten, so a block that
 leans on an earlier block's imports, path or variables fails as it would alone.
 One interpreter start for all blocks instead of one each: JAX, Flax and PyTorch
-import once. Prints one JSON line: ``[null or the traceback of block i, ...]``.
+import once. Prints one JSON line: ``{file: [null or the traceback of block i, ...]}``.
 """
 
 import json
@@ -25,7 +25,9 @@ def python_blocks(path):
 
 
 # Where installed packages and the standard library live, and the library itself (installed editable).
-_SHARED = tuple({*(sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")), str(ROOT / "jaxgru")})
+_SHARED = tuple(
+  {*(sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")), str(ROOT / "jaxgru")}
+)
 
 
 def _local(module):
@@ -53,6 +55,7 @@ def run_alone(block, name):
 
 
 if __name__ == "__main__":
-  markdown = sys.argv[1]
-  results = [run_alone(block, f"{markdown} block {i}") for i, block in enumerate(python_blocks(markdown))]
+  results = {}
+  for markdown in sys.argv[1:]:
+    results[markdown] = [run_alone(block, f"{markdown} block {i}") for i, block in enumerate(python_blocks(markdown))]
   print(json.dumps(results))

@@ -10,11 +10,13 @@ import matplotlib.image
 import pytest
 
 import benchmarking
-from benchmarking import results, timing
-from training.config_files import ConfigError
-from benchmark_helpers import CONFIGS, LAYER_MODES, TINY
+from benchmark_helpers import CONFIGS
+from benchmark_helpers import LAYER_MODES
+from benchmark_helpers import TINY
 from benchmark_helpers import load_entry_point as _load_entry_point
-
+from benchmarking import results
+from benchmarking import timing
+from training.config_files import ConfigError
 
 # --- config -------------------------------------------------------------------------------------
 
@@ -38,8 +40,10 @@ def test_gpu_config_has_float32_and_bfloat16():
 
 
 def test_overrides_apply():
-  config = benchmarking.load(CONFIGS / "cpu.yaml", ["shapes=[[1,2,3,4]]", "repeats=12", "implementations.exclude=[torch]",
-                                                  "modes=[forward]", "results_dir=/tmp/x"])
+  config = benchmarking.load(
+    CONFIGS / "cpu.yaml",
+    ["shapes=[[1,2,3,4]]", "repeats=12", "implementations.exclude=[torch]", "modes=[forward]", "results_dir=/tmp/x"],
+  )
   assert config.shapes == ((1, 2, 3, 4),)
   assert config.repeats == 12
   assert config.modes == (benchmarking.Mode.FORWARD,)
@@ -49,20 +53,20 @@ def test_overrides_apply():
 
 
 @pytest.mark.parametrize(
-    "override, fragment",
-    [
-        ("no_such_key=1", "unknown key 'no_such_key'"),
-        ("implementations.nope=[]", "unknown key 'implementations.nope'"),
-        ("repeats=ten", "repeats"),
-        ("repeats=5", "repeats"),  # fewer than 10 timed runs
-        ("repeats=10.5", "repeats"),
-        ("shapes=[[1,2,3]]", "shapes"),
-        ("shapes=[[1,2,3,0]]", "shapes"),
-        ("dtypes=[float64]", "dtypes"),
-        ("modes=[sideways]", "modes"),
-        ("implementations.include=[jaxgru.nope]", "unknown implementations"),
-        ("dtypes=[float16]", "tolerances has no entry"),  # cpu.yaml lists float32 tolerances only
-    ],
+  "override, fragment",
+  [
+    ("no_such_key=1", "unknown key 'no_such_key'"),
+    ("implementations.nope=[]", "unknown key 'implementations.nope'"),
+    ("repeats=ten", "repeats"),
+    ("repeats=5", "repeats"),  # fewer than 10 timed runs
+    ("repeats=10.5", "repeats"),
+    ("shapes=[[1,2,3]]", "shapes"),
+    ("shapes=[[1,2,3,0]]", "shapes"),
+    ("dtypes=[float64]", "dtypes"),
+    ("modes=[sideways]", "modes"),
+    ("implementations.include=[jaxgru.nope]", "unknown implementations"),
+    ("dtypes=[float16]", "tolerances has no entry"),  # cpu.yaml lists float32 tolerances only
+  ],
 )
 def test_bad_config_raises_config_error(override, fragment):
   with pytest.raises(ConfigError, match=fragment.replace("[", r"\[")):
@@ -81,13 +85,19 @@ def _row(name, median, status="ok", framework="jax"):
   if status != "ok":
     return results.RowResult(name, status, f"{status} because of a test", max_abs_diff=float("inf"))
   times = (median * 0.9, median, median * 1.2)
-  return results.RowResult(name, "ok", "ok", framework, 1e-7, {"outputs": 1e-7}, 0.5, times,
-                           timing.summarize(times), 100 / median, None)
+  return results.RowResult(
+    name, "ok", "ok", framework, 1e-7, {"outputs": 1e-7}, 0.5, times, timing.summarize(times), 100 / median, None
+  )
 
 
 def _synthetic_report():
-  rows = [_row("jaxgru.scan", 0.01), _row("flax", 0.02), _row("torch", 0.04, framework="torch"),
-          _row("jaxgru.bad", 0.0, status="mismatch"), _row("equinox", 0.0, status="skipped")]
+  rows = [
+    _row("jaxgru.scan", 0.01),
+    _row("flax", 0.02),
+    _row("torch", 0.04, framework="torch"),
+    _row("jaxgru.bad", 0.0, status="mismatch"),
+    _row("equinox", 0.0, status="skipped"),
+  ]
   case = results.CaseResult((2, 50, 3, 4), "float32", "forward", 1, tuple(results.with_ratios(rows)))
   config = benchmarking.load(CONFIGS / "cpu.yaml", TINY)
   return results.Report(results.environment(), config.model_dump(mode="json"), 1.0, (case,))
@@ -102,8 +112,11 @@ def test_ratios_are_relative_to_flax_and_torch():
 
 
 def test_memory_ratios_where_reported():
-  rows = [dataclasses.replace(_row("flax", 0.02), memory_bytes=2000),
-          dataclasses.replace(_row("jaxgru.scan", 0.01), memory_bytes=1000), _row("torch", 0.04)]
+  rows = [
+    dataclasses.replace(_row("flax", 0.02), memory_bytes=2000),
+    dataclasses.replace(_row("jaxgru.scan", 0.01), memory_bytes=1000),
+    _row("torch", 0.04),
+  ]
   by_name = {r.name: r for r in results.with_ratios(rows)}
   assert by_name["jaxgru.scan"].memory_ratio_to == {"flax": 0.5}
 
@@ -131,9 +144,21 @@ def test_end_to_end_through_the_entry_point(tmp_path, capsys):
   out = tmp_path / "run"
   entry = _load_entry_point()
   smoke = ["--cpu-smoke"] if jax.default_backend() != "gpu" else []
-  rc = entry.main(["--config", str(CONFIGS / "gpu.yaml"), *smoke, "cpu_smoke_shapes=[[2,6,3,4]]", "shapes=[[2,6,3,4]]",
-                   "dtypes=[float32]", "implementations.include=[jaxgru.scan,flax,torch]", "--out", str(out),
-                   "--note", "test run"])
+  rc = entry.main(
+    [
+      "--config",
+      str(CONFIGS / "gpu.yaml"),
+      *smoke,
+      "cpu_smoke_shapes=[[2,6,3,4]]",
+      "shapes=[[2,6,3,4]]",
+      "dtypes=[float32]",
+      "implementations.include=[jaxgru.scan,flax,torch]",
+      "--out",
+      str(out),
+      "--note",
+      "test run",
+    ]
+  )
   assert rc == 0
   data = json.loads((out / "results.json").read_text())
   assert [(c["mode"], c["dtype"]) for c in data["cases"]] == [("forward", "float32"), ("forward_backward", "float32")]

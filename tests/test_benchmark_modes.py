@@ -8,11 +8,11 @@ import pytest
 
 import benchmarking
 import jaxgru
-from benchmarking import peers, recurrent_policy
-from benchmarking.problem import flat_params
 from benchmark_helpers import CONFIGS
 from benchmark_helpers import load_entry_point as _load_entry_point
-
+from benchmarking import peers
+from benchmarking import recurrent_policy
+from benchmarking.problem import flat_params
 
 # --- training step ------------------------------------------------------------------------------
 
@@ -27,7 +27,9 @@ def test_train_step_config_is_the_posts_model():
 def test_train_step_rows_match_the_reference_and_keep_training():
   problem = benchmarking.make_problem((3, 4, 5, 6), "float32", num_layers=2, seed=1)
   reference = peers.gru_reference(problem, benchmarking.Mode.TRAIN_STEP)
-  params = {f"layer_{l}/{k}" for l in range(2) for k in ("input_kernel", "recurrent_kernel", "input_bias", "recurrent_bias")}
+  params = {
+    f"layer_{l}/{k}" for l in range(2) for k in ("input_kernel", "recurrent_kernel", "input_bias", "recurrent_bias")
+  }
   assert set(reference) == {"loss", "head/kernel", "head/bias"} | params
   initial = flat_params(problem.params)
   assert all(not np.allclose(reference[k], initial[k]) for k in params)  # one Adam step moved every parameter
@@ -50,8 +52,9 @@ def test_rows_without_a_training_step_are_error_rows():
   problem = benchmarking.make_problem((2, 3, 4, 5), "float32", num_layers=2)
   config = benchmarking.load(CONFIGS / "train_step.yaml", ["implementations.include=[jaxgru.scan,equinox]"])
   references = {"gru": peers.gru_reference(problem, benchmarking.Mode.TRAIN_STEP)}
-  case = benchmarking.run_case(problem, benchmarking.Mode.TRAIN_STEP, ["jaxgru.scan", "equinox"], references, config,
-                               log=lambda _: None)
+  case = benchmarking.run_case(
+    problem, benchmarking.Mode.TRAIN_STEP, ["jaxgru.scan", "equinox"], references, config, log=lambda _: None
+  )
   statuses = {row.name: row.status for row in case.rows}
   assert statuses["jaxgru.scan"] == "ok"
   assert statuses["equinox"] in ("error", "skipped")
@@ -67,23 +70,25 @@ RESETS_ACCEPTED = "resets" in inspect.signature(jaxgru.GRU.__call__).parameters
 def test_policy_references_see_the_resets():
   problem = benchmarking.make_problem((8, 16, 8, 8), "float32", seed=0)
   rollout = recurrent_policy.make_rollout(problem)
-  assert rollout.resets[::recurrent_policy.RESET_AT_START_EVERY, 0].all() and rollout.resets[:, 1:].any()
+  assert rollout.resets[:: recurrent_policy.RESET_AT_START_EVERY, 0].all() and rollout.resets[:, 1:].any()
   # The acting step resets with the same jnp.where at step 0: the update alone keeps this test short.
   with_resets = recurrent_policy.policy_reference(problem, benchmarking.Mode.POLICY_UPDATE)
   without = recurrent_policy.policy_reference(problem, benchmarking.Mode.POLICY_UPDATE, apply_resets=False)
   assert set(with_resets) == set(without) and all(np.isfinite(v).all() for v in with_resets.values())
   assert not benchmarking.compare(without, with_resets, atol=1e-4, rtol=1e-4).ok  # a row ignoring resets fails
   with pytest.raises(ValueError, match="one forward GRU layer"):
-    recurrent_policy.policy_reference(benchmarking.make_problem((2, 3, 4, 5), "float32", num_layers=2),
-                                      benchmarking.Mode.POLICY_STEP)
+    recurrent_policy.policy_reference(
+      benchmarking.make_problem((2, 3, 4, 5), "float32", num_layers=2), benchmarking.Mode.POLICY_STEP
+    )
 
 
 @pytest.fixture(scope="module")
 def policy_run(tmp_path_factory):
   """The recurrent-policy config run through the entry point at a tiny shape: (results.json, results.md)."""
   out = tmp_path_factory.mktemp("policy") / "run"
-  rc = _load_entry_point().main(["--config", str(CONFIGS / "recurrent_policy.yaml"), "shapes=[[8,16,8,8]]",
-                                 "--out", str(out)])
+  rc = _load_entry_point().main(
+    ["--config", str(CONFIGS / "recurrent_policy.yaml"), "shapes=[[8,16,8,8]]", "--out", str(out)]
+  )
   assert rc == 0
   return json.loads((out / "results.json").read_text()), (out / "results.md").read_text()
 
@@ -108,8 +113,11 @@ def test_policy_modes_end_to_end(policy_run):
   assert "| ×policy.flax_cell | ×policy.jaxgru_no_resets |" in page
 
 
-@pytest.mark.skipif(not RESETS_ACCEPTED, reason="jaxgru.GRU takes no resets= yet (inspect.signature): "
-                    "the row policy.jaxgru_resets reports 'not available' until it does")
+@pytest.mark.skipif(
+  not RESETS_ACCEPTED,
+  reason="jaxgru.GRU takes no resets= yet (inspect.signature): "
+  "the row policy.jaxgru_resets reports 'not available' until it does",
+)
 def test_policy_layer_with_resets_is_checked_and_timed(policy_run):
   data, _ = policy_run
   for case in data["cases"]:
@@ -120,6 +128,12 @@ def test_policy_layer_with_resets_is_checked_and_timed(policy_run):
 
 def test_rows_without_the_mode_are_skipped():
   config = benchmarking.load(CONFIGS / "recurrent_policy.yaml", ["implementations.include=[jaxgru.scan]"])
-  case = benchmarking.run_case(benchmarking.make_problem((2, 3, 4, 4), "float32"), benchmarking.Mode.POLICY_STEP,
-                               ["jaxgru.scan"], {}, config, log=lambda _: None)
+  case = benchmarking.run_case(
+    benchmarking.make_problem((2, 3, 4, 4), "float32"),
+    benchmarking.Mode.POLICY_STEP,
+    ["jaxgru.scan"],
+    {},
+    config,
+    log=lambda _: None,
+  )
   assert case.rows[0].status == "skipped" and "no policy_step model" in case.rows[0].message

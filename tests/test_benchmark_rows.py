@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 
 import benchmarking
-from benchmarking import peers, registry
+from benchmark_helpers import CONFIGS
+from benchmark_helpers import LAYER_MODES
+from benchmark_helpers import TINY
+from benchmarking import peers
+from benchmarking import registry
 from benchmarking.problem import flat_params
 from jaxgru import Implementation
-from benchmark_helpers import CONFIGS, LAYER_MODES, TINY
-
 
 # --- registry -----------------------------------------------------------------------------------
 
@@ -46,13 +48,13 @@ def test_compare_accepts_equal_and_rejects_different():
 
 
 @pytest.mark.parametrize(
-    "result",
-    [
-        {"outputs": np.zeros((1, 3))},  # wrong shape
-        {"outputs": np.zeros((1, 2)), "extra": np.zeros(1)},  # unexpected array
-        {},  # missing array
-        {"outputs": np.array([[np.nan, 0.0]])},  # not finite
-    ],
+  "result",
+  [
+    {"outputs": np.zeros((1, 3))},  # wrong shape
+    {"outputs": np.zeros((1, 2)), "extra": np.zeros(1)},  # unexpected array
+    {},  # missing array
+    {"outputs": np.array([[np.nan, 0.0]])},  # not finite
+  ],
 )
 def test_compare_rejects_malformed_results(result):
   verdict = benchmarking.compare(result, {"outputs": np.zeros((1, 2))}, atol=1.0, rtol=1.0)
@@ -63,7 +65,9 @@ def test_compare_rejects_malformed_results(result):
 def test_every_available_peer_matches_the_reference(mode):
   problem = benchmarking.make_problem((2, 5, 3, 4), "float32", num_layers=2, seed=1)
   reference = peers.gru_reference(problem, mode)
-  grads = {f"layer_{l}/{k}" for l in range(2) for k in ("input_kernel", "recurrent_kernel", "input_bias", "recurrent_bias")}
+  grads = {
+    f"layer_{l}/{k}" for l in range(2) for k in ("input_kernel", "recurrent_kernel", "input_bias", "recurrent_bias")
+  }
   backward = mode is benchmarking.Mode.FORWARD_BACKWARD
   assert set(reference) == {"outputs"} | ({"inputs"} | grads if backward else set())
   assert reference["outputs"].shape == (2, 5, 4)
@@ -129,16 +133,25 @@ def test_wrong_rows_are_caught_and_never_timed(wrong_peers):
   config = benchmarking.load(CONFIGS / "cpu.yaml", TINY)
   problem = benchmarking.make_problem((2, 5, 3, 4), "float32", seed=0)
   expected = {
-      benchmarking.Mode.FORWARD: {"test.zeros": "mismatch", "test.bad-backward": "ok", "test.raises": "error",
-                               "test.not-installed": "skipped"},
-      # The wrong gradient hides in the backward pass only.
-      benchmarking.Mode.FORWARD_BACKWARD: {"test.zeros": "mismatch", "test.bad-backward": "mismatch",
-                                        "test.raises": "error", "test.not-installed": "skipped"},
+    benchmarking.Mode.FORWARD: {
+      "test.zeros": "mismatch",
+      "test.bad-backward": "ok",
+      "test.raises": "error",
+      "test.not-installed": "skipped",
+    },
+    # The wrong gradient hides in the backward pass only.
+    benchmarking.Mode.FORWARD_BACKWARD: {
+      "test.zeros": "mismatch",
+      "test.bad-backward": "mismatch",
+      "test.raises": "error",
+      "test.not-installed": "skipped",
+    },
   }
   for mode, statuses in expected.items():
     reference = peers.gru_reference(problem, mode)
-    case = benchmarking.run_case(problem, mode, ("jaxgru.scan", "flax", *wrong_peers), {"gru": reference}, config,
-                              log=lambda line: None)
+    case = benchmarking.run_case(
+      problem, mode, ("jaxgru.scan", "flax", *wrong_peers), {"gru": reference}, config, log=lambda line: None
+    )
     rows = {row.name: row for row in case.rows}
     assert list(rows) == ["jaxgru.scan", "flax", *wrong_peers]
     assert rows["jaxgru.scan"].timed and rows["jaxgru.scan"].stats.n == config.repeats
@@ -151,8 +164,8 @@ def test_wrong_rows_are_caught_and_never_timed(wrong_peers):
 
 
 @pytest.mark.parametrize(
-    "shape, dtype, layers",
-    [((2, 3, 4), "float32", 1), ((2, 3, 4, 0), "float32", 1), ((2, 3, 4, 5), "float64", 1), ((2, 3, 4, 5), "float32", 0)],
+  "shape, dtype, layers",
+  [((2, 3, 4), "float32", 1), ((2, 3, 4, 0), "float32", 1), ((2, 3, 4, 5), "float64", 1), ((2, 3, 4, 5), "float32", 0)],
 )
 def test_make_problem_rejects_bad_arguments(shape, dtype, layers):
   with pytest.raises(ValueError, match="shape|dtype|num_layers"):
@@ -178,8 +191,9 @@ def test_rows_of_another_model_are_checked_against_its_reference():
     return benchmarking.jax_runner(apply, {"w": jnp.ones(())}, problem, mode, grads_to_layout=lambda d: {})
 
   try:
-    config = benchmarking.load(CONFIGS / "cpu.yaml", TINY + ["modes=[forward]",
-                                                          "implementations.include=[jaxgru.scan,test.other-model]"])
+    config = benchmarking.load(
+      CONFIGS / "cpu.yaml", TINY + ["modes=[forward]", "implementations.include=[jaxgru.scan,test.other-model]"]
+    )
     report = benchmarking.run_benchmark(config, log=lambda line: None)
   finally:
     benchmarking.unregister_peer("test.other-model")
@@ -197,7 +211,7 @@ def test_time_interleaved_rotates_and_counts():
   calls = {n: (lambda n=n: order.append(n)) for n in "abc"}
   samples = benchmarking.time_interleaved(calls, repeats=3, warmup=1)
   assert {n: len(s) for n, s in samples.items()} == {"a": 3, "b": 3, "c": 3}
-  assert order == list("abc" "bca" "cab" "abc")
+  assert order == list("abcbcacababc")
   with pytest.raises(ValueError):
     benchmarking.time_interleaved(calls, repeats=0)
 

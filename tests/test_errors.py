@@ -18,16 +18,20 @@ def model():
 
 
 @pytest.mark.parametrize(
-    "kwargs,error,match",
-    [
-        ({"variant": "reset_middle"}, ValueError, "unknown GRU variant 'reset_middle'; expected one of 'reset_after', 'reset_before'"),
-        ({"implementation": "cudnn"}, ValueError, "unknown GRU implementation 'cudnn'"),
-        ({"num_layers": 0}, ValueError, "num_layers must be a positive integer"),
-        ({"features": 2.5}, ValueError, "features must be a positive integer"),
-        ({"dropout": 1.0}, ValueError, r"dropout must be in \[0, 1\)"),
-        ({"unroll": 0}, ValueError, "unroll must be a positive integer"),
-        ({"dtype": jnp.int32}, TypeError, "dtype must be a floating dtype"),
-    ],
+  "kwargs,error,match",
+  [
+    (
+      {"variant": "reset_middle"},
+      ValueError,
+      "unknown GRU variant 'reset_middle'; expected one of 'reset_after', 'reset_before'",
+    ),
+    ({"implementation": "cudnn"}, ValueError, "unknown GRU implementation 'cudnn'"),
+    ({"num_layers": 0}, ValueError, "num_layers must be a positive integer"),
+    ({"features": 2.5}, ValueError, "features must be a positive integer"),
+    ({"dropout": 1.0}, ValueError, r"dropout must be in \[0, 1\)"),
+    ({"unroll": 0}, ValueError, "unroll must be a positive integer"),
+    ({"dtype": jnp.int32}, TypeError, "dtype must be a floating dtype"),
+  ],
 )
 def test_bad_layer_options(kwargs, error, match):
   with pytest.raises(error, match=match):
@@ -37,17 +41,19 @@ def test_bad_layer_options(kwargs, error, match):
 def test_bad_cell_options():
   with pytest.raises(ValueError, match="unknown GRU variant"):
     jaxgru.GRUCell(H, variant="nope")
-  with pytest.raises(TypeError, match="param_dtype must be a floating dtype such as float32 or bfloat16, or a complex one"):
+  with pytest.raises(
+    TypeError, match="param_dtype must be a floating dtype such as float32 or bfloat16, or a complex one"
+  ):
     jaxgru.GRUCell(H, param_dtype=jnp.int8)
 
 
 @pytest.mark.parametrize(
-    "x,match",
-    [
-        (np.zeros((B, T, I, 1), np.float32), r"inputs must have rank 3 \[B, T, I\]"),
-        (np.zeros((I,), np.float32), "inputs must have rank 3"),
-        (np.zeros((B, T, I + 1), np.float32), "got inputs with 4 features, but its parameters expect 3"),
-    ],
+  "x,match",
+  [
+    (np.zeros((B, T, I, 1), np.float32), r"inputs must have rank 3 \[B, T, I\]"),
+    (np.zeros((I,), np.float32), "inputs must have rank 3"),
+    (np.zeros((B, T, I + 1), np.float32), "got inputs with 4 features, but its parameters expect 3"),
+  ],
 )
 def test_bad_input_shapes(model, x, match):
   layer, variables = model
@@ -68,15 +74,15 @@ def test_integer_inputs_are_promoted_as_in_flax_and_extra_positionals_are_named(
 
 
 @pytest.mark.parametrize(
-    "lengths,error,match",
-    [
-        (np.array([1, 2, 3]), ValueError, r"seq_lengths must have shape \[B\]=\(2,\), got \(3,\)"),
-        (np.array([[1, 2]]), ValueError, r"seq_lengths must have shape \[B\]"),
-        (np.array([1.0, 2.0]), TypeError, "seq_lengths must have an integer dtype, got float64"),
-        (np.array([-1, 2]), ValueError, r"seq_lengths must lie in \[0, T=4\], got values from -1 to 2"),
-        (np.array([5, 2]), ValueError, r"seq_lengths must lie in \[0, T=4\]"),
-        ("3", TypeError, "seq_lengths must be an integer array"),
-    ],
+  "lengths,error,match",
+  [
+    (np.array([1, 2, 3]), ValueError, r"seq_lengths must have shape \[B\]=\(2,\), got \(3,\)"),
+    (np.array([[1, 2]]), ValueError, r"seq_lengths must have shape \[B\]"),
+    (np.array([1.0, 2.0]), TypeError, "seq_lengths must have an integer dtype, got float64"),
+    (np.array([-1, 2]), ValueError, r"seq_lengths must lie in \[0, T=4\], got values from -1 to 2"),
+    (np.array([5, 2]), ValueError, r"seq_lengths must lie in \[0, T=4\]"),
+    ("3", TypeError, "seq_lengths must be an integer array"),
+  ],
 )
 def test_bad_seq_lengths(model, lengths, error, match):
   layer, variables = model
@@ -147,4 +153,6 @@ def test_flax_cell_conversion_errors():
   with pytest.raises(ValueError, match=r"missing \['recurrent_bias'\]"):
     interop.to_flax_cell({"input_kernel": 0, "recurrent_kernel": 0, "input_bias": 0})
   with pytest.raises(ValueError, match=r"from_flax_cell\['hn'\]: parameters missing \['bias'\]"):
-    interop.from_flax_cell({g: {"kernel": 0, "bias": 0} for g in ("ir", "iz", "in")} | {g: {"kernel": 0} for g in ("hr", "hz", "hn")})
+    interop.from_flax_cell(
+      {g: {"kernel": 0, "bias": 0} for g in ("ir", "iz", "in")} | {g: {"kernel": 0} for g in ("hr", "hz", "hn")}
+    )

@@ -47,17 +47,29 @@ def run_onnx(model, feeds):
 # Each case: layer options (the nnx API when "api" is "nnx"), with sequence_lens, with initial_h. Together they
 # cover layers 1-3, both directions and variants, use_bias on and off, both layouts, a length of 0, every activation.
 CASES = {
-    "1-layer": (dict(), False, False),
-    "2-layers-bidirectional-lengths-initial": (dict(num_layers=2, bidirectional=True), True, True),
-    "3-layers-bidirectional-reset_before-no_bias-time_major-lengths": (
-        dict(num_layers=3, bidirectional=True, variant="reset_before", use_bias=False, time_major=True), True, False),
-    "2-layers-reset_before-time_major-initial-softsign": (
-        dict(num_layers=2, variant="reset_before", time_major=True, activation_fn=jax.nn.soft_sign), False, True),
-    "bidirectional-no_bias-hard_sigmoid-relu-lengths-initial": (
-        dict(bidirectional=True, use_bias=False, gate_fn=jax.nn.hard_sigmoid, activation_fn=jax.nn.relu), True, True),
-    "nnx-2-layers-bidirectional-reset_before-lengths-initial": (
-        dict(api="nnx", num_layers=2, bidirectional=True, variant="reset_before"), True, True),
-}  # fmt: skip
+  "1-layer": (dict(), False, False),
+  "2-layers-bidirectional-lengths-initial": (dict(num_layers=2, bidirectional=True), True, True),
+  "3-layers-bidirectional-reset_before-no_bias-time_major-lengths": (
+    dict(num_layers=3, bidirectional=True, variant="reset_before", use_bias=False, time_major=True),
+    True,
+    False,
+  ),
+  "2-layers-reset_before-time_major-initial-softsign": (
+    dict(num_layers=2, variant="reset_before", time_major=True, activation_fn=jax.nn.soft_sign),
+    False,
+    True,
+  ),
+  "bidirectional-no_bias-hard_sigmoid-relu-lengths-initial": (
+    dict(bidirectional=True, use_bias=False, gate_fn=jax.nn.hard_sigmoid, activation_fn=jax.nn.relu),
+    True,
+    True,
+  ),
+  "nnx-2-layers-bidirectional-reset_before-lengths-initial": (
+    dict(api="nnx", num_layers=2, bidirectional=True, variant="reset_before"),
+    True,
+    True,
+  ),
+}
 
 
 @pytest.mark.parametrize("options, with_lengths, with_initial", list(CASES.values()), ids=list(CASES))
@@ -109,8 +121,16 @@ def test_pytorch_export_and_jaxgru_export_agree_in_onnx_runtime():
   buffer = io.BytesIO()
   with warnings.catch_warnings():  # PyTorch's TorchScript exporter warns about its own tracing
     warnings.simplefilter("ignore")
-    torch.onnx.export(torch_gru, (x, h0), buffer, input_names=["x", "h0"], output_names=["y", "h_n"],
-                      dynamic_axes={"x": {0: "batch", 1: "time"}, "h0": {1: "batch"}}, opset_version=17, dynamo=False)  # fmt: skip
+    torch.onnx.export(
+      torch_gru,
+      (x, h0),
+      buffer,
+      input_names=["x", "h0"],
+      output_names=["y", "h_n"],
+      dynamic_axes={"x": {0: "batch", 1: "time"}, "h0": {1: "batch"}},
+      opset_version=17,
+      dynamo=False,
+    )
   torch_model = onnx.load_from_string(buffer.getvalue())
   assert [n.op_type for n in torch_model.graph.node].count("GRU") == 2  # PyTorch emits the native operator too
   y_torch, h_torch = run_onnx(torch_model, {"x": x.numpy(), "h0": h0.numpy()})
@@ -151,13 +171,13 @@ def test_stablehlo_round_trip_is_bit_identical_at_two_batch_sizes(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "options, error, match",
-    [
-        (dict(gate_fn=jax.nn.gelu), ValueError, r"gate_fn='gelu' has no equal among the activations of ONNX's GRU"),
-        (dict(activation_fn=jax.nn.swish), ValueError, r"activation_fn='silu' has no equal"),
-        (dict(dtype=jnp.bfloat16), ValueError, r"dtype=bfloat16 is not supported: the exported graph computes in float32"),
-        (dict(param_dtype=jnp.bfloat16), ValueError, r"param_dtype=bfloat16 is not supported"),
-    ],
+  "options, error, match",
+  [
+    (dict(gate_fn=jax.nn.gelu), ValueError, r"gate_fn='gelu' has no equal among the activations of ONNX's GRU"),
+    (dict(activation_fn=jax.nn.swish), ValueError, r"activation_fn='silu' has no equal"),
+    (dict(dtype=jnp.bfloat16), ValueError, r"dtype=bfloat16 is not supported: the exported graph computes in float32"),
+    (dict(param_dtype=jnp.bfloat16), ValueError, r"param_dtype=bfloat16 is not supported"),
+  ],
 )
 def test_options_onnx_cannot_express_are_refused(tmp_path, options, error, match):
   path = tmp_path / "gru.onnx"
@@ -200,7 +220,9 @@ def test_bad_paths_and_arguments_write_nothing(tmp_path, monkeypatch):
     export.to_onnx(jaxgru.nnx.GRU(I, H, rngs=nnx.Rngs(0)), variables)
   with pytest.raises(ValueError, match=r"variables hold \['layer_0'\], but the layer expects \['layer_0', 'layer_1'\]"):
     export.to_onnx(jaxgru.GRU(H, num_layers=2), variables)
-  with pytest.raises(ValueError, match=r"layer_0/input_kernel is \(2, 12\) float32, expected \(2, 15\) float32 \(features=5"):
+  with pytest.raises(
+    ValueError, match=r"layer_0/input_kernel is \(2, 12\) float32, expected \(2, 15\) float32 \(features=5"
+  ):
     export.to_onnx(jaxgru.GRU(H + 1), variables)
   with pytest.raises(TypeError, match="expects a jaxgru.GRU"):
     export.to_onnx(jaxgru.MinGRU(H), variables)
@@ -218,8 +240,8 @@ def test_exported_forecaster_reproduces_forecast_csv(energy_runs, tmp_path, caps
   result = main(["--workdir", workdir])  # WORKDIR/forecast.csv
   for fmt in ("onnx", "stablehlo"):
     assert main(["--workdir", workdir, "--export", fmt]) == os.path.join(workdir, f"forecaster.{fmt}")
-  # The README's lines, on this run.
-  readme = (pathlib.Path(REPO) / "README.md").read_text(encoding="utf-8")
+  # The lines of docs/guide/export.md, on this run.
+  readme = (pathlib.Path(REPO) / "docs" / "guide" / "export.md").read_text(encoding="utf-8")
   (lines,) = [block for block in re.findall(r"```py\n(.*?)```", readme, flags=re.S) if "forecaster.onnx" in block]
   assert 'workdir = "runs/energy_default"' in lines
   namespace = {}
@@ -233,10 +255,13 @@ def test_exported_forecaster_reproduces_forecast_csv(energy_runs, tmp_path, caps
   before = pathlib.Path(workdir, "forecaster.onnx").read_bytes()
   capsys.readouterr()
   for argv, message in (
-      (["--export", "onnx"], r"forecaster.onnx already exists \(a complete model file\); choose another --out or pass --force"),
-      (["--export", "onnx", "--out", str(tmp_path / "no" / "f.onnx")], "folder .*no does not exist"),
-      (["--export", "onnx", "--csv", "x.csv"], "--csv names a file to forecast, --export writes the model"),
-      (["--export", "tflite"], "invalid choice: 'tflite'"),
+    (
+      ["--export", "onnx"],
+      r"forecaster.onnx already exists \(a complete model file\); choose another --out or pass --force",
+    ),
+    (["--export", "onnx", "--out", str(tmp_path / "no" / "f.onnx")], "folder .*no does not exist"),
+    (["--export", "onnx", "--csv", "x.csv"], "--csv names a file to forecast, --export writes the model"),
+    (["--export", "tflite"], "invalid choice: 'tflite'"),
   ):
     with pytest.raises(SystemExit) as stop:
       main(["--workdir", workdir, *argv])
@@ -244,6 +269,8 @@ def test_exported_forecaster_reproduces_forecast_csv(energy_runs, tmp_path, caps
     said = stop.value.code if isinstance(stop.value.code, str) else capsys.readouterr().err
     assert re.search(message, said), said
   assert pathlib.Path(workdir, "forecaster.onnx").read_bytes() == before
-  with pytest.raises(ValueError, match="ONNX export needs a GRU model, this run has model.kind='lstm'; use --export stablehlo"):
+  with pytest.raises(
+    ValueError, match="ONNX export needs a GRU model, this run has model.kind='lstm'; use --export stablehlo"
+  ):
     forecaster_export.export_forecaster(energy_runs["lstm"][0], "onnx", path=str(tmp_path / "lstm.onnx"))
   assert not (tmp_path / "lstm.onnx").exists()

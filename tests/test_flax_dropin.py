@@ -1,12 +1,12 @@
 """jaxgru.GRUCell as a drop-in for flax.linen.GRUCell in flax's recurrent wrappers."""
 
 import flax.linen as nn
-import helpers
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import helpers
 import jaxgru
 from jaxgru import interop
 
@@ -33,12 +33,12 @@ def _close(a, b):
 
 
 RNN_OPTIONS = [
-    {},
-    {"reverse": True},
-    {"reverse": True, "keep_order": True},
-    {"return_carry": True},
-    {"time_major": True},
-    {"unroll": 3},
+  {},
+  {"reverse": True},
+  {"reverse": True, "keep_order": True},
+  {"return_carry": True},
+  {"time_major": True},
+  {"unroll": 3},
 ]
 
 
@@ -57,8 +57,8 @@ def test_rnn_seq_lengths_and_initial_carry_match_flax(weights, x):
   h0 = jax.random.normal(jax.random.key(3), (B, H))
   kw = dict(seq_lengths=lengths, initial_carry=h0, return_carry=True)
   _close(
-      nn.RNN(nn.GRUCell(H)).apply({"params": {"cell": flax_params}}, x, **kw),
-      nn.RNN(jaxgru.GRUCell(H)).apply({"params": {"cell": ours}}, x, **kw),
+    nn.RNN(nn.GRUCell(H)).apply({"params": {"cell": flax_params}}, x, **kw),
+    nn.RNN(jaxgru.GRUCell(H)).apply({"params": {"cell": ours}}, x, **kw),
   )
 
 
@@ -69,8 +69,12 @@ def test_bidirectional_matches_flax(weights, x):
   def bi(cell):
     return nn.Bidirectional(nn.RNN(cell), nn.RNN(cell.clone()))
 
-  y_flax = bi(nn.GRUCell(H)).apply({"params": {"forward_rnn": {"cell": flax_params}, "backward_rnn": {"cell": flax_params}}}, x, seq_lengths=lengths)
-  y_ours = bi(jaxgru.GRUCell(H)).apply({"params": {"forward_rnn": {"cell": ours}, "backward_rnn": {"cell": ours}}}, x, seq_lengths=lengths)
+  y_flax = bi(nn.GRUCell(H)).apply(
+    {"params": {"forward_rnn": {"cell": flax_params}, "backward_rnn": {"cell": flax_params}}}, x, seq_lengths=lengths
+  )
+  y_ours = bi(jaxgru.GRUCell(H)).apply(
+    {"params": {"forward_rnn": {"cell": ours}, "backward_rnn": {"cell": ours}}}, x, seq_lengths=lengths
+  )
   assert y_ours.shape == (B, T, 2 * H)
   _close(y_flax, y_ours)
 

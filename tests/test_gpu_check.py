@@ -14,9 +14,14 @@ import numpy as np
 import pytest
 from jax import export
 
-import jaxgru
 import benchmarking
-from benchmarking import accuracy, gpu_analysis, gpu_plans, gpu_session, results, timing
+import jaxgru
+from benchmarking import accuracy
+from benchmarking import gpu_analysis
+from benchmarking import gpu_plans
+from benchmarking import gpu_session
+from benchmarking import results
+from benchmarking import timing
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -61,9 +66,13 @@ def test_full_plan_covers_the_issue():
 
 
 # The (B, H, compute dtype) of every Pallas configuration the GPU run compiles (T does not change the kernel).
-_PALLAS_CONFIGS = sorted({(c.shape[0], c.shape[3], c.dtype) for c in gpu_plans.full_plan().layer_cases}
-                         | {(gpu_plans.full_plan().accuracy_shape[0], gpu_plans.full_plan().accuracy_shape[3], d)
-                            for d in ("float32", "bfloat16")})
+_PALLAS_CONFIGS = sorted(
+  {(c.shape[0], c.shape[3], c.dtype) for c in gpu_plans.full_plan().layer_cases}
+  | {
+    (gpu_plans.full_plan().accuracy_shape[0], gpu_plans.full_plan().accuracy_shape[3], d)
+    for d in ("float32", "bfloat16")
+  }
+)
 
 
 def test_every_pallas_configuration_of_the_gpu_run_lowers_for_cuda():
@@ -76,8 +85,10 @@ def test_every_pallas_configuration_of_the_gpu_run_lowers_for_cuda():
       continue
     seen.add((hidden, dtype, batch % 16 == 0))
     layer = jaxgru.GRU(features=hidden, bidirectional=True, implementation="pallas", dtype=jnp.dtype(dtype))
-    params = {name: {k: jax.ShapeDtypeStruct(np.shape(v), jnp.float32) for k, v in p.items()}
-              for name, p in benchmarking.make_problem((batch, 4, 8, hidden), dtype, bidirectional=True).params.items()}
+    params = {
+      name: {k: jax.ShapeDtypeStruct(np.shape(v), jnp.float32) for k, v in p.items()}
+      for name, p in benchmarking.make_problem((batch, 4, 8, hidden), dtype, bidirectional=True).params.items()
+    }
 
     def loss(params, x, lengths, layer=layer):
       y, h_n = layer.apply({"params": params}, x, seq_lengths=lengths)
@@ -100,7 +111,9 @@ def test_float64_reference_catches_a_wrong_gradient():
   wrong = dict(reference, **{"grad/layer_0/input_bias": reference["grad/layer_0/input_bias"] * 1.01})
   errors = accuracy.relative_errors(wrong, reference)
   assert errors["grad/layer_0/input_bias"] == pytest.approx(0.01) and errors["outputs"] == 0.0
-  assert accuracy.relative_errors({**reference, "outputs": reference["outputs"] * np.nan}, reference)["outputs"] == float("inf")
+  assert accuracy.relative_errors({**reference, "outputs": reference["outputs"] * np.nan}, reference)[
+    "outputs"
+  ] == float("inf")
 
 
 def _case(hidden, medians, mode="forward_backward"):
@@ -114,10 +127,12 @@ def _case(hidden, medians, mode="forward_backward"):
 def test_proposal_moves_only_to_a_correct_implementation_clearly_faster():
   ok = [{"implementation": i, "status": "ok"} for i in ("scan", "custom_vjp", "custom_vjp_in_loop")]
   failed_pallas = ok + [{"implementation": "pallas", "status": "mismatch"}]
-  cases = [_case(128, {"jaxgru.custom_vjp": 1.0, "jaxgru.scan": 2.0, "jaxgru.pallas": 0.3}),
-           _case(128, {"jaxgru.custom_vjp": 1.0, "jaxgru.scan": 2.0, "jaxgru.pallas": 0.5}),
-           _case(256, {"jaxgru.custom_vjp": 1.0, "jaxgru.custom_vjp_in_loop": 0.99}),
-           _case(512, {"jaxgru.custom_vjp": 1.0, "jaxgru.scan": 0.5}, mode="forward")]  # forward: not a training choice
+  cases = [
+    _case(128, {"jaxgru.custom_vjp": 1.0, "jaxgru.scan": 2.0, "jaxgru.pallas": 0.3}),
+    _case(128, {"jaxgru.custom_vjp": 1.0, "jaxgru.scan": 2.0, "jaxgru.pallas": 0.5}),
+    _case(256, {"jaxgru.custom_vjp": 1.0, "jaxgru.custom_vjp_in_loop": 0.99}),
+    _case(512, {"jaxgru.custom_vjp": 1.0, "jaxgru.scan": 0.5}, mode="forward"),
+  ]  # forward: not a training choice
   proposal = gpu_analysis.propose_gpu_auto(failed_pallas, cases)
   by_hidden = {e["hidden"]: e for e in proposal["by_hidden"]}
   assert set(by_hidden) == {128, 256}

@@ -13,14 +13,19 @@ import pytest
 from jax import export
 from jax.test_util import check_grads
 
+import helpers
 import jaxgru
 from jaxgru._src import backward
 from jaxgru._src import dispatch
 from jaxgru._src import pallas_gru
-import helpers
 
 LENGTHS = helpers.LENGTHS
-CASES = [("reset_after", False, None), ("reset_after", True, LENGTHS), ("reset_before", False, LENGTHS), ("reset_before", True, None)]
+CASES = [
+  ("reset_after", False, None),
+  ("reset_after", True, LENGTHS),
+  ("reset_before", False, LENGTHS),
+  ("reset_before", True, None),
+]
 CASE_IDS = ["after-forward-full", "after-reverse-ragged", "before-forward-ragged", "before-reverse-full"]
 
 
@@ -52,8 +57,12 @@ def test_padding_reaches_neither_outputs_nor_gradients(name):
   lengths = jnp.asarray(LENGTHS)
   padded = jnp.arange(x.shape[0])[:, None, None] >= lengths[None, :, None]  # [T, B, 1]
   x_nan = jnp.where(padded, jnp.nan, x)
-  (ys, h_last), grads = helpers.values_and_grads(helpers.RUNNERS[name], (params, x_nan, h0, w_y, w_h), seq_lengths=lengths)
-  (ys_ref, h_ref), grads_ref = helpers.values_and_grads(helpers.RUNNERS[name], (params, x, h0, w_y, w_h), seq_lengths=lengths)
+  (ys, h_last), grads = helpers.values_and_grads(
+    helpers.RUNNERS[name], (params, x_nan, h0, w_y, w_h), seq_lengths=lengths
+  )
+  (ys_ref, h_ref), grads_ref = helpers.values_and_grads(
+    helpers.RUNNERS[name], (params, x, h0, w_y, w_h), seq_lengths=lengths
+  )
   for tree in (ys, h_last, grads):
     assert all(bool(jnp.isfinite(leaf).all()) for leaf in jax.tree.leaves(tree))
   helpers.assert_trees_close((ys, h_last), (ys_ref, h_ref), atol=0)
@@ -68,7 +77,9 @@ def test_nan_projection_padding_reaches_no_gradient(name):
   lengths = jnp.asarray(LENGTHS)
   x_proj = jax.random.normal(jax.random.key(3), x.shape[:2] + (12,))
   x_proj = jnp.where(jnp.arange(6)[:, None, None] >= lengths[None, :, None], jnp.nan, x_proj)
-  (ys, h_last), grads = helpers.values_and_grads(helpers.PROJECTION_RUNNERS[name], (params, x_proj, h0, w_y, w_h), seq_lengths=lengths)
+  (ys, h_last), grads = helpers.values_and_grads(
+    helpers.PROJECTION_RUNNERS[name], (params, x_proj, h0, w_y, w_h), seq_lengths=lengths
+  )
   assert all(bool(jnp.isfinite(leaf).all()) for leaf in jax.tree.leaves((ys, h_last, grads)))
 
 
@@ -93,7 +104,9 @@ def test_layer_gradients_match_the_scan(implementation):
 @pytest.mark.parametrize("reverse", [False, True])
 def test_custom_backward_against_finite_differences(variant, reverse):
   params, x, h0, _, _ = helpers.direction_problem(3, steps=4)
-  run = functools.partial(backward.gru_scan_custom_vjp_in_loop, variant=variant, reverse=reverse, seq_lengths=jnp.array([4, 2, 0]))
+  run = functools.partial(
+    backward.gru_scan_custom_vjp_in_loop, variant=variant, reverse=reverse, seq_lengths=jnp.array([4, 2, 0])
+  )
   check_grads(run, (params, x, h0), order=1, modes=["rev"], atol=1e-2, rtol=1e-2, eps=1e-3)
 
 
@@ -144,26 +157,35 @@ def test_pallas_kernel_over_several_batch_blocks():
   helpers.assert_trees_close((outs, grads), (outs_ref, grads_ref), atol=1e-5)
 
 
-@pytest.mark.parametrize(("hidden", "dtype", "variant"), [(128, jnp.float32, "reset_after"), (256, jnp.bfloat16, "reset_before")])
+@pytest.mark.parametrize(
+  ("hidden", "dtype", "variant"), [(128, jnp.float32, "reset_after"), (256, jnp.bfloat16, "reset_before")]
+)
 def test_pallas_kernel_lowers_to_triton_for_cuda(hidden, dtype, variant):
   # The second case takes episode resets (an int32 [T, b] block and a reset state per program).
   # Lowering for CUDA needs no GPU: shapes or operations Triton cannot take fail here, in CI.
   shapes = dict(
-      w=jax.ShapeDtypeStruct((hidden, 3 * hidden), jnp.float32),
-      b=jax.ShapeDtypeStruct((3 * hidden,), jnp.float32),
-      x=jax.ShapeDtypeStruct((8, 32, 3 * hidden), dtype),
-      h0=jax.ShapeDtypeStruct((32, hidden), jnp.float32),
-      lengths=jax.ShapeDtypeStruct((32,), jnp.int32),
-      resets=jax.ShapeDtypeStruct((8, 32), jnp.bool_),
+    w=jax.ShapeDtypeStruct((hidden, 3 * hidden), jnp.float32),
+    b=jax.ShapeDtypeStruct((3 * hidden,), jnp.float32),
+    x=jax.ShapeDtypeStruct((8, 32, 3 * hidden), dtype),
+    h0=jax.ShapeDtypeStruct((32, hidden), jnp.float32),
+    lengths=jax.ShapeDtypeStruct((32,), jnp.int32),
+    resets=jax.ShapeDtypeStruct((8, 32), jnp.bool_),
   )
   with_resets = variant == "reset_before"
 
   def forward(w, b, x, h0, lengths, resets):
     p = {"recurrent_kernel": w, "recurrent_bias": b}
     return pallas_gru.gru_scan_pallas(
-        p, x, h0, variant=variant, seq_lengths=lengths, dtype=dtype, interpret=False,
-        resets=resets if with_resets else None, reset_carry=jnp.zeros_like(h0) if with_resets else None,
-    )  # fmt: skip
+      p,
+      x,
+      h0,
+      variant=variant,
+      seq_lengths=lengths,
+      dtype=dtype,
+      interpret=False,
+      resets=resets if with_resets else None,
+      reset_carry=jnp.zeros_like(h0) if with_resets else None,
+    )
 
   triton_call = export.DisabledSafetyCheck.custom_call("__gpu$xla.gpu.triton")
   with pytest.MonkeyPatch.context() as patch:  # the backend check is what stops it on CPU
@@ -212,7 +234,9 @@ def test_import_does_not_load_pallas():
   import sys  # noqa: PLC0415
 
   code = "import sys, jaxgru; jaxgru.GRU(features=4); print('jax.experimental.pallas' in sys.modules)"
-  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"JAX_PLATFORMS": "cpu", "PATH": ""})
+  out = subprocess.run(
+    [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"JAX_PLATFORMS": "cpu", "PATH": ""}
+  )
   assert out.stdout.strip() == "False"
 
 
@@ -224,7 +248,9 @@ def test_every_implementation_restarts_each_episode_in_both_directions(name):
   runner = helpers.RUNNERS[name]
   (_, outs), grads = _grad(runner)(params, x, h0, h_reset)
   for reverse, (ys, h_last) in zip((False, True), outs):
-    ys_ref, h_ref = helpers.segments_reference(params, x, h0, h_reset, helpers.RESETS, helpers.RESET_LENGTHS, reverse=reverse)
+    ys_ref, h_ref = helpers.segments_reference(
+      params, x, h0, h_reset, helpers.RESETS, helpers.RESET_LENGTHS, reverse=reverse
+    )
     assert ys.shape == ys_ref.shape and ys.dtype == jnp.float32 and h_last.dtype == jnp.float32
     np.testing.assert_allclose(ys, ys_ref, atol=1e-5, rtol=0)
     np.testing.assert_allclose(h_last, h_ref, atol=1e-5, rtol=0)
@@ -238,8 +264,18 @@ WEIGHTS = np.random.default_rng(3).normal(size=(2, 6, 4, 4)).astype(np.float32) 
 
 
 def _loss(params, x, h0, h_reset, run):
-  outs = [run(params, x, h0, reverse=rev, seq_lengths=jnp.asarray(helpers.RESET_LENGTHS), resets=helpers.RESETS, reset_carry=h_reset)
-          for rev in (False, True)]  # fmt: skip
+  outs = [
+    run(
+      params,
+      x,
+      h0,
+      reverse=rev,
+      seq_lengths=jnp.asarray(helpers.RESET_LENGTHS),
+      resets=helpers.RESETS,
+      reset_carry=h_reset,
+    )
+    for rev in (False, True)
+  ]
   return sum(jnp.sum(ys * w) + jnp.sum(jnp.sin(h)) for (ys, h), w in zip(outs, WEIGHTS)), outs
 
 
@@ -253,10 +289,11 @@ def test_without_resets_nothing_changes():
   params, x, h0, _ = helpers.reset_problem()
   for rev in (False, True):
     plain = dispatch.run_direction("auto", params, x, h0, reverse=rev, seq_lengths=helpers.RESET_LENGTHS)
-    none = dispatch.run_direction("auto", params, x, h0, reverse=rev, seq_lengths=helpers.RESET_LENGTHS, resets=np.zeros((6, 4), bool))
+    none = dispatch.run_direction(
+      "auto", params, x, h0, reverse=rev, seq_lengths=helpers.RESET_LENGTHS, resets=np.zeros((6, 4), bool)
+    )
     for a, b in zip(plain, none):
       np.testing.assert_array_equal(a, b)
-
 
 
 def test_the_runners_check_resets_themselves():

@@ -17,10 +17,10 @@ B, T, I, H = 3, 6, 4, 5
 def _random_params(key, input_features=I, features=H, scale=0.5):
   k = jax.random.split(key, 4)
   return {
-      "input_kernel": scale * jax.random.normal(k[0], (input_features, 3 * features)),
-      "recurrent_kernel": scale * jax.random.normal(k[1], (features, 3 * features)),
-      "input_bias": scale * jax.random.normal(k[2], (3 * features,)),
-      "recurrent_bias": scale * jax.random.normal(k[3], (3 * features,)),
+    "input_kernel": scale * jax.random.normal(k[0], (input_features, 3 * features)),
+    "recurrent_kernel": scale * jax.random.normal(k[1], (features, 3 * features)),
+    "input_bias": scale * jax.random.normal(k[2], (3 * features,)),
+    "recurrent_bias": scale * jax.random.normal(k[3], (3 * features,)),
   }
 
 
@@ -65,7 +65,7 @@ def test_scan_matches_python_loop(key, variant, reverse):
   h0 = jax.random.normal(jax.random.key(2), (B, H))
   ys, h_last = jaxgru.gru_scan(p, gates.input_projection(p, x), h0, variant=variant, reverse=reverse)
   h, expected = h0, [None] * T
-  for t in (reversed(range(T)) if reverse else range(T)):
+  for t in reversed(range(T)) if reverse else range(T):
     h = gates.gru_step(p, h, x[t], variant)
     expected[t] = h
   np.testing.assert_allclose(ys, jnp.stack(expected), atol=1e-6)
@@ -146,7 +146,9 @@ def test_dropout_between_layers(key):
   # Dropout acts only between layers: with one layer it changes nothing.
   single = jaxgru.GRU(H, dropout=0.5)
   v1 = single.init(jax.random.key(1), x)
-  np.testing.assert_array_equal(single.apply(v1, x)[0], single.apply(v1, x, deterministic=False, rngs={"dropout": key})[0])
+  np.testing.assert_array_equal(
+    single.apply(v1, x)[0], single.apply(v1, x, deterministic=False, rngs={"dropout": key})[0]
+  )
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])

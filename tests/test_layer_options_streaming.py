@@ -11,10 +11,11 @@ import pytest
 
 import jaxgru
 from jaxgru import interop
-from layer_options_helpers import B, H, I
+from layer_options_helpers import B
+from layer_options_helpers import H
+from layer_options_helpers import I
 from layer_options_helpers import inputs as _inputs
 from layer_options_helpers import random_variables as _random_variables
-
 
 # ---------------------------------------------------------------- streaming
 
@@ -88,7 +89,7 @@ def _keras():
 def test_from_keras_reproduces_keras(reset_after, use_bias):
   keras = _keras()
   keras_layer = keras.layers.GRU(
-      H, return_sequences=True, return_state=True, reset_after=reset_after, use_bias=use_bias
+    H, return_sequences=True, return_state=True, reset_after=reset_after, use_bias=use_bias
   )
   x = np.asarray(_inputs(11, (B, 9, I)))
   # Keras' own JAX code relies on implicit rank and dtype promotion, which this suite forbids.
@@ -143,9 +144,9 @@ def test_from_keras_refuses_input_dropout_and_carries_use_bias():
 
 def _keras_arrays(bias_shape=(2, 3 * H)):
   return {
-      "kernel": np.zeros((I, 3 * H), np.float32),
-      "recurrent_kernel": np.zeros((H, 3 * H), np.float32),
-      "bias": np.zeros(bias_shape, np.float32),
+    "kernel": np.zeros((I, 3 * H), np.float32),
+    "recurrent_kernel": np.zeros((H, 3 * H), np.float32),
+    "bias": np.zeros(bias_shape, np.float32),
   }
 
 

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 import jaxgru
-from layer_options_helpers import B, H, I
+from layer_options_helpers import B
+from layer_options_helpers import H
+from layer_options_helpers import I
 from layer_options_helpers import inputs as _inputs
 from layer_options_helpers import random_variables as _random_variables
-
 
 # ---------------------------------------------------------------- recurrent dropout
 
@@ -24,10 +25,10 @@ def _mask_revealing_params(features):
   eye, zeros = np.eye(features, dtype=np.float32), np.zeros((features, features), np.float32)
   bias = np.concatenate([np.full(features, 30.0), np.full(features, -30.0), np.zeros(features)])
   return {
-      "input_kernel": jnp.asarray(np.concatenate([zeros, zeros, eye], axis=1)),
-      "recurrent_kernel": jnp.asarray(np.concatenate([zeros, zeros, eye], axis=1)),
-      "input_bias": jnp.asarray(bias, jnp.float32),
-      "recurrent_bias": jnp.zeros(3 * features, jnp.float32),
+    "input_kernel": jnp.asarray(np.concatenate([zeros, zeros, eye], axis=1)),
+    "recurrent_kernel": jnp.asarray(np.concatenate([zeros, zeros, eye], axis=1)),
+    "input_bias": jnp.asarray(bias, jnp.float32),
+    "recurrent_bias": jnp.zeros(3 * features, jnp.float32),
   }
 
 
@@ -75,17 +76,15 @@ def test_recurrent_dropout_off_gives_exactly_the_plain_outputs():
   y_ref, h_ref = jax.jit(plain.apply)(variables, x)
   rngs = {"recurrent_dropout": jax.random.key(3)}
   for layer, deterministic in [
-      (jaxgru.GRU(features=H, num_layers=2, recurrent_dropout=0.0), False),
-      (jaxgru.GRU(features=H, num_layers=2, recurrent_dropout=0.3), True),
+    (jaxgru.GRU(features=H, num_layers=2, recurrent_dropout=0.0), False),
+    (jaxgru.GRU(features=H, num_layers=2, recurrent_dropout=0.3), True),
   ]:
-    y, h = jax.jit(layer.apply, static_argnames="deterministic")(
-        variables, x, deterministic=deterministic, rngs=rngs
-    )
+    y, h = jax.jit(layer.apply, static_argnames="deterministic")(variables, x, deterministic=deterministic, rngs=rngs)
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(h, h_ref)
-  y_drop, _ = jax.jit(jaxgru.GRU(features=H, num_layers=2, recurrent_dropout=0.3).apply, static_argnames="deterministic")(
-      variables, x, deterministic=False, rngs=rngs
-  )
+  y_drop, _ = jax.jit(
+    jaxgru.GRU(features=H, num_layers=2, recurrent_dropout=0.3).apply, static_argnames="deterministic"
+  )(variables, x, deterministic=False, rngs=rngs)
   assert y_drop.shape == y_ref.shape and y_drop.dtype == y_ref.dtype
   assert not np.allclose(y_drop, y_ref)
 
@@ -122,12 +121,12 @@ def remat_reference():
 
 
 @pytest.mark.parametrize(
-    "remat",
-    [
-        {"remat": "step"},
-        {"remat": "segments"},  # segment picked from T
-        {"remat": "segments", "remat_segment": 6, "unroll": 3},
-    ],
+  "remat",
+  [
+    {"remat": "step"},
+    {"remat": "segments"},  # segment picked from T
+    {"remat": "segments", "remat_segment": 6, "unroll": 3},
+  ],
 )
 def test_remat_gradients_equal_the_plain_path(remat, remat_reference):
   x, lengths, variables, (loss_ref, grads_ref) = remat_reference
@@ -146,8 +145,9 @@ def test_remat_with_recurrent_dropout_uses_the_same_masks():
   variables = _random_variables(plain, x)
   rngs = {"recurrent_dropout": jax.random.key(5)}
   loss_ref, grads_ref = _grads(plain, variables, x, rngs=rngs)
-  loss, grads = _grads(jaxgru.GRU(features=H, recurrent_dropout=0.4, remat="segments", remat_segment=3),
-                       variables, x, rngs=rngs)
+  loss, grads = _grads(
+    jaxgru.GRU(features=H, recurrent_dropout=0.4, remat="segments", remat_segment=3), variables, x, rngs=rngs
+  )
   np.testing.assert_allclose(loss, loss_ref, rtol=1e-6)
   for got, want in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(grads_ref)):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

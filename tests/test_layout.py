@@ -37,8 +37,11 @@ def public_module(name):
   for i, node in enumerate(tree.body):
     if i == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
       continue  # the docstring
-    if isinstance(node, ast.ImportFrom) and node.module in ("jaxgru", "__future__") or (
-        isinstance(node, ast.ImportFrom) and node.module.startswith("jaxgru._src.")):
+    if (
+      isinstance(node, ast.ImportFrom)
+      and node.module in ("jaxgru", "__future__")
+      or (isinstance(node, ast.ImportFrom) and node.module.startswith("jaxgru._src."))
+    ):
       for alias in node.names:
         if node.module == "__future__":
           continue
@@ -60,7 +63,9 @@ def public_module(name):
 @pytest.mark.parametrize("name", PUBLIC)
 def test_public_modules_only_re_export_what_they_list(name):
   exported, listed = public_module(name)
-  assert exported == listed, f"jaxgru/{name}.py: re-exported but not listed {exported - listed}, listed only {listed - exported}"
+  assert exported == listed, (
+    f"jaxgru/{name}.py: re-exported but not listed {exported - listed}, listed only {listed - exported}"
+  )
 
 
 def test_at_most_45_public_names():
@@ -74,21 +79,31 @@ def test_only_public_import_paths_outside_the_white_box_tests():
   found = []
   for path in python_files("jaxgru", "experiments", "tests"):
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-      modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(
-          node, ast.ImportFrom) else []
+      modules = (
+        [a.name for a in node.names]
+        if isinstance(node, ast.Import)
+        else [node.module or ""]
+        if isinstance(node, ast.ImportFrom)
+        else []
+      )
       for module in modules:
         relative = path.relative_to(REPO)
         if INTERNAL.match(module) or (relative.parts[0] == "experiments" and module.startswith("jaxgru._src")):
           found.append(f"{relative}:{node.lineno} imports {module}")
-        white_box = relative.parts[0] != "tests" or relative.name.startswith("test_internal_") or relative.name == "helpers.py"
+        white_box = (
+          relative.parts[0] != "tests" or relative.name.startswith("test_internal_") or relative.name == "helpers.py"
+        )
         if module.startswith("jaxgru._src") and not white_box:
           found.append(f"{relative}:{node.lineno} imports {module}: white-box tests go in tests/test_internal_*.py")
   assert not found, "\n".join(found)
 
 
 def test_no_file_over_400_lines():
-  long = {str(p.relative_to(REPO)): n for p in python_files("jaxgru", "experiments", "tests")
-          if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+  long = {
+    str(p.relative_to(REPO)): n
+    for p in python_files("jaxgru", "experiments", "tests")
+    if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+  }
   assert not long, long
 
 
@@ -101,7 +116,9 @@ def _walk_of_x(gru, x):
 
   def profile(frame, event, arg):
     del arg
-    if event == "call" and frame.f_code.co_name == "scan" and frame.f_code.co_filename.endswith("control_flow/loops.py"):
+    if (
+      event == "call" and frame.f_code.co_name == "scan" and frame.f_code.co_filename.endswith("control_flow/loops.py")
+    ):
       stack, f = [], frame.f_back
       while f:
         if f"{pathlib.Path('jaxgru', '_src')}" in f.f_code.co_filename:
@@ -117,8 +134,11 @@ def _walk_of_x(gru, x):
   return max(stacks, key=len)
 
 
-@pytest.mark.parametrize("options", [{"implementation": "scan"}, {"remat": "segments", "remat_segment": 5},
-                                     {"implementation": "custom_vjp"}], ids=["scan", "remat", "custom_vjp"])
+@pytest.mark.parametrize(
+  "options",
+  [{"implementation": "scan"}, {"remat": "segments", "remat_segment": 5}, {"implementation": "custom_vjp"}],
+  ids=["scan", "remat", "custom_vjp"],
+)
 def test_following_x_from_the_layer_to_its_runner_visits_each_module_once(options):
   import jax.numpy as jnp  # noqa: PLC0415
 

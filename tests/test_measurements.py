@@ -19,8 +19,11 @@ def measure():
 
 
 def test_an_unknown_measurement_is_refused_by_name(measure):
-  with pytest.raises(SystemExit, match=r"measurement must be one of layer_options, speed_probe, pallas_roofline, "
-                                       r"onnx_timing; got 'speed'"):
+  with pytest.raises(
+    SystemExit,
+    match=r"measurement must be one of layer_options, speed_probe, pallas_roofline, "
+    r"onnx_timing; got 'speed'",
+  ):
     measure.main(["speed"])
 
 

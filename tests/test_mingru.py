@@ -17,8 +17,8 @@ MODES = ["parallel", "log", "sequential"]
 def _params(key, input_features=I, features=H, scale=1.0):
   k1, k2 = jax.random.split(jax.random.key(key))
   return {
-      "kernel": scale * jax.random.normal(k1, (input_features, 2 * features)),
-      "bias": scale * jax.random.normal(k2, (2 * features,)),
+    "kernel": scale * jax.random.normal(k1, (input_features, 2 * features)),
+    "bias": scale * jax.random.normal(k2, (2 * features,)),
   }
 
 
@@ -57,9 +57,9 @@ def test_layer_stacks_layers_like_the_pure_scan(mode):
   x = jax.random.normal(jax.random.key(3), (B, 6, I))
   variables = jax.jit(rnn.init)(jax.random.key(4), x)
   assert jax.tree_util.tree_map(jnp.shape, variables["params"]) == {
-      "layer_0": {"kernel": (I, 2 * H), "bias": (2 * H,)},
-      "layer_1": {"kernel": (H, 2 * H), "bias": (2 * H,)},
-      "layer_2": {"kernel": (H, 2 * H), "bias": (2 * H,)},
+    "layer_0": {"kernel": (I, 2 * H), "bias": (2 * H,)},
+    "layer_1": {"kernel": (H, 2 * H), "bias": (2 * H,)},
+    "layer_2": {"kernel": (H, 2 * H), "bias": (2 * H,)},
   }
   y, h_n = jax.jit(rnn.apply)(variables, x)
   assert y.shape == (B, 6, H) and h_n.shape == (3, B, H) and y.dtype == h_n.dtype == jnp.float32

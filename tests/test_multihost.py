@@ -25,9 +25,9 @@ from training import history
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "experiments", "train.py")
 CONFIG = (
-    "task: {kind: adding, length: 10, test_size: 32}\n"
-    "model: {hidden: 16, num_layers: 2, dropout: 0.2}\n"
-    "train: {batch_size: 16, num_steps: 8, log_every: 1, eval_every: 4, checkpoint_every: 4, progress_bar: false}\n"
+  "task: {kind: adding, length: 10, test_size: 32}\n"
+  "model: {hidden: 16, num_layers: 2, dropout: 0.2}\n"
+  "train: {batch_size: 16, num_steps: 8, log_every: 1, eval_every: 4, checkpoint_every: 4, progress_bar: false}\n"
 )
 # The coordinator could not take the free port found below: another process took it first.
 PORT_TAKEN = re.compile(r"address already in use|failed to add port|bind", re.I)
@@ -74,12 +74,32 @@ def start_two_hosts(config_path, workdir, env, *extra, signal_process_1=None):
     if i == 1 and signal_process_1:
       name, at = signal_process_1
       program = ["-c", _SIGNALLED_RUN.format(at=at, signal=name, script=SCRIPT)]
-    processes.append(subprocess.Popen(
-        [sys.executable, *program, "--config", str(config_path), "--workdir", str(workdir), "--distributed",
-         "--coordinator", f"localhost:{port}", "--num-processes", "2", "--process-id", str(i),
-         "--heartbeat-timeout", "5", *extra],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    ))
+    processes.append(
+      subprocess.Popen(
+        [
+          sys.executable,
+          *program,
+          "--config",
+          str(config_path),
+          "--workdir",
+          str(workdir),
+          "--distributed",
+          "--coordinator",
+          f"localhost:{port}",
+          "--num-processes",
+          "2",
+          "--process-id",
+          str(i),
+          "--heartbeat-timeout",
+          "5",
+          *extra,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+      )
+    )
   return processes
 
 
@@ -121,8 +141,11 @@ def two_hosts(tmp_path, subprocess_env):
 def one_process_losses(config_path, env, workdir):
   """The losses of one process with two devices."""
   single = subprocess.run(
-      [sys.executable, SCRIPT, "--config", str(config_path), "--workdir", str(workdir)],
-      env={**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}, capture_output=True, text=True, timeout=300,
+    [sys.executable, SCRIPT, "--config", str(config_path), "--workdir", str(workdir)],
+    env={**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
+    capture_output=True,
+    text=True,
+    timeout=300,
   )
   assert single.returncode == 0, single.stderr[-3000:]
   losses = train_losses(str(workdir))
@@ -145,13 +168,19 @@ def test_two_processes_agree_through_a_signal_a_lost_process_a_damaged_checkpoin
   # step 2: both stop there, with one checkpoint of step 2 that the next run resumes.
   errs = run_two_hosts(config_path, workdir, env, slow=1, signal_process_1=("SIGTERM", 2), expect=(143, 143))
   for err in errs:
-    assert last_line(err) == "interrupted at step 2; last checkpoint at step 2; rerun the same command to resume", err[-2000:]
+    assert last_line(err) == "interrupted at step 2; last checkpoint at step 2; rerun the same command to resume", err[
+      -2000:
+    ]
   # The resume (process 0 late); process 1 is killed at step 6: process 0 stops at once with one line
   # that names it, without waiting for the heartbeat timeout or aborting.
-  err0, _ = run_two_hosts(config_path, workdir, env, slow=0, signal_process_1=("SIGKILL", 4), expect=(1, -signal.SIGKILL))
+  err0, _ = run_two_hosts(
+    config_path, workdir, env, slow=0, signal_process_1=("SIGKILL", 4), expect=(1, -signal.SIGKILL)
+  )
   assert re.fullmatch(
-      r"error: process 0 lost contact with process 1 at step 6 \(.*\): it stopped or was killed, so this process stops "
-      r"too; last checkpoint at step 4; rerun the same command on every host to resume", last_line(err0)), err0[-2000:]
+    r"error: process 0 lost contact with process 1 at step 6 \(.*\): it stopped or was killed, so this process stops "
+    r"too; last checkpoint at step 4; rerun the same command on every host to resume",
+    last_line(err0),
+  ), err0[-2000:]
   # The latest checkpoint (4) damaged as well: process 0 sets it aside and both resume from step 2; the
   # losses of the three runs are those of one uninterrupted run.
   shutil.rmtree(workdir / "checkpoints" / "4" / "default")
@@ -177,16 +206,18 @@ def test_a_refusal_on_process_0_stops_both_processes_with_its_reason(two_hosts, 
 
 
 @pytest.mark.parametrize(
-    ("count", "index", "who"),
-    [(2, 0, "process 1"), (2, 1, "process 0"), (4, 2, "another process (one of 0, 1, 3)")],
+  ("count", "index", "who"),
+  [(2, 0, "process 1"), (2, 1, "process 0"), (4, 2, "another process (one of 0, 1, 3)")],
 )
 def test_a_lost_process_is_named_from_the_failed_collective(monkeypatch, count, index, who):
   monkeypatch.setattr(agreement.jax, "process_count", lambda: count)
   monkeypatch.setattr(agreement.jax, "process_index", lambda: index)
-  gloo = ValueError("UNKNOWN: Gloo AllGather failed: [pair.cc:538] Read error [127.0.0.1]:43156: Connection reset by peer\nmore")
+  gloo = ValueError(
+    "UNKNOWN: Gloo AllGather failed: [pair.cc:538] Read error [127.0.0.1]:43156: Connection reset by peer\nmore"
+  )
   lost = agreement.lost_process(gloo, step=6)
   assert str(lost) == (
-      f"process {index} lost contact with {who} at step 6 (UNKNOWN: Gloo AllGather failed: [pair.cc:538] Read error "
-      "[127.0.0.1]:43156: Connection reset by peer): it stopped or was killed, so this process stops too"
+    f"process {index} lost contact with {who} at step 6 (UNKNOWN: Gloo AllGather failed: [pair.cc:538] Read error "
+    "[127.0.0.1]:43156: Connection reset by peer): it stopped or was killed, so this process stops too"
   )
   assert agreement.lost_process(ValueError("shapes (3,) and (4,) differ"), step=6) is None  # a bug stays a bug

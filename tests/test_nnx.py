@@ -1,6 +1,5 @@
 """jaxgru.nnx: the cell as a drop-in for flax.nnx.GRUCell, and the GRU / MinGRU layers against linen and PyTorch."""
 
-import helpers
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,6 +7,7 @@ import optax
 import pytest
 from flax import nnx
 
+import helpers
 import jaxgru
 from jaxgru import interop
 
@@ -37,7 +37,7 @@ def x():
 
 
 @pytest.mark.parametrize(
-    "options", [{}, {"reverse": True, "keep_order": True, "return_carry": True}], ids=["plain", "reverse_carry"]
+  "options", [{}, {"reverse": True, "keep_order": True, "return_carry": True}], ids=["plain", "reverse_carry"]
 )
 def test_rnn_matches_flax_nnx_cell(x, options):
   theirs, ours = _cells()
@@ -90,7 +90,7 @@ def test_nnx_vmap_over_a_model_axis_and_split_merge():
   out = nnx.vmap(lambda cell, h, x: cell(h, x)[0], in_axes=(0, 0, 0))(cells, h, xs)
   graphdef, state = nnx.split(cells)
   for i in range(2):
-    cell = nnx.merge(graphdef, jax.tree.map(lambda a: a[i], state))
+    cell = nnx.merge(graphdef, jax.tree.map(lambda a, i=i: a[i], state))
     helpers.assert_trees_close(out[i], cell(h[i], xs[i])[0], atol=TOL)
   assert not jnp.allclose(out[0], out[1])
 
@@ -98,14 +98,21 @@ def test_nnx_vmap_over_a_model_axis_and_split_merge():
 def test_every_weight_is_a_param_and_initializers_are_not_in_the_graph():
   a = jaxgru.nnx.GRUCell(I, H, rngs=nnx.Rngs(0))
   b = jaxgru.nnx.GRUCell(
-      I, H, kernel_init=nnx.initializers.ones, recurrent_kernel_init=nnx.initializers.zeros,
-      bias_init=nnx.initializers.ones, rngs=nnx.Rngs(0),
-  )  # fmt: skip
+    I,
+    H,
+    kernel_init=nnx.initializers.ones,
+    recurrent_kernel_init=nnx.initializers.zeros,
+    bias_init=nnx.initializers.ones,
+    rngs=nnx.Rngs(0),
+  )
   assert nnx.graphdef(a) == nnx.graphdef(b)
   params = nnx.state(a, nnx.Param).to_pure_dict()
   assert {k: v.shape for k, v in params.items()} == {
-      "input_kernel": (I, 3 * H), "recurrent_kernel": (H, 3 * H), "input_bias": (3 * H,), "recurrent_bias": (3 * H,)
-  }  # fmt: skip
+    "input_kernel": (I, 3 * H),
+    "recurrent_kernel": (H, 3 * H),
+    "input_bias": (3 * H,),
+    "recurrent_bias": (3 * H,),
+  }
   assert jax.tree.leaves(nnx.state(a, nnx.Not(nnx.Param))) == []
   np.testing.assert_array_equal(b.input_kernel[...], 1.0)
   carry = a.initialize_carry((2, 7, I), rngs=nnx.Rngs(0))
@@ -154,7 +161,9 @@ def test_swapping_the_cell_in_a_model_trains(x):
 
 
 def test_gru_equals_linen_and_round_trips_exactly(x):
-  module = jaxgru.nnx.GRU(I, H, num_layers=2, bidirectional=True, bias_init=nnx.initializers.normal(0.5), rngs=nnx.Rngs(0))
+  module = jaxgru.nnx.GRU(
+    I, H, num_layers=2, bidirectional=True, bias_init=nnx.initializers.normal(0.5), rngs=nnx.Rngs(0)
+  )
   layer, variables = interop.to_linen(module)
   lengths = jnp.array([T, 0, 3])
   helpers.assert_trees_close(module(x, seq_lengths=lengths), layer.apply(variables, x, seq_lengths=lengths), atol=TOL)
@@ -165,7 +174,9 @@ def test_gru_equals_linen_and_round_trips_exactly(x):
   linen_vars = linen_layer.init(jax.random.key(2), jnp.swapaxes(x, 0, 1))
   from_linen = interop.to_nnx(linen_layer, linen_vars, rngs=nnx.Rngs(0))
   assert (from_linen.time_major, from_linen.remat, from_linen.variant) == (True, "step", "reset_before")
-  helpers.assert_trees_close(from_linen(jnp.swapaxes(x, 0, 1)), linen_layer.apply(linen_vars, jnp.swapaxes(x, 0, 1)), atol=TOL)
+  helpers.assert_trees_close(
+    from_linen(jnp.swapaxes(x, 0, 1)), linen_layer.apply(linen_vars, jnp.swapaxes(x, 0, 1)), atol=TOL
+  )
   with pytest.raises(ValueError, match="to_nnx: variables hold parameters of shapes"):
     interop.to_nnx(jaxgru.GRU(H, num_layers=3), variables, rngs=nnx.Rngs(0))
   with pytest.raises(TypeError, match="to_linen expects a jaxgru.nnx.GRU, got GRU"):
@@ -186,7 +197,9 @@ def test_gru_dropout_follows_train_and_eval(x):
 
 
 def test_mingru_equals_linen(x):
-  module = jaxgru.nnx.MinGRU(I, H, num_layers=2, mode="log", candidate="g", bias_init=nnx.initializers.normal(0.5), rngs=nnx.Rngs(0))
+  module = jaxgru.nnx.MinGRU(
+    I, H, num_layers=2, mode="log", candidate="g", bias_init=nnx.initializers.normal(0.5), rngs=nnx.Rngs(0)
+  )
   linen = jaxgru.MinGRU(H, num_layers=2, mode="log", candidate="g")
   variables = {"params": nnx.state(module, nnx.Param).to_pure_dict()}
   lengths = jnp.array([T, 1, 4])
@@ -240,7 +253,9 @@ def _flax_integer_case(case, cell, dtype):
   if case == "seq_lengths":
     x = jnp.array([[[1] * 3, [2] * 3, [3] * 3, [0] * 3, [0] * 3], [[4] * 3, [5] * 3, [6] * 3, [7] * 3, [8] * 3]])
     carry = cell.initialize_carry((2, 3), nnx.Rngs(0))
-    final, outputs = nnx.RNN(cell, return_carry=True)(x.astype(dtype), initial_carry=carry, seq_lengths=jnp.array([3, 5]))
+    final, outputs = nnx.RNN(cell, return_carry=True)(
+      x.astype(dtype), initial_carry=carry, seq_lengths=jnp.array([3, 5])
+    )
     assert final.shape == (2, 4)
     return outputs
   x = jnp.array([[[1, 2, 3], [4, 5, 6], [0, 0, 0]], [[7, 8, 9], [10, 11, 12], [13, 14, 15]]]).astype(dtype)

@@ -2,13 +2,13 @@
 gate_fn / activation_fn, complex inputs, strict booleans, and PyTorch's GRUCell."""
 
 import flax.linen as nn
-import helpers
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
+import helpers
 import jaxgru
 from jaxgru import interop
 
@@ -35,7 +35,10 @@ def test_torch_bias_false_round_trips_without_biases(api):
     state = interop.to_torch(module)
   else:
     layer, variables = interop.from_torch(gru)
-    assert layer.use_bias is False and sorted(variables["params"]["layer_1_reverse"]) == ["input_kernel", "recurrent_kernel"]
+    assert layer.use_bias is False and sorted(variables["params"]["layer_1_reverse"]) == [
+      "input_kernel",
+      "recurrent_kernel",
+    ]
     y, h = layer.apply(variables, x)
     state = interop.to_torch(layer, variables)
   np.testing.assert_allclose(y, y_t, atol=TOL, rtol=0)
@@ -50,7 +53,9 @@ def test_cells_without_bias_have_no_bias_parameters():
   assert sorted(params) == ["input_kernel", "recurrent_kernel"]
   cell = jaxgru.nnx.GRUCell(I, H, use_bias=False, rngs=nnx.Rngs(0))
   assert sorted(nnx.state(cell, nnx.Param).to_pure_dict()) == ["input_kernel", "recurrent_kernel"]
-  h_linen, _ = jaxgru.GRUCell(H, use_bias=False).apply({"params": nnx.state(cell, nnx.Param).to_pure_dict()}, jnp.ones((B, H)), _x((B, I)))
+  h_linen, _ = jaxgru.GRUCell(H, use_bias=False).apply(
+    {"params": nnx.state(cell, nnx.Param).to_pure_dict()}, jnp.ones((B, H)), _x((B, I))
+  )
   np.testing.assert_allclose(cell(jnp.ones((B, H)), _x((B, I)))[0], h_linen, atol=1e-6)
 
 
@@ -94,9 +99,9 @@ def _recording(init, calls):
 
 def _init_kwargs(calls):
   return dict(
-      kernel_init=_recording(nn.initializers.lecun_normal(), calls),
-      recurrent_kernel_init=_recording(nn.initializers.orthogonal(), calls),
-      bias_init=_recording(nn.initializers.normal(1.0), calls),
+    kernel_init=_recording(nn.initializers.lecun_normal(), calls),
+    recurrent_kernel_init=_recording(nn.initializers.orthogonal(), calls),
+    bias_init=_recording(nn.initializers.normal(1.0), calls),
   )
 
 
@@ -104,13 +109,17 @@ def _init_kwargs(calls):
 def test_initializers_are_applied_per_gate(api):
   calls = []
   if api == "linen_cell":
-    params = jaxgru.GRUCell(H, **_init_kwargs(calls)).init(jax.random.key(0), jnp.zeros((B, H)), jnp.zeros((B, I)))["params"]
+    params = jaxgru.GRUCell(H, **_init_kwargs(calls)).init(jax.random.key(0), jnp.zeros((B, H)), jnp.zeros((B, I)))[
+      "params"
+    ]
   elif api == "linen_gru":
     params = jaxgru.GRU(H, **_init_kwargs(calls)).init(jax.random.key(0), jnp.zeros((B, T, I)))["params"]["layer_0"]
   elif api == "nnx_cell":
     params = nnx.state(jaxgru.nnx.GRUCell(I, H, **_init_kwargs(calls), rngs=nnx.Rngs(0)), nnx.Param).to_pure_dict()
   else:
-    params = nnx.state(jaxgru.nnx.GRU(I, H, **_init_kwargs(calls), rngs=nnx.Rngs(0)), nnx.Param).to_pure_dict()["layer_0"]
+    params = nnx.state(jaxgru.nnx.GRU(I, H, **_init_kwargs(calls), rngs=nnx.Rngs(0)), nnx.Param).to_pure_dict()[
+      "layer_0"
+    ]
   assert sorted(calls) == sorted([(I, H)] * 3 + [(H, H)] * 3 + [(H,)] * 6)
   for block in jnp.split(params["recurrent_kernel"], 3, axis=-1):  # a user's orthogonal(): one per gate
     np.testing.assert_allclose(block.T @ block, np.eye(H), atol=1e-5)
@@ -120,7 +129,9 @@ def test_initializers_are_applied_per_gate(api):
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
 def test_half_precision_parameters_initialize_on_cpu(dtype):
   linen = jaxgru.GRU(H, param_dtype=dtype).init(jax.random.key(0), jnp.zeros((B, T, I), dtype))["params"]["layer_0"]
-  cell = jaxgru.GRUCell(H, param_dtype=dtype).init(jax.random.key(0), jnp.zeros((B, H), dtype), jnp.zeros((B, I), dtype))
+  cell = jaxgru.GRUCell(H, param_dtype=dtype).init(
+    jax.random.key(0), jnp.zeros((B, H), dtype), jnp.zeros((B, I), dtype)
+  )
   module = jaxgru.nnx.GRU(I, H, param_dtype=dtype, rngs=nnx.Rngs(0))
   for params in (linen, cell["params"], nnx.state(module, nnx.Param).to_pure_dict()["layer_0"]):
     assert {a.dtype for a in params.values()} == {jnp.dtype(dtype)}
@@ -130,7 +141,9 @@ def test_half_precision_parameters_initialize_on_cpu(dtype):
   assert y.dtype == jnp.dtype(dtype) and bool(jnp.all(jnp.isfinite(y)))
   # Every module initializes half precision the same way (linen's MinGRU raised on orthogonal()).
   orthogonal = nn.initializers.orthogonal()
-  linen_min = jaxgru.MinGRU(H, param_dtype=dtype, kernel_init=orthogonal).init(jax.random.key(0), jnp.zeros((B, T, I), dtype))
+  linen_min = jaxgru.MinGRU(H, param_dtype=dtype, kernel_init=orthogonal).init(
+    jax.random.key(0), jnp.zeros((B, T, I), dtype)
+  )
   nnx_min = jaxgru.nnx.MinGRU(I, H, param_dtype=dtype, kernel_init=orthogonal, rngs=nnx.Rngs(0))
   for kernel in (linen_min["params"]["layer_0"]["kernel"], nnx_min.layer_0.kernel[...]):
     assert kernel.dtype == jnp.dtype(dtype) and kernel.shape == (I, 2 * H)
@@ -161,7 +174,9 @@ def test_gate_fn_and_activation_fn_match_flax():
 
 def test_custom_activations_run_on_the_scan_and_explicit_others_are_refused():
   assert jaxgru.resolve_implementation("auto", backend="cpu", custom_gates=True) is jaxgru.Implementation.SCAN
-  with pytest.raises(ValueError, match="gate_fn or activation_fn other than sigmoid and tanh needs implementation 'scan'"):
+  with pytest.raises(
+    ValueError, match="gate_fn or activation_fn other than sigmoid and tanh needs implementation 'scan'"
+  ):
     jaxgru.GRU(H, implementation="custom_vjp", **ACTIVATIONS)
   with pytest.raises(ValueError, match="needs implementation 'scan'"):
     jaxgru.nnx.GRU(I, H, implementation="custom_vjp_in_loop", gate_fn=jax.nn.hard_sigmoid, rngs=nnx.Rngs(0))
@@ -199,22 +214,26 @@ def test_complex_inputs_give_a_complex_carry_as_flax():
     jaxgru.nnx.GRU(I, H, rngs=nnx.Rngs(0))(jnp.zeros((B, T, I), jnp.complex64))
 
 
-ZERO_PARAMS = {"input_kernel": jnp.zeros((I, 3 * H)), "recurrent_kernel": jnp.zeros((H, 3 * H)),
-               "input_bias": jnp.zeros(3 * H), "recurrent_bias": jnp.zeros(3 * H)}
+ZERO_PARAMS = {
+  "input_kernel": jnp.zeros((I, 3 * H)),
+  "recurrent_kernel": jnp.zeros((H, 3 * H)),
+  "input_bias": jnp.zeros(3 * H),
+  "recurrent_bias": jnp.zeros(3 * H),
+}
 BAD_BOOLS = ["False", 0, 1, None]
 BOOL_OPTIONS = {
-    "GRU time_major": lambda v: jaxgru.GRU(H, time_major=v),
-    "GRU bidirectional": lambda v: jaxgru.GRU(H, bidirectional=v),
-    "GRU use_bias": lambda v: jaxgru.GRU(H, use_bias=v),
-    "MinGRU time_major": lambda v: jaxgru.MinGRU(H, time_major=v),
-    "GRUCell use_bias": lambda v: jaxgru.GRUCell(H, use_bias=v),
-    "nnx GRU time_major": lambda v: jaxgru.nnx.GRU(I, H, time_major=v, rngs=nnx.Rngs(0)),
-    "nnx GRU bidirectional": lambda v: jaxgru.nnx.GRU(I, H, bidirectional=v, rngs=nnx.Rngs(0)),
-    "nnx GRU use_bias": lambda v: jaxgru.nnx.GRU(I, H, use_bias=v, rngs=nnx.Rngs(0)),
-    "nnx MinGRU time_major": lambda v: jaxgru.nnx.MinGRU(I, H, time_major=v, rngs=nnx.Rngs(0)),
-    "nnx GRUCell use_bias": lambda v: jaxgru.nnx.GRUCell(I, H, use_bias=v, rngs=nnx.Rngs(0)),
-    "reverse": lambda v: jaxgru.gru_scan(ZERO_PARAMS, jnp.zeros((T, B, 3 * H)), jnp.zeros((B, H)), reverse=v),
-    "from_keras reset_after": lambda v: interop.from_keras([np.zeros((I, 3 * H)), np.zeros((H, 3 * H))], reset_after=v),
+  "GRU time_major": lambda v: jaxgru.GRU(H, time_major=v),
+  "GRU bidirectional": lambda v: jaxgru.GRU(H, bidirectional=v),
+  "GRU use_bias": lambda v: jaxgru.GRU(H, use_bias=v),
+  "MinGRU time_major": lambda v: jaxgru.MinGRU(H, time_major=v),
+  "GRUCell use_bias": lambda v: jaxgru.GRUCell(H, use_bias=v),
+  "nnx GRU time_major": lambda v: jaxgru.nnx.GRU(I, H, time_major=v, rngs=nnx.Rngs(0)),
+  "nnx GRU bidirectional": lambda v: jaxgru.nnx.GRU(I, H, bidirectional=v, rngs=nnx.Rngs(0)),
+  "nnx GRU use_bias": lambda v: jaxgru.nnx.GRU(I, H, use_bias=v, rngs=nnx.Rngs(0)),
+  "nnx MinGRU time_major": lambda v: jaxgru.nnx.MinGRU(I, H, time_major=v, rngs=nnx.Rngs(0)),
+  "nnx GRUCell use_bias": lambda v: jaxgru.nnx.GRUCell(I, H, use_bias=v, rngs=nnx.Rngs(0)),
+  "reverse": lambda v: jaxgru.gru_scan(ZERO_PARAMS, jnp.zeros((T, B, 3 * H)), jnp.zeros((B, H)), reverse=v),
+  "from_keras reset_after": lambda v: interop.from_keras([np.zeros((I, 3 * H)), np.zeros((H, 3 * H))], reset_after=v),
 }
 
 

@@ -11,8 +11,15 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 # kernel must load only when it runs), and the applications of experiments/. Not listed: yaml and
 # orbax, which the extras name too but flax itself requires (flax.linen imports yaml).
 NOT_INSTALLED = (
-    "pydantic", "torch", "keras", "matplotlib", "onnx", "onnxruntime", "jax.experimental.pallas",
-    "training", "benchmarking",
+  "pydantic",
+  "torch",
+  "keras",
+  "matplotlib",
+  "onnx",
+  "onnxruntime",
+  "jax.experimental.pallas",
+  "training",
+  "benchmarking",
 )
 
 # Runs in a fresh Python: a finder first on sys.meta_path refuses the blocked modules, then

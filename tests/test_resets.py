@@ -15,12 +15,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
+import helpers
 import jaxgru
 from jaxgru import mingru
-import helpers
+
 
 @settings(max_examples=8, deadline=None)
 @given(data=st.data())
@@ -31,7 +33,9 @@ def test_layer_equals_each_episode_run_separately(data):
   ys, h_n = _apply_bidirectional(variables, x, h0, resets, lengths)
   for d, name in enumerate(("layer_0", "layer_0_reverse")):
     p = variables["params"][name]
-    ys_ref, h_ref = helpers.segments_reference(p, np.swapaxes(x, 0, 1), h0[d], h0[d], resets.T, lengths, reverse=bool(d))
+    ys_ref, h_ref = helpers.segments_reference(
+      p, np.swapaxes(x, 0, 1), h0[d], h0[d], resets.T, lengths, reverse=bool(d)
+    )
     np.testing.assert_allclose(np.swapaxes(ys, 0, 1)[..., d * 3 : (d + 1) * 3], ys_ref, atol=1e-5, rtol=0)
     np.testing.assert_allclose(h_n[d], h_ref, atol=1e-5, rtol=0)
 
@@ -46,7 +50,9 @@ def _bidirectional_layer():
 
 @jax.jit
 def _apply_bidirectional(variables, x, h0, resets, lengths):
-  return jaxgru.GRU(features=3, bidirectional=True).apply(variables, x, initial_carry=h0, resets=resets, seq_lengths=lengths)
+  return jaxgru.GRU(features=3, bidirectional=True).apply(
+    variables, x, initial_carry=h0, resets=resets, seq_lengths=lengths
+  )
 
 
 class ScannedRNN(nn.Module):
@@ -91,7 +97,9 @@ def test_the_recurrent_policy_recipe():
   helpers.assert_trees_close(grads[0]["params"]["layer_0"], grads_c[0]["params"]["GRUCell_0"], atol=1e-5)
   # Flax's own cell with the same weights: same outputs and input gradients.
   flax_cell = jaxgru.interop.to_flax_cell(variables["params"]["layer_0"])
-  (_, (ys_f, h_f)), grads_f = grad(functools.partial(scanned_loss, nn.GRUCell))({"params": {"GRUCell_0": flax_cell}}, x, h)
+  (_, (ys_f, h_f)), grads_f = grad(functools.partial(scanned_loss, nn.GRUCell))(
+    {"params": {"GRUCell_0": flax_cell}}, x, h
+  )
   helpers.assert_trees_close((ys, h_n, grads[1], grads[2]), (ys_f, h_f, grads_f[1], grads_f[2]), atol=1e-5)
   # Acting: one step at a time, the carry in and out, equals the rollout.
   act = jax.jit(lambda v, x_t, h, done: gru.apply(v, x_t[None], initial_carry=h, resets=done[None], reset_carry=zeros))
@@ -104,7 +112,10 @@ def test_the_recurrent_policy_recipe():
 @pytest.mark.parametrize(("mode", "candidate"), [("parallel", "linear"), ("log", "g")])
 def test_mingru_resets_as_a_step_by_step_loop(mode, candidate):
   rng = np.random.default_rng(1)
-  params = {"kernel": jnp.asarray(rng.normal(size=(2, 6)), jnp.float32), "bias": jnp.asarray(rng.normal(size=6), jnp.float32)}
+  params = {
+    "kernel": jnp.asarray(rng.normal(size=(2, 6)), jnp.float32),
+    "bias": jnp.asarray(rng.normal(size=6), jnp.float32),
+  }
   x, h0, h_reset = (jnp.asarray(rng.normal(size=s), jnp.float32) for s in ((6, 4, 2), (4, 3), (4, 3)))
 
   def loop(params, x, h0, h_reset):  # by hand: a Python loop over mingru_step with jnp.where resets
@@ -118,13 +129,22 @@ def test_mingru_resets_as_a_step_by_step_loop(mode, candidate):
 
   def scan(params, x, h0, h_reset):
     return mingru.mingru_scan(
-        params, x, h0, mode=mode, candidate=candidate, seq_lengths=helpers.RESET_LENGTHS, resets=helpers.RESETS, reset_carry=h_reset
+      params,
+      x,
+      h0,
+      mode=mode,
+      candidate=candidate,
+      seq_lengths=helpers.RESET_LENGTHS,
+      resets=helpers.RESETS,
+      reset_carry=h_reset,
     )
 
   loss = lambda f: lambda *a: sum(jnp.sum(jnp.sin(o)) for o in f(*a))  # noqa: E731
   helpers.assert_trees_close(jax.jit(scan)(params, x, h0, h_reset), loop(params, x, h0, h_reset), atol=1e-5)
   grads = jax.jit(jax.grad(loss(scan), argnums=(0, 1, 2, 3)))(params, x, h0, h_reset)
-  helpers.assert_trees_close(grads, jax.jit(jax.grad(loss(loop), argnums=(0, 1, 2, 3)))(params, x, h0, h_reset), atol=2e-5)
+  helpers.assert_trees_close(
+    grads, jax.jit(jax.grad(loss(loop), argnums=(0, 1, 2, 3)))(params, x, h0, h_reset), atol=2e-5
+  )
 
 
 def test_bad_resets_are_refused_naming_the_argument():
@@ -133,10 +153,14 @@ def test_bad_resets_are_refused_naming_the_argument():
   xb = jnp.swapaxes(x, 0, 1)  # [B, T, I]
   variables = gru.init(jax.random.key(0), xb)
   cases = [
-      (dict(resets=helpers.RESETS), ValueError, r"resets must have shape \[B, T\]=\(4, 6\), got \(6, 4\)"),
-      (dict(resets=helpers.RESETS.T.astype(np.int32)), TypeError, "resets must be a boolean array .* got dtype int32"),
-      (dict(resets=helpers.RESETS.T, reset_carry=jnp.zeros((4, 4))), ValueError, r"reset_carry must have shape \[L\*D, B, H\]"),
-      (dict(reset_carry=jnp.zeros((1, 4, 4))), ValueError, "reset_carry was given without resets"),
+    (dict(resets=helpers.RESETS), ValueError, r"resets must have shape \[B, T\]=\(4, 6\), got \(6, 4\)"),
+    (dict(resets=helpers.RESETS.T.astype(np.int32)), TypeError, "resets must be a boolean array .* got dtype int32"),
+    (
+      dict(resets=helpers.RESETS.T, reset_carry=jnp.zeros((4, 4))),
+      ValueError,
+      r"reset_carry must have shape \[L\*D, B, H\]",
+    ),
+    (dict(reset_carry=jnp.zeros((1, 4, 4))), ValueError, "reset_carry was given without resets"),
   ]
   for kwargs, error, message in cases:
     with pytest.raises(error, match=message):

@@ -16,12 +16,12 @@ import sys
 import pytest
 import yaml
 
-from training.config_files import ConfigError
 from training import checkpoint
 from training import history
 from training import interrupts
 from training import run_folder
 from training import trainer
+from training.config_files import ConfigError
 from training_helpers import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -80,7 +80,10 @@ def test_no_readable_checkpoint_stops_every_time_until_restart(run):
   for name in step_folders(run):
     os.remove(os.path.join(run, "checkpoints", name, "_CHECKPOINT_METADATA"))
   metrics = read_bytes(run, "metrics.jsonl")
-  with pytest.warns(checkpoint.CheckpointWarning, match="checkpoint metadata is missing or cannot be read"), pytest.raises(checkpoint.CheckpointError, match="--restart"):
+  with (
+    pytest.warns(checkpoint.CheckpointWarning, match="checkpoint metadata is missing or cannot be read"),
+    pytest.raises(checkpoint.CheckpointError, match="--restart"),
+  ):
     trainer.train_and_evaluate(config_of(), run)
   with pytest.raises(checkpoint.CheckpointError, match="never started again from step 0 by itself.*--restart"):
     trainer.train_and_evaluate(config_of(), run)  # the step folders are aside now: still refused
@@ -96,7 +99,9 @@ def test_no_readable_checkpoint_stops_every_time_until_restart(run):
 
 def test_a_second_process_is_refused_naming_the_holder(run, subprocess_env):
   with run_folder.exclusive(run):
-    with pytest.raises(run_folder.RunFolderBusyError, match=f"{run} is in use by another process \\(pid {os.getpid()} on host"):
+    with pytest.raises(
+      run_folder.RunFolderBusyError, match=f"{run} is in use by another process \\(pid {os.getpid()} on host"
+    ):
       trainer.train_and_evaluate(config_of(), run)
   # The operating system releases the lock of a killed process.
   code = f"import os, signal\nfrom training import run_folder\nwith run_folder.exclusive({run!r}):\n  os.kill(os.getpid(), signal.SIGKILL)"
@@ -107,9 +112,9 @@ def test_a_second_process_is_refused_naming_the_holder(run, subprocess_env):
 
 
 BAD_LINES = {  # line of metrics.jsonl: what the warning says
-    b'{"step": 3, "loss": 1}\n': "'split' is missing",
-    b'{"step": "abc", "split": "train"}\n': "'step' is not a non-negative integer",
-    b'{"step": 5, "split": "train", "loss": 0.5, "note": "\xff"}\n': "not UTF-8",
+  b'{"step": 3, "loss": 1}\n': "'split' is missing",
+  b'{"step": "abc", "split": "train"}\n': "'step' is not a non-negative integer",
+  b'{"step": 5, "split": "train", "loss": 0.5, "note": "\xff"}\n': "not UTF-8",
 }
 
 
@@ -149,18 +154,24 @@ def test_another_config_is_refused_whichever_record_is_left(run):
 
 
 @pytest.mark.parametrize(
-    "name, content, why",
-    [("config.yaml", "", "it is empty"), ("config.yaml", "seed: [0\n", "while parsing"),
-     (run_folder.IDENTITY_FILE, '{"config": {"seed"', "Expecting")],
+  "name, content, why",
+  [
+    ("config.yaml", "", "it is empty"),
+    ("config.yaml", "seed: [0\n", "while parsing"),
+    (run_folder.IDENTITY_FILE, '{"config": {"seed"', "Expecting"),
+  ],
 )
 def test_a_damaged_record_of_the_config_is_named_as_damaged(run, name, content, why):
   path = os.path.join(run, name)
   with open(path, "w", encoding="utf-8") as f:
     f.write(content)
   others = "identity.json" if name == "config.yaml" else "config.yaml"
-  with pytest.raises(ConfigError, match=rf"{re.escape(path)} is damaged \(.*{why}.*\)\. The other records of the run's "
-                     rf"config \(.*{others}, checkpoint 10, checkpoint 15, checkpoint 20\) match this config\. "
-                     r"Nothing was changed: move the damaged file\(s\) out of"):
+  with pytest.raises(
+    ConfigError,
+    match=rf"{re.escape(path)} is damaged \(.*{why}.*\)\. The other records of the run's "
+    rf"config \(.*{others}, checkpoint 10, checkpoint 15, checkpoint 20\) match this config\. "
+    r"Nothing was changed: move the damaged file\(s\) out of",
+  ):
     trainer.train_and_evaluate(config_of(), run)
   assert read_bytes(run, name) == content.encode()
   os.remove(path)  # as the message says; the finished run is then recognized
@@ -205,7 +216,11 @@ runpy.run_path({script!r}, run_name="__main__")
 
 def test_ctrl_c_prints_one_line_and_exits_130(tmp_path, subprocess_env):
   config_path = tmp_path / "c.yaml"
-  config = {"task": TASK, "model": {"hidden": 8, "num_layers": 1}, "train": {**TRAIN, "log_every": 1, "progress_bar": False}}
+  config = {
+    "task": TASK,
+    "model": {"hidden": 8, "num_layers": 1},
+    "train": {**TRAIN, "log_every": 1, "progress_bar": False},
+  }
   config_path.write_text(yaml.safe_dump(config))
   code = _INTERRUPTED_CLI.format(config=str(config_path), workdir=str(tmp_path / "run"), script=TRAIN_SCRIPT)
   proc = subprocess.run([sys.executable, "-c", code], env=subprocess_env, capture_output=True, text=True, timeout=120)
@@ -223,8 +238,10 @@ def test_a_full_disk_or_a_read_only_folder_ends_with_one_line_and_loses_nothing(
   monkeypatch.setattr(files, "free_bytes", lambda folder: 1000)
   with pytest.raises(files.DiskFault) as info:
     trainer.train_and_evaluate(config_of(), run)
-  assert str(info.value).startswith(f"no space left on device while writing the next checkpoint (checkpoint 15 takes ")
-  assert str(info.value).endswith(f"in {run}/checkpoints (1.0 kB free); free space in {run}/checkpoints and rerun the same command to resume from checkpoint 15")
+  assert str(info.value).startswith("no space left on device while writing the next checkpoint (checkpoint 15 takes ")
+  assert str(info.value).endswith(
+    f"in {run}/checkpoints (1.0 kB free); free space in {run}/checkpoints and rerun the same command to resume from checkpoint 15"
+  )
   # A read-only folder or an immutable file: named before the run starts.
   monkeypatch.undo()
   real_mkstemp = files.tempfile.mkstemp
@@ -235,24 +252,34 @@ def test_a_full_disk_or_a_read_only_folder_ends_with_one_line_and_loses_nothing(
     return real_mkstemp(*args, dir=dir, **kwargs)
 
   monkeypatch.setattr(files.tempfile, "mkstemp", read_only)
-  with pytest.raises(files.DiskFault, match=f"^permission denied while writing a test file in {run}; make it writable .* "
-                                            "rerun the same command to resume from checkpoint 15$"):
+  with pytest.raises(
+    files.DiskFault,
+    match=f"^permission denied while writing a test file in {run}; make it writable .* "
+    "rerun the same command to resume from checkpoint 15$",
+  ):
     trainer.train_and_evaluate(config_of(), run)
   monkeypatch.undo()
+
   # The disk fills during a save: orbax's writer fails with TensorStore's message, as it does on a real full disk.
   def full(*args, **kwargs):
-    raise ValueError("RESOURCE_EXHAUSTED: Error writing local file: Failed to write 315 bytes: No space left on device [os_error_code='28']")
+    raise ValueError(
+      "RESOURCE_EXHAUSTED: Error writing local file: Failed to write 315 bytes: No space left on device [os_error_code='28']"
+    )
 
   monkeypatch.setattr(checkpoint.ocp.CheckpointManager, "save", full)
-  with pytest.raises(files.DiskFault, match=f"^no space left on device while writing checkpoint 20 in {run}/checkpoints "
-                                            r"\(.* free\); free space in .* to resume from checkpoint 15$"):
+  with pytest.raises(
+    files.DiskFault,
+    match=f"^no space left on device while writing checkpoint 20 in {run}/checkpoints "
+    r"\(.* free\); free space in .* to resume from checkpoint 15$",
+  ):
     trainer.train_and_evaluate(config_of(), run)
   monkeypatch.undo()
   assert step_folders(run) == ["10", "15"]
   kept = [line for line in before["metrics.jsonl"].splitlines(keepends=True) if json.loads(line)["step"] <= 15]
   assert read_bytes(run, "metrics.jsonl").startswith(b"".join(kept))  # the lines before the stop, byte for byte
   assert {name: read_bytes(run, name) for name in ("config.yaml", run_folder.IDENTITY_FILE)} == {
-      name: before[name] for name in ("config.yaml", run_folder.IDENTITY_FILE)}
+    name: before[name] for name in ("config.yaml", run_folder.IDENTITY_FILE)
+  }
   # With room again, the same call resumes from checkpoint 15.
   assert trainer.train_and_evaluate(config_of(), run)["resumed_from_step"] == 15
 
@@ -303,19 +330,60 @@ def test_bad_input_to_the_commands_ends_with_one_line_before_jax_loads(tmp_path,
   (tmp_path / "done.csv").write_text("Datetime,actual,forecast\n")
   (tmp_path / "bad.yaml").write_text("task: {kind: adding}\ntrain: {batch_size: 4, num_step: 2}\n")
   cases = {  # argv: the one line expected
-      (predict, "--workdir", str(tmp_path / "nope")): f"error: run folder {tmp_path}/nope does not exist",
-      (predict, "--workdir", str(tmp_path)): f"error: {tmp_path} is not a finished energy run: config.yaml, scaling.json",
-      (predict, "--workdir", run, "--csv", str(tmp_path / "gap.csv"), "--out", str(tmp_path / "f.csv")): "gap.csv, line 3: timestamp",
-      (predict, "--workdir", run, "--csv", str(tmp_path / "two.csv"), "--out", str(tmp_path / "f.csv")): "pick the load column with --value-column NAME",
-      (predict, "--workdir", run, "--csv", str(tmp_path / "text.csv"), "--out", str(tmp_path / "f.csv")): "text.csv, line 2: cannot parse",
-      (predict, "--workdir", run, "--out", str(tmp_path / "done.csv")): "already exists (a complete forecast); choose another --out or pass --force",
-      (TRAIN_SCRIPT, "--config", str(tmp_path / "bad.yaml"), "--workdir", str(tmp_path / "r")): "unknown key 'train.num_step'",
+    (predict, "--workdir", str(tmp_path / "nope")): f"error: run folder {tmp_path}/nope does not exist",
+    (predict, "--workdir", str(tmp_path)): f"error: {tmp_path} is not a finished energy run: config.yaml, scaling.json",
+    (
+      predict,
+      "--workdir",
+      run,
+      "--csv",
+      str(tmp_path / "gap.csv"),
+      "--out",
+      str(tmp_path / "f.csv"),
+    ): "gap.csv, line 3: timestamp",
+    (
+      predict,
+      "--workdir",
+      run,
+      "--csv",
+      str(tmp_path / "two.csv"),
+      "--out",
+      str(tmp_path / "f.csv"),
+    ): "pick the load column with --value-column NAME",
+    (
+      predict,
+      "--workdir",
+      run,
+      "--csv",
+      str(tmp_path / "text.csv"),
+      "--out",
+      str(tmp_path / "f.csv"),
+    ): "text.csv, line 2: cannot parse",
+    (
+      predict,
+      "--workdir",
+      run,
+      "--out",
+      str(tmp_path / "done.csv"),
+    ): "already exists (a complete forecast); choose another --out or pass --force",
+    (
+      TRAIN_SCRIPT,
+      "--config",
+      str(tmp_path / "bad.yaml"),
+      "--workdir",
+      str(tmp_path / "r"),
+    ): "unknown key 'train.num_step'",
   }
   code = [sys.executable, "-c", _BAD_INPUTS, json.dumps([(argv[0], list(argv[1:])) for argv in cases])]
-  proc = subprocess.run(code, env=subprocess_env, capture_output=True, text=True, timeout=120, cwd=str(tmp_path / "old"))
+  proc = subprocess.run(
+    code, env=subprocess_env, capture_output=True, text=True, timeout=120, cwd=str(tmp_path / "old")
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   out = json.loads(proc.stdout.strip().splitlines()[-1])
   assert not out["jax"]  # every check above ran before JAX was imported
   for (status, _), expected in zip(out["results"], cases.values()):
-    assert isinstance(status, str) and status.startswith("error: ") and "\n" not in status and expected in status, (status, expected)
+    assert isinstance(status, str) and status.startswith("error: ") and "\n" not in status and expected in status, (
+      status,
+      expected,
+    )
   assert not (tmp_path / "f.csv").exists() and not (tmp_path / "r").exists()

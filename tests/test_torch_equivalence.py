@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
+import helpers
 import jaxgru
 from jaxgru import interop
-import helpers
 
 torch = pytest.importorskip("torch")
 
@@ -20,7 +20,11 @@ def _linen_loss(problem):
   """``(params, loss(params, x, h0), to_torch(param_grads))`` for ``jaxgru.GRU`` built from the torch module."""
   layer, variables = interop.from_torch(problem.gru)
   assert (layer.num_layers, layer.bidirectional, layer.features, layer.time_major) == (
-      problem.gru.num_layers, problem.gru.bidirectional, H, False)  # fmt: skip
+    problem.gru.num_layers,
+    problem.gru.bidirectional,
+    H,
+    False,
+  )
 
   def loss(params, x, h0):
     y, h_n = layer.apply({"params": params}, x, seq_lengths=problem.lengths, initial_carry=h0)
@@ -46,7 +50,9 @@ def _nnx_loss(problem):
 @pytest.mark.parametrize("api", ["linen", "nnx"])
 @pytest.mark.parametrize("num_layers,bidirectional,with_lengths,with_h0", helpers.TORCH_CASES)
 def test_matches_torch_outputs_state_and_gradients(api, num_layers, bidirectional, with_lengths, with_h0):
-  problem = helpers.torch_problem(num_layers, bidirectional, with_lengths, with_h0, batch=B, steps=T, features=I, hidden=H)
+  problem = helpers.torch_problem(
+    num_layers, bidirectional, with_lengths, with_h0, batch=B, steps=T, features=I, hidden=H
+  )
   params, loss, to_torch = (_linen_loss if api == "linen" else _nnx_loss)(problem)
   h0 = None if problem.h0 is None else jnp.asarray(problem.h0)
   grads, outputs = jax.jit(jax.grad(loss, argnums=(0, 1, 2), has_aux=True))(params, jnp.asarray(problem.x), h0)
@@ -102,7 +108,7 @@ def test_from_torch_does_not_import_torch(tmp_path):
   import textwrap
 
   code = textwrap.dedent(
-      """
+    """
       import sys
       sys.modules["torch"] = None  # any `import torch` now raises ImportError
       import numpy as np

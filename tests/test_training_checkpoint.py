@@ -13,13 +13,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from training.config_files import load_config
 from training import checkpoint
 from training import history
 from training import optim
 from training import step as step_lib
 from training import tasks
 from training import trainer
+from training.config_files import load_config
 from training.schema import TrainConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,7 +52,9 @@ runpy.run_path({script!r}, run_name="__main__")
 def latest_params(config, workdir):
   task = tasks.build_task(config.task, seed=config.seed, batch_size=config.train.batch_size)
   model = step_lib.create_model(config.model, task.outputs)
-  like = step_lib.create_train_state(model, optim.make_optimizer(config.optimizer, 100), jax.random.key(0), task.train_batch(0)[0][:1])
+  like = step_lib.create_train_state(
+    model, optim.make_optimizer(config.optimizer, 100), jax.random.key(0), task.train_batch(0)[0][:1]
+  )
   ckpt = checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"), keep=10)
   step, state = ckpt.restore_latest(like)
   ckpt.close()
@@ -95,8 +97,11 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run_bit_for_bit(tmp_path,
 
   # Rerunning the same command resumes from step 8.
   proc = subprocess.run(
-      [sys.executable, TRAIN_SCRIPT, "--config", config_path, "--workdir", killed],
-      env=subprocess_env, capture_output=True, text=True, timeout=300,
+    [sys.executable, TRAIN_SCRIPT, "--config", config_path, "--workdir", killed],
+    env=subprocess_env,
+    capture_output=True,
+    text=True,
+    timeout=300,
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "resuming from checkpoint 8" in proc.stdout
@@ -145,7 +150,10 @@ def test_unreadable_checkpoint_falls_back_to_the_previous_one_or_stops(tmp_path)
   steps = checkpoint.Checkpoints(ckpt_dir, keep=2).steps()
   for step in steps:
     damage(step)  # everything, orbax's own step metadata included
-  with pytest.warns(checkpoint.CheckpointWarning), pytest.raises(checkpoint.CheckpointError, match="no readable checkpoint"):
+  with (
+    pytest.warns(checkpoint.CheckpointWarning),
+    pytest.raises(checkpoint.CheckpointError, match="no readable checkpoint"),
+  ):
     trainer.train_and_evaluate(config, workdir)
   assert steps == [4, 8]
   # Nothing is deleted: the step 8 set aside before stays beside the second one.
@@ -165,7 +173,9 @@ def test_a_run_folder_of_the_previous_version_loads_for_prediction_and_resumes(t
     summary = json.load(f)
   assert run.step == summary["best_checkpoint"]["step"] == 4  # orbax's best_step(), read-only
   # The parameters alone, without an optimizer: step 8's forecasts are the run's own test forecasts.
-  last = dataclasses.replace(run, variables={"params": checkpoint.restore_params("run/checkpoints", 8, run.variables["params"])})
+  last = dataclasses.replace(
+    run, variables={"params": checkpoint.restore_params("run/checkpoints", 8, run.variables["params"])}
+  )
   with np.load("run/test_predictions.npz") as saved:
     np.testing.assert_allclose(inference.forecast(last).forecast, saved["forecast"], rtol=1e-5)
     step8 = jax.tree_util.tree_map(np.asarray, last.variables["params"])

@@ -36,7 +36,9 @@ def test_windows_targets_and_train_only_scaling(tmp_path):
   assert x.shape == (2, 10, 5) and x.dtype == np.float32 and y.shape == (2, 1)
   # The load rises linearly: sorted rows, targets follow their windows.
   np.testing.assert_allclose(data.unscale(y[:, 0], data.train_ends[[0, 5]]), [1100.0, 1150.0], rtol=1e-6)
-  np.testing.assert_allclose(data.unscale(x[0, :, 0], np.full(10, data.train_ends[0])), 1000.0 + 10 * np.arange(10), rtol=1e-6)
+  np.testing.assert_allclose(
+    data.unscale(x[0, :, 0], np.full(10, data.train_ends[0])), 1000.0 + 10 * np.arange(10), rtol=1e-6
+  )
   # The scaler saw rows 0..90 only: the training part spans [0, 1], the test part lies above it.
   train_rows = data.features[: 10 + 81, 0]
   assert train_rows.min() == 0.0 and train_rows.max() == pytest.approx(1.0)
@@ -51,7 +53,10 @@ def test_windows_targets_and_train_only_scaling(tmp_path):
 
 
 def test_several_files_and_feature_subset(tmp_path):
-  paths = [write_csv(tmp_path / f"{n}_hourly.csv", hourly_rows(rows), header=f"Datetime,{n}_MW") for n, rows in (("A", 60), ("B", 80))]
+  paths = [
+    write_csv(tmp_path / f"{n}_hourly.csv", hourly_rows(rows), header=f"Datetime,{n}_MW")
+    for n, rows in (("A", 60), ("B", 80))
+  ]
   assert energy.resolve_paths([str(tmp_path / "*_hourly.csv")]) == sorted(paths)
   data = energy.load_energy(paths, lookback=8, test_fraction=0.1, features=("load", "hour"))
   assert data.features.shape == (140, 2)
@@ -62,26 +67,26 @@ def test_several_files_and_feature_subset(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "content, match",
-    [
-        ("Datetime,AEP_MW\n2021-01-01 00:00:00,1\n2021-01-01 01:00:00,oops\n", r"bad\.csv, line 3: cannot parse"),
-        ("Datetime,AEP_MW\n2021-01-01 00:00:00,1\nnot a date,2\n", r"bad\.csv, line 3: cannot parse"),
-        ("Datetime,AEP_MW\n2021-01-01 00:00:00,1\n2021-01-01 01:00:00\n", r"bad\.csv, line 3: cannot parse"),
-        ("Datetime,AEP_MW\n2021-01-01 00:00:00,nan\n", r"bad\.csv, line 2: .* not a finite number"),
-        ("Time,AEP_MW\n2021-01-01 00:00:00,1\n", r"bad\.csv: missing column\(s\) \['Datetime'\]"),
-        ("Datetime,load\n2021-01-01 00:00:00,1\n", r"bad\.csv: expected exactly one column ending in '_MW'.*found 0"),
-        ("Datetime,A_MW,B_MW\n2021-01-01 00:00:00,1,2\n", r"bad\.csv: .*found 2 \['A_MW', 'B_MW'\].*task\.value_column"),
-        (
-            "Datetime,AEP_MW\n2021-01-01 00:00:00,1\n2021-01-01 01:00:00,2\n2021-01-01 00:00:00,3\n",
-            r"bad\.csv, line 4: timestamp 2021-01-01 00:00:00 is duplicated \(also on line 2\)",
-        ),
-        (
-            "Datetime,AEP_MW\n2021-01-01 00:00:00,1\n2021-01-01 01:00:00,2\n2021-01-01 04:00:00,3\n",
-            r"bad\.csv, line 4: timestamp 2021-01-01 04:00:00 follows .* a gap of 3:00:00; expected consecutive hours",
-        ),
-        ("Datetime,AEP_MW\n2021-01-01 00:00:00,1\n2021-01-01 01:00:00,\xff\n", r"bad\.csv, line 3: not UTF-8 text"),
-        ("", r"bad\.csv: the file is empty"),
-    ],
+  "content, match",
+  [
+    ("Datetime,AEP_MW\n2021-01-01 00:00:00,1\n2021-01-01 01:00:00,oops\n", r"bad\.csv, line 3: cannot parse"),
+    ("Datetime,AEP_MW\n2021-01-01 00:00:00,1\nnot a date,2\n", r"bad\.csv, line 3: cannot parse"),
+    ("Datetime,AEP_MW\n2021-01-01 00:00:00,1\n2021-01-01 01:00:00\n", r"bad\.csv, line 3: cannot parse"),
+    ("Datetime,AEP_MW\n2021-01-01 00:00:00,nan\n", r"bad\.csv, line 2: .* not a finite number"),
+    ("Time,AEP_MW\n2021-01-01 00:00:00,1\n", r"bad\.csv: missing column\(s\) \['Datetime'\]"),
+    ("Datetime,load\n2021-01-01 00:00:00,1\n", r"bad\.csv: expected exactly one column ending in '_MW'.*found 0"),
+    ("Datetime,A_MW,B_MW\n2021-01-01 00:00:00,1,2\n", r"bad\.csv: .*found 2 \['A_MW', 'B_MW'\].*task\.value_column"),
+    (
+      "Datetime,AEP_MW\n2021-01-01 00:00:00,1\n2021-01-01 01:00:00,2\n2021-01-01 00:00:00,3\n",
+      r"bad\.csv, line 4: timestamp 2021-01-01 00:00:00 is duplicated \(also on line 2\)",
+    ),
+    (
+      "Datetime,AEP_MW\n2021-01-01 00:00:00,1\n2021-01-01 01:00:00,2\n2021-01-01 04:00:00,3\n",
+      r"bad\.csv, line 4: timestamp 2021-01-01 04:00:00 follows .* a gap of 3:00:00; expected consecutive hours",
+    ),
+    ("Datetime,AEP_MW\n2021-01-01 00:00:00,1\n2021-01-01 01:00:00,\xff\n", r"bad\.csv, line 3: not UTF-8 text"),
+    ("", r"bad\.csv: the file is empty"),
+  ],
 )
 def test_malformed_csv_names_file_and_line(tmp_path, content, match):
   path = tmp_path / "bad.csv"

@@ -12,16 +12,16 @@ import struct
 import numpy as np
 import pytest
 from tensorboardX.proto import event_pb2
-
-from training.config_files import load_config
 from test_training_loop import REPO
 from test_training_loop import write_energy_csv
+
 from training import compare
 from training import energy
 from training import inference
 from training import models
 from training import schema
 from training import trainer
+from training.config_files import load_config
 
 
 def read_scalars(workdir):
@@ -43,8 +43,16 @@ def read_scalars(workdir):
 def test_tensorboard_event_files_copy_metrics_jsonl(energy_runs):
   workdir, summary = energy_runs["gru"]
   scalars = read_scalars(workdir)
-  for tag in ("train/loss", "train/learning_rate", "train/grad_norm", "train/examples_per_second", "test/smape",
-              "test/same_hour_yesterday_smape", "test/ridge_smape", "test/ridge_mae"):
+  for tag in (
+    "train/loss",
+    "train/learning_rate",
+    "train/grad_norm",
+    "train/examples_per_second",
+    "test/smape",
+    "test/same_hour_yesterday_smape",
+    "test/ridge_smape",
+    "test/ridge_mae",
+  ):
     assert tag in scalars, sorted(scalars)
   assert [step for step, _ in scalars["test/smape"]] == [15, 30]
   assert scalars["test/smape"][-1][1] == pytest.approx(summary["test"]["smape"], rel=1e-6)
@@ -92,7 +100,11 @@ def test_compare_runs_of_several_seeds(energy_runs, tmp_path):
   with open(os.path.join(workdir, "summary.json"), "w") as f:
     json.dump(summary, f)
   rows = compare.compare([energy_runs["gru"][0], workdir, energy_runs["lstm"][0]], str(tmp_path / "report"))
-  assert [(r["model"], r["label"], r["seed"]) for r in rows] == [("gru", "gru 1x16", 0), ("gru", "gru 1x16", 1), ("lstm", "lstm 1x16", 0)]
+  assert [(r["model"], r["label"], r["seed"]) for r in rows] == [
+    ("gru", "gru 1x16", 0),
+    ("gru", "gru 1x16", 1),
+    ("lstm", "lstm 1x16", 0),
+  ]
   summary = compare.seed_summary(rows)
   assert [(s["model"], s["runs"]) for s in summary] == [("gru 1x16", 2), ("lstm 1x16", 1)]
   # The ridge regression is fitted on the data alone: the same for every run, and counted against each.
@@ -109,11 +121,15 @@ def test_compare_runs_of_several_seeds(energy_runs, tmp_path):
 def test_planned_runs_of_compare_energy():
   planned = runpy.run_path(os.path.join(REPO, "experiments", "compare_energy.py"))["planned_runs"]
   assert planned(["configs/energy_default.yaml"], ["gru", "lstm"], [0, 1])[1:3] == [
-      ("configs/energy_default.yaml", os.path.join("runs", "energy_default_gru_seed1"), ["model.kind=gru", "seed=1"]),
-      ("configs/energy_default.yaml", os.path.join("runs", "energy_default_lstm_seed0"), ["model.kind=lstm", "seed=0"]),
+    ("configs/energy_default.yaml", os.path.join("runs", "energy_default_gru_seed1"), ["model.kind=gru", "seed=1"]),
+    ("configs/energy_default.yaml", os.path.join("runs", "energy_default_lstm_seed0"), ["model.kind=lstm", "seed=0"]),
   ]
-  assert planned(["configs/energy_gru.yaml"], None, None) == [("configs/energy_gru.yaml", os.path.join("runs", "energy_gru"), [])]
-  assert planned(["configs/energy_gru.yaml"], None, [3], "runs/other")[0][1] == os.path.join("runs/other", "energy_gru_seed3")
+  assert planned(["configs/energy_gru.yaml"], None, None) == [
+    ("configs/energy_gru.yaml", os.path.join("runs", "energy_gru"), [])
+  ]
+  assert planned(["configs/energy_gru.yaml"], None, [3], "runs/other")[0][1] == os.path.join(
+    "runs/other", "energy_gru_seed3"
+  )
 
 
 def test_highway_starts_from_the_persistence_forecast_and_adds_to_the_plain_model():
@@ -126,7 +142,9 @@ def test_highway_starts_from_the_persistence_forecast_and_adds_to_the_plain_mode
   apply = jax.jit(model.apply)
   # LSTNet's output: the recurrent part plus a linear term of the last K values of feature 0 (x_T at first).
   recurrent_only = {**params, "highway": jax.tree_util.tree_map(jax.numpy.zeros_like, params["highway"])}
-  np.testing.assert_allclose(apply({"params": params}, x) - apply({"params": recurrent_only}, x), x[:, -1:, 0], rtol=1e-6)
+  np.testing.assert_allclose(
+    apply({"params": params}, x) - apply({"params": recurrent_only}, x), x[:, -1:, 0], rtol=1e-6
+  )
   with pytest.raises(ValueError, match=r"highway \(6\) is longer than the input sequence \(T=5\)"):
     models.SequenceModel(kind="lstm", hidden=4, num_layers=1, highway=6).init(jax.random.key(0), x)
 
@@ -145,19 +163,27 @@ def test_default_model_beats_ridge_and_every_naive_forecast_on_another_load_file
     f.write("Datetime,OTHER_MW\n")
     for t, value in zip(times[:-2000], load[:-2000]):
       f.write(f"{t + datetime.timedelta(weeks=300)},{0.6 * value + 200:.2f}\n")  # weekdays kept
-  config = load_config(schema.TrainConfig, os.path.join(REPO, "configs", "energy_default.yaml"),
-                       [f"task.csv_files=[{path}]", "train.num_epochs=10", "train.progress_bar=false"])
+  config = load_config(
+    schema.TrainConfig,
+    os.path.join(REPO, "configs", "energy_default.yaml"),
+    [f"task.csv_files=[{path}]", "train.num_epochs=10", "train.progress_bar=false"],
+  )
   test = trainer.train_and_evaluate(config, str(tmp_path / "run"))["test"]
   for name in ("ridge", *energy.NAIVE_LAGS):
     assert test["smape"] < test[f"{name}_smape"], test
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.path.exists(os.path.join(REPO, "data", "EWD_hourly.csv")),
-                    reason="data/EWD_hourly.csv is built by data/make_england_wales_data.sh, not shipped")
+@pytest.mark.skipif(
+  not os.path.exists(os.path.join(REPO, "data", "EWD_hourly.csv")),
+  reason="data/EWD_hourly.csv is built by data/make_england_wales_data.sh, not shipped",
+)
 def test_default_config_beats_ridge_on_england_and_wales(tmp_path):
   """Another grid, year and season (data/README.md): the default config as it is beats the ridge regression fitted there."""
-  config = load_config(schema.TrainConfig, os.path.join(REPO, "configs", "energy_default.yaml"),
-                       [f"task.csv_files=[{os.path.join(REPO, 'data', 'EWD_hourly.csv')}]", "train.progress_bar=false"])
+  config = load_config(
+    schema.TrainConfig,
+    os.path.join(REPO, "configs", "energy_default.yaml"),
+    [f"task.csv_files=[{os.path.join(REPO, 'data', 'EWD_hourly.csv')}]", "train.progress_bar=false"],
+  )
   test = trainer.train_and_evaluate(config, str(tmp_path / "run"))["test"]
   assert test["smape"] < test["ridge_smape"], test

@@ -40,7 +40,9 @@ def final_params(config, workdir, key=0):
   from training import tasks  # pylint: disable=g-import-not-at-top
 
   task = tasks.build_task(config.task, seed=config.seed, batch_size=config.train.batch_size)
-  like = step_lib.create_train_state(model, optim.make_optimizer(config.optimizer, 100), jax.random.key(key), task.train_batch(0)[0][:1])
+  like = step_lib.create_train_state(
+    model, optim.make_optimizer(config.optimizer, 100), jax.random.key(key), task.train_batch(0)[0][:1]
+  )
   if key:
     return 0, jax.tree_util.tree_map(np.asarray, like.params)
   ckpt = checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"), keep=1)
@@ -69,10 +71,17 @@ def test_energy_task_learns_with_gru_and_lstm(energy_runs, kind):
   assert len(losses) >= 6 and losses[-1] < 0.5 * losses[0], losses
   check_run_outputs(workdir, summary, "forecast.png")
   assert summary["model"] == kind
-  baselines = {f"{name}_{m}" for name in ("last_hour", "same_hour_yesterday", "same_hour_last_week") for m in ("smape", "mae", "rmse")}
+  baselines = {
+    f"{name}_{m}"
+    for name in ("last_hour", "same_hour_yesterday", "same_hour_last_week")
+    for m in ("smape", "mae", "rmse")
+  }
   assert {"smape", "mae", "rmse", *baselines} <= set(summary["test"])
   with np.load(os.path.join(workdir, "test_predictions.npz")) as saved:
-    assert summary["test"]["smape"] == pytest.approx(100 * np.mean(2 * np.abs(saved["forecast"] - saved["actual"]) / (np.abs(saved["forecast"]) + np.abs(saved["actual"]))))
+    assert summary["test"]["smape"] == pytest.approx(
+      100
+      * np.mean(2 * np.abs(saved["forecast"] - saved["actual"]) / (np.abs(saved["forecast"]) + np.abs(saved["actual"])))
+    )
 
 
 @pytest.mark.parametrize("kind", ["adding", "digits"])
@@ -104,12 +113,14 @@ def test_same_seed_gives_identical_parameters(tmp_path):
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
   # Plain SGD at a huge rate overflows within a few steps.
   config = tiny_config(
-      {"kind": "adding", "length": 8, "test_size": 16},
-      optimizer={"name": "sgd", "learning_rate": 1e30},
-      train={"num_steps": 20, "log_every": 1, "checkpoint_every": 1, "eval_every": 20},
+    {"kind": "adding", "length": 8, "test_size": 16},
+    optimizer={"name": "sgd", "learning_rate": 1e30},
+    train={"num_steps": 20, "log_every": 1, "checkpoint_every": 1, "eval_every": 20},
   )
   workdir = str(tmp_path / "run")
-  with pytest.raises(train_log.NonFiniteLossError, match=r"non-finite at step (\d+).*last good checkpoint, step") as info:
+  with pytest.raises(
+    train_log.NonFiniteLossError, match=r"non-finite at step (\d+).*last good checkpoint, step"
+  ) as info:
     trainer.train_and_evaluate(config, workdir)
   bad_step = int(info.value.args[0].split("non-finite at step ")[1].split(" ")[0])
   steps = checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"), keep=3).steps()
@@ -163,16 +174,18 @@ print(json.dumps({{"devices": jax.device_count(), "refused": refused,
 @pytest.mark.slow
 def test_four_devices_match_one_device(tmp_path, subprocess_env):
   config = {
-      "task": {"kind": "adding", "length": 10, "test_size": 32},
-      "model": {"hidden": 16, "num_layers": 2, "dropout": 0.2},
-      "optimizer": {"learning_rate": 1e-2},
-      "train": {"batch_size": 16, "num_steps": 12, "log_every": 1, "eval_every": 6, "progress_bar": False},
+    "task": {"kind": "adding", "length": 10, "test_size": 32},
+    "model": {"hidden": 16, "num_layers": 2, "dropout": 0.2},
+    "optimizer": {"learning_rate": 1e-2},
+    "train": {"batch_size": 16, "num_steps": 12, "log_every": 1, "eval_every": 6, "progress_bar": False},
   }
   procs = {}
   for count in (1, 4):
     env = {**subprocess_env, "XLA_FLAGS": f"--xla_force_host_platform_device_count={count}"}
     code = _DEVICE_RUN.format(config=json.dumps(config), workdir=str(tmp_path / f"d{count}"))
-    procs[count] = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs[count] = subprocess.Popen(
+      [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
   results = {}
   for count, proc in procs.items():
     out, err = proc.communicate(timeout=300)

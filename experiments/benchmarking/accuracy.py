@@ -26,10 +26,11 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxgru
-from jaxgru import interop
-
 from benchmarking.peers import torch_to_layout
-from benchmarking.problem import Problem, flat_params, make_problem
+from benchmarking.problem import Problem
+from benchmarking.problem import flat_params
+from benchmarking.problem import make_problem
+from jaxgru import interop
 
 # Relative error ||x - ref|| / ||ref|| allowed per array, by compute dtype. float32: the default
 # matmul precision of JAX and Triton on a GPU rounds float32 products to TF32 (10 mantissa bits;
@@ -59,9 +60,11 @@ def draw_extras(problem: Problem, seed: int) -> dict[str, np.ndarray]:
   lengths = rng.integers(1, steps + 1, batch)
   lengths[0], lengths[-1] = steps, 1
   states = problem.num_layers * problem.directions
-  return {"lengths": lengths.astype(np.int32),
-          "h0": rng.standard_normal((states, batch, hidden)).astype(np.float32) * 0.5,
-          "cot_h": rng.standard_normal((states, batch, hidden)).astype(np.float32)}
+  return {
+    "lengths": lengths.astype(np.int32),
+    "h0": rng.standard_normal((states, batch, hidden)).astype(np.float32) * 0.5,
+    "cot_h": rng.standard_normal((states, batch, hidden)).astype(np.float32),
+  }
 
 
 def float64_reference(problem: Problem, extras: dict) -> dict[str, np.ndarray]:
@@ -71,22 +74,34 @@ def float64_reference(problem: Problem, extras: dict) -> dict[str, np.ndarray]:
   _, steps, features, hidden = problem.shape
   layer = jaxgru.GRU(features=hidden, num_layers=problem.num_layers, bidirectional=problem.bidirectional)
   state = interop.to_torch(layer, {"params": problem.params})
-  gru = torch.nn.GRU(features, hidden, num_layers=problem.num_layers, bidirectional=problem.bidirectional,
-                     batch_first=True, dtype=torch.float64)
+  gru = torch.nn.GRU(
+    features,
+    hidden,
+    num_layers=problem.num_layers,
+    bidirectional=problem.bidirectional,
+    batch_first=True,
+    dtype=torch.float64,
+  )
   gru.load_state_dict({k: torch.from_numpy(np.asarray(v, np.float64)) for k, v in state.items()})
   x = torch.from_numpy(problem.inputs.astype(np.float64)).requires_grad_(True)
   h0 = torch.from_numpy(extras["h0"].astype(np.float64)).requires_grad_(True)
-  packed = torch.nn.utils.rnn.pack_padded_sequence(x, torch.from_numpy(extras["lengths"].astype(np.int64)),
-                                                   batch_first=True, enforce_sorted=False)
+  packed = torch.nn.utils.rnn.pack_padded_sequence(
+    x, torch.from_numpy(extras["lengths"].astype(np.int64)), batch_first=True, enforce_sorted=False
+  )
   out, h_n = gru(packed, h0)
   y, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=steps)
-  loss = (y * torch.from_numpy(problem.cotangent.astype(np.float64))).sum() \
-      + (h_n * torch.from_numpy(extras["cot_h"].astype(np.float64))).sum()
+  loss = (y * torch.from_numpy(problem.cotangent.astype(np.float64))).sum() + (
+    h_n * torch.from_numpy(extras["cot_h"].astype(np.float64))
+  ).sum()
   names = [n for n, _ in gru.named_parameters()]
   grads = torch.autograd.grad(loss, [x, h0, *gru.parameters()])
   as_np = [g.detach().numpy() for g in grads]
-  result = {"outputs": y.detach().numpy(), "final_carry": h_n.detach().numpy(),
-            "grad/inputs": as_np[0], "grad/initial_carry": as_np[1]}
+  result = {
+    "outputs": y.detach().numpy(),
+    "final_carry": h_n.detach().numpy(),
+    "grad/inputs": as_np[0],
+    "grad/initial_carry": as_np[1],
+  }
   result.update({f"grad/{k}": v for k, v in torch_to_layout(names, as_np[2:]).items()})
   return result
 
@@ -94,8 +109,14 @@ def float64_reference(problem: Problem, extras: dict) -> dict[str, np.ndarray]:
 def jaxgru_result(problem: Problem, extras: dict, implementation: str, dtype: str) -> dict[str, np.ndarray]:
   """The same quantities from ``jaxgru.GRU(implementation=..., dtype=...)`` on the default device, jitted."""
   hidden = problem.shape[3]
-  layer = jaxgru.GRU(features=hidden, num_layers=problem.num_layers, bidirectional=problem.bidirectional,
-                     implementation=implementation, dtype=jnp.dtype(dtype), param_dtype=jnp.float32)
+  layer = jaxgru.GRU(
+    features=hidden,
+    num_layers=problem.num_layers,
+    bidirectional=problem.bidirectional,
+    implementation=implementation,
+    dtype=jnp.dtype(dtype),
+    param_dtype=jnp.float32,
+  )
   lengths = jnp.asarray(extras["lengths"])
   cot_y, cot_h = jnp.asarray(problem.cotangent), jnp.asarray(extras["cot_h"])
 
@@ -107,9 +128,15 @@ def jaxgru_result(problem: Problem, extras: dict, implementation: str, dtype: st
   step = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True))
   params = jax.tree.map(jnp.asarray, problem.params)
   (_, (y, h_n)), (d_params, d_x, d_h0) = jax.block_until_ready(
-      step(params, jnp.asarray(problem.inputs, dtype), jnp.asarray(extras["h0"])))
+    step(params, jnp.asarray(problem.inputs, dtype), jnp.asarray(extras["h0"]))
+  )
   as_np = lambda a: np.asarray(jnp.asarray(a, jnp.float32))  # noqa: E731
-  result = {"outputs": as_np(y), "final_carry": as_np(h_n), "grad/inputs": as_np(d_x), "grad/initial_carry": as_np(d_h0)}
+  result = {
+    "outputs": as_np(y),
+    "final_carry": as_np(h_n),
+    "grad/inputs": as_np(d_x),
+    "grad/initial_carry": as_np(d_h0),
+  }
   result.update({f"grad/{k}": as_np(v) for k, v in flat_params(d_params).items()})
   return result
 
@@ -132,8 +159,9 @@ def relative_errors(result: dict, reference: dict) -> dict[str, float]:
   return errors
 
 
-def check(implementation: str, dtype: str, *, shape, num_layers: int, seed: int,
-          tolerance: float | None = None) -> AccuracyResult:
+def check(
+  implementation: str, dtype: str, *, shape, num_layers: int, seed: int, tolerance: float | None = None
+) -> AccuracyResult:
   """Checks one implementation at one compute dtype on a fresh bidirectional problem with variable lengths.
 
   Args:
@@ -157,11 +185,21 @@ def check(implementation: str, dtype: str, *, shape, num_layers: int, seed: int,
     result = jaxgru_result(problem, extras, implementation, dtype)
   except Exception as e:  # reported, not fatal: the other implementations still get checked
     message = f"{type(e).__name__}: {e}".splitlines()[0][:300]
-    return AccuracyResult(implementation, dtype, "error", tolerance, {}, "", float("inf"),
-                          time.perf_counter() - start, message)
+    return AccuracyResult(
+      implementation, dtype, "error", tolerance, {}, "", float("inf"), time.perf_counter() - start, message
+    )
   seconds = time.perf_counter() - start
   errors = relative_errors(result, float64_reference(problem, extras))
   worst = max(errors, key=errors.get)
   ok = all(e <= tolerance for e in errors.values())
-  return AccuracyResult(implementation, dtype, "ok" if ok else "mismatch", tolerance, errors, worst, errors[worst],
-                        seconds, "" if ok else f"{worst}: {errors[worst]:.2e} > {tolerance:.0e}")
+  return AccuracyResult(
+    implementation,
+    dtype,
+    "ok" if ok else "mismatch",
+    tolerance,
+    errors,
+    worst,
+    errors[worst],
+    seconds,
+    "" if ok else f"{worst}: {errors[worst]:.2e} > {tolerance:.0e}",
+  )

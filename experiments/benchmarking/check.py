@@ -18,8 +18,9 @@ class CheckResult(NamedTuple):
   message: str  # one line for logs and reports
 
 
-def compare(result: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray], *,
-            atol: float, rtol: float) -> CheckResult:
+def compare(
+  result: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray], *, atol: float, rtol: float
+) -> CheckResult:
   """Compares a peer's flat result dict with the reference, array by array.
 
   An array passes when :math:`\\max|x - r| \\le \\mathrm{atol} + \\mathrm{rtol} \\cdot \\max|r|`;

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Annotated, Literal
+from typing import Annotated
+from typing import Literal
 
 import pydantic
 
-from training import config_files as config_lib
 from benchmarking import registry
+from training import config_files as config_lib
 
 PositiveInt = Annotated[int, pydantic.Field(strict=True, gt=0)]
 Shape = tuple[PositiveInt, PositiveInt, PositiveInt, PositiveInt]  # [B, T, I, H]
@@ -33,9 +34,9 @@ def _default_tolerances() -> dict[str, Tolerance]:
   # Against a float32 reference: float32 peers differ by summation order only;
   # half-precision peers round every matmul input (8 mantissa bits for bfloat16).
   return {
-      "float32": Tolerance(atol=1e-4, rtol=1e-4),
-      "bfloat16": Tolerance(atol=0.1, rtol=0.1),
-      "float16": Tolerance(atol=0.02, rtol=0.02),
+    "float32": Tolerance(atol=1e-4, rtol=1e-4),
+    "bfloat16": Tolerance(atol=0.1, rtol=0.1),
+    "float16": Tolerance(atol=0.02, rtol=0.02),
   }
 
 
@@ -69,7 +70,9 @@ class BenchConfig(config_lib.Schema):
   shapes: Annotated[tuple[Shape, ...], pydantic.Field(min_length=1)]  # each [B, T, I, H]
   dtypes: Annotated[tuple[DType, ...], pydantic.Field(min_length=1)] = ("float32",)
   modes: Annotated[tuple[registry.Mode, ...], pydantic.Field(min_length=1)] = (
-      registry.Mode.FORWARD, registry.Mode.FORWARD_BACKWARD)
+    registry.Mode.FORWARD,
+    registry.Mode.FORWARD_BACKWARD,
+  )
   num_layers: PositiveInt = 1
   bidirectional: bool = False  # D = 2 directions per layer
   repeats: Annotated[int, pydantic.Field(strict=True, ge=10)] = 10  # timed calls per row, after warm-up
@@ -84,7 +87,7 @@ class BenchConfig(config_lib.Schema):
   cpu_smoke_shapes: tuple[Shape, ...] = ()  # each [B, T, I, H]: what --cpu-smoke runs instead of shapes
 
   @pydantic.model_validator(mode="after")
-  def _tolerance_per_dtype(self) -> "BenchConfig":
+  def _tolerance_per_dtype(self) -> BenchConfig:
     missing = [d for d in self.dtypes if d not in self.tolerances]
     if missing:
       raise ValueError(f"tolerances has no entry for dtypes {missing}")
@@ -95,7 +98,9 @@ class DeviceError(RuntimeError):
   """A config sized for a GPU was asked to run where JAX sees none."""
 
 
-def for_this_machine(config: BenchConfig, backend: str, *, cpu_smoke: bool = False, name: str = "the config") -> BenchConfig:
+def for_this_machine(
+  config: BenchConfig, backend: str, *, cpu_smoke: bool = False, name: str = "the config"
+) -> BenchConfig:
   """The config to run on a machine whose JAX backend is ``backend``.
 
   A ``device: gpu`` config runs as it is on a GPU. Without one it is refused
@@ -119,8 +124,9 @@ def for_this_machine(config: BenchConfig, backend: str, *, cpu_smoke: bool = Fal
   if config.device == "gpu" and backend != "gpu" and not cpu_smoke:
     sizes = [list(s) for s in config.cpu_smoke_shapes]
     hint = f"add --cpu-smoke to check its settings at its CPU sizes ({sizes}), or " if sizes else ""
-    raise DeviceError(f"{name} is a GPU config and JAX sees no GPU here (backend {backend!r}); "
-                      f"{hint}use configs/bench/cpu.yaml")
+    raise DeviceError(
+      f"{name} is a GPU config and JAX sees no GPU here (backend {backend!r}); {hint}use configs/bench/cpu.yaml"
+    )
   if not cpu_smoke:
     return config
   if backend == "gpu":

@@ -14,8 +14,9 @@ from benchmarking import results as results_lib
 CURRENT_GPU_AUTO = "custom_vjp"
 
 
-def propose_gpu_auto(accuracy_results: Sequence[dict], cases: Sequence[results_lib.CaseResult], *,
-                     current: str = CURRENT_GPU_AUTO) -> dict:
+def propose_gpu_auto(
+  accuracy_results: Sequence[dict], cases: Sequence[results_lib.CaseResult], *, current: str = CURRENT_GPU_AUTO
+) -> dict:
   """What ``"auto"`` should pick on this GPU, per H, from the forward+backward timings.
 
   An implementation is eligible when it passed every accuracy check it had and
@@ -42,15 +43,22 @@ def propose_gpu_auto(accuracy_results: Sequence[dict], cases: Sequence[results_l
       for name, row in rows.items():
         timed.setdefault(name, []).append((case.label + " " + case.dtype, row.stats))
     eligible = {n: s for n, s in timed.items() if len(s) == len(group) and n in checked and n not in failed}
-    entry = {"hidden": hidden, "cases": [c.label + " " + c.dtype for c in group], "choice": current,
-             "fastest": None, "geomean_ratio_to_current": {}, "why": ""}
+    entry = {
+      "hidden": hidden,
+      "cases": [c.label + " " + c.dtype for c in group],
+      "choice": current,
+      "fastest": None,
+      "geomean_ratio_to_current": {},
+      "why": "",
+    }
     if current not in eligible:
       entry["why"] = f"{current} was not checked and timed in every case of this H: no change"
       proposal.append(entry)
       continue
     base = dict(eligible[current])
-    ratios = {n: math.exp(np.mean([math.log(st.median / base[label].median) for label, st in s]))
-              for n, s in eligible.items()}
+    ratios = {
+      n: math.exp(np.mean([math.log(st.median / base[label].median) for label, st in s])) for n, s in eligible.items()
+    }
     fastest = min(ratios, key=ratios.get)
     clearly = all(st.q3 < base[label].q1 for label, st in eligible[fastest])
     entry.update(fastest=fastest, geomean_ratio_to_current={n: round(r, 4) for n, r in ratios.items()})
@@ -58,12 +66,18 @@ def propose_gpu_auto(accuracy_results: Sequence[dict], cases: Sequence[results_l
       entry["choice"] = fastest
       entry["why"] = f"{fastest} faster than {current} in every case beyond the interquartile spread"
     else:
-      entry["why"] = ("the current choice is the fastest" if fastest == current
-                      else f"{fastest} is not faster beyond the spread in every case: no change")
+      entry["why"] = (
+        "the current choice is the fastest"
+        if fastest == current
+        else f"{fastest} is not faster beyond the spread in every case: no change"
+      )
     proposal.append(entry)
   table = tuple((e["hidden"], e["choice"]) for e in proposal)
-  return {"current": current, "by_hidden": proposal,
-          "dispatch_rule": f"GPU_AUTO_BY_HIDDEN = {table!r}  # (largest H measured, implementation); above: the last"}
+  return {
+    "current": current,
+    "by_hidden": proposal,
+    "dispatch_rule": f"GPU_AUTO_BY_HIDDEN = {table!r}  # (largest H measured, implementation); above: the last",
+  }
 
 
 def goals(cases: Sequence[results_lib.CaseResult]) -> list[dict]:
@@ -78,10 +92,14 @@ def goals(cases: Sequence[results_lib.CaseResult]) -> list[dict]:
       continue
     best = min(jax_rows.values(), key=lambda r: r.stats.median)
     auto = rows.get(f"jaxgru.{CURRENT_GPU_AUTO}")
-    out.append({
-        "case": f"{case.label} {case.dtype}", "best": best.name,
-        "best_x_torch": best.ratio_to.get("torch"), "best_x_flax": best.ratio_to.get("flax"),
+    out.append(
+      {
+        "case": f"{case.label} {case.dtype}",
+        "best": best.name,
+        "best_x_torch": best.ratio_to.get("torch"),
+        "best_x_flax": best.ratio_to.get("flax"),
         "auto_x_torch": auto.ratio_to.get("torch") if auto else None,
         "auto_x_flax": auto.ratio_to.get("flax") if auto else None,
-    })
+      }
+    )
   return out

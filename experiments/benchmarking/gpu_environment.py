@@ -25,12 +25,29 @@ def environment(command: Sequence[str]) -> dict:
   env = results_lib.environment()
   env["command"] = " ".join(command)
   env["devices"] = [str(d) for d in jax.devices()]
-  env["versions"].update({p: _version(p) for p in (
-      "jax-cuda13-plugin", "jax-cuda13-pjrt", "jax-cuda12-plugin", "optax", "orbax-checkpoint", "pydantic",
-      "tensorboardX", "triton")})
+  env["versions"].update(
+    {
+      p: _version(p)
+      for p in (
+        "jax-cuda13-plugin",
+        "jax-cuda13-pjrt",
+        "jax-cuda12-plugin",
+        "optax",
+        "orbax-checkpoint",
+        "pydantic",
+        "tensorboardX",
+        "triton",
+      )
+    }
+  )
   try:
-    smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total,clocks.max.sm,power.limit",
-                          "--format=csv,noheader"], capture_output=True, text=True, timeout=20, check=True)
+    smi = subprocess.run(
+      ["nvidia-smi", "--query-gpu=name,driver_version,memory.total,clocks.max.sm,power.limit", "--format=csv,noheader"],
+      capture_output=True,
+      text=True,
+      timeout=20,
+      check=True,
+    )
     env["nvidia_smi"] = smi.stdout.strip()
   except (OSError, subprocess.SubprocessError) as e:
     env["nvidia_smi"] = f"not available ({type(e).__name__})"

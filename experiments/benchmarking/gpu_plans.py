@@ -10,7 +10,6 @@ import dataclasses
 import os
 
 import jaxgru
-
 from benchmarking import config as config_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -59,32 +58,32 @@ def full_plan(budget_s: float = 450.0) -> Plan:
   kernelbench = (10, 512, 128, 256)  # nn.GRU(128, 256, num_layers=6), T=512, B=10 (KernelBench level 3)
   post = (1024, 90, 5, 256)  # the FloydHub post: batch 1024, lookback 90, 5 features, 256 hidden, 2 layers
   cases = [
-      LayerCase("kernelbench", kernelbench, 6, False, "float32"),
-      LayerCase("post", post, 2, False, "float32"),
-      LayerCase("kernelbench_bi", kernelbench, 6, True, "float32"),
-      LayerCase("kernelbench", kernelbench, 6, False, "bfloat16"),
-      LayerCase("post", post, 2, False, "bfloat16"),
-      *[LayerCase(f"long_h{s[3]}", tuple(s), 1, False, "float32") for s in long_shapes],
-      LayerCase("kernelbench_bi", kernelbench, 6, True, "bfloat16"),
-      *[LayerCase(f"long_h{s[3]}", tuple(s), 1, False, "bfloat16") for s in long_shapes],
+    LayerCase("kernelbench", kernelbench, 6, False, "float32"),
+    LayerCase("post", post, 2, False, "float32"),
+    LayerCase("kernelbench_bi", kernelbench, 6, True, "float32"),
+    LayerCase("kernelbench", kernelbench, 6, False, "bfloat16"),
+    LayerCase("post", post, 2, False, "bfloat16"),
+    *[LayerCase(f"long_h{s[3]}", tuple(s), 1, False, "float32") for s in long_shapes],
+    LayerCase("kernelbench_bi", kernelbench, 6, True, "bfloat16"),
+    *[LayerCase(f"long_h{s[3]}", tuple(s), 1, False, "bfloat16") for s in long_shapes],
   ]
   return Plan(
-      name="full",
-      accuracy_shape=(20, 24, 12, 64),  # B > 16: the Pallas kernel runs two batch blocks
-      accuracy_layers=2,
-      accuracy_pairs=tuple((i, d) for i in IMPLEMENTATIONS for d in ("float32", "bfloat16")),
-      layer_cases=tuple(cases),
-      train_shape=post,
-      train_layers=2,
-      train_rows=LAYER_ROWS,
-      layer_rows=LAYER_ROWS,
-      energy_overrides=(),
-      energy_models=("gru", "lstm"),
-      energy_seeds=(0, 1, 2),
-      post_epochs=5,
-      long_epochs=40,
-      budget_s=budget_s,
-      shares={"accuracy": 0.12, "layers": 0.40, "train_step": 0.10, "energy": 0.36},
+    name="full",
+    accuracy_shape=(20, 24, 12, 64),  # B > 16: the Pallas kernel runs two batch blocks
+    accuracy_layers=2,
+    accuracy_pairs=tuple((i, d) for i in IMPLEMENTATIONS for d in ("float32", "bfloat16")),
+    layer_cases=tuple(cases),
+    train_shape=post,
+    train_layers=2,
+    train_rows=LAYER_ROWS,
+    layer_rows=LAYER_ROWS,
+    energy_overrides=(),
+    energy_models=("gru", "lstm"),
+    energy_seeds=(0, 1, 2),
+    post_epochs=5,
+    long_epochs=40,
+    budget_s=budget_s,
+    shares={"accuracy": 0.12, "layers": 0.40, "train_step": 0.10, "energy": 0.36},
   )
 
 
@@ -97,21 +96,26 @@ def smoke_plan(budget_s: float = 120.0) -> Plan:
   """
   dtypes = ("float32", "bfloat16")
   return Plan(
-      name="smoke",
-      accuracy_shape=(3, 5, 3, 16),
-      accuracy_layers=1,
-      accuracy_pairs=tuple((impl, dtypes[k % 2]) for k, impl in enumerate(IMPLEMENTATIONS)),
-      layer_cases=(LayerCase("tiny_bi", (2, 6, 3, 16), 2, True, "float32"),),
-      train_shape=(8, 6, 5, 16),
-      train_layers=2,
-      train_rows=("jaxgru.custom_vjp", "jaxgru.pallas", "torch"),
-      layer_rows=("jaxgru.custom_vjp", "jaxgru.pallas", "flax", "torch"),
-      energy_overrides=("model.hidden=8", "model.num_layers=1", "task.lookback=6", "train.batch_size=4096",
-                        "train.eval_batch_size=4096"),
-      energy_models=("gru",),
-      energy_seeds=(0,),
-      post_epochs=1,
-      long_epochs=2,
-      budget_s=budget_s,
-      shares={"accuracy": 0.25, "layers": 0.25, "train_step": 0.2, "energy": 0.3},
+    name="smoke",
+    accuracy_shape=(3, 5, 3, 16),
+    accuracy_layers=1,
+    accuracy_pairs=tuple((impl, dtypes[k % 2]) for k, impl in enumerate(IMPLEMENTATIONS)),
+    layer_cases=(LayerCase("tiny_bi", (2, 6, 3, 16), 2, True, "float32"),),
+    train_shape=(8, 6, 5, 16),
+    train_layers=2,
+    train_rows=("jaxgru.custom_vjp", "jaxgru.pallas", "torch"),
+    layer_rows=("jaxgru.custom_vjp", "jaxgru.pallas", "flax", "torch"),
+    energy_overrides=(
+      "model.hidden=8",
+      "model.num_layers=1",
+      "task.lookback=6",
+      "train.batch_size=4096",
+      "train.eval_batch_size=4096",
+    ),
+    energy_models=("gru",),
+    energy_seeds=(0,),
+    post_epochs=1,
+    long_epochs=2,
+    budget_s=budget_s,
+    shares={"accuracy": 0.25, "layers": 0.25, "train_step": 0.2, "energy": 0.3},
   )

@@ -29,27 +29,32 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 
 from benchmarking import accuracy
 from benchmarking import config as config_lib
+from benchmarking import gpu_report
 from benchmarking import registry
 from benchmarking import report as report_lib
 from benchmarking import results as results_lib
-from benchmarking.gpu_analysis import CURRENT_GPU_AUTO, goals, propose_gpu_auto
+from benchmarking.gpu_analysis import goals
+from benchmarking.gpu_analysis import propose_gpu_auto
 from benchmarking.gpu_environment import environment
-from benchmarking.gpu_plans import REPO, Plan
+from benchmarking.gpu_plans import REPO
+from benchmarking.gpu_plans import Plan
 from benchmarking.problem import make_problem
-from benchmarking.run import reference_for, run_case
+from benchmarking.run import reference_for
+from benchmarking.run import run_case
 from training import config_files
 
 FILES = {
-    "report": "gpu_check.md",  # everything, readable
-    "data": "gpu_check.json",  # everything, every timed call
-    "log": "gpu_check.log",  # the progress lines
-    "chart": "tokens_per_s.png",  # layer and training-step throughput
-    "forecast": "energy_forecast.png",  # one test week: actual load, GRU, LSTM
-    "proposal": "gpu_auto.json",  # what "auto" should pick on this GPU, per H
+  "report": "gpu_check.md",  # everything, readable
+  "data": "gpu_check.json",  # everything, every timed call
+  "log": "gpu_check.log",  # the progress lines
+  "chart": "tokens_per_s.png",  # layer and training-step throughput
+  "forecast": "energy_forecast.png",  # one test week: actual load, GRU, LSTM
+  "proposal": "gpu_auto.json",  # what "auto" should pick on this GPU, per H
 }
 
 
@@ -68,7 +73,7 @@ class Clock:
 
   def part_deadline(self, part: str) -> float:
     """Seconds since the start by which ``part`` must stop starting new work."""
-    later = sum(self.plan.shares[p] for p in self.order[self.order.index(part) + 1:])
+    later = sum(self.plan.shares[p] for p in self.order[self.order.index(part) + 1 :])
     return self.plan.budget_s * (1.0 - later)
 
   def left(self, part: str) -> float:
@@ -83,17 +88,25 @@ def run_accuracy(plan: Plan, clock: Clock, log: Callable[[str], None]) -> list[d
       out.append({"implementation": implementation, "dtype": dtype, "status": "not run", "message": "time budget"})
       log(f"  accuracy {implementation:<20} {dtype:<9} not run: time budget")
       continue
-    r = accuracy.check(implementation, dtype, shape=plan.accuracy_shape, num_layers=plan.accuracy_layers,
-                       seed=100 + index)
+    r = accuracy.check(
+      implementation, dtype, shape=plan.accuracy_shape, num_layers=plan.accuracy_layers, seed=100 + index
+    )
     out.append(r._asdict())
-    log(f"  accuracy {implementation:<20} {dtype:<9} {r.status:<8} worst {r.worst or '-'} {r.worst_error:.2e} "
-        f"(tolerance {r.tolerance:.0e}), {r.seconds:.1f} s {r.message if r.status != 'ok' else ''}")
+    log(
+      f"  accuracy {implementation:<20} {dtype:<9} {r.status:<8} worst {r.worst or '-'} {r.worst_error:.2e} "
+      f"(tolerance {r.tolerance:.0e}), {r.seconds:.1f} s {r.message if r.status != 'ok' else ''}"
+    )
   return out
 
 
 def _bench_config(rows: Sequence[str], tolerances: dict | None = None, *, repeats: int = 10, warmup: int = 2):
-  data = {"shapes": [[1, 1, 1, 1]], "repeats": repeats, "warmup": warmup, "results_dir": "unused",
-          "implementations": {"include": list(rows)}}
+  data = {
+    "shapes": [[1, 1, 1, 1]],
+    "repeats": repeats,
+    "warmup": warmup,
+    "results_dir": "unused",
+    "implementations": {"include": list(rows)},
+  }
   gpu = config_lib.load(os.path.join(REPO, "configs", "bench", "gpu.yaml"))
   data["tolerances"] = tolerances or {k: v.model_dump() for k, v in gpu.tolerances.items()}
   return config_files.validate(config_lib.BenchConfig, data, "gpu_check")
@@ -148,16 +161,20 @@ def run_energy(plan: Plan, clock: Clock, log: Callable[[str], None], workdir: st
   learning rate: its evaluation after ``post_epochs`` epochs is the post's
   schedule (the same steps, batches and dropout keys), its last one the longer schedule.
   """
-  from training.config_files import load_config  # noqa: PLC0415  (the training extra)
   from training import compare as compare_lib  # noqa: PLC0415
   from training import history  # noqa: PLC0415
   from training import tasks  # noqa: PLC0415
+  from training.config_files import load_config  # noqa: PLC0415  (the training extra)
   from training.schema import TrainConfig  # noqa: PLC0415
   from training.trainer import train_and_evaluate  # noqa: PLC0415
 
   csv = os.path.join(REPO, "data", "PTELD_hourly.csv")
-  base = [f"task.csv_files=[{csv}]", "train.progress_bar=false", f"train.num_epochs={plan.long_epochs}",
-          *plan.energy_overrides]
+  base = [
+    f"task.csv_files=[{csv}]",
+    "train.progress_bar=false",
+    f"train.num_epochs={plan.long_epochs}",
+    *plan.energy_overrides,
+  ]
   probe = load_config(TrainConfig, os.path.join(REPO, "configs", "energy_gru.yaml"), base)
   steps_per_epoch = tasks.build_task(probe.task, seed=0, batch_size=probe.train.batch_size).steps_per_epoch
   every = plan.post_epochs * steps_per_epoch  # evaluations (and checkpoints) at the post's epoch 5, 10, ...
@@ -176,15 +193,29 @@ def run_energy(plan: Plan, clock: Clock, log: Callable[[str], None], workdir: st
       summary = train_and_evaluate(config, folder)
       took[model] = time.perf_counter() - started
       runs.append(folder)
-      at_post = [r for r in history.read(os.path.join(folder, "metrics.jsonl"))
-                 if r.get("split") == "test" and r["step"] == every]
+      at_post = [
+        r
+        for r in history.read(os.path.join(folder, "metrics.jsonl"))
+        if r.get("split") == "test" and r["step"] == every
+      ]
       post_rows.append({"model": model, "seed": seed, "epochs": plan.post_epochs, **(at_post[0] if at_post else {})})
-      log(f"  energy {model} seed {seed}: {took[model]:.0f} s, {summary['seconds_per_epoch']:.2f} s/epoch, "
-          f"test sMAPE {summary['test']['smape']:.3f}% after {plan.long_epochs} epochs"
-          + (f", {at_post[0]['smape']:.3f}% after {plan.post_epochs}" if at_post else ""))
-  result = {"steps_per_epoch": steps_per_epoch, "post_epochs": plan.post_epochs, "long_epochs": plan.long_epochs,
-            "overrides": base, "not_run": not_run, "post": post_rows, "long": [], "long_models": [],
-            "markdown_long": "", "markdown_seeds": ""}
+      log(
+        f"  energy {model} seed {seed}: {took[model]:.0f} s, {summary['seconds_per_epoch']:.2f} s/epoch, "
+        f"test sMAPE {summary['test']['smape']:.3f}% after {plan.long_epochs} epochs"
+        + (f", {at_post[0]['smape']:.3f}% after {plan.post_epochs}" if at_post else "")
+      )
+  result = {
+    "steps_per_epoch": steps_per_epoch,
+    "post_epochs": plan.post_epochs,
+    "long_epochs": plan.long_epochs,
+    "overrides": base,
+    "not_run": not_run,
+    "post": post_rows,
+    "long": [],
+    "long_models": [],
+    "markdown_long": "",
+    "markdown_seeds": "",
+  }
   if runs:
     comparison = os.path.join(workdir, "comparison")
     rows = compare_lib.compare(runs, comparison)
@@ -199,88 +230,13 @@ def run_energy(plan: Plan, clock: Clock, log: Callable[[str], None], workdir: st
 # --- the report ----------------------------------------------------------------------------------
 
 
-def _fmt(value, spec=".2f"):
-  return "n/a" if value is None else format(value, spec)
-
-
-def markdown(state: dict) -> str:
-  """The whole report as one Markdown page."""
-  env = state["environment"]
-  lines = ["# jaxgru on a GPU: the prepared check", "",
-           f"- command: `{env.get('command')}`", f"- plan: {state['plan']['name']}, budget {state['plan']['budget_s']:.0f} s;"
-           f" ran {state.get('wall_s', 0):.0f} s; parts: " + ", ".join(f"{k} {v}" for k, v in state["parts"].items()),
-           f"- device: JAX {env.get('jax_backend')} ({env.get('jax_device')}); nvidia-smi: {env.get('nvidia_smi')};"
-           f" torch CUDA {env.get('torch_cuda')}, cuDNN {env.get('torch_cudnn')}, torch on {env.get('torch_device')}",
-           f"- versions: python {env.get('python')}, " + ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v),
-           f"- run: {env.get('utc')}, git {env.get('git_commit')}, {env.get('cpu_count')} CPUs ({env.get('cpu')})", ""]
-  lines += ["## Correctness against float64", "",
-            "`torch.nn.GRU` in float64 on the CPU, packed variable lengths, bidirectional, "
-            f"B,T,I,H = {state['plan']['accuracy_shape']}, {state['plan']['accuracy_layers']} layers; outputs, final states"
-            " and the gradients of every input, initial state and weight; relative error ||x - ref|| / ||ref|| per array"
-            " (worst shown), fresh data per check.", "",
-            "| implementation | dtype | status | worst array | relative error | tolerance | first call s |",
-            "|---|---|---|---|---|---|---|"]
-  for r in state.get("accuracy", []):
-    lines.append(f"| {r['implementation']} | {r['dtype']} | {r['status']}{': ' + r['message'] if r.get('message') else ''} |"
-                 f" {r.get('worst') or '-'} | {_fmt(r.get('worst_error'), '.2e')} | {_fmt(r.get('tolerance'), '.0e')} |"
-                 f" {_fmt(r.get('seconds'), '.1f')} |")
-  if state.get("layers_md"):
-    lines += ["", "## Layer timings", "",
-              "Interleaved on the same weights; median and IQR of 10 timed calls; ×flax/×torch are ratios of medians;"
-              " rows checked first against a float32 reference at highest precision (gpu.yaml's tolerances); memory:"
-              " XLA's buffers of one compiled call (JAX), `torch.cuda.max_memory_allocated` (torch).", "",
-              state["layers_md"]]
-  if state.get("layers_skipped"):
-    lines += ["Not run (time budget): " + ", ".join(f"{c['name']} {c['dtype']}" for c in state["layers_skipped"]), ""]
-  if state.get("goals"):
-    lines += ["### Goals (forward+backward): jaxgru ≤ 1.0× torch (cuDNN), ≤ 0.5× flax", "",
-              "| case | fastest jaxgru row | ×torch | ×flax | " + f"{CURRENT_GPU_AUTO} (auto today) ×torch | ×flax |",
-              "|---|---|---|---|---|---|"]
-    for g in state["goals"]:
-      lines.append(f"| {g['case']} | {g['best']} | {_fmt(g['best_x_torch'])} | {_fmt(g['best_x_flax'])} |"
-                   f" {_fmt(g['auto_x_torch'])} | {_fmt(g['auto_x_flax'])} |")
-    lines.append("")
-  if state.get("train_step_md"):
-    lines += ["## One training step of the post's model", "",
-              "GRU 5 -> 256 x 2, dropout 0.2, ReLU + Linear on the last step, MSE, Adam 1e-3, batch 1024, lookback 90;"
-              " checked after one step from the same weights with dropout off (tolerance atol 2.5e-3: Adam's first"
-              " step moves each weight by ±1e-3).", "", state["train_step_md"]]
-  energy = state.get("energy")
-  if energy:
-    lines += ["## The post's experiment on the real load data: GRU against LSTM", "",
-              f"`configs/energy_gru.yaml` / `energy_lstm.yaml` with overrides {energy['overrides']};"
-              f" {energy['steps_per_epoch']} steps per epoch. After the post's {energy['post_epochs']} epochs"
-              " (the same run's evaluation at that step: constant learning rate):", "",
-              "| model | seed | sMAPE % | MAE | RMSE |", "|---|---|---|---|---|"]
-    for r in energy["post"]:
-      lines.append(f"| {r['model']} | {r['seed']} | {_fmt(r.get('smape'), '.3f')} | {_fmt(r.get('mae'))} |"
-                   f" {_fmt(r.get('rmse'))} |")
-    lines += ["", f"After {energy['long_epochs']} epochs (s / epoch: training time per epoch, without compiling,"
-              " evaluation or checkpoints):", "", energy["markdown_long"], "", energy["markdown_seeds"], ""]
-    if energy["not_run"]:
-      lines += ["Not run (time budget): " + ", ".join(f"{r['model']} seed {r['seed']}" for r in energy["not_run"]), ""]
-  proposal = state.get("proposal")
-  if proposal:
-    lines += ["## Proposal: `\"auto\"` on this GPU", "",
-              f"Today `\"auto\"` on a GPU is `{proposal['current']}`. Forward+backward timings, per H "
-              "(geometric mean of median ratios to the current choice over the cases of that H):", "",
-              "| H | cases | fastest | ratios to current | proposed | why |", "|---|---|---|---|---|---|"]
-    for e in proposal["by_hidden"]:
-      ratios = ", ".join(f"{k} {v:.2f}" for k, v in e["geomean_ratio_to_current"].items())
-      lines.append(f"| {e['hidden']} | {'; '.join(e['cases'])} | {e['fastest']} | {ratios} | {e['choice']} | {e['why']} |")
-    lines += ["", f"As a table for `jaxgru/_src/dispatch.py`: `{proposal['dispatch_rule']}`", ""]
-  if state.get("errors"):
-    lines += ["## Errors", ""] + [f"- {e}" for e in state["errors"]] + [""]
-  return "\n".join(lines) + "\n"
-
-
 def write(state: dict, out: str, cases: Sequence[results_lib.CaseResult]) -> None:
   """(Re)writes the report, the data and the chart; the log is written as it goes."""
   report = results_lib.Report(state["environment"], {"plan": state["plan"]}, state.get("wall_s", 0.0), tuple(cases))
   data = {k: v for k, v in state.items() if not k.endswith("_md")}
   data["cases"] = json.loads(report_lib.to_json(report))["cases"]
   text = json.dumps(report_lib.jsonable(data), indent=1, allow_nan=False)
-  page = markdown(state)
+  page = gpu_report.markdown(state)
   with open(os.path.join(out, FILES["data"]), "w", encoding="utf-8") as f:
     f.write(text + "\n")
   with open(os.path.join(out, FILES["report"]), "w", encoding="utf-8") as f:
@@ -299,7 +255,7 @@ def run(plan: Plan, out: str, *, command: Sequence[str], parts: Sequence[str] = 
   """Runs ``parts`` of ``plan``, writing into ``out`` (an existing, empty folder) after each.
 
   Returns:
-    The state that :func:`markdown` renders (also in ``gpu_check.json``).
+    The state that :func:`benchmarking.gpu_report.markdown` renders (also in ``gpu_check.json``).
   """
   clock = Clock(plan)
   log_file = open(os.path.join(out, FILES["log"]), "a", encoding="utf-8")  # noqa: SIM115  (closed below)
@@ -310,8 +266,11 @@ def run(plan: Plan, out: str, *, command: Sequence[str], parts: Sequence[str] = 
     log_file.write(stamped + "\n")
     log_file.flush()
 
-  state = {"plan": dataclasses.asdict(plan), "parts": {p: ("pending" if p in parts else "not asked") for p in PARTS},
-           "errors": []}
+  state = {
+    "plan": dataclasses.asdict(plan),
+    "parts": {p: ("pending" if p in parts else "not asked") for p in PARTS},
+    "errors": [],
+  }
   state["environment"] = environment(command)
   env = state["environment"]
   log(f"gpu_check ({plan.name}) on {env['jax_backend']} ({env['jax_device']}); {env.get('nvidia_smi')}")

@@ -38,7 +38,6 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxgru
-
 from benchmarking import timing
 
 
@@ -48,7 +47,7 @@ def _random_variables(module, x, key: int, scale: float = 0.5):
   leaves, treedef = jax.tree_util.tree_flatten(variables)
   keys = jax.random.split(jax.random.key(key + 1), len(leaves))
   return jax.tree_util.tree_unflatten(
-      treedef, [scale * jax.random.normal(k, leaf.shape, leaf.dtype) for k, leaf in zip(keys, leaves)]
+    treedef, [scale * jax.random.normal(k, leaf.shape, leaf.dtype) for k, leaf in zip(keys, leaves)]
   )
 
 
@@ -91,7 +90,7 @@ def measure_remat(batch: int, steps: int, inputs: int, features: int, repeats: i
     row["time_ratio"] = times[name] / times["none"]
     row["max_abs_grad_diff"] = max(float(jnp.max(jnp.abs(g - r))) for g, r in zip(grads, reference))
     row["max_rel_grad_diff"] = max(
-        float(jnp.max(jnp.abs(g - r)) / jnp.max(jnp.abs(r))) for g, r in zip(grads, reference)
+      float(jnp.max(jnp.abs(g - r)) / jnp.max(jnp.abs(r))) for g, r in zip(grads, reference)
     )
   return {"shape": dict(B=batch, T=steps, I=inputs, H=features), "segment": segment, "rows": rows}
 
@@ -105,10 +104,10 @@ def measure_bfloat16(batch: int, steps: int, inputs: int, features: int, long_st
   """bfloat16-compute error against float32, and finiteness over ``long_steps``."""
   x = jax.random.normal(jax.random.key(2), (batch, steps, inputs))
   modules = {
-      "GRU reset_after": lambda **kw: jaxgru.GRU(features=features, num_layers=2, **kw),
-      "GRU reset_before": lambda **kw: jaxgru.GRU(features=features, num_layers=2, variant="reset_before", **kw),
-      "MinGRU parallel": lambda **kw: jaxgru.MinGRU(features=features, num_layers=2, **kw),
-      "MinGRU log": lambda **kw: jaxgru.MinGRU(features=features, num_layers=2, mode="log", candidate="g", **kw),
+    "GRU reset_after": lambda **kw: jaxgru.GRU(features=features, num_layers=2, **kw),
+    "GRU reset_before": lambda **kw: jaxgru.GRU(features=features, num_layers=2, variant="reset_before", **kw),
+    "MinGRU parallel": lambda **kw: jaxgru.MinGRU(features=features, num_layers=2, **kw),
+    "MinGRU log": lambda **kw: jaxgru.MinGRU(features=features, num_layers=2, mode="log", candidate="g", **kw),
   }
   errors = {}
   for name, make in modules.items():
@@ -118,10 +117,10 @@ def measure_bfloat16(batch: int, steps: int, inputs: int, features: int, long_st
     y32, h32 = jax.jit(make().apply)(variables, x)
     y16, h16 = jax.jit(make(dtype=jnp.bfloat16).apply)(variables, x)
     errors[name] = {
-        "output_rel_error": _relative_error(y16, y32),
-        "output_max_abs_error": float(jnp.max(jnp.abs(y16 - y32))),
-        "final_state_rel_error": _relative_error(h16, h32),
-        "output_dtype": str(y16.dtype),
+      "output_rel_error": _relative_error(y16, y32),
+      "output_max_abs_error": float(jnp.max(jnp.abs(y16 - y32))),
+      "final_state_rel_error": _relative_error(h16, h32),
+      "output_dtype": str(y16.dtype),
     }
   # Long run: larger weights and inputs than usual to provoke saturation.
   x_long = 3.0 * jax.random.normal(jax.random.key(4), (2, long_steps, inputs))
@@ -131,13 +130,13 @@ def measure_bfloat16(batch: int, steps: int, inputs: int, features: int, long_st
     variables = _random_variables(module, x_long, key=5, scale=2.0)
     y, h = jax.jit(module.apply)(variables, x_long)
     long[name] = {
-        "finite": bool(jnp.all(jnp.isfinite(y)) and jnp.all(jnp.isfinite(h))),
-        "max_abs_output": float(jnp.max(jnp.abs(y))),
+      "finite": bool(jnp.all(jnp.isfinite(y)) and jnp.all(jnp.isfinite(h))),
+      "max_abs_output": float(jnp.max(jnp.abs(y))),
     }
   return {
-      "shape": dict(B=batch, T=steps, I=inputs, H=features, L=2),
-      "errors": errors,
-      "long": {"T": long_steps, "B": 2, "weight_scale": 2.0, "input_scale": 3.0, "runs": long},
+    "shape": dict(B=batch, T=steps, I=inputs, H=features, L=2),
+    "errors": errors,
+    "long": {"T": long_steps, "B": 2, "weight_scale": 2.0, "input_scale": 3.0, "runs": long},
   }
 
 
@@ -147,18 +146,18 @@ def measure_mingru_speed(batch: int, inputs: int, features: int, steps_list, rep
   for steps in steps_list:
     x = jax.random.normal(jax.random.key(6), (batch, steps, inputs))
     modules = {
-        "MinGRU parallel": jaxgru.MinGRU(features=features),
-        "MinGRU log": jaxgru.MinGRU(features=features, mode="log", candidate="g"),
-        "MinGRU sequential": jaxgru.MinGRU(features=features, mode="sequential"),
-        "GRU": jaxgru.GRU(features=features),
+      "MinGRU parallel": jaxgru.MinGRU(features=features),
+      "MinGRU log": jaxgru.MinGRU(features=features, mode="log", candidate="g"),
+      "MinGRU sequential": jaxgru.MinGRU(features=features, mode="sequential"),
+      "GRU": jaxgru.GRU(features=features),
     }
     forward, backward = {}, {}
     for name, module in modules.items():
       variables = _random_variables(module, x, key=7)
       fwd = jax.jit(module.apply).lower(variables, x).compile()
       grad = _grad_fn(module, variables, x)
-      forward[name] = lambda f=fwd, v=variables: f(v, x)
-      backward[name] = lambda g=grad, v=variables: g(v, x)
+      forward[name] = lambda f=fwd, v=variables, x=x: f(v, x)
+      backward[name] = lambda g=grad, v=variables, x=x: g(v, x)
     fwd_ms = interleaved_medians(forward, repeats)
     bwd_ms = interleaved_medians(backward, repeats)
     results[str(steps)] = {name: {"forward_ms": fwd_ms[name], "fwd_bwd_ms": bwd_ms[name]} for name in modules}
@@ -168,12 +167,12 @@ def measure_mingru_speed(batch: int, inputs: int, features: int, steps_list, rep
 def _environment() -> dict:
   device = jax.devices()[0]
   return {
-      "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
-      "jax": jax.__version__,
-      "backend": jax.default_backend(),
-      "device": getattr(device, "device_kind", str(device)),
-      "cpu_count": os.cpu_count(),
-      "machine": platform.machine(),
+    "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+    "jax": jax.__version__,
+    "backend": jax.default_backend(),
+    "device": getattr(device, "device_kind", str(device)),
+    "cpu_count": os.cpu_count(),
+    "machine": platform.machine(),
   }
 
 
@@ -182,66 +181,66 @@ def to_markdown(results: dict) -> str:
   env, remat, bf16, speed = results["environment"], results["remat"], results["bfloat16"], results["mingru_speed"]
   s = remat["shape"]
   lines = [
-      "# Layer options: remat memory, bfloat16 error, minGRU speed",
-      "",
-      f"Measured {env['date_utc']} UTC by `python experiments/measure.py layer_options` on {env['backend']} "
-      f"({env['device']}, {env['cpu_count']} CPU cores), jax {env['jax']}. Timings are interleaved "
-      "medians; absolute times drift between runs on shared machines, ratios within a run are what to compare.",
-      "",
-      f"## Remat (`jaxgru.GRU(remat=...)`), B={s['B']} T={s['T']} I={s['I']} H={s['H']}",
-      "",
-      "Default initialisation. Gradient of sum(outputs) w.r.t. all parameters and the inputs; temporary memory from "
-      "`jax.jit(...).lower(...).compile().memory_analysis().temp_size_in_bytes`. "
-      f"`segments` used the automatic segment length {remat['segment']}.",
-      "",
-      "| remat | temp memory (MB) | less memory | fwd+bwd (ms) | time ratio | max abs grad diff | max rel grad diff |",
-      "|---|---|---|---|---|---|---|",
+    "# Layer options: remat memory, bfloat16 error, minGRU speed",
+    "",
+    f"Measured {env['date_utc']} UTC by `python experiments/measure.py layer_options` on {env['backend']} "
+    f"({env['device']}, {env['cpu_count']} CPU cores), jax {env['jax']}. Timings are interleaved "
+    "medians; absolute times drift between runs on shared machines, ratios within a run are what to compare.",
+    "",
+    f"## Remat (`jaxgru.GRU(remat=...)`), B={s['B']} T={s['T']} I={s['I']} H={s['H']}",
+    "",
+    "Default initialisation. Gradient of sum(outputs) w.r.t. all parameters and the inputs; temporary memory from "
+    "`jax.jit(...).lower(...).compile().memory_analysis().temp_size_in_bytes`. "
+    f"`segments` used the automatic segment length {remat['segment']}.",
+    "",
+    "| remat | temp memory (MB) | less memory | fwd+bwd (ms) | time ratio | max abs grad diff | max rel grad diff |",
+    "|---|---|---|---|---|---|---|",
   ]
   for name, row in remat["rows"].items():
     lines.append(
-        f"| {name} | {row['temp_bytes'] / 1e6:.1f} | {row['memory_reduction']:.1f}x | {row['fwd_bwd_ms']:.1f} | "
-        f"{row['time_ratio']:.2f}x | {row['max_abs_grad_diff']:.1e} | {row['max_rel_grad_diff']:.1e} |"
+      f"| {name} | {row['temp_bytes'] / 1e6:.1f} | {row['memory_reduction']:.1f}x | {row['fwd_bwd_ms']:.1f} | "
+      f"{row['time_ratio']:.2f}x | {row['max_abs_grad_diff']:.1e} | {row['max_rel_grad_diff']:.1e} |"
     )
   b = bf16["shape"]
   lines += [
-      "",
-      f"## bfloat16 compute (`dtype=jnp.bfloat16`, float32 parameters and carry), "
-      f"B={b['B']} T={b['T']} I={b['I']} H={b['H']} L={b['L']}",
-      "",
-      "Default initialisation. Relative error = ||y_bf16 - y_f32|| / ||y_f32|| over all outputs.",
-      "",
-      "| layer | output rel. error | output max abs error | final state rel. error | output dtype |",
-      "|---|---|---|---|---|",
+    "",
+    f"## bfloat16 compute (`dtype=jnp.bfloat16`, float32 parameters and carry), "
+    f"B={b['B']} T={b['T']} I={b['I']} H={b['H']} L={b['L']}",
+    "",
+    "Default initialisation. Relative error = ||y_bf16 - y_f32|| / ||y_f32|| over all outputs.",
+    "",
+    "| layer | output rel. error | output max abs error | final state rel. error | output dtype |",
+    "|---|---|---|---|---|",
   ]
   for name, row in bf16["errors"].items():
     lines.append(
-        f"| {name} | {row['output_rel_error']:.2e} | {row['output_max_abs_error']:.2e} | "
-        f"{row['final_state_rel_error']:.2e} | {row['output_dtype']} |"
+      f"| {name} | {row['output_rel_error']:.2e} | {row['output_max_abs_error']:.2e} | "
+      f"{row['final_state_rel_error']:.2e} | {row['output_dtype']} |"
     )
   long = bf16["long"]
   lines += [
-      "",
-      f"T={long['T']:,} in bfloat16 (B={long['B']}, weights ~ N(0, {long['weight_scale']}^2), "
-      f"inputs ~ N(0, {long['input_scale']}^2)):",
-      "",
-      "| layer | all outputs finite | max abs output |",
-      "|---|---|---|",
+    "",
+    f"T={long['T']:,} in bfloat16 (B={long['B']}, weights ~ N(0, {long['weight_scale']}^2), "
+    f"inputs ~ N(0, {long['input_scale']}^2)):",
+    "",
+    "| layer | all outputs finite | max abs output |",
+    "|---|---|---|",
   ]
   for name, row in long["runs"].items():
     lines.append(f"| {name} | {row['finite']} | {row['max_abs_output']:.3g} |")
   m = speed["shape"]
   lines += [
-      "",
-      f"## minGRU against GRU, B={m['B']} I={m['I']} H={m['H']} (one layer)",
-      "",
-      "| T | layer | forward (ms) | fwd+bwd (ms) | fwd+bwd vs GRU |",
-      "|---|---|---|---|---|",
+    "",
+    f"## minGRU against GRU, B={m['B']} I={m['I']} H={m['H']} (one layer)",
+    "",
+    "| T | layer | forward (ms) | fwd+bwd (ms) | fwd+bwd vs GRU |",
+    "|---|---|---|---|---|",
   ]
   for steps, rows in speed["by_T"].items():
     gru = rows["GRU"]["fwd_bwd_ms"]
     for name, row in rows.items():
       lines.append(
-          f"| {steps} | {name} | {row['forward_ms']:.2f} | {row['fwd_bwd_ms']:.2f} | {row['fwd_bwd_ms'] / gru:.2f}x |"
+        f"| {steps} | {name} | {row['forward_ms']:.2f} | {row['fwd_bwd_ms']:.2f} | {row['fwd_bwd_ms'] / gru:.2f}x |"
       )
   return "\n".join(lines) + "\n"
 

@@ -12,11 +12,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgru import MinGRU, mingru
-
 from benchmarking.peers import jax_runner
-from benchmarking.problem import Problem, param_name
-from benchmarking.registry import Mode, Runner, register_peer, register_reference
+from benchmarking.problem import Problem
+from benchmarking.problem import param_name
+from benchmarking.registry import Mode
+from benchmarking.registry import Runner
+from benchmarking.registry import register_peer
+from benchmarking.registry import register_reference
+from jaxgru import MinGRU
+from jaxgru import mingru
 
 MinGRUMode = mingru.Mode  # the library's minGRU modes; not a top-level name of jaxgru
 
@@ -30,8 +34,8 @@ def _params(problem: Problem) -> dict:
   for layer in range(problem.num_layers):
     fan_in = inputs if layer == 0 else hidden
     params[param_name(layer, 0)] = {
-        "kernel": jnp.asarray(rng.uniform(-bound, bound, (fan_in, 2 * hidden)), jnp.float32),
-        "bias": jnp.asarray(rng.uniform(-bound, bound, (2 * hidden,)), jnp.float32),
+      "kernel": jnp.asarray(rng.uniform(-bound, bound, (fan_in, 2 * hidden)), jnp.float32),
+      "bias": jnp.asarray(rng.uniform(-bound, bound, (2 * hidden,)), jnp.float32),
     }
   return params
 
@@ -41,8 +45,14 @@ def _flat(grads) -> dict:
 
 
 def _apply(problem: Problem, mode: MinGRUMode, dtype):
-  layer = MinGRU(problem.shape[3], num_layers=problem.num_layers, mode=mode, candidate="g",
-                 dtype=jnp.dtype(dtype), param_dtype=jnp.float32)
+  layer = MinGRU(
+    problem.shape[3],
+    num_layers=problem.num_layers,
+    mode=mode,
+    candidate="g",
+    dtype=jnp.dtype(dtype),
+    param_dtype=jnp.float32,
+  )
   return lambda params, x: layer.apply({"params": params}, x)[0]
 
 
@@ -62,6 +72,7 @@ def mingru_reference(problem: Problem, mode: Mode) -> dict[str, np.ndarray]:
   """Every minGRU row must match: sequential mode, float32, highest matmul precision."""
   reference = problem._replace(dtype="float32")
   with jax.default_matmul_precision("highest"):
-    runner = jax_runner(_apply(reference, MinGRUMode.SEQUENTIAL, jnp.float32), _params(reference), reference, mode,
-                        grads_to_layout=_flat)
+    runner = jax_runner(
+      _apply(reference, MinGRUMode.SEQUENTIAL, jnp.float32), _params(reference), reference, mode, grads_to_layout=_flat
+    )
     return dict(runner.to_numpy(runner.call()))

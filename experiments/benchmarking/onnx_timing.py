@@ -30,9 +30,10 @@ import numpy as np
 import jaxgru
 from benchmarking import timing
 from training import energy
-from training import run_export as forecaster_export
 from training import inference
 from training import models
+from training import run_export as forecaster_export
+from training import scaling as scaling_lib
 
 SIZES = {"default (1 x 64, T=48, I=3)": (1, 64, 48, 3), "post (2 x 256, T=90, I=5)": (2, 256, 90, 5)}
 BATCHES = (1, 256)
@@ -43,8 +44,13 @@ def synthetic_run(num_layers: int, hidden: int, lookback: int, inputs: int) -> i
   model = models.SequenceModel(kind="gru", hidden=hidden, num_layers=num_layers, outputs=1)
   params = model.init(jax.random.key(0), jnp.zeros((1, lookback, inputs)))["params"]
   rng = np.random.default_rng(0)
-  scaling = energy.Scaling(("synthetic.csv",), energy.FEATURES[:inputs], lookback,
-                           rng.uniform(0, 10, (1, inputs)), rng.uniform(1, 100, (1, inputs)))
+  scaling = scaling_lib.Scaling(
+    ("synthetic.csv",),
+    energy.FEATURES[:inputs],
+    lookback,
+    rng.uniform(0, 10, (1, inputs)),
+    rng.uniform(1, 100, (1, inputs)),
+  )
   return inference.Run("synthetic", model, {"params": params}, None, scaling, 0)
 
 
@@ -58,7 +64,6 @@ def torch_forecaster_onnx(run: inference.Run) -> bytes:
   low, span = (torch.tensor(a[0], dtype=torch.float32) for a in (run.scaling.feature_min, run.scaling.feature_range))
 
   class Forecaster(torch.nn.Module):
-
     def __init__(self):
       super().__init__()
       inputs = len(run.scaling.feature_names)
@@ -76,17 +81,29 @@ def torch_forecaster_onnx(run: inference.Run) -> bytes:
   buffer = io.BytesIO()
   with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracing notes
-    torch.onnx.export(Forecaster().eval(), (example,), buffer, input_names=["features"], output_names=["load"],
-                      dynamic_axes={"features": {0: "batch"}}, opset_version=17, dynamo=False)  # fmt: skip
+    torch.onnx.export(
+      Forecaster().eval(),
+      (example,),
+      buffer,
+      input_names=["features"],
+      output_names=["load"],
+      dynamic_axes={"features": {0: "batch"}},
+      opset_version=17,
+      dynamo=False,
+    )
   return buffer.getvalue()
 
 
 def measure(sessions: dict, features: np.ndarray, repeats: int) -> dict:
   """Interleaved timing of ``session.run`` for each session: per call, wall and process CPU, in seconds."""
-  calls = {name: (lambda session=session: session.run(None, {"features": features})) for name, session in sessions.items()}
+  calls = {
+    name: (lambda session=session: session.run(None, {"features": features})) for name, session in sessions.items()
+  }
   samples = timing.time_interleaved_with_cpu(calls, repeats=repeats, warmup=3)
-  return {name: {"wall": timing.summarize(samples.wall[name])._asdict(), "cpu": timing.summarize(samples.cpu[name])._asdict()}
-          for name in sessions}  # fmt: skip
+  return {
+    name: {"wall": timing.summarize(samples.wall[name])._asdict(), "cpu": timing.summarize(samples.cpu[name])._asdict()}
+    for name in sessions
+  }
 
 
 def main(argv=None):
@@ -121,39 +138,56 @@ def main(argv=None):
         raise SystemExit(f"{size}, batch {batch}: the two exports differ by {diff} (scale {scale}); not timing them")
       stats = measure(sessions, features, args.repeats if batch == 1 else max(args.repeats // 10, 10))
       for name, s in stats.items():
-        rows.append({"size": size, "batch": batch, "export": name, "max_abs_diff": diff, "bytes": len(files[name]),
-                     **{f"{k}_median_s": s[k]["median"] for k in s},
-                     **{f"{k}_q1_s": s[k]["q1"] for k in s}, **{f"{k}_q3_s": s[k]["q3"] for k in s}, "n": s["wall"]["n"]})  # fmt: skip
+        rows.append(
+          {
+            "size": size,
+            "batch": batch,
+            "export": name,
+            "max_abs_diff": diff,
+            "bytes": len(files[name]),
+            **{f"{k}_median_s": s[k]["median"] for k in s},
+            **{f"{k}_q1_s": s[k]["q1"] for k in s},
+            **{f"{k}_q3_s": s[k]["q3"] for k in s},
+            "n": s["wall"]["n"],
+          }
+        )
       print(size, batch, {n: f"{s['wall']['median'] * 1e3:.3f} ms" for n, s in stats.items()}, flush=True)
   environment = {
-      "onnxruntime": ort.__version__, "torch": torch.__version__, "jax": jax.__version__,
-      "onnx_opset": forecaster_export.export.DEFAULT_OPSET, "processor": platform.processor() or platform.machine(),
-      "cpus": os.cpu_count(), "threads": 1, "load_average": os.getloadavg(),
-      "time_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-  }  # fmt: skip
+    "onnxruntime": ort.__version__,
+    "torch": torch.__version__,
+    "jax": jax.__version__,
+    "onnx_opset": forecaster_export.export.DEFAULT_OPSET,
+    "processor": platform.processor() or platform.machine(),
+    "cpus": os.cpu_count(),
+    "threads": 1,
+    "load_average": os.getloadavg(),
+    "time_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+  }
   os.makedirs(args.out, exist_ok=True)
   with open(paths[0], "w", encoding="utf-8") as f:
     json.dump({"environment": environment, "rows": rows}, f, indent=2)
   lines = [
-      "# ONNX Runtime: jaxgru's export against PyTorch's export of the same forecaster",
-      "",
-      f"`python experiments/measure.py onnx_timing`, {environment['time_utc']} UTC, ONNX Runtime {ort.__version__}, "
-      f"torch {torch.__version__}, one ORT thread, CPU execution provider; load average at the end "
-      f"{', '.join(f'{x:.1f}' for x in environment['load_average'])} on {environment['cpus']} cores "
-      "(a shared, contended machine: compare the two columns of one row, measured interleaved, not "
-      "times across rows or runs). Medians; per forecast = per call / batch.",
-      "",
-      "| size | batch | jaxgru ms/call (wall) | torch ms/call (wall) | jaxgru us/forecast (CPU) | torch us/forecast (CPU) | jaxgru / torch (CPU) |",
-      "|---|---|---|---|---|---|---|",
+    "# ONNX Runtime: jaxgru's export against PyTorch's export of the same forecaster",
+    "",
+    f"`python experiments/measure.py onnx_timing`, {environment['time_utc']} UTC, ONNX Runtime {ort.__version__}, "
+    f"torch {torch.__version__}, one ORT thread, CPU execution provider; load average at the end "
+    f"{', '.join(f'{x:.1f}' for x in environment['load_average'])} on {environment['cpus']} cores "
+    "(a shared, contended machine: compare the two columns of one row, measured interleaved, not "
+    "times across rows or runs). Medians; per forecast = per call / batch.",
+    "",
+    "| size | batch | jaxgru ms/call (wall) | torch ms/call (wall) | jaxgru us/forecast (CPU) | torch us/forecast (CPU) | jaxgru / torch (CPU) |",
+    "|---|---|---|---|---|---|---|",
   ]
   for size in SIZES:
     for batch in BATCHES:
-      ours, theirs = ([r for r in rows if r["size"] == size and r["batch"] == batch and r["export"] == e][0]
-                      for e in ("jaxgru", "torch"))  # fmt: skip
+      ours, theirs = (
+        [r for r in rows if r["size"] == size and r["batch"] == batch and r["export"] == e][0]
+        for e in ("jaxgru", "torch")
+      )
       lines.append(
-          f"| {size} | {batch} | {ours['wall_median_s'] * 1e3:.3f} | {theirs['wall_median_s'] * 1e3:.3f} | "
-          f"{ours['cpu_median_s'] / batch * 1e6:.1f} | {theirs['cpu_median_s'] / batch * 1e6:.1f} | "
-          f"{ours['cpu_median_s'] / theirs['cpu_median_s']:.2f} |"
+        f"| {size} | {batch} | {ours['wall_median_s'] * 1e3:.3f} | {theirs['wall_median_s'] * 1e3:.3f} | "
+        f"{ours['cpu_median_s'] / batch * 1e6:.1f} | {theirs['cpu_median_s'] / batch * 1e6:.1f} | "
+        f"{ours['cpu_median_s'] / theirs['cpu_median_s']:.2f} |"
       )
   with open(paths[1], "w", encoding="utf-8") as f:
     f.write("\n".join(lines) + "\n")

@@ -41,16 +41,16 @@ def per_step(batch: int, hidden: int, inputs: int, itemsize: int) -> dict[str, f
   flops_fwd = 6 * bih + 6 * bh * hidden  # input projection (one GEMM) + recurrent product
   flops_bwd = 12 * bih + 12 * bh * hidden  # dW_i, dx; dh per step, dW_h after the loop
   bytes_fwd = (
-      batch * inputs * itemsize  # x read by the projection GEMM
-      + 2 * 3 * bh * itemsize  # x_proj written, then read step by step by the kernel
-      + 4 * bh  # outputs
-      + 2 * (4 * bh + 4 * bh * itemsize)  # residuals h_prev, r, z, n, aux written (and read back)
+    batch * inputs * itemsize  # x read by the projection GEMM
+    + 2 * 3 * bh * itemsize  # x_proj written, then read step by step by the kernel
+    + 4 * bh  # outputs
+    + 2 * (4 * bh + 4 * bh * itemsize)  # residuals h_prev, r, z, n, aux written (and read back)
   )
   bytes_bwd = (
-      4 * bh  # output cotangent
-      + 2 * 3 * 4 * bh  # gate pre-activation gradients written, read by the GEMMs
-      + 3 * bh * itemsize  # dx_proj for the input-projection gradients
-      + 2 * batch * inputs * 4  # x read again, dx written
+    4 * bh  # output cotangent
+    + 2 * 3 * 4 * bh  # gate pre-activation gradients written, read by the GEMMs
+    + 3 * bh * itemsize  # dx_proj for the input-projection gradients
+    + 2 * batch * inputs * 4  # x read again, dx written
   )
   return dict(flops_fwd=flops_fwd, flops_bwd=flops_bwd, bytes_fwd=bytes_fwd, bytes_bwd=bytes_bwd)
 
@@ -72,11 +72,13 @@ def main(argv=None) -> None:
   argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)  # no options; --help
   dev = Device()
   print(f"Assumed device: {dev}\n")
-  print("| dtype | B | H | T | GFLOP/step fwd+bwd | MB/step fwd+bwd | compute floor ms | HBM floor ms "
-        "| serial fwd floor ms (products + weight reads) | weights on chip |")
+  print(
+    "| dtype | B | H | T | GFLOP/step fwd+bwd | MB/step fwd+bwd | compute floor ms | HBM floor ms "
+    "| serial fwd floor ms (products + weight reads) | weights on chip |"
+  )
   print("|---|---|---|---|---|---|---|---|---|---|")
   for (dtype, itemsize), batch, hidden, steps in itertools.product(
-      (("float32", 4), ("bfloat16", 2)), (16, 64, 256), (128, 256, 512), (512, 2048)
+    (("float32", 4), ("bfloat16", 2)), (16, 64, 256), (128, 256, 512), (512, 2048)
   ):
     s = per_step(batch, hidden, hidden, itemsize)  # I = H, as for a layer above the first
     flops = s["flops_fwd"] + s["flops_bwd"]
@@ -86,10 +88,10 @@ def main(argv=None) -> None:
     programs = -(-batch // BLOCK_B)
     on_chip = 3 * hidden * hidden * itemsize <= dev.on_chip_weight_bytes
     print(
-        f"| {dtype} | {batch} | {hidden} | {steps} | {flops / 1e9:.4f} | {nbytes / 1e6:.3f} "
-        f"| {steps * flops / peak * 1e3:.3f} | {steps * nbytes / dev.hbm_bytes_per_s * 1e3:.3f} "
-        f"| {steps * (product + read) * 1e3:.2f} ({steps * product * 1e3:.2f} + {steps * read * 1e3:.2f}), "
-        f"{programs} program(s) | {'yes' if on_chip else 'no'} |"
+      f"| {dtype} | {batch} | {hidden} | {steps} | {flops / 1e9:.4f} | {nbytes / 1e6:.3f} "
+      f"| {steps * flops / peak * 1e3:.3f} | {steps * nbytes / dev.hbm_bytes_per_s * 1e3:.3f} "
+      f"| {steps * (product + read) * 1e3:.2f} ({steps * product * 1e3:.2f} + {steps * read * 1e3:.2f}), "
+      f"{programs} program(s) | {'yes' if on_chip else 'no'} |"
     )
 
 

@@ -11,18 +11,25 @@ parameters are cast to it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgru import GRU, Implementation, interop
-
-from benchmarking.problem import Problem, flat_params, param_name
-from benchmarking.registry import Mode, Runner, register_peer, register_reference
 from benchmarking import train_step
+from benchmarking.problem import Problem
+from benchmarking.problem import flat_params
+from benchmarking.problem import param_name
+from benchmarking.registry import Mode
+from benchmarking.registry import Runner
+from benchmarking.registry import register_peer
+from benchmarking.registry import register_reference
+from jaxgru import GRU
+from jaxgru import Implementation
+from jaxgru import interop
 
 
 def _as_f32(a) -> np.ndarray:
@@ -35,17 +42,18 @@ def jax_memory_bytes(jitted, args) -> int | None:
   if jax.devices()[0].memory_stats() is None:
     return None
   stats = jitted.lower(*args).compile().memory_analysis()  # cached: the first call compiled it
-  return int(stats.argument_size_in_bytes + stats.output_size_in_bytes
-             + stats.temp_size_in_bytes - stats.alias_size_in_bytes)
+  return int(
+    stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes - stats.alias_size_in_bytes
+  )
 
 
 def jax_runner(
-    apply: Callable,
-    params,
-    problem: Problem,
-    mode: Mode,
-    *,
-    grads_to_layout: Callable[[object], Mapping[str, np.ndarray]],
+  apply: Callable,
+  params,
+  problem: Problem,
+  mode: Mode,
+  *,
+  grads_to_layout: Callable[[object], Mapping[str, np.ndarray]],
 ) -> Runner:
   """A :class:`Runner` for a JAX model ``apply(params, x [B, T, I]) -> outputs [B, T, H]``.
 
@@ -82,27 +90,43 @@ def jax_runner(
 
     def to_numpy(result):
       y, dx, dparams = result
-      return {"outputs": _as_f32(y), "inputs": _as_f32(dx),
-              **{k: _as_f32(v) for k, v in grads_to_layout(dparams).items()}}
+      return {
+        "outputs": _as_f32(y),
+        "inputs": _as_f32(dx),
+        **{k: _as_f32(v) for k, v in grads_to_layout(dparams).items()},
+      }
 
   return Runner(
-      call=lambda: jax.block_until_ready(jitted(*args)),
-      to_numpy=to_numpy,
-      memory_bytes=lambda: jax_memory_bytes(jitted, args),
-      framework="jax",
+    call=lambda: jax.block_until_ready(jitted(*args)),
+    to_numpy=to_numpy,
+    memory_bytes=lambda: jax_memory_bytes(jitted, args),
+    framework="jax",
   )
 
 
 def _jaxgru_apply(problem: Problem, implementation: Implementation, dtype) -> Callable:
-  layer = GRU(features=problem.shape[3], num_layers=problem.num_layers, bidirectional=problem.bidirectional,
-              implementation=implementation, dtype=jnp.dtype(dtype), param_dtype=jnp.float32)
+  layer = GRU(
+    features=problem.shape[3],
+    num_layers=problem.num_layers,
+    bidirectional=problem.bidirectional,
+    implementation=implementation,
+    dtype=jnp.dtype(dtype),
+    param_dtype=jnp.float32,
+  )
   return lambda params, x: layer.apply({"params": params}, x)[0]
 
 
 def _jaxgru_stack(problem: Problem, implementation: Implementation, dtype) -> train_step.Stack:
   def stack(params, x, rng, rate):
-    layer = GRU(features=problem.shape[3], num_layers=problem.num_layers, bidirectional=problem.bidirectional,
-                implementation=implementation, dropout=rate, dtype=jnp.dtype(dtype), param_dtype=jnp.float32)
+    layer = GRU(
+      features=problem.shape[3],
+      num_layers=problem.num_layers,
+      bidirectional=problem.bidirectional,
+      implementation=implementation,
+      dropout=rate,
+      dtype=jnp.dtype(dtype),
+      param_dtype=jnp.float32,
+    )
     return layer.apply({"params": params}, x, deterministic=rate == 0.0, rngs={"dropout": rng})[0]
 
   return stack
@@ -112,8 +136,9 @@ def _jaxgru_peer(implementation: Implementation):
   def factory(problem: Problem, mode: Mode) -> Runner:
     params = jax.tree.map(jnp.asarray, problem.params)
     if mode is Mode.TRAIN_STEP:
-      return train_step.jax_train_runner(_jaxgru_stack(problem, implementation, problem.dtype), params, problem,
-                                         params_to_layout=flat_params)
+      return train_step.jax_train_runner(
+        _jaxgru_stack(problem, implementation, problem.dtype), params, problem, params_to_layout=flat_params
+      )
     apply = _jaxgru_apply(problem, implementation, problem.dtype)
     return jax_runner(apply, params, problem, mode, grads_to_layout=flat_params)
 
@@ -166,8 +191,10 @@ def flax_peer(problem: Problem, mode: Mode) -> Runner:
   """``flax.linen.RNN(flax.linen.GRUCell)`` per layer and direction (the reverse one with ``reverse=True, keep_order=True``)."""
   cell = nn.GRUCell(features=problem.shape[3], dtype=jnp.dtype(problem.dtype), param_dtype=jnp.float32)
   rnns = [nn.RNN(cell), nn.RNN(cell, reverse=True, keep_order=True)][: problem.directions]
-  params = [[interop.to_flax_cell(problem.params[param_name(l, d)]) for d in range(problem.directions)]
-            for l in range(problem.num_layers)]
+  params = [
+    [interop.to_flax_cell(problem.params[param_name(l, d)]) for d in range(problem.directions)]
+    for l in range(problem.num_layers)
+  ]
 
   def stack(params, x, rng, rate):
     for layer, directions in enumerate(params):
@@ -185,8 +212,9 @@ def flax_peer(problem: Problem, mode: Mode) -> Runner:
       return {k: v for k, v in flat.items() if not k.endswith(("/input_bias", "/recurrent_bias"))}
 
     return train_step.jax_train_runner(stack, params, problem, params_to_layout=params_to_layout)
-  return jax_runner(lambda params, x: stack(params, x, None, 0.0), params, problem, mode,
-                    grads_to_layout=flax_grads_to_layout)
+  return jax_runner(
+    lambda params, x: stack(params, x, None, 0.0), params, problem, mode, grads_to_layout=flax_grads_to_layout
+  )
 
 
 @register_peer("equinox", requires=("equinox",))
@@ -203,9 +231,14 @@ def equinox_peer(problem: Problem, mode: Mode) -> Runner:
     b_h = p["recurrent_bias"]
     cell = eqx.nn.GRUCell(p["input_kernel"].shape[0], hidden, dtype=jnp.dtype(problem.dtype), key=jax.random.key(0))
     # Equinox keeps one [3H] bias outside the reset gate and b_hn apart (bias_n).
-    bias = p["input_bias"] + jnp.concatenate([b_h[: 2 * hidden], jnp.zeros_like(b_h[2 * hidden:])])
-    cells.append(eqx.tree_at(lambda c: (c.weight_ih, c.weight_hh, c.bias, c.bias_n), cell,
-                             (p["input_kernel"].T, p["recurrent_kernel"].T, bias, b_h[2 * hidden:])))
+    bias = p["input_bias"] + jnp.concatenate([b_h[: 2 * hidden], jnp.zeros_like(b_h[2 * hidden :])])
+    cells.append(
+      eqx.tree_at(
+        lambda c: (c.weight_ih, c.weight_hh, c.bias, c.bias_n),
+        cell,
+        (p["input_kernel"].T, p["recurrent_kernel"].T, bias, b_h[2 * hidden :]),
+      )
+    )
 
   def apply(cells, x):
     x = jnp.swapaxes(x, 0, 1)  # [T, B, I]
@@ -239,8 +272,12 @@ def torch_to_layout(names: list, arrays: list) -> dict[str, np.ndarray]:
   >>> sorted(torch_to_layout(["weight_ih_l1_reverse", "bias_hh_l0"], [np.zeros((6, 4)), np.zeros(6)]))
   ['layer_0/recurrent_bias', 'layer_1_reverse/input_kernel']
   """
-  kinds = {"weight_ih": "input_kernel", "weight_hh": "recurrent_kernel",
-           "bias_ih": "input_bias", "bias_hh": "recurrent_bias"}
+  kinds = {
+    "weight_ih": "input_kernel",
+    "weight_hh": "recurrent_kernel",
+    "bias_ih": "input_bias",
+    "bias_hh": "recurrent_bias",
+  }
   out = {}
   for name, value in zip(names, arrays):
     match = _TORCH_NAME.fullmatch(name)
@@ -271,8 +308,9 @@ def torch_peer(problem: Problem, mode: Mode) -> Runner:
     if problem.dtype != "float32" or problem.bidirectional:
       raise ValueError("the torch training step is the post's model: float32, one direction")
     return train_step.torch_train_runner(problem, state, torch_to_layout, device=device)
-  module = torch.nn.GRU(features, hidden, num_layers=problem.num_layers, bidirectional=problem.bidirectional,
-                        batch_first=True)
+  module = torch.nn.GRU(
+    features, hidden, num_layers=problem.num_layers, bidirectional=problem.bidirectional, batch_first=True
+  )
   module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
   module = module.to(device=device, dtype=dtype)
   x = torch.from_numpy(np.array(problem.inputs)).to(device=device, dtype=dtype)

@@ -105,16 +105,21 @@ def make_problem(shape, dtype: str, *, num_layers: int = 1, bidirectional: bool 
   params = {}
   for layer in range(num_layers):
     fan_in = features if layer == 0 else directions * hidden
-    sizes = {"input_kernel": (fan_in, 3 * hidden), "recurrent_kernel": (hidden, 3 * hidden),
-             "input_bias": (3 * hidden,), "recurrent_bias": (3 * hidden,)}
+    sizes = {
+      "input_kernel": (fan_in, 3 * hidden),
+      "recurrent_kernel": (hidden, 3 * hidden),
+      "input_bias": (3 * hidden,),
+      "recurrent_bias": (3 * hidden,),
+    }
     for direction in range(directions):
       params[param_name(layer, direction)] = {
-          k: round_to(rng.uniform(-bound, bound, size).astype(np.float32), dtype) for k, size in sizes.items()
+        k: round_to(rng.uniform(-bound, bound, size).astype(np.float32), dtype) for k, size in sizes.items()
       }
   inputs = round_to(rng.standard_normal((batch, steps, features), np.float32), dtype)
   cotangent = round_to(rng.standard_normal((batch, steps, directions * hidden), np.float32), dtype)
-  return Problem((batch, steps, features, hidden), dtype, num_layers, seed, params, inputs, cotangent,
-                 bool(bidirectional))
+  return Problem(
+    (batch, steps, features, hidden), dtype, num_layers, seed, params, inputs, cotangent, bool(bidirectional)
+  )
 
 
 def flat_params(params: dict, prefix: str = "") -> dict[str, np.ndarray]:

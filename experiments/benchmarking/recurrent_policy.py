@@ -37,7 +37,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import flax.linen as nn
@@ -46,11 +47,18 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxgru
+from benchmarking.peers import flax_grads_to_layout
+from benchmarking.peers import jax_memory_bytes
+from benchmarking.problem import Problem
+from benchmarking.problem import flat_params
+from benchmarking.problem import param_name
+from benchmarking.registry import POLICY_MODES
+from benchmarking.registry import Mode
+from benchmarking.registry import Runner
+from benchmarking.registry import register_baselines
+from benchmarking.registry import register_peer
+from benchmarking.registry import register_reference
 from jaxgru import interop
-
-from benchmarking.peers import flax_grads_to_layout, jax_memory_bytes
-from benchmarking.problem import Problem, flat_params, param_name
-from benchmarking.registry import POLICY_MODES, Mode, Runner, register_baselines, register_peer, register_reference
 
 # The rollout's episode ends, fixed so every row sees the same ones: each step ends an
 # episode with this probability (CartPole-like episodes of a few dozen steps), and every
@@ -90,11 +98,11 @@ def make_rollout(problem: Problem) -> Rollout:
   resets[::RESET_AT_START_EVERY, 0] = True
   bound = 1.0 / np.sqrt(hidden)
   return Rollout(
-      initial_carry=rng.uniform(-1.0, 1.0, (batch, hidden)).astype(np.float32),  # a GRU state lies in (-1, 1)
-      resets=resets,
-      targets=rng.standard_normal((batch, steps)).astype(np.float32),
-      head_kernel=rng.uniform(-bound, bound, (hidden, 1)).astype(np.float32),
-      head_bias=rng.uniform(-bound, bound, (1,)).astype(np.float32),
+    initial_carry=rng.uniform(-1.0, 1.0, (batch, hidden)).astype(np.float32),  # a GRU state lies in (-1, 1)
+    resets=resets,
+    targets=rng.standard_normal((batch, steps)).astype(np.float32),
+    head_kernel=rng.uniform(-bound, bound, (hidden, 1)).astype(np.float32),
+    head_bias=rng.uniform(-bound, bound, (1,)).astype(np.float32),
   )
 
 
@@ -183,8 +191,9 @@ def _jaxgru_layer_row(problem: Problem, with_resets: bool) -> Row:
     h0 = h[None]  # [1, B, H]
     if not with_resets:
       return layer.apply({"params": params}, x[:, None], initial_carry=h0)[1][0]
-    return layer.apply({"params": params}, x[:, None], initial_carry=h0, resets=resets[:, None],
-                       reset_carry=jnp.zeros_like(h0))[1][0]
+    return layer.apply(
+      {"params": params}, x[:, None], initial_carry=h0, resets=resets[:, None], reset_carry=jnp.zeros_like(h0)
+    )[1][0]
 
   params = jax.tree.map(jnp.asarray, problem.params)
   return Row(params, run, False, 3, act, flat_params)
@@ -192,8 +201,10 @@ def _jaxgru_layer_row(problem: Problem, with_resets: bool) -> Row:
 
 def _check_problem(problem: Problem) -> None:
   if problem.num_layers != 1 or problem.bidirectional:
-    raise ValueError("the recurrent-policy modes run one forward GRU layer (purejaxrl's); "
-                     f"got num_layers={problem.num_layers}, bidirectional={problem.bidirectional}")
+    raise ValueError(
+      "the recurrent-policy modes run one forward GRU layer (purejaxrl's); "
+      f"got num_layers={problem.num_layers}, bidirectional={problem.bidirectional}"
+    )
   if problem.dtype != "float32":
     raise ValueError(f"the recurrent-policy modes run in float32, got dtype {problem.dtype!r}")
 
@@ -206,7 +217,10 @@ def update_runner(row: Row, problem: Problem) -> Runner:
   resets = jnp.asarray(layout(rollout.resets))
   targets = jnp.asarray(layout(rollout.targets))
   h0 = jnp.asarray(rollout.initial_carry if row.carry_axes == 2 else rollout.initial_carry[None])
-  params = {"gru": row.params, "head": {"kernel": jnp.asarray(rollout.head_kernel), "bias": jnp.asarray(rollout.head_bias)}}
+  params = {
+    "gru": row.params,
+    "head": {"kernel": jnp.asarray(rollout.head_kernel), "bias": jnp.asarray(rollout.head_bias)},
+  }
 
   def loss_fn(params, x, resets, h0, targets):
     y = row.run(params["gru"], x, resets, h0)  # [T, B, H] or [B, T, H]
@@ -218,23 +232,37 @@ def update_runner(row: Row, problem: Problem) -> Runner:
 
   def to_numpy(result):
     loss, grads = result
-    return {"loss": np.asarray(loss, np.float32).reshape(1),
-            "head/kernel": np.asarray(grads["head"]["kernel"]), "head/bias": np.asarray(grads["head"]["bias"]),
-            **{k: np.asarray(v, np.float32) for k, v in row.grads_to_layout(grads["gru"]).items()}}
+    return {
+      "loss": np.asarray(loss, np.float32).reshape(1),
+      "head/kernel": np.asarray(grads["head"]["kernel"]),
+      "head/bias": np.asarray(grads["head"]["bias"]),
+      **{k: np.asarray(v, np.float32) for k, v in row.grads_to_layout(grads["gru"]).items()},
+    }
 
-  return Runner(call=lambda: jax.block_until_ready(jitted(*args)), to_numpy=to_numpy,
-                memory_bytes=lambda: jax_memory_bytes(jitted, args), framework="jax")
+  return Runner(
+    call=lambda: jax.block_until_ready(jitted(*args)),
+    to_numpy=to_numpy,
+    memory_bytes=lambda: jax_memory_bytes(jitted, args),
+    framework="jax",
+  )
 
 
 def step_runner(row: Row, problem: Problem) -> Runner:
   """A :class:`Runner` of one acting step: every environment's first rollout step, the carry in and out."""
   rollout = make_rollout(problem)
-  args = (row.params, jnp.asarray(rollout.initial_carry), jnp.asarray(problem.inputs[:, 0]),
-          jnp.asarray(rollout.resets[:, 0]))
+  args = (
+    row.params,
+    jnp.asarray(rollout.initial_carry),
+    jnp.asarray(problem.inputs[:, 0]),
+    jnp.asarray(rollout.resets[:, 0]),
+  )
   jitted = jax.jit(row.act)
-  return Runner(call=lambda: jax.block_until_ready(jitted(*args)),
-                to_numpy=lambda carry: {"carry": np.asarray(carry, np.float32)},
-                memory_bytes=lambda: jax_memory_bytes(jitted, args), framework="jax")
+  return Runner(
+    call=lambda: jax.block_until_ready(jitted(*args)),
+    to_numpy=lambda carry: {"carry": np.asarray(carry, np.float32)},
+    memory_bytes=lambda: jax_memory_bytes(jitted, args),
+    framework="jax",
+  )
 
 
 def _runner(row: Row, problem: Problem, mode: Mode) -> Runner:
@@ -251,9 +279,12 @@ def _peer(make_row: Callable[[Problem], Row]):
 
 register_peer(FLAX_CELL, model=MODEL, modes=POLICY_MODES)(_peer(_flax_row))
 register_peer(JAXGRU_CELL, model=MODEL, modes=POLICY_MODES)(_peer(_jaxgru_cell_row))
-register_peer(JAXGRU_RESETS, model=MODEL, modes=POLICY_MODES)(_peer(functools.partial(_jaxgru_layer_row, with_resets=True)))
+register_peer(JAXGRU_RESETS, model=MODEL, modes=POLICY_MODES)(
+  _peer(functools.partial(_jaxgru_layer_row, with_resets=True))
+)
 register_peer(JAXGRU_NO_RESETS, model=MODEL_NO_RESETS, modes=POLICY_MODES)(
-    _peer(functools.partial(_jaxgru_layer_row, with_resets=False)))
+  _peer(functools.partial(_jaxgru_layer_row, with_resets=False))
+)
 for _mode in POLICY_MODES:
   register_baselines(_mode, (FLAX_CELL, JAXGRU_NO_RESETS))  # the goals: x Flax's cell, x the layer without resets
 

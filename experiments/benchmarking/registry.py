@@ -24,7 +24,8 @@ import dataclasses
 import enum
 import importlib
 import importlib.util
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -110,8 +111,9 @@ _REFERENCES: dict[str, Callable[[Any, Mode], Mapping[str, np.ndarray]]] = {}
 _BASELINES: dict[Mode, tuple[str, ...]] = {}
 
 
-def register_peer(name: str, *, model: str = "gru", requires: tuple[str, ...] = (),
-                  modes: tuple[Mode, ...] = GRU_MODES) -> Callable[[Factory], Factory]:
+def register_peer(
+  name: str, *, model: str = "gru", requires: tuple[str, ...] = (), modes: tuple[Mode, ...] = GRU_MODES
+) -> Callable[[Factory], Factory]:
   """Decorator registering ``factory(problem, mode) -> Runner`` as the row ``name``.
 
   Raises:

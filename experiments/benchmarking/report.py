@@ -9,32 +9,40 @@ import os
 
 import numpy as np
 
-from benchmarking.results import CaseResult, Report, RowResult
+from benchmarking.results import CaseResult
+from benchmarking.results import Report
+from benchmarking.results import RowResult
 
-_MODE_TITLES = {"forward": "forward", "forward_backward": "forward+backward",
-                "train_step": "training step (forward, loss, backward, Adam)",
-                "policy_update": "recurrent policy update (loss and gradients over a rollout with resets)",
-                "policy_step": "recurrent policy acting step (one step of every environment)"}
+_MODE_TITLES = {
+  "forward": "forward",
+  "forward_backward": "forward+backward",
+  "train_step": "training step (forward, loss, backward, Adam)",
+  "policy_update": "recurrent policy update (loss and gradients over a rollout with resets)",
+  "policy_step": "recurrent policy acting step (one step of every environment)",
+}
 
 # What the rows compute, for the reports holding cases of these modes.
 _MODE_NOTES = {
-    ("forward", "forward_backward", "train_step"): (
-        "rows: `jaxgru.<implementation>` is `jaxgru.GRU(implementation=...)`, `flax` is"
-        " `flax.linen.RNN(flax.linen.GRUCell)`, `torch` is `torch.nn.GRU`, `equinox` is `equinox.nn.GRUCell`"
-        " under `lax.scan`; all on the same weights. forward+backward: the outputs and the gradients of"
-        " `sum(outputs * cotangent)` with respect to the inputs and all weights"),
-    ("policy_update",): (
-        "recurrent policy update: `policy.flax_cell` is purejaxrl's `ScannedRNN` (`flax.linen.GRUCell` under `nn.scan`, the carry"
-        " zeroed with `jnp.where` where an episode ended), `policy.jaxgru_cell` the same with `jaxgru.GRUCell`,"
-        " `policy.jaxgru_resets` one `jaxgru.GRU` call with `resets=` and zero `reset_carry=`,"
-        " `policy.jaxgru_no_resets` the same layer without resets (other numbers: checked against its own"
-        " reference; the speed reference of the resets). One call: the jitted loss of a linear value head"
-        " (mean square error over every step) and its gradients w.r.t. the GRU and the head"
-        " (see experiments/benchmarking/recurrent_policy.py)"),
-    ("policy_step",): (
-        "recurrent policy acting step: the same rows acting: one step of every environment, the carry in and out, zeroed where the"
-        " last step ended an episode (cells: one call; `jaxgru.GRU`: a T=1 sequence); tokens/s counts B"
-        " per call"),
+  ("forward", "forward_backward", "train_step"): (
+    "rows: `jaxgru.<implementation>` is `jaxgru.GRU(implementation=...)`, `flax` is"
+    " `flax.linen.RNN(flax.linen.GRUCell)`, `torch` is `torch.nn.GRU`, `equinox` is `equinox.nn.GRUCell`"
+    " under `lax.scan`; all on the same weights. forward+backward: the outputs and the gradients of"
+    " `sum(outputs * cotangent)` with respect to the inputs and all weights"
+  ),
+  ("policy_update",): (
+    "recurrent policy update: `policy.flax_cell` is purejaxrl's `ScannedRNN` (`flax.linen.GRUCell` under `nn.scan`, the carry"
+    " zeroed with `jnp.where` where an episode ended), `policy.jaxgru_cell` the same with `jaxgru.GRUCell`,"
+    " `policy.jaxgru_resets` one `jaxgru.GRU` call with `resets=` and zero `reset_carry=`,"
+    " `policy.jaxgru_no_resets` the same layer without resets (other numbers: checked against its own"
+    " reference; the speed reference of the resets). One call: the jitted loss of a linear value head"
+    " (mean square error over every step) and its gradients w.r.t. the GRU and the head"
+    " (see experiments/benchmarking/recurrent_policy.py)"
+  ),
+  ("policy_step",): (
+    "recurrent policy acting step: the same rows acting: one step of every environment, the carry in and out, zeroed where the"
+    " last step ended an episode (cells: one call; `jaxgru.GRU`: a T=1 sequence); tokens/s counts B"
+    " per call"
+  ),
 }
 
 
@@ -71,24 +79,48 @@ def _row_cells(case: CaseResult, row: RowResult) -> list[str]:
   if not row.timed:
     why = {"mismatch": "FAILED CHECK", "error": "ERROR", "skipped": "skipped"}.get(row.status, row.status)
     note = f"{why}: {row.message}".replace("|", "/")
-    return [case.label, row.name, "—", "—", "—", _fmt(row.first_call_s, ".2f"), "—",
-            *["—" for _ in case.baselines], _fmt(row.max_abs_diff, ".1e") + f" {note}"]
+    return [
+      case.label,
+      row.name,
+      "—",
+      "—",
+      "—",
+      _fmt(row.first_call_s, ".2f"),
+      "—",
+      *["—" for _ in case.baselines],
+      _fmt(row.max_abs_diff, ".1e") + f" {note}",
+    ]
   s = row.stats
   first = _fmt(row.first_call_s, ".2f")
   base = case.baselines[0] if case.baselines else None
   if base in row.first_call_ratio_to and row.framework == "jax":
     first += f" ({row.first_call_ratio_to[base]:.2f}x)"
   return [
-      case.label, row.name, f"{s.median * 1e3:.2f}", f"{s.q1 * 1e3:.2f}–{s.q3 * 1e3:.2f}",
-      f"{row.tokens_per_s:,.0f}", first, _fmt(row.memory_bytes, ".1f", 2.0**-20),
-      *[_fmt(row.ratio_to.get(b), ".2f") for b in case.baselines], f"{row.max_abs_diff:.1e}",
+    case.label,
+    row.name,
+    f"{s.median * 1e3:.2f}",
+    f"{s.q1 * 1e3:.2f}–{s.q3 * 1e3:.2f}",
+    f"{row.tokens_per_s:,.0f}",
+    first,
+    _fmt(row.memory_bytes, ".1f", 2.0**-20),
+    *[_fmt(row.ratio_to.get(b), ".2f") for b in case.baselines],
+    f"{row.max_abs_diff:.1e}",
   ]
 
 
 def _header(baselines) -> list[str]:
   first = f"first call s (×{baselines[0]})" if baselines else "first call s"
-  return ["B×T×I×H", "implementation", "median ms", "IQR ms", "tokens/s", first,
-          "memory MiB", *[f"×{b}" for b in baselines], "max abs diff"]
+  return [
+    "B×T×I×H",
+    "implementation",
+    "median ms",
+    "IQR ms",
+    "tokens/s",
+    first,
+    "memory MiB",
+    *[f"×{b}" for b in baselines],
+    "max abs diff",
+  ]
 
 
 def markdown_tables(report: Report) -> str:
@@ -104,8 +136,12 @@ def markdown_tables(report: Report) -> str:
   parts = []
   for (mode, dtype), cases in groups.items():
     header = _header(cases[0].baselines)  # one mode: the same baselines
-    lines = [f"**{_MODE_TITLES.get(mode, mode)}, {dtype}**", "", "| " + " | ".join(header) + " |",
-             "|" + "|".join("---" for _ in header) + "|"]
+    lines = [
+      f"**{_MODE_TITLES.get(mode, mode)}, {dtype}**",
+      "",
+      "| " + " | ".join(header) + " |",
+      "|" + "|".join("---" for _ in header) + "|",
+    ]
     for case in cases:
       lines += ["| " + " | ".join(_row_cells(case, row)) + " |" for row in case.rows]
     parts.append("\n".join(lines))
@@ -124,17 +160,17 @@ def markdown(report: Report) -> str:
   if env.get("command"):
     lines.append(f"- command: `{env['command']}`")
   lines += [
-      f"- device: JAX {env.get('jax_backend')} ({env.get('jax_device')}), {env.get('cpu_count')} CPUs ({env.get('cpu')})"
-      + (f", torch on {env['torch_device']} with {env.get('torch_threads')} threads" if "torch_device" in env else ""),
-      f"- versions: python {env.get('python')}, {versions}",
-      *[f"- {note}" for mode, note in _MODE_NOTES.items() if any(case.mode in mode for case in report.cases)],
-      f"- {cfg.get('repeats')} timed calls per row after {cfg.get('warmup')} warm-up call(s), rows interleaved;"
-      " median and interquartile range; the × columns are ratios of median times to that row (below 1 is faster);"
-      " max abs diff is against the float32 reference of the row's model at highest matmul precision"
-      " (`jaxgru.scan` for GRU rows, Flax's cell under `nn.scan` for `policy.` rows);"
-      " memory: JAX rows, XLA's buffers for one compiled call (arguments + outputs + temporaries);"
-      " torch, `torch.cuda.max_memory_allocated`; n/a where the backend reports no device memory (CPU)",
-      "",
+    f"- device: JAX {env.get('jax_backend')} ({env.get('jax_device')}), {env.get('cpu_count')} CPUs ({env.get('cpu')})"
+    + (f", torch on {env['torch_device']} with {env.get('torch_threads')} threads" if "torch_device" in env else ""),
+    f"- versions: python {env.get('python')}, {versions}",
+    *[f"- {note}" for mode, note in _MODE_NOTES.items() if any(case.mode in mode for case in report.cases)],
+    f"- {cfg.get('repeats')} timed calls per row after {cfg.get('warmup')} warm-up call(s), rows interleaved;"
+    " median and interquartile range; the × columns are ratios of median times to that row (below 1 is faster);"
+    " max abs diff is against the float32 reference of the row's model at highest matmul precision"
+    " (`jaxgru.scan` for GRU rows, Flax's cell under `nn.scan` for `policy.` rows);"
+    " memory: JAX rows, XLA's buffers for one compiled call (arguments + outputs + temporaries);"
+    " torch, `torch.cuda.max_memory_allocated`; n/a where the backend reports no device memory (CPU)",
+    "",
   ]
   return "\n".join(lines) + "\n" + markdown_tables(report)
 
@@ -154,8 +190,7 @@ def chart(report: Report):
     groups.setdefault((case.mode, case.dtype), []).append(case)
   names = list(dict.fromkeys(row.name for case in report.cases for row in case.rows))
   most_cases = max((len(c) for c in groups.values()), default=1)
-  fig = Figure(figsize=(3.0 + 0.35 * most_cases * max(1, len(names)), 3.2 * max(1, len(groups))),
-               layout="constrained")
+  fig = Figure(figsize=(3.0 + 0.35 * most_cases * max(1, len(names)), 3.2 * max(1, len(groups))), layout="constrained")
   FigureCanvasAgg(fig)
   width = 0.8 / max(1, len(names))
   for index, ((mode, dtype), cases) in enumerate(groups.items()):
@@ -190,8 +225,11 @@ def write_all(report: Report, output_dir: str | os.PathLike) -> dict[str, str]:
   """
   output_dir = os.fspath(output_dir)
   os.makedirs(output_dir, exist_ok=True)
-  paths = {"json": os.path.join(output_dir, "results.json"), "markdown": os.path.join(output_dir, "results.md"),
-           "chart": os.path.join(output_dir, "tokens_per_s.png")}
+  paths = {
+    "json": os.path.join(output_dir, "results.json"),
+    "markdown": os.path.join(output_dir, "results.md"),
+    "chart": os.path.join(output_dir, "tokens_per_s.png"),
+  }
   text = to_json(report)  # rendered before anything is written: a failure leaves no partial files
   page = markdown(report)
   fig = chart(report)

@@ -80,10 +80,12 @@ def with_ratios(rows: list[RowResult], baselines: tuple[str, ...] = BASELINES) -
       out.append(row)
       continue
     ratio = {b: row.stats.median / base.stats.median for b, base in baselines.items()}
-    first = {b: row.first_call_s / base.first_call_s for b, base in baselines.items()
-             if row.first_call_s and base.first_call_s}
-    memory = {b: row.memory_bytes / base.memory_bytes for b, base in baselines.items()
-              if row.memory_bytes and base.memory_bytes}
+    first = {
+      b: row.first_call_s / base.first_call_s for b, base in baselines.items() if row.first_call_s and base.first_call_s
+    }
+    memory = {
+      b: row.memory_bytes / base.memory_bytes for b, base in baselines.items() if row.memory_bytes and base.memory_bytes
+    }
     out.append(dataclasses.replace(row, ratio_to=ratio, first_call_ratio_to=first, memory_ratio_to=memory))
   return out
 
@@ -98,10 +100,13 @@ def _version(package: str) -> str | None:
 def _git_commit() -> str | None:
   try:
     here = os.path.dirname(os.path.abspath(__file__))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True, cwd=here)
+    commit = subprocess.run(
+      ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True, cwd=here
+    )
     branch = subprocess.run(["git", "rev-parse", "--abbrev-ref", "HEAD"], capture_output=True, text=True, cwd=here)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
-                           cwd=here).stdout.strip()
+    dirty = subprocess.run(
+      ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, cwd=here
+    ).stdout.strip()
     return f"{branch.stdout.strip()}@{commit.stdout.strip()}" + ("+dirty" if dirty else "")
   except (OSError, subprocess.CalledProcessError):
     return None
@@ -122,14 +127,14 @@ def environment() -> dict:
   """Where the run happens: device, backend, versions, CPU count, git commit, UTC time."""
   device = jax.devices()[0]
   env = {
-      "utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-      "jax_backend": jax.default_backend(),
-      "jax_device": getattr(device, "device_kind", str(device)),
-      "cpu": _cpu_model(),
-      "cpu_count": os.cpu_count(),
-      "python": platform.python_version(),
-      "git_commit": _git_commit(),
-      "versions": {p: _version(p) for p in ("jax", "jaxlib", "flax", "torch", "equinox", "numpy")},
+    "utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    "jax_backend": jax.default_backend(),
+    "jax_device": getattr(device, "device_kind", str(device)),
+    "cpu": _cpu_model(),
+    "cpu_count": os.cpu_count(),
+    "python": platform.python_version(),
+    "git_commit": _git_commit(),
+    "versions": {p: _version(p) for p in ("jax", "jaxlib", "flax", "torch", "equinox", "numpy")},
   }
   try:
     import torch  # noqa: PLC0415  (optional)

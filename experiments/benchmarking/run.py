@@ -14,7 +14,8 @@ from benchmarking import registry
 from benchmarking import results as results_lib
 from benchmarking import timing
 from benchmarking.config import BenchConfig
-from benchmarking.problem import Problem, make_problem
+from benchmarking.problem import Problem
+from benchmarking.problem import make_problem
 
 Log = Callable[[str], None]
 
@@ -29,8 +30,9 @@ def _prepare_row(name: str, problem: Problem, mode: registry.Mode, reference: di
   peer = registry.get_peer(name)
   if mode not in peer.modes:
     log(f"    {name:<22} skipped: no {mode.value} model")
-    return results_lib.RowResult(name, "skipped", f"no {mode.value} model (modes: "
-                                 f"{', '.join(m.value for m in peer.modes)})"), None
+    return results_lib.RowResult(
+      name, "skipped", f"no {mode.value} model (modes: {', '.join(m.value for m in peer.modes)})"
+    ), None
   missing = peer.missing()
   if missing:
     log(f"    {name:<22} skipped: {', '.join(missing)} not importable")
@@ -50,15 +52,25 @@ def _prepare_row(name: str, problem: Problem, mode: registry.Mode, reference: di
     reference = {k: v for k, v in reference.items() if k in produced}
   verdict = check_lib.compare(produced, reference, atol=tol.atol, rtol=tol.rtol)
   row = results_lib.RowResult(
-      name, "ok" if verdict.ok else "mismatch", verdict.message, runner.framework,
-      verdict.max_abs_diff, verdict.diffs, first_call_s, memory_bytes=memory)
-  log(f"    {name:<22} first call {first_call_s:7.3f} s   max|diff| {verdict.max_abs_diff:.2e}   "
-      + ("ok" if verdict.ok else verdict.message))
+    name,
+    "ok" if verdict.ok else "mismatch",
+    verdict.message,
+    runner.framework,
+    verdict.max_abs_diff,
+    verdict.diffs,
+    first_call_s,
+    memory_bytes=memory,
+  )
+  log(
+    f"    {name:<22} first call {first_call_s:7.3f} s   max|diff| {verdict.max_abs_diff:.2e}   "
+    + ("ok" if verdict.ok else verdict.message)
+  )
   return row, (runner if verdict.ok else None)
 
 
-def run_case(problem: Problem, mode: registry.Mode, names, references: dict, config: BenchConfig,
-             log: Log = log_to_stderr) -> results_lib.CaseResult:
+def run_case(
+  problem: Problem, mode: registry.Mode, names, references: dict, config: BenchConfig, log: Log = log_to_stderr
+) -> results_lib.CaseResult:
   """Checks and times the rows ``names`` on one problem and mode, interleaved.
 
   Args:
@@ -81,17 +93,25 @@ def run_case(problem: Problem, mode: registry.Mode, names, references: dict, con
     if runner is not None:
       runners[name] = runner
   if runners:
-    samples = timing.time_interleaved({n: r.call for n, r in runners.items()},
-                                      repeats=config.repeats, warmup=config.warmup)
+    samples = timing.time_interleaved(
+      {n: r.call for n, r in runners.items()}, repeats=config.repeats, warmup=config.warmup
+    )
     for name, times in samples.items():
       stats = timing.summarize(times)
-      rows[name] = dataclasses.replace(rows[name], times_s=tuple(times), stats=stats,
-                                       tokens_per_s=mode.tokens(problem.shape) / stats.median)
+      rows[name] = dataclasses.replace(
+        rows[name], times_s=tuple(times), stats=stats, tokens_per_s=mode.tokens(problem.shape) / stats.median
+      )
     log("    median ms: " + ", ".join(f"{n} {rows[n].stats.median * 1e3:.2f}" for n in samples))
   baselines = registry.baselines(mode)
-  return results_lib.CaseResult(problem.shape, problem.dtype, mode.value, problem.num_layers,
-                                tuple(results_lib.with_ratios([rows[n] for n in names], baselines)),
-                                problem.bidirectional, baselines)
+  return results_lib.CaseResult(
+    problem.shape,
+    problem.dtype,
+    mode.value,
+    problem.num_layers,
+    tuple(results_lib.with_ratios([rows[n] for n in names], baselines)),
+    problem.bidirectional,
+    baselines,
+  )
 
 
 def reference_for(model: str, problem: Problem, mode: registry.Mode, cache: dict) -> dict:
@@ -134,8 +154,9 @@ def run_benchmark(config: BenchConfig, *, log: Log = log_to_stderr) -> results_l
   specs = [(s, d, m) for s in config.shapes for d in config.dtypes for m in config.modes]
   start, cases, cache = time.perf_counter(), [], {}
   for index, (shape, dtype, mode) in enumerate(specs, 1):
-    problem = make_problem(shape, dtype, num_layers=config.num_layers, bidirectional=config.bidirectional,
-                           seed=config.seed)
+    problem = make_problem(
+      shape, dtype, num_layers=config.num_layers, bidirectional=config.bidirectional, seed=config.seed
+    )
     log(f"[{index}/{len(specs)} | {time.perf_counter() - start:6.1f} s] B,T,I,H={problem.label} {dtype} {mode.value}")
     models = sorted({registry.get_peer(n).model for n in names if mode in registry.get_peer(n).modes})
     references = {m: reference_for(m, problem, mode, cache) for m in models}

@@ -22,7 +22,6 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxgru
-
 from benchmarking import timing
 
 
@@ -83,20 +82,22 @@ def main(argv=None):
     dims = tuple(int(d) for d in shape.split("x"))
     fns = {name: build(name, *dims) for name in impls}
     for mode in args.modes.split(","):
-      samples = timing.time_interleaved_with_cpu({name: fns[name][mode][0] for name in impls}, repeats=args.rounds, warmup=1)
+      samples = timing.time_interleaved_with_cpu(
+        {name: fns[name][mode][0] for name in impls}, repeats=args.rounds, warmup=1
+      )
       med = {name: statistics.median(t) * 1e3 for name, t in samples.wall.items()}
       cpu_med = {name: statistics.median(t) * 1e3 for name, t in samples.cpu.items()}
       print(f"{shape} {mode}", flush=True)
       for name in impls:
         rel = [
-            f"{med[name] / med[ref]:.2f}x {ref} (cpu {cpu_med[name] / cpu_med[ref]:.2f}x)"
-            for ref in ("flax", "torch")
-            if ref in med and ref != name
+          f"{med[name] / med[ref]:.2f}x {ref} (cpu {cpu_med[name] / cpu_med[ref]:.2f}x)"
+          for ref in ("flax", "torch")
+          if ref in med and ref != name
         ]
         comp = fns[name][mode][1]
         print(
-            f"  {name:10s} {med[name]:9.2f} ms  cpu {cpu_med[name]:9.2f} ms  compile {comp:5.2f} s  {'  '.join(rel)}",
-            flush=True,
+          f"  {name:10s} {med[name]:9.2f} ms  cpu {cpu_med[name]:9.2f} ms  compile {comp:5.2f} s  {'  '.join(rel)}",
+          flush=True,
         )
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -51,11 +53,11 @@ class Samples(NamedTuple):
 
 
 def time_interleaved(
-    calls: Mapping[str, Callable[[], object]],
-    *,
-    repeats: int,
-    warmup: int = 0,
-    on_round: Callable[[int, int], None] | None = None,
+  calls: Mapping[str, Callable[[], object]],
+  *,
+  repeats: int,
+  warmup: int = 0,
+  on_round: Callable[[int, int], None] | None = None,
 ) -> dict[str, list[float]]:
   """Times every call ``repeats`` times, round-robin, so machine drift hits all alike.
 
@@ -84,11 +86,11 @@ def time_interleaved(
 
 
 def time_interleaved_with_cpu(
-    calls: Mapping[str, Callable[[], object]],
-    *,
-    repeats: int,
-    warmup: int = 0,
-    on_round: Callable[[int, int], None] | None = None,
+  calls: Mapping[str, Callable[[], object]],
+  *,
+  repeats: int,
+  warmup: int = 0,
+  on_round: Callable[[int, int], None] | None = None,
 ) -> Samples:
   """:func:`time_interleaved`, with this process's CPU time per call beside the wall clock.
 

@@ -19,7 +19,8 @@ dropout on and keep training the same state.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import jax
@@ -80,8 +81,9 @@ class TrainState(NamedTuple):
   step: jax.Array  # shape=(), dtype=int32; folded into the dropout key
 
 
-def jax_train_runner(stack: Stack, gru_params, problem: Problem, *,
-                     params_to_layout: Callable[[object], Mapping[str, np.ndarray]]) -> Runner:
+def jax_train_runner(
+  stack: Stack, gru_params, problem: Problem, *, params_to_layout: Callable[[object], Mapping[str, np.ndarray]]
+) -> Runner:
   """A :class:`Runner` doing one Adam step of the post's model around a JAX GRU stack.
 
   Args:
@@ -111,8 +113,10 @@ def jax_train_runner(stack: Stack, gru_params, problem: Problem, *,
     return TrainState(optax.apply_updates(state.params, updates), opt_state, state.step + 1), loss
 
   def initial_state() -> TrainState:
-    params = {"gru": jax.tree.map(jnp.array, gru_params),
-              "head": {"kernel": jnp.asarray(head.kernel), "bias": jnp.asarray(head.bias)}}
+    params = {
+      "gru": jax.tree.map(jnp.array, gru_params),
+      "head": {"kernel": jnp.asarray(head.kernel), "bias": jnp.asarray(head.bias)},
+    }
     return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
 
   timed = jax.jit(lambda state: train_step(state, DROPOUT), donate_argnums=0)
@@ -131,12 +135,14 @@ def jax_train_runner(stack: Stack, gru_params, problem: Problem, *,
     out["head/bias"] = np.asarray(state.params["head"]["bias"])
     return out
 
-  return Runner(call=call, to_numpy=to_numpy, framework="jax",
-                check=lambda: jax.block_until_ready(checked(initial_state())))
+  return Runner(
+    call=call, to_numpy=to_numpy, framework="jax", check=lambda: jax.block_until_ready(checked(initial_state()))
+  )
 
 
-def torch_train_runner(problem: Problem, state_dict: Mapping[str, np.ndarray],
-                       to_layout: Callable[[list, list], dict], *, device="cpu") -> Runner:
+def torch_train_runner(
+  problem: Problem, state_dict: Mapping[str, np.ndarray], to_layout: Callable[[list, list], dict], *, device="cpu"
+) -> Runner:
   """The post's model in PyTorch: ``nn.GRU(dropout=...)``, ReLU, ``nn.Linear``, MSE, ``torch.optim.Adam``.
 
   Args:
@@ -155,8 +161,9 @@ def torch_train_runner(problem: Problem, state_dict: Mapping[str, np.ndarray],
   targets = torch.from_numpy(np.array(head.targets)).to(device)
 
   def build(rate):
-    gru = torch.nn.GRU(features, hidden, num_layers=problem.num_layers, batch_first=True,
-                       dropout=rate if problem.num_layers > 1 else 0.0)
+    gru = torch.nn.GRU(
+      features, hidden, num_layers=problem.num_layers, batch_first=True, dropout=rate if problem.num_layers > 1 else 0.0
+    )
     gru.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state_dict.items()})
     linear = torch.nn.Linear(hidden, 1)
     with torch.no_grad():

@@ -12,20 +12,20 @@ command-line tools check their input before paying for it.
 import importlib
 
 _EXPORTS = {  # public name: the module that defines it
-    "CheckpointError": "training.checkpoint",
-    "Checkpoints": "training.checkpoint",
-    "DataError": "training.energy",
-    "DiskFault": "training.files",
-    "NonFiniteLossError": "training.train_log",
-    "Run": "training.inference",
-    "TrainConfig": "training.schema",
-    "TrainState": "training.step",
-    "create_train_state": "training.trainer",
-    "eval_step": "training.trainer",
-    "forecast": "training.inference",
-    "load_run": "training.inference",
-    "train_and_evaluate": "training.trainer",
-    "train_step": "training.trainer",
+  "CheckpointError": "training.checkpoint",
+  "Checkpoints": "training.checkpoint",
+  "DataError": "training.energy",
+  "DiskFault": "training.files",
+  "NonFiniteLossError": "training.train_log",
+  "Run": "training.inference",
+  "TrainConfig": "training.schema",
+  "TrainState": "training.step",
+  "create_train_state": "training.trainer",
+  "eval_step": "training.trainer",
+  "forecast": "training.inference",
+  "load_run": "training.inference",
+  "train_and_evaluate": "training.trainer",
+  "train_step": "training.trainer",
 }
 
 __all__ = tuple(sorted(_EXPORTS))

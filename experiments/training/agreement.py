@@ -69,8 +69,8 @@ def lost_process(error: BaseException, *, step: int) -> LostProcessError | None:
   who = f"process {others[0]}" if len(others) == 1 else f"another process (one of {', '.join(map(str, others))})"
   first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
   return LostProcessError(
-      f"process {jax.process_index()} lost contact with {who} at step {step} ({first_line}): it stopped or was "
-      "killed, so this process stops too"
+    f"process {jax.process_index()} lost contact with {who} at step {step} ({first_line}): it stopped or was "
+    "killed, so this process stops too"
   )
 
 

@@ -77,7 +77,9 @@ def fit_ridge(x: np.ndarray, y: np.ndarray, *, alpha: float = 1.0) -> RidgeFit:
   return RidgeFit(coef, float(y_mean - x_mean @ coef))
 
 
-def fit_ridge_validated(x: np.ndarray, y: np.ndarray, *, alphas: Sequence[float] = RIDGE_ALPHAS) -> tuple[RidgeFit, float]:
+def fit_ridge_validated(
+  x: np.ndarray, y: np.ndarray, *, alphas: Sequence[float] = RIDGE_ALPHAS
+) -> tuple[RidgeFit, float]:
   """Picks ``alpha`` on the last :data:`VALIDATION_FRACTION` of the rows (in time order), then refits on all.
 
   Args:
@@ -138,13 +140,21 @@ def check_available(kinds: Sequence[str]) -> None:
     try:
       import lightgbm  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
     except ImportError:
-      raise ImportError("task.baselines names 'lightgbm', which is not installed: pip install -e '.[lightgbm]' "
-                        "(or drop it from task.baselines)") from None
+      raise ImportError(
+        "task.baselines names 'lightgbm', which is not installed: pip install -e '.[lightgbm]' "
+        "(or drop it from task.baselines)"
+      ) from None
 
 
 def fitted_forecasts(
-    kinds: Sequence[str], scaled_load: np.ndarray, times: np.ndarray, train_ends: np.ndarray, test_ends: np.ndarray,
-    lookback: int, *, seed: int = 0,
+  kinds: Sequence[str],
+  scaled_load: np.ndarray,
+  times: np.ndarray,
+  train_ends: np.ndarray,
+  test_ends: np.ndarray,
+  lookback: int,
+  *,
+  seed: int = 0,
 ) -> dict[str, np.ndarray]:
   """Fits each baseline of ``kinds`` on the training windows and forecasts the test windows.
 
@@ -185,6 +195,6 @@ def fit_and_forecast(data, kinds: Sequence[str] = ("ridge",), *, seed: int = 0) 
     name -> test forecasts ``[N_test]`` float64 in the original unit, aligned with ``data.test_ends``.
   """
   scaled = fitted_forecasts(
-      kinds, data.features[:, 0].astype(np.float64), data.times, data.train_ends, data.test_ends, data.lookback, seed=seed
+    kinds, data.features[:, 0].astype(np.float64), data.times, data.train_ends, data.test_ends, data.lookback, seed=seed
   )
   return {name: data.unscale(values, data.test_ends) for name, values in scaled.items()}

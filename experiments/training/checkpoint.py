@@ -56,7 +56,7 @@ class CheckpointWarning(UserWarning):
 def _abstract(tree: Any) -> Any:
   """Shapes, dtypes and shardings of ``tree``: the restore target."""
   return jax.tree_util.tree_map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)), tree
+    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)), tree
   )
 
 
@@ -77,7 +77,9 @@ def _quiet_orbax() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _read_only_manager(directory: str, *, item_handlers: Any = None, lightweight: bool = True, **options) -> Iterator[ocp.CheckpointManager]:
+def _read_only_manager(
+  directory: str, *, item_handlers: Any = None, lightweight: bool = True, **options
+) -> Iterator[ocp.CheckpointManager]:
   """A manager that reads ``directory`` through orbax's public API and writes nothing.
 
   ``lightweight_initialize`` reads no step's files on creation, so a damaged
@@ -87,13 +89,13 @@ def _read_only_manager(directory: str, *, item_handlers: Any = None, lightweight
   decision, and no barrier may wait for them.
   """
   alone = ocp.options.MultiprocessingOptions(
-      primary_host=jax.process_index(),
-      active_processes={jax.process_index()},
-      barrier_sync_key_prefix=f"read_only_{jax.process_index()}",
+    primary_host=jax.process_index(),
+    active_processes={jax.process_index()},
+    barrier_sync_key_prefix=f"read_only_{jax.process_index()}",
   )
   with _quiet_orbax():
     options = ocp.CheckpointManagerOptions(
-        read_only=True, lightweight_initialize=lightweight, multiprocessing_options=alone, **options
+      read_only=True, lightweight_initialize=lightweight, multiprocessing_options=alone, **options
     )
     manager = ocp.CheckpointManager(os.path.abspath(directory), options=options, item_handlers=item_handlers)
     try:
@@ -136,9 +138,7 @@ def intact_steps(directory: str) -> list[int]:
 def saved_metadata(directory: str) -> dict[int, dict]:
   """``{step: custom metadata}`` of the steps whose metadata orbax can read."""
   return {
-      step: dict(found.custom_metadata or {})
-      for step, found in survey(directory).items()
-      if not isinstance(found, str)
+    step: dict(found.custom_metadata or {}) for step, found in survey(directory).items() if not isinstance(found, str)
   }
 
 
@@ -159,9 +159,9 @@ def best_step(directory: str, *, best_metric: str = "test_loss") -> int | None:
   damaged = {step: why for step, why in survey(directory).items() if isinstance(why, str)}
   if damaged:
     raise CheckpointError(
-        f"checkpoint(s) {sorted(damaged)} in {directory} cannot be read ({'; '.join(damaged.values())[:300]}); "
-        f"move them out of {directory} (e.g. to {os.path.join(os.path.dirname(directory), 'unreadable_checkpoints')}) "
-        "and rerun the same command"
+      f"checkpoint(s) {sorted(damaged)} in {directory} cannot be read ({'; '.join(damaged.values())[:300]}); "
+      f"move them out of {directory} (e.g. to {os.path.join(os.path.dirname(directory), 'unreadable_checkpoints')}) "
+      "and rerun the same command"
     )
   # Not lightweight: best_step() ranks the metrics read when the manager opens.
   with _read_only_manager(directory, lightweight=False, best_fn=_score(best_metric), best_mode="min") as manager:
@@ -176,10 +176,14 @@ def restore_params(directory: str, step: int, like: Any) -> Any:
   :class:`training.step.TrainState`, those written before this function included.
   """
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-  target = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding or device), _abstract(like))
+  target = jax.tree_util.tree_map(
+    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding or device), _abstract(like)
+  )
   with _read_only_manager(directory) as manager:  # no item handler: the restore args choose it
     item = {"params": target}
-    args = ocp.args.PyTreeRestore(item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item), partial_restore=True)
+    args = ocp.args.PyTreeRestore(
+      item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item), partial_restore=True
+    )
     restored = manager.restore(step, args=args)
   return restored["params"]
 
@@ -201,10 +205,10 @@ def _move_aside(directory: str, step: int, reason: str) -> None:
   if os.path.exists(source):
     shutil.move(source, target)
   warnings.warn(
-      f"checkpoint {step} in {directory} cannot be read ({reason[:200]}); "
-      f"moved it to {target}; the previous checkpoint is used instead",
-      CheckpointWarning,
-      stacklevel=4,
+    f"checkpoint {step} in {directory} cannot be read ({reason[:200]}); "
+    f"moved it to {target}; the previous checkpoint is used instead",
+    CheckpointWarning,
+    stacklevel=4,
   )
 
 
@@ -245,21 +249,23 @@ class Checkpoints:
     self.directory = os.path.abspath(directory)
     self.best_metric = best_metric
     score = _score(best_metric)
-    preservation = policies.AnyPreservationPolicy([
+    preservation = policies.AnyPreservationPolicy(
+      [
         policies.LatestN(n=keep),
         # reverse=True sorts from the highest to the lowest value and keeps the last: the lowest.
         policies.BestN(get_metric_fn=score, reverse=True, n=1, keep_checkpoints_without_metrics=False),
-    ])
+      ]
+    )
     self._options = ocp.CheckpointManagerOptions(
-        preservation_policy=preservation,
-        best_fn=score,  # also makes orbax store the metrics beside each checkpoint
-        best_mode="min",
-        # Synchronous saves: a checkpoint is on disk before training goes on,
-        # so what a kill can lose is bounded by the checkpoint interval.
-        enable_async_checkpointing=False,
-        # Removes the *.orbax-checkpoint-tmp-* folders of a save cut short (a kill, a full disk);
-        # orbax never lists them as steps.
-        cleanup_tmp_directories=True,
+      preservation_policy=preservation,
+      best_fn=score,  # also makes orbax store the metrics beside each checkpoint
+      best_mode="min",
+      # Synchronous saves: a checkpoint is on disk before training goes on,
+      # so what a kill can lose is bounded by the checkpoint interval.
+      enable_async_checkpointing=False,
+      # Removes the *.orbax-checkpoint-tmp-* folders of a save cut short (a kill, a full disk);
+      # orbax never lists them as steps.
+      cleanup_tmp_directories=True,
     )
     # Why checkpoints of this folder could not be read.
     self._failures: list[str] = set_aside_unreadable(self.directory) if set_aside else []
@@ -271,7 +277,7 @@ class Checkpoints:
     return sorted(self._manager.all_steps())
 
   def save(
-      self, step: int, state: Any, *, metrics: dict[str, float] | None = None, custom_metadata: dict | None = None
+    self, step: int, state: Any, *, metrics: dict[str, float] | None = None, custom_metadata: dict | None = None
   ) -> None:
     """Saves ``state`` (a pytree of arrays) as ``step``; ``metrics`` rank it for the best one.
 
@@ -287,11 +293,11 @@ class Checkpoints:
     try:
       with files.writing(self.directory, f"checkpoint {step}"), _quiet_orbax(), contextlib.redirect_stderr(noise):
         self._manager.save(
-            step,
-            args=ocp.args.StandardSave(state),
-            metrics=dict(metrics or {}),
-            custom_metadata=dict(custom_metadata or {}),
-            force=True,
+          step,
+          args=ocp.args.StandardSave(state),
+          metrics=dict(metrics or {}),
+          custom_metadata=dict(custom_metadata or {}),
+          force=True,
         )
         self._manager.wait_until_finished()
     except files.DiskFault:
@@ -329,10 +335,10 @@ class Checkpoints:
       return step, state
     if self._failures:
       raise CheckpointError(
-          f"none of the checkpoints in {self.directory} can be read, so the run cannot resume "
-          f"(they were moved to {_aside_dir(self.directory)}, not deleted). It is never started again from step 0 by "
-          "itself: to start over on purpose, rerun with --restart (the old contents are moved aside), or choose "
-          "another --workdir. Failures: " + "; ".join(self._failures)
+        f"none of the checkpoints in {self.directory} can be read, so the run cannot resume "
+        f"(they were moved to {_aside_dir(self.directory)}, not deleted). It is never started again from step 0 by "
+        "itself: to start over on purpose, rerun with --restart (the old contents are moved aside), or choose "
+        "another --workdir. Failures: " + "; ".join(self._failures)
       )
     return None
 

@@ -23,7 +23,6 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
-
 import yaml
 
 from training import baselines
@@ -32,8 +31,20 @@ from training import plots
 
 NAIVE = tuple(f"{name}_smape" for name in energy.NAIVE_LAGS)
 FITTED = tuple(f"{name}_smape" for name in baselines.KINDS)
-COLUMNS = ("model", "label", "seed", "smape", "mae", "rmse", *FITTED, "ridge_mae", *NAIVE, "seconds_per_epoch", "train_seconds",
-           "num_params")
+COLUMNS = (
+  "model",
+  "label",
+  "seed",
+  "smape",
+  "mae",
+  "rmse",
+  *FITTED,
+  "ridge_mae",
+  *NAIVE,
+  "seconds_per_epoch",
+  "train_seconds",
+  "num_params",
+)
 
 
 def model_label(config: dict) -> str:
@@ -71,7 +82,8 @@ def comparison_table(runs: Sequence[dict]) -> list[dict]:
   rows = []
   for run in runs:
     test = run["test"]
-    rows.append({
+    rows.append(
+      {
         "model": run["model"],
         "label": run["label"],
         "seed": run.get("seed"),
@@ -81,7 +93,8 @@ def comparison_table(runs: Sequence[dict]) -> list[dict]:
         "train_seconds": run["train_seconds"],
         "num_params": run["num_params"],
         "workdir": run["workdir"],
-    })
+      }
+    )
   return rows
 
 
@@ -96,18 +109,21 @@ def _number(value: float | None, digits: int) -> str:
 def markdown(rows: Sequence[dict]) -> str:
   """The table as GitHub Markdown, one line per run; a fitted baseline's column only where a run fitted it."""
   fitted = _fitted_columns(rows)
-  head = ("| model | seed | sMAPE % | MAE | RMSE | " + "".join(f"{k[:-6]} sMAPE % | " for k in fitted)
-          + ("ridge MAE | " if "ridge_smape" in fitted else "")
-          + "naive last hour sMAPE % | naive same hour yesterday sMAPE % | naive same hour last week sMAPE % | "
-          "s / epoch | training s | parameters |")
+  head = (
+    "| model | seed | sMAPE % | MAE | RMSE | "
+    + "".join(f"{k[:-6]} sMAPE % | " for k in fitted)
+    + ("ridge MAE | " if "ridge_smape" in fitted else "")
+    + "naive last hour sMAPE % | naive same hour yesterday sMAPE % | naive same hour last week sMAPE % | "
+    "s / epoch | training s | parameters |"
+  )
   lines = [head, "|---" * head.count(" | ") + "|---|"]
   for r in rows:
     lines.append(
-        f"| {r['label']} | {r['seed']} | {r['smape']:.3f} | {r['mae']:.2f} | {r['rmse']:.2f} | "
-        + "".join(f"{_number(r[k], 3)} | " for k in fitted)
-        + (f"{_number(r['ridge_mae'], 2)} | " if "ridge_smape" in fitted else "")
-        + " | ".join(_number(r[k], 3) for k in NAIVE)
-        + f" | {r['seconds_per_epoch']:.1f} | {r['train_seconds']:.0f} | {r['num_params']:,} |"
+      f"| {r['label']} | {r['seed']} | {r['smape']:.3f} | {r['mae']:.2f} | {r['rmse']:.2f} | "
+      + "".join(f"{_number(r[k], 3)} | " for k in fitted)
+      + (f"{_number(r['ridge_mae'], 2)} | " if "ridge_smape" in fitted else "")
+      + " | ".join(_number(r[k], 3) for k in NAIVE)
+      + f" | {r['seconds_per_epoch']:.1f} | {r['train_seconds']:.0f} | {r['num_params']:,} |"
     )
   return "\n".join(lines)
 
@@ -138,15 +154,17 @@ def seed_summary(rows: Sequence[dict]) -> list[dict]:
 
 def markdown_seeds(rows: Sequence[dict]) -> str:
   """Mean ± sample standard deviation of each model's runs beside the baselines, as GitHub Markdown."""
-  head = ("| model | runs | sMAPE % | worst run sMAPE % | runs below ridge | ridge sMAPE % | best naive sMAPE % | MAE | RMSE | "
-          "s / epoch | training s |")
+  head = (
+    "| model | runs | sMAPE % | worst run sMAPE % | runs below ridge | ridge sMAPE % | best naive sMAPE % | MAE | RMSE | "
+    "s / epoch | training s |"
+  )
   lines = [head, "|---" * head.count(" | ") + "|---|"]
   for s in seed_summary(rows):
     lines.append(
-        f"| {s['model']} | {s['runs']} | {s['smape']:.3f} ± {s['smape_std']:.3f} | {s['smape_max']:.3f} | "
-        f"{s['runs_beating_ridge']} of {s['runs']} | {_number(s['ridge_smape'], 3)} | {_number(s['best_naive_smape'], 3)} | "
-        f"{s['mae']:.2f} ± {s['mae_std']:.2f} | {s['rmse']:.2f} ± {s['rmse_std']:.2f} | {s['seconds_per_epoch']:.1f} | "
-        f"{s['train_seconds']:.0f} |"
+      f"| {s['model']} | {s['runs']} | {s['smape']:.3f} ± {s['smape_std']:.3f} | {s['smape_max']:.3f} | "
+      f"{s['runs_beating_ridge']} of {s['runs']} | {_number(s['ridge_smape'], 3)} | {_number(s['best_naive_smape'], 3)} | "
+      f"{s['mae']:.2f} ± {s['mae_std']:.2f} | {s['rmse']:.2f} ± {s['rmse_std']:.2f} | {s['seconds_per_epoch']:.1f} | "
+      f"{s['train_seconds']:.0f} |"
     )
   return "\n".join(lines)
 
@@ -165,7 +183,9 @@ def compare(workdirs: Sequence[str], output_dir: str, *, hours: int = 168) -> li
   actual = runs[0]["predictions"]["actual"]
   for run in runs[1:]:
     if not np.array_equal(run["predictions"]["actual"], actual):
-      raise ValueError(f"{run['workdir']} and {runs[0]['workdir']} were tested on different data; compare runs of the same files")
+      raise ValueError(
+        f"{run['workdir']} and {runs[0]['workdir']} were tested on different data; compare runs of the same files"
+      )
   rows = comparison_table(runs)
   several_seeds = len({r["label"] for r in rows}) < len(rows)
   os.makedirs(output_dir, exist_ok=True)

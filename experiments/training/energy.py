@@ -32,7 +32,6 @@ import csv
 import dataclasses
 import datetime
 import glob
-import json
 import os
 from collections.abc import Sequence
 
@@ -58,7 +57,9 @@ def resolve_paths(patterns: Sequence[str]) -> list[str]:
     if glob.has_magic(pattern):
       matches = sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
       if not matches:
-        raise DataError(f"no CSV file matches {pattern!r} (looked in {os.path.abspath(os.path.dirname(pattern) or '.')})")
+        raise DataError(
+          f"no CSV file matches {pattern!r} (looked in {os.path.abspath(os.path.dirname(pattern) or '.')})"
+        )
       paths.extend(matches)
     else:
       _check_file(pattern)
@@ -68,13 +69,20 @@ def resolve_paths(patterns: Sequence[str]) -> list[str]:
 
 def _check_file(path: str) -> None:
   if os.path.isdir(path):
-    raise DataError(f"data file {path!r} is a directory; expected a CSV file (or a glob pattern such as {os.path.join(path, '*.csv')!r})")
+    raise DataError(
+      f"data file {path!r} is a directory; expected a CSV file (or a glob pattern such as {os.path.join(path, '*.csv')!r})"
+    )
   if not os.path.isfile(path):
     raise DataError(f"data file {path!r} does not exist (absolute path {os.path.abspath(path)})")
 
 
-def read_hourly_csv(path: str, *, datetime_column: str = "Datetime", value_column: str | None = None,
-                    column_option: str = "task.value_column=NAME"):
+def read_hourly_csv(
+  path: str,
+  *,
+  datetime_column: str = "Datetime",
+  value_column: str | None = None,
+  column_option: str = "task.value_column=NAME",
+):
   """Reads one CSV file of timestamps and values, sorted by time.
 
   Args:
@@ -97,7 +105,9 @@ def read_hourly_csv(path: str, *, datetime_column: str = "Datetime", value_colum
     with open(path, newline="", encoding="utf-8") as f:
       lines, times, values = _read_rows(f, path, datetime_column, value_column, column_option)
   except UnicodeDecodeError:
-    raise DataError(f"{path}, line {_first_non_utf8_line(path)}: not UTF-8 text; expected a UTF-8 CSV file (save it as UTF-8)") from None
+    raise DataError(
+      f"{path}, line {_first_non_utf8_line(path)}: not UTF-8 text; expected a UTF-8 CSV file (save it as UTF-8)"
+    ) from None
   order = sorted(range(len(times)), key=times.__getitem__)
   times, lines = [times[i] for i in order], [lines[i] for i in order]
   _check_hourly(path, times, lines)
@@ -125,8 +135,8 @@ def _read_rows(f, path: str, datetime_column: str, value_column: str | None, col
     candidates = [h for h in header if h.endswith("_MW")]
     if len(candidates) != 1:
       raise DataError(
-          f"{path}: expected exactly one column ending in '_MW' to use as the load, found {len(candidates)} "
-          f"{candidates} in header {header}; pick the load column with {column_option}"
+        f"{path}: expected exactly one column ending in '_MW' to use as the load, found {len(candidates)} "
+        f"{candidates} in header {header}; pick the load column with {column_option}"
       )
     value_column = candidates[0]
   missing = [c for c in (datetime_column, value_column) if c not in header]
@@ -143,8 +153,8 @@ def _read_rows(f, path: str, datetime_column: str, value_column: str | None, col
       value = float(row[v_col])
     except (ValueError, IndexError):
       raise DataError(
-          f"{path}, line {line}: cannot parse {row!r}; expected an ISO timestamp in column "
-          f"{datetime_column!r} and a number in column {value_column!r}"
+        f"{path}, line {line}: cannot parse {row!r}; expected an ISO timestamp in column "
+        f"{datetime_column!r} and a number in column {value_column!r}"
       ) from None
     if not np.isfinite(value):
       raise DataError(f"{path}, line {line}: value {row[v_col]!r} in column {value_column!r} is not a finite number")
@@ -161,13 +171,13 @@ def _check_hourly(path: str, times: Sequence[datetime.datetime], lines: Sequence
     step = times[i] - times[i - 1]
     if step == datetime.timedelta(0):
       raise DataError(
-          f"{path}, line {lines[i]}: timestamp {times[i]} is duplicated (also on line {lines[i - 1]}); "
-          "expected each hour once (keep one row per hour, e.g. drop the repeated hour of a daylight-saving change)"
+        f"{path}, line {lines[i]}: timestamp {times[i]} is duplicated (also on line {lines[i - 1]}); "
+        "expected each hour once (keep one row per hour, e.g. drop the repeated hour of a daylight-saving change)"
       )
     if step != hour:
       raise DataError(
-          f"{path}, line {lines[i]}: timestamp {times[i]} follows {times[i - 1]} (line {lines[i - 1]}), a gap of {step}; "
-          "expected consecutive hours (fill the missing hours, e.g. by interpolation, before training)"
+        f"{path}, line {lines[i]}: timestamp {times[i]} follows {times[i - 1]} (line {lines[i - 1]}), a gap of {step}; "
+        "expected consecutive hours (fill the missing hours, e.g. by interpolation, before training)"
       )
 
 
@@ -189,13 +199,15 @@ def split_point(num_rows: int, lookback: int, test_fraction: float, path: str = 
     DataError: the series is too short for one training and one test window.
   """
   if lookback >= num_rows:
-    raise DataError(f"{path}: lookback {lookback} is longer than the series ({num_rows} rows); use a smaller task.lookback")
+    raise DataError(
+      f"{path}: lookback {lookback} is longer than the series ({num_rows} rows); use a smaller task.lookback"
+    )
   num_windows = num_rows - lookback
   num_test = int(test_fraction * num_windows)  # the post's int(0.1 * len(inputs))
   if num_test < 1 or num_windows - num_test < 1:
     raise DataError(
-        f"{path}: {num_rows} rows give {num_windows} windows of lookback {lookback}, too few to split "
-        f"{test_fraction:g} of them off as a test set"
+      f"{path}: {num_rows} rows give {num_windows} windows of lookback {lookback}, too few to split "
+      f"{test_fraction:g} of them off as a test set"
     )
   return num_windows - num_test
 
@@ -216,7 +228,9 @@ class EnergyData:
   load: np.ndarray  # [N] float64, the load in its original unit
   file_index: np.ndarray  # [N] int32, which file each row comes from
   feature_min: np.ndarray  # [files, I] float64, the scaler of each file's features (min, or mean) ...
-  feature_range: np.ndarray  # [files, I] float64, ... x_scaled = (x - min) / range (range, or std); column 0 is the load
+  feature_range: (
+    np.ndarray
+  )  # [files, I] float64, ... x_scaled = (x - min) / range (range, or std); column 0 is the load
   train_ends: np.ndarray  # [N_train] int64, row of each training window's target
   test_ends: np.ndarray  # [N_test] int64, row of each test window's target, file by file
 
@@ -274,14 +288,14 @@ def fit_scaler(columns: np.ndarray, fit_rows: int, scaling: str = "minmax") -> t
 
 
 def load_energy(
-    paths: Sequence[str],
-    *,
-    lookback: int = 90,
-    test_fraction: float = 0.1,
-    datetime_column: str = "Datetime",
-    value_column: str | None = None,
-    features: Sequence[str] = FEATURES,
-    scaling: str = "minmax",
+  paths: Sequence[str],
+  *,
+  lookback: int = 90,
+  test_fraction: float = 0.1,
+  datetime_column: str = "Datetime",
+  value_column: str | None = None,
+  features: Sequence[str] = FEATURES,
+  scaling: str = "minmax",
 ) -> EnergyData:
   """Reads, featurizes, scales and windows one or several hourly CSV files.
 
@@ -328,60 +342,15 @@ def load_energy(
     test_ends.append(ends[num_train:])
     offset += num_rows
   return EnergyData(
-      files=tuple(paths),
-      lookback=lookback,
-      feature_names=features,
-      times=np.concatenate(stamps),
-      features=np.concatenate(feature_rows),
-      load=np.concatenate(loads),
-      file_index=np.concatenate(file_index),
-      feature_min=np.stack(mins),
-      feature_range=np.stack(ranges),
-      train_ends=np.concatenate(train_ends),
-      test_ends=np.concatenate(test_ends),
-  )
-
-
-def save_scaling(data: EnergyData, path: str) -> None:
-  """Writes the fitted scalers of ``data`` (one per file) as JSON, for forecasting new data later."""
-  scaling = {
-      "files": list(data.files),
-      "feature_names": list(data.feature_names),
-      "lookback": data.lookback,
-      "feature_min": data.feature_min.tolist(),
-      "feature_range": data.feature_range.tolist(),
-  }
-  with open(path, "w", encoding="utf-8") as f:
-    json.dump(scaling, f, indent=2)
-
-
-@dataclasses.dataclass(frozen=True)
-class Scaling:
-  """The min-max scalers a run fitted on each of its files' training parts."""
-
-  files: tuple[str, ...]  # the run's CSV files, in order
-  feature_names: tuple[str, ...]  # the input columns, "load" first
-  lookback: int  # T
-  feature_min: np.ndarray  # [files, I] float64
-  feature_range: np.ndarray  # [files, I] float64
-
-  def scale(self, columns: np.ndarray, file: int) -> np.ndarray:
-    """Unscaled columns ``[N, I]`` -> the model's inputs ``[N, I]`` float32, with the scaler of file ``file``."""
-    return ((columns - self.feature_min[file]) / self.feature_range[file]).astype(np.float32)
-
-  def unscale_load(self, scaled: np.ndarray, file: int) -> np.ndarray:
-    """Scaled loads ``[B]`` -> original units ``[B]`` float64."""
-    return np.asarray(scaled, np.float64) * self.feature_range[file, 0] + self.feature_min[file, 0]
-
-
-def load_scaling(path: str) -> Scaling:
-  """Reads a file written by :func:`save_scaling`."""
-  with open(path, encoding="utf-8") as f:
-    raw = json.load(f)
-  return Scaling(
-      files=tuple(raw["files"]),
-      feature_names=tuple(raw["feature_names"]),
-      lookback=int(raw["lookback"]),
-      feature_min=np.asarray(raw["feature_min"], np.float64),
-      feature_range=np.asarray(raw["feature_range"], np.float64),
+    files=tuple(paths),
+    lookback=lookback,
+    feature_names=features,
+    times=np.concatenate(stamps),
+    features=np.concatenate(feature_rows),
+    load=np.concatenate(loads),
+    file_index=np.concatenate(file_index),
+    feature_min=np.stack(mins),
+    feature_range=np.stack(ranges),
+    train_ends=np.concatenate(train_ends),
+    test_ends=np.concatenate(test_ends),
   )

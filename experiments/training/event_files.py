@@ -63,7 +63,12 @@ class EventFiles:
     """Adds the numeric, finite fields of ``record`` (``step``, ``split`` and metrics) as scalars."""
     with files.writing(self._workdir, "a TensorBoard event file"):
       for key, value in record.items():
-        if key in ("step", "split") or isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        if (
+          key in ("step", "split")
+          or isinstance(value, bool)
+          or not isinstance(value, numbers.Real)
+          or not math.isfinite(value)
+        ):
           continue
         self._writer.add_scalar(f"{record['split']}/{key}", float(value), record["step"])
       self._writer.flush()

@@ -40,21 +40,21 @@ from typing import IO
 INCOMPLETE = ".incomplete"  # the suffix of what an interrupted write leaves
 # The errors that mean "the disk refuses", not "the program is wrong", and how a user reads them.
 FAULTS = {
-    errno.ENOSPC: "no space left on device",
-    errno.EDQUOT: "disk quota exceeded",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "operation not permitted (an immutable file?)",
-    errno.EROFS: "read-only file system",
+  errno.ENOSPC: "no space left on device",
+  errno.EDQUOT: "disk quota exceeded",
+  errno.EACCES: "permission denied",
+  errno.EPERM: "operation not permitted (an immutable file?)",
+  errno.EROFS: "read-only file system",
 }
 # Writers that wrap the operating system's error in their own (orbax's TensorStore) keep its text.
 _FAULT_TEXT = {
-    "No space left on device": errno.ENOSPC,
-    "RESOURCE_EXHAUSTED": errno.ENOSPC,
-    "Disk quota exceeded": errno.EDQUOT,
-    "Read-only file system": errno.EROFS,
-    "Permission denied": errno.EACCES,
-    "PERMISSION_DENIED": errno.EACCES,
-    "Operation not permitted": errno.EPERM,
+  "No space left on device": errno.ENOSPC,
+  "RESOURCE_EXHAUSTED": errno.ENOSPC,
+  "Disk quota exceeded": errno.EDQUOT,
+  "Read-only file system": errno.EROFS,
+  "Permission denied": errno.EACCES,
+  "PERMISSION_DENIED": errno.EACCES,
+  "Operation not permitted": errno.EPERM,
 }
 _SPACE = (errno.ENOSPC, errno.EDQUOT)
 
@@ -106,7 +106,9 @@ class DiskFault(Exception):
     then: what to do once space or permission is back (``"rerun the same command"``).
   """
 
-  def __init__(self, number: int, *, folder: str, what: str, free: int | None = None, then: str = "rerun the same command"):
+  def __init__(
+    self, number: int, *, folder: str, what: str, free: int | None = None, then: str = "rerun the same command"
+  ):
     self.errno, self.folder, self.what, self.then = number, folder, what, then
     self.free = free_bytes(folder) if free is None else free
     super().__init__(self._message())
@@ -116,8 +118,10 @@ class DiskFault(Exception):
     if self.errno in _SPACE:
       free = f" ({format_bytes(self.free)} free)" if self.free is not None else ""
       return f"{reason} while writing {self.what} in {self.folder}{free}; free space in {self.folder} and {self.then}"
-    return (f"{reason} while writing {self.what} in {self.folder}; make it writable (chmod -R u+w; chattr -R -i "
-            f"for immutable files; remount a read-only file system) and {self.then}")
+    return (
+      f"{reason} while writing {self.what} in {self.folder}; make it writable (chmod -R u+w; chattr -R -i "
+      f"for immutable files; remount a read-only file system) and {self.then}"
+    )
 
   def with_advice(self, then: str) -> DiskFault:
     """The same fault with another ``then``."""

@@ -24,12 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from training.config_files import ConfigError
-from training.config_files import load_config
 from training import energy
 from training import files
 from training import run_folder
+from training import scaling as scaling_lib
 from training import schema
+from training.config_files import ConfigError
+from training.config_files import load_config
 
 
 class RunError(ValueError):
@@ -42,7 +43,7 @@ class RunFiles:
 
   workdir: str  # the run folder
   config: schema.TrainConfig  # the run's config.yaml
-  scaling: energy.Scaling  # the scalers fitted on the training part of each file
+  scaling: scaling_lib.Scaling  # the scalers fitted on the training part of each file
   checkpoints: str  # the folder of its orbax checkpoints
 
 
@@ -54,7 +55,7 @@ class Run:
   model: Any  # training.models.SequenceModel
   variables: dict  # {"params": ...} of the best checkpoint
   config: schema.TrainConfig  # the run's config.yaml
-  scaling: energy.Scaling  # the scalers fitted on the training part of each file
+  scaling: scaling_lib.Scaling  # the scalers fitted on the training part of each file
   step: int  # the training step of the checkpoint
 
 
@@ -88,13 +89,17 @@ def read_run(workdir: str) -> RunFiles:
       config, scaling, summary or checkpoint), or one of its files cannot be read.
   """
   if not os.path.isdir(workdir):
-    raise RunError(f"run folder {workdir} does not exist; give the --workdir of a finished "
-                   "`python experiments/train.py` run of an energy config")
+    raise RunError(
+      f"run folder {workdir} does not exist; give the --workdir of a finished "
+      "`python experiments/train.py` run of an energy config"
+    )
   paths = {name: os.path.join(workdir, name) for name in ("config.yaml", "scaling.json", "summary.json", "checkpoints")}
   missing = [name for name, path in paths.items() if not os.path.exists(path)]
   if missing:
-    raise RunError(f"{workdir} is not a finished energy run: {', '.join(missing)} missing; expected the folder "
-                   "of a finished `python experiments/train.py` run of an energy config")
+    raise RunError(
+      f"{workdir} is not a finished energy run: {', '.join(missing)} missing; expected the folder "
+      "of a finished `python experiments/train.py` run of an energy config"
+    )
   try:
     config = load_config(schema.TrainConfig, paths["config.yaml"])
   except ConfigError as e:
@@ -102,10 +107,12 @@ def read_run(workdir: str) -> RunFiles:
   if config.task.kind != "energy":
     raise RunError(f"{workdir} is a {config.task.kind!r} run; only energy runs forecast load")
   try:
-    scaling = energy.load_scaling(paths["scaling.json"])
+    scaling = scaling_lib.load_scaling(paths["scaling.json"])
   except (OSError, ValueError, KeyError, TypeError) as e:
-    raise RunError(f"{paths['scaling.json']} cannot be read ({type(e).__name__}: {e}); "
-                   "rerun the training command on the folder to write it again") from None
+    raise RunError(
+      f"{paths['scaling.json']} cannot be read ({type(e).__name__}: {e}); "
+      "rerun the training command on the folder to write it again"
+    ) from None
   if not any(run_folder.STEP_FOLDER.fullmatch(name) for name in os.listdir(paths["checkpoints"])):
     raise RunError(f"{workdir} has no checkpoint in {paths['checkpoints']}; train it first")
   return RunFiles(workdir, config, scaling, paths["checkpoints"])
@@ -141,8 +148,13 @@ def load_run(workdir: str | RunFiles) -> Run:
   return Run(found.workdir, model, {"params": params}, found.config, found.scaling, step)
 
 
-def read_series(run: RunFiles | Run, csv_path: str | None = None, *, value_column: str | None = None,
-                datetime_column: str | None = None) -> Series:
+def read_series(
+  run: RunFiles | Run,
+  csv_path: str | None = None,
+  *,
+  value_column: str | None = None,
+  datetime_column: str | None = None,
+) -> Series:
   """Reads and scales the windows of ``csv_path`` (the run's first file's test part when ``None``), without JAX.
 
   A file of the run is scaled with its own scaler; any other file with the
@@ -162,15 +174,17 @@ def read_series(run: RunFiles | Run, csv_path: str | None = None, *, value_colum
   own = csv_path is None
   path = run.scaling.files[0] if own else csv_path
   times, load = energy.read_hourly_csv(
-      path,
-      datetime_column=datetime_column or task.datetime_column,
-      value_column=value_column or task.value_column,
-      column_option="--value-column NAME",
+    path,
+    datetime_column=datetime_column or task.datetime_column,
+    value_column=value_column or task.value_column,
+    column_option="--value-column NAME",
   )
   lookback = run.scaling.lookback
   if len(load) <= lookback:
-    raise energy.DataError(f"{path}: {len(load)} rows, too few for one forecast; the run needs more than "
-                           f"task.lookback = {lookback} consecutive hours")
+    raise energy.DataError(
+      f"{path}: {len(load)} rows, too few for one forecast; the run needs more than "
+      f"task.lookback = {lookback} consecutive hours"
+    )
   same = [i for i, f in enumerate(run.scaling.files) if os.path.abspath(f) == os.path.abspath(path)]
   file = same[0] if same else 0
   features = run.scaling.scale(energy.feature_columns(times, load, run.scaling.feature_names), file)  # [N_rows, I]
@@ -196,7 +210,9 @@ def forecast(run: Run, csv_path: str | Series | None = None, *, batch_size: int 
   for start in range(0, len(series.ends), batch_size):
     rows = series.ends[start : start + batch_size, None] + np.arange(-lookback, 0)  # [B, T]
     scaled.append(np.asarray(predict(series.features[rows]))[:, 0])
-  return Forecast(series.path, series.times, series.actual, run.scaling.unscale_load(np.concatenate(scaled), series.file))
+  return Forecast(
+    series.path, series.times, series.actual, run.scaling.unscale_load(np.concatenate(scaled), series.file)
+  )
 
 
 def write_csv(result: Forecast, out: str, *, force: bool = False) -> None:

@@ -62,7 +62,9 @@ def forecast_metrics(forecast: np.ndarray, actual: np.ndarray) -> dict[str, floa
 
 def baseline_metrics(baselines: dict[str, np.ndarray], actual: np.ndarray) -> dict[str, float]:
   """``{"<name>_smape": ..., "<name>_mae": ..., "<name>_rmse": ...}`` of each baseline forecast ``[N]``."""
-  return {f"{name}_{k}": v for name, forecast in baselines.items() for k, v in forecast_metrics(forecast, actual).items()}
+  return {
+    f"{name}_{k}": v for name, forecast in baselines.items() for k, v in forecast_metrics(forecast, actual).items()
+  }
 
 
 def best_baseline(test: dict[str, float], among: Sequence[str] | None = None) -> tuple[str, float] | None:

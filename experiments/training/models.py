@@ -74,7 +74,9 @@ class SequenceModel(nn.Module):
     if not isinstance(self.outputs, int) or self.outputs < 1:
       raise ValueError(f"outputs must be a positive integer, got {self.outputs!r}")
     if not isinstance(self.highway, int) or self.highway < 0:
-      raise ValueError(f"highway must be a non-negative integer (steps of the linear autoregressive term), got {self.highway!r}")
+      raise ValueError(
+        f"highway must be a non-negative integer (steps of the linear autoregressive term), got {self.highway!r}"
+      )
     super().__post_init__()
 
   @nn.compact
@@ -84,7 +86,7 @@ class SequenceModel(nn.Module):
       raise ValueError(f"highway ({self.highway}) is longer than the input sequence (T={inputs.shape[1]})")
     if self.kind == "gru":
       hs, _ = jaxgru.GRU(self.hidden, num_layers=self.num_layers, dropout=self.dropout, name="gru")(
-          inputs, deterministic=deterministic
+        inputs, deterministic=deterministic
       )  # [B, T, H]
     else:
       if not isinstance(self.num_layers, int) or self.num_layers < 1:

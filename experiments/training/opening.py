@@ -50,8 +50,13 @@ def _finished_summary(workdir: str, total_steps: int) -> dict | None:
 
 
 def open_run_folder(
-    config: schema.TrainConfig, workdir: str, *, total_steps: int, first_checkpoint: int, restart: bool,
-    guards: contextlib.ExitStack,
+  config: schema.TrainConfig,
+  workdir: str,
+  *,
+  total_steps: int,
+  first_checkpoint: int,
+  restart: bool,
+  guards: contextlib.ExitStack,
 ) -> checkpoint.Checkpoints | dict:
   """Makes ``workdir`` ready to train ``config`` up to ``total_steps``: writable, locked, of this config, with room for a checkpoint.
 
@@ -68,18 +73,26 @@ def open_run_folder(
     :class:`training.agreement.MainProcessError` with process 0's message.
   """
   decision = agreement.decided_by_main(
-      lambda: _decide(config, workdir, total_steps, first_checkpoint, restart=restart, guards=guards), what=f"how to open {workdir}"
+    lambda: _decide(config, workdir, total_steps, first_checkpoint, restart=restart, guards=guards),
+    what=f"how to open {workdir}",
   )
   if decision["finished"] is not None:
     return decision["finished"]
-  ckpt = checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"), keep=config.train.keep_checkpoints, set_aside=False)
+  ckpt = checkpoint.Checkpoints(
+    os.path.join(workdir, "checkpoints"), keep=config.train.keep_checkpoints, set_aside=False
+  )
   guards.callback(ckpt.close)
   return ckpt
 
 
 def _decide(
-    config: schema.TrainConfig, workdir: str, total_steps: int, first_checkpoint: int, *, restart: bool,
-    guards: contextlib.ExitStack,
+  config: schema.TrainConfig,
+  workdir: str,
+  total_steps: int,
+  first_checkpoint: int,
+  *,
+  restart: bool,
+  guards: contextlib.ExitStack,
 ) -> dict:
   """Process 0's look at the run folder, under its lock: ``{"finished": summary or None}``.
 
@@ -96,7 +109,9 @@ def _decide(
   if moved:
     print(f"restarting: the previous contents of {workdir} were moved to {moved}", flush=True)
   metrics_steps = [r["step"] for r in history.read(os.path.join(workdir, "metrics.jsonl"))]
-  earlier_work = run_folder.describe_history(workdir, first_checkpoint_step=first_checkpoint, metrics_steps=metrics_steps)
+  earlier_work = run_folder.describe_history(
+    workdir, first_checkpoint_step=first_checkpoint, metrics_steps=metrics_steps
+  )
   if earlier_work:  # a folder without any is free to take a corrected config
     run_folder.check_identity(workdir, config_json, checkpoint.saved_metadata(ckpt_dir))
   finished = _finished_summary(workdir, total_steps)

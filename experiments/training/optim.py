@@ -15,9 +15,8 @@ from __future__ import annotations
 import jax
 import optax
 
-from training.config_files import ConfigError
 from training import schema
-
+from training.config_files import ConfigError
 
 
 def _standard_promotion_schedule(schedule: optax.Schedule) -> optax.Schedule:
@@ -50,25 +49,27 @@ def _standard_promotion(tx: optax.GradientTransformation) -> optax.GradientTrans
 
 def _warmup_cosine(config: schema.Optimizer, total_steps: int) -> optax.Schedule:
   if config.warmup_steps >= total_steps:
-    raise ConfigError(f"optimizer.warmup_steps ({config.warmup_steps}) must be less than the training steps ({total_steps})")
+    raise ConfigError(
+      f"optimizer.warmup_steps ({config.warmup_steps}) must be less than the training steps ({total_steps})"
+    )
   return optax.warmup_cosine_decay_schedule(
-      init_value=0.0,
-      peak_value=config.learning_rate,
-      warmup_steps=config.warmup_steps,
-      decay_steps=total_steps,
-      end_value=config.end_learning_rate,
+    init_value=0.0,
+    peak_value=config.learning_rate,
+    warmup_steps=config.warmup_steps,
+    decay_steps=total_steps,
+    end_value=config.end_learning_rate,
   )
 
 
 # One entry per name of training.schema.ScheduleName and OptimizerName.
 SCHEDULES = {
-    "constant": lambda config, total_steps: optax.constant_schedule(config.learning_rate),
-    "warmup_cosine": _warmup_cosine,
+  "constant": lambda config, total_steps: optax.constant_schedule(config.learning_rate),
+  "warmup_cosine": _warmup_cosine,
 }
 OPTIMIZERS = {
-    "adam": lambda config, schedule: optax.adam(schedule),
-    "adamw": lambda config, schedule: optax.adamw(schedule, weight_decay=config.weight_decay),
-    "sgd": lambda config, schedule: optax.sgd(schedule, momentum=config.momentum or None),
+  "adam": lambda config, schedule: optax.adam(schedule),
+  "adamw": lambda config, schedule: optax.adamw(schedule, weight_decay=config.weight_decay),
+  "sgd": lambda config, schedule: optax.sgd(schedule, momentum=config.momentum or None),
 }
 
 

@@ -12,7 +12,8 @@ True
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from collections.abc import Sequence
 
 import matplotlib
 
@@ -26,7 +27,9 @@ from training import metrics
 _COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
 
 
-def plot_losses(path: str, train: Sequence[tuple[int, float]], test: Sequence[tuple[int, float]], *, title: str = "") -> None:
+def plot_losses(
+  path: str, train: Sequence[tuple[int, float]], test: Sequence[tuple[int, float]], *, title: str = ""
+) -> None:
   """Training and test loss against the step, log scale."""
   fig, ax = plt.subplots(figsize=(7, 4))
   for points, label, style in ((train, "train", "-"), (test, "test", "o-")):
@@ -45,7 +48,13 @@ def plot_losses(path: str, train: Sequence[tuple[int, float]], test: Sequence[tu
 
 
 def plot_forecast(
-    path: str, times: np.ndarray, actual: np.ndarray, forecasts: Mapping[str, np.ndarray], *, title: str = "", unit: str = "MW"
+  path: str,
+  times: np.ndarray,
+  actual: np.ndarray,
+  forecasts: Mapping[str, np.ndarray],
+  *,
+  title: str = "",
+  unit: str = "MW",
 ) -> None:
   """Forecasts ``[N]`` against the actual load ``[N]`` over time ``[N]`` (datetime64), and their errors below.
 
@@ -71,7 +80,9 @@ def plot_forecast(
   plt.close(fig)
 
 
-def plot_test_forecasts(path: str, arrays: Mapping[str, np.ndarray], forecasts: Mapping[str, np.ndarray], *, hours: int) -> None:
+def plot_test_forecasts(
+  path: str, arrays: Mapping[str, np.ndarray], forecasts: Mapping[str, np.ndarray], *, hours: int
+) -> None:
   """The first ``hours`` test hours of the first file: the forecasts ``[N_test]``, the fitted baselines and the best naive forecast.
 
   Args:
@@ -82,16 +93,19 @@ def plot_test_forecasts(path: str, arrays: Mapping[str, np.ndarray], forecasts: 
     hours: how many test hours to show (168: one week).
   """
   actual = arrays["actual"]
-  baselines = {k[len("naive_"):]: arrays[k] for k in arrays if k.startswith("naive_")}
+  baselines = {k[len("naive_") :]: arrays[k] for k in arrays if k.startswith("naive_")}
   shown = dict(forecasts)
-  shown.update({f"baseline: {k[len('fitted_'):]}": arrays[k] for k in arrays if k.startswith("fitted_")})
+  shown.update({f"baseline: {k[len('fitted_') :]}": arrays[k] for k in arrays if k.startswith("fitted_")})
   if baselines:  # the best naive forecast over the whole test set
     name = min(baselines, key=lambda k: metrics.smape(baselines[k], actual))
     shown[f"naive: {name.replace('_', ' ')}"] = baselines[name]
   first = np.flatnonzero(arrays["file_index"] == arrays["file_index"][0])[:hours]
   plot_forecast(
-      path, arrays["time"][first], actual[first], {k: v[first] for k, v in shown.items()},
-      title=f"{os.path.basename(str(arrays['files'][0]))}: first {len(first)} test hours",
+    path,
+    arrays["time"][first],
+    actual[first],
+    {k: v[first] for k, v in shown.items()},
+    title=f"{os.path.basename(str(arrays['files'][0]))}: first {len(first)} test hours",
   )
 
 

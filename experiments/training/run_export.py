@@ -49,10 +49,10 @@ def _check_format(fmt: str) -> str:
 def metadata(run: inference.Run) -> dict[str, str]:
   """What a reader of the file needs: the input columns in order, the lookback and the scaler's file."""
   return {
-      "feature_names": ",".join(run.scaling.feature_names),
-      "lookback": str(run.scaling.lookback),
-      "scaling_file": run.scaling.files[0],
-      "checkpoint_step": str(run.step),
+    "feature_names": ",".join(run.scaling.feature_names),
+    "lookback": str(run.scaling.lookback),
+    "scaling_file": run.scaling.files[0],
+    "checkpoint_step": str(run.step),
   }
 
 
@@ -67,15 +67,16 @@ def forecast_function(run: inference.Run):
   params = run.variables["params"]
 
   def forecast(features):
-    scaled = (features - low[None, None]) / span[None, None]  # [B, T, I], as energy.Scaling.scale
+    scaled = (features - low[None, None]) / span[None, None]  # [B, T, I], as training.scaling.Scaling.scale
     predictions = run.model.apply({"params": params}, scaled, deterministic=True)  # [B, 1]
-    return predictions[:, 0] * span[0] + low[0]  # [B], as energy.Scaling.unscale_load
+    return predictions[:, 0] * span[0] + low[0]  # [B], as training.scaling.Scaling.unscale_load
 
   return forecast
 
 
-def forecaster_onnx(run: inference.Run, *, opset: int = export.DEFAULT_OPSET, path: str | None = None,
-                    force: bool = False):
+def forecaster_onnx(
+  run: inference.Run, *, opset: int = export.DEFAULT_OPSET, path: str | None = None, force: bool = False
+):
   """The run's forecast as an ONNX model: scaling, the GRU, ``Dense(relu(h_T))`` and unscaling.
 
   ``path`` and ``force``: where to write it, as :func:`jaxgru.export.onnx_model` writes.
@@ -95,42 +96,55 @@ def forecaster_onnx(run: inference.Run, *, opset: int = export.DEFAULT_OPSET, pa
   helper, numpy_helper = onnx.helper, onnx.numpy_helper
 
   if run.model.kind != "gru":
-    raise ValueError(f"{run.workdir}: ONNX export needs a GRU model, this run has model.kind={run.model.kind!r}; "
-                     "use --export stablehlo")
+    raise ValueError(
+      f"{run.workdir}: ONNX export needs a GRU model, this run has model.kind={run.model.kind!r}; "
+      "use --export stablehlo"
+    )
   params = run.variables["params"]
   gru = jaxgru.GRU(run.model.hidden, num_layers=run.model.num_layers)  # SequenceModel's backbone, at inference
   graph = export.onnx_gru_graph(gru, {"params": params["gru"]})
   low, span = _scaler(run)
   lookback, inputs = run.scaling.lookback, len(run.scaling.feature_names)
   weights = {
-      "feature_min": low, "feature_range": span, "last_step": np.array(-1, np.int64),
-      "head_kernel": np.asarray(params["head"]["kernel"]), "head_bias": np.asarray(params["head"]["bias"]),
-      "load_range": span[:1], "load_min": low[:1], "flat": np.array([-1], np.int64),
-  }  # fmt: skip
+    "feature_min": low,
+    "feature_range": span,
+    "last_step": np.array(-1, np.int64),
+    "head_kernel": np.asarray(params["head"]["kernel"]),
+    "head_bias": np.asarray(params["head"]["bias"]),
+    "load_range": span[:1],
+    "load_min": low[:1],
+    "flat": np.array([-1], np.int64),
+  }
   node = helper.make_node
   before = [
-      node("Sub", [FEATURES, "feature_min"], ["shifted"]),
-      node("Div", ["shifted", "feature_range"], [export.INPUTS]),  # [B, T, I] scaled
+    node("Sub", [FEATURES, "feature_min"], ["shifted"]),
+    node("Div", ["shifted", "feature_range"], [export.INPUTS]),  # [B, T, I] scaled
   ]
   after = [
-      node("Gather", [export.OUTPUTS, "last_step"], ["last_hidden"], axis=1),  # [B, H], hs[:, -1]
-      node("Relu", ["last_hidden"], ["relu"]),
-      node("MatMul", ["relu", "head_kernel"], ["head"]),
-      node("Add", ["head", "head_bias"], ["scaled_load"]),  # [B, 1]
-      node("Mul", ["scaled_load", "load_range"], ["load_offset"]),
-      node("Add", ["load_offset", "load_min"], ["load_column"]),  # [B, 1] MW
-      node("Reshape", ["load_column", "flat"], [LOAD]),  # [B]
+    node("Gather", [export.OUTPUTS, "last_step"], ["last_hidden"], axis=1),  # [B, H], hs[:, -1]
+    node("Relu", ["last_hidden"], ["relu"]),
+    node("MatMul", ["relu", "head_kernel"], ["head"]),
+    node("Add", ["head", "head_bias"], ["scaled_load"]),  # [B, 1]
+    node("Mul", ["scaled_load", "load_range"], ["load_offset"]),
+    node("Add", ["load_offset", "load_min"], ["load_column"]),  # [B, 1] MW
+    node("Reshape", ["load_column", "flat"], [LOAD]),  # [B]
   ]
   float32 = onnx.TensorProto.FLOAT
   graph = helper.make_graph(
-      before + list(graph.node) + after,
-      "jaxgru_forecaster",
-      [helper.make_tensor_value_info(FEATURES, float32, ["batch", lookback, inputs])],
-      [helper.make_tensor_value_info(LOAD, float32, ["batch"])],
-      initializer=list(graph.initializer) + [numpy_helper.from_array(v, k) for k, v in weights.items()],
+    before + list(graph.node) + after,
+    "jaxgru_forecaster",
+    [helper.make_tensor_value_info(FEATURES, float32, ["batch", lookback, inputs])],
+    [helper.make_tensor_value_info(LOAD, float32, ["batch"])],
+    initializer=list(graph.initializer) + [numpy_helper.from_array(v, k) for k, v in weights.items()],
   )
-  return export.onnx_model(graph, opset=opset, metadata=metadata(run), path=path, force=force,
-                           doc="next-hour load in MW from features [batch, lookback, I] in original units")
+  return export.onnx_model(
+    graph,
+    opset=opset,
+    metadata=metadata(run),
+    path=path,
+    force=force,
+    doc="next-hour load in MW from features [batch, lookback, I] in original units",
+  )
 
 
 def export_forecaster(workdir: str, fmt: str, *, path: str | None = None, force: bool = False) -> str:

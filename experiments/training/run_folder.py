@@ -37,13 +37,14 @@ import os
 import re
 import shutil
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
 
-from training.config_files import ConfigError
 from training import files
+from training.config_files import ConfigError
 
 LOCK_FILE = "run.lock"
 IDENTITY_FILE = "identity.json"
@@ -142,8 +143,12 @@ def check_space(ckpt_dir: str, latest_step: int) -> None:
   needed = folder_size(os.path.join(ckpt_dir, str(latest_step)))
   free = files.free_bytes(ckpt_dir)
   if free is not None and free < needed:
-    raise files.DiskFault(errno.ENOSPC, folder=os.path.abspath(ckpt_dir), free=free,
-                          what=f"the next checkpoint (checkpoint {latest_step} takes {files.format_bytes(needed)})")
+    raise files.DiskFault(
+      errno.ENOSPC,
+      folder=os.path.abspath(ckpt_dir),
+      free=free,
+      what=f"the next checkpoint (checkpoint {latest_step} takes {files.format_bytes(needed)})",
+    )
 
 
 def _lock_or_refuse(fd: int, workdir: str) -> None:
@@ -152,11 +157,13 @@ def _lock_or_refuse(fd: int, workdir: str) -> None:
   except BlockingIOError:
     holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown"
     raise RunFolderBusyError(
-        f"{workdir} is in use by another process ({holder}); wait for it to end, or choose another --workdir"
+      f"{workdir} is in use by another process ({holder}); wait for it to end, or choose another --workdir"
     ) from None
 
 
-def _recorded(workdir: str, checkpoints: Mapping[int, Mapping[str, Any]]) -> tuple[list[tuple[str, dict[str, Any]]], list[tuple[str, str]]]:
+def _recorded(
+  workdir: str, checkpoints: Mapping[int, Mapping[str, Any]]
+) -> tuple[list[tuple[str, dict[str, Any]]], list[tuple[str, str]]]:
   """``(where, identity)`` of every record of the config the folder was started with, and ``(path, why)`` of the damaged ones."""
   records, damaged = [], []
   path = os.path.join(workdir, IDENTITY_FILE)
@@ -165,7 +172,7 @@ def _recorded(workdir: str, checkpoints: Mapping[int, Mapping[str, Any]]) -> tup
       with open(path, encoding="utf-8") as f:
         saved = json.load(f)
       if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
-        raise ValueError("it holds no \"config\" mapping")
+        raise ValueError('it holds no "config" mapping')
       records.append((path, saved["config"]))
     except (OSError, ValueError) as e:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
       damaged.append((path, str(e) or type(e).__name__))
@@ -175,7 +182,9 @@ def _recorded(workdir: str, checkpoints: Mapping[int, Mapping[str, Any]]) -> tup
       with open(path, encoding="utf-8") as f:
         saved = yaml.safe_load(f)
       if not isinstance(saved, dict):
-        raise ValueError("it is empty" if saved is None else f"it holds a {type(saved).__name__}, not a mapping of keys")
+        raise ValueError(
+          "it is empty" if saved is None else f"it holds a {type(saved).__name__}, not a mapping of keys"
+        )
       records.append((path, identity(saved)))
     except (OSError, ValueError, yaml.YAMLError) as e:
       damaged.append((path, " ".join(str(e).split())[:200] or type(e).__name__))
@@ -205,18 +214,21 @@ def check_identity(workdir: str, config: Mapping[str, Any], checkpoints: Mapping
     differing = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
     if differing:
       raise ConfigError(
-          f"{workdir} holds a run with a different config: {where} differs in {differing}; "
-          "rerun with the same config to resume, or choose another --workdir"
+        f"{workdir} holds a run with a different config: {where} differs in {differing}; "
+        "rerun with the same config to resume, or choose another --workdir"
       )
   if damaged:
     others = [where for where, _ in records]
-    agree = (f"the other records of the run's config ({', '.join(others)}) match this config"
-             if others else "no other record of the run's config is left to compare this config with")
+    agree = (
+      f"the other records of the run's config ({', '.join(others)}) match this config"
+      if others
+      else "no other record of the run's config is left to compare this config with"
+    )
     broken = "; ".join(f"{path} is damaged ({why})" for path, why in damaged)
     raise ConfigError(
-        f"{broken}. {agree[0].upper() + agree[1:]}. Nothing was changed: move the damaged file(s) out of {workdir} "
-        "and rerun the same command (a run that trains on writes them again from this config)"
-        + ("" if others else " (make sure it is the config the run was started with)")
+      f"{broken}. {agree[0].upper() + agree[1:]}. Nothing was changed: move the damaged file(s) out of {workdir} "
+      "and rerun the same command (a run that trains on writes them again from this config)"
+      + ("" if others else " (make sure it is the config the run was started with)")
     )
 
 
@@ -273,9 +285,9 @@ def describe_history(workdir: str, *, first_checkpoint_step: int, metrics_steps:
 def no_fresh_start_message(workdir: str, history: str) -> str:
   """Why a run folder with history and no readable checkpoint is not trained from step 0."""
   return (
-      f"{workdir} holds earlier work ({history}) but no readable checkpoint, so the run cannot resume; "
-      "it is never started again from step 0 by itself. To start over on purpose, rerun with --restart "
-      f"(the old contents move to {os.path.join(workdir, PREVIOUS_RUNS, '<time>')}), or choose another --workdir"
+    f"{workdir} holds earlier work ({history}) but no readable checkpoint, so the run cannot resume; "
+    "it is never started again from step 0 by itself. To start over on purpose, rerun with --restart "
+    f"(the old contents move to {os.path.join(workdir, PREVIOUS_RUNS, '<time>')}), or choose another --workdir"
   )
 
 
@@ -285,7 +297,9 @@ def set_aside(workdir: str) -> str | None:
   Returns:
     The folder they were moved to, or ``None`` when there was nothing to move.
   """
-  names = [n for n in sorted(os.listdir(workdir)) if n not in (LOCK_FILE, PREVIOUS_RUNS)] if os.path.isdir(workdir) else []
+  names = (
+    [n for n in sorted(os.listdir(workdir)) if n not in (LOCK_FILE, PREVIOUS_RUNS)] if os.path.isdir(workdir) else []
+  )
   if not names:
     return None
   stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")

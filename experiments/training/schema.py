@@ -16,7 +16,8 @@ Example:
 from __future__ import annotations
 
 import typing
-from typing import Annotated, Literal, Union
+from typing import Annotated
+from typing import Literal
 
 import pydantic
 
@@ -71,7 +72,7 @@ class DigitsTask(Schema):
   test_fraction: Fraction = 0.2
 
 
-Task = Annotated[Union[EnergyTask, AddingTask, DigitsTask], pydantic.Field(discriminator="kind")]
+Task = Annotated[EnergyTask | AddingTask | DigitsTask, pydantic.Field(discriminator="kind")]
 
 
 class Model(Schema):
@@ -140,8 +141,10 @@ class TrainConfig(Schema):
     problems = []
     length, where = input_length(self.task)
     if self.model.highway > length:
-      problems.append(f"model.highway ({self.model.highway}) reads more steps than the input has: {where} is {length}; "
-                      f"set model.highway to at most {length} (0: no highway)")
+      problems.append(
+        f"model.highway ({self.model.highway}) reads more steps than the input has: {where} is {length}; "
+        f"set model.highway to at most {length} (0: no highway)"
+      )
     warmup, steps = self.optimizer.warmup_steps, self.train.num_steps
     if self.optimizer.schedule == "warmup_cosine" and steps is not None and warmup >= steps:
       problems.append(f"optimizer.warmup_steps ({warmup}) must be shorter than the run (train.num_steps: {steps})")
@@ -150,7 +153,7 @@ class TrainConfig(Schema):
     return self
 
 
-def input_length(task: Union[EnergyTask, AddingTask, DigitsTask]) -> tuple[int, str]:
+def input_length(task: EnergyTask | AddingTask | DigitsTask) -> tuple[int, str]:
   """T, the steps of one input sequence of ``task``, and the config key (or fact) that sets it."""
   if isinstance(task, EnergyTask):
     return task.lookback, "task.lookback"

@@ -6,11 +6,15 @@ with the state donated; :func:`eval_step` predicts without dropout.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from training import models
 from training import schema
@@ -37,8 +41,12 @@ class StepMetrics(NamedTuple):
 def create_model(config: schema.Model, outputs: int) -> models.SequenceModel:
   """The :class:`~training.models.SequenceModel` of a config's ``model`` section."""
   return models.SequenceModel(
-      kind=config.kind, hidden=config.hidden, num_layers=config.num_layers, dropout=config.dropout, outputs=outputs,
-      highway=config.highway,
+    kind=config.kind,
+    hidden=config.hidden,
+    num_layers=config.num_layers,
+    dropout=config.dropout,
+    outputs=outputs,
+    highway=config.highway,
   )
 
 
@@ -50,8 +58,8 @@ def create_train_state(model, tx: optax.GradientTransformation, key: Array, samp
 
 # The loss of each task kind, used for training and for evaluation alike.
 LOSSES = {
-    "mse": lambda predictions, targets: jnp.mean((predictions - targets) ** 2),  # targets [B, 1]
-    "cross_entropy": lambda logits, labels: jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels)),
+  "mse": lambda predictions, targets: jnp.mean((predictions - targets) ** 2),  # targets [B, 1]
+  "cross_entropy": lambda logits, labels: jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels)),
 }
 
 
@@ -61,7 +69,7 @@ def compute_loss(kind: str, predictions: Array, targets: Array) -> Array:
 
 
 def train_step(
-    state: TrainState, inputs: Array, targets: Array, dropout_key: Array, *, model, tx, loss: str
+  state: TrainState, inputs: Array, targets: Array, dropout_key: Array, *, model, tx, loss: str
 ) -> tuple[TrainState, StepMetrics]:
   """One optimizer step on a batch (``inputs [B, T, I]``); pure, to be jitted with ``state`` donated.
 
@@ -80,7 +88,7 @@ def train_step(
   grad_norm = optax.global_norm(grads)
   # Elementwise: a norm of huge but finite parameters would itself overflow.
   finite = jnp.isfinite(value) & jax.tree_util.tree_reduce(
-      jnp.logical_and, jax.tree_util.tree_map(lambda p: jnp.all(jnp.isfinite(p)), params)
+    jnp.logical_and, jax.tree_util.tree_map(lambda p: jnp.all(jnp.isfinite(p)), params)
   )
   return TrainState(state.step + 1, params, opt_state), StepMetrics(value, grad_norm, finite)
 
@@ -88,3 +96,40 @@ def train_step(
 def eval_step(params, inputs: Array, *, model) -> Array:
   """Predictions ``[B, outputs]`` without dropout."""
   return model.apply({"params": params}, inputs, deterministic=True)
+
+
+class Mesh(NamedTuple):
+  """The shardings of a 1-D data-parallel mesh: batches split over the devices, parameters replicated."""
+
+  batch: NamedSharding  # leading axis split over the "data" mesh axis
+  replicated: NamedSharding  # a full copy on every device
+
+  def put_batch(self, array: np.ndarray) -> Array:
+    # Every process holds the whole global batch (derived from seed and step),
+    # so each one can hand over the shards of its own devices: this works
+    # across hosts after jax.distributed.initialize() too.
+    return jax.make_array_from_callback(array.shape, self.batch, lambda index: array[index])
+
+
+def make_mesh() -> Mesh:
+  """A 1-D mesh ``("data",)`` over all devices of all processes."""
+  # Auto axes: XLA propagates the shardings (jax.make_mesh defaults to
+  # Explicit axes, whose sharding-in-types flax's dropout does not support).
+  mesh = jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+  return Mesh(NamedSharding(mesh, P("data")), NamedSharding(mesh, P()))
+
+
+def evaluate(task, predict, params, mesh: Mesh, eval_size: int) -> tuple[dict, np.ndarray]:
+  """Predicts the whole test set in batches of ``eval_size``; returns ``(metrics, predictions [N_test, outputs])``."""
+  chunks, targets = [], []
+  for start in range(0, task.num_test, eval_size):
+    x, y = task.test_batch(start, min(start + eval_size, task.num_test))
+    count = len(x)
+    if count < eval_size:  # pad to one shape: one compilation
+      x = np.concatenate([x, np.zeros((eval_size - count, *x.shape[1:]), x.dtype)])
+    chunks.append(np.asarray(predict(params, mesh.put_batch(x)))[:count])
+    targets.append(y)
+  predictions = np.concatenate(chunks)
+  result = {"loss": float(compute_loss(task.loss, jnp.asarray(predictions), jnp.asarray(np.concatenate(targets))))}
+  result.update(task.evaluate(predictions))
+  return result, predictions

@@ -26,6 +26,7 @@ from training import digits
 from training import energy
 from training import metrics
 from training import plots
+from training import scaling as scaling_lib
 from training import schema
 
 Batch = tuple[np.ndarray, np.ndarray]  # inputs [B, T, I] float32, targets [B, 1] float32 or [B] int32
@@ -71,13 +72,13 @@ class Task:
 
 def _energy(config: schema.EnergyTask, seed: int, batch_size: int) -> Task:
   data = energy.load_energy(
-      energy.resolve_paths(config.csv_files),
-      lookback=config.lookback,
-      test_fraction=config.test_fraction,
-      datetime_column=config.datetime_column,
-      value_column=config.value_column,
-      features=config.features,
-      scaling=config.scaling,
+    energy.resolve_paths(config.csv_files),
+    lookback=config.lookback,
+    test_fraction=config.test_fraction,
+    datetime_column=config.datetime_column,
+    value_column=config.value_column,
+    features=config.features,
+    scaling=config.scaling,
   )
   sampler = EpochSampler(data.num_train, batch_size, seed)
   # What a forecaster fits first, on the same lookback and training windows: fitted once, scored at every evaluation.
@@ -94,26 +95,29 @@ def _energy(config: schema.EnergyTask, seed: int, batch_size: int) -> Task:
   def save_result(predictions, workdir):
     forecast, actual, baselines = forecasts(predictions)
     arrays = {
-        "forecast": forecast, "actual": actual, "time": data.times[data.test_ends],
-        "file_index": data.file_index[data.test_ends], "files": np.array(data.files),
-        **{f"naive_{name}": values for name, values in baselines.items() if name in energy.NAIVE_LAGS},
-        **{f"fitted_{name}": values for name, values in baselines.items() if name in fitted.KINDS},
+      "forecast": forecast,
+      "actual": actual,
+      "time": data.times[data.test_ends],
+      "file_index": data.file_index[data.test_ends],
+      "files": np.array(data.files),
+      **{f"naive_{name}": values for name, values in baselines.items() if name in energy.NAIVE_LAGS},
+      **{f"fitted_{name}": values for name, values in baselines.items() if name in fitted.KINDS},
     }
     np.savez(f"{workdir}/test_predictions.npz", **arrays)
-    energy.save_scaling(data, f"{workdir}/scaling.json")
+    scaling_lib.save_scaling(data, f"{workdir}/scaling.json")
     plots.plot_test_forecasts(f"{workdir}/forecast.png", arrays, {"model": forecast}, hours=config.plot_hours)
 
   return Task(
-      name="energy",
-      input_features=len(data.feature_names),
-      outputs=1,
-      loss="mse",
-      steps_per_epoch=sampler.steps_per_epoch,
-      num_test=data.num_test,
-      train_batch=lambda step: data.windows(data.train_ends[sampler.indices(step)]),
-      test_batch=lambda start, stop: data.windows(data.test_ends[start:stop]),
-      evaluate=evaluate,
-      save_result=save_result,
+    name="energy",
+    input_features=len(data.feature_names),
+    outputs=1,
+    loss="mse",
+    steps_per_epoch=sampler.steps_per_epoch,
+    num_test=data.num_test,
+    train_batch=lambda step: data.windows(data.train_ends[sampler.indices(step)]),
+    test_batch=lambda start, stop: data.windows(data.test_ends[start:stop]),
+    evaluate=evaluate,
+    save_result=save_result,
   )
 
 
@@ -122,27 +126,29 @@ def _adding(config: schema.AddingTask, seed: int, batch_size: int) -> Task:
 
   def evaluate(predictions):
     return {
-        "mse": float(np.mean((predictions - y_test) ** 2)),
-        "constant_prediction_mse": float(np.mean((1.0 - y_test) ** 2)),
+      "mse": float(np.mean((predictions - y_test) ** 2)),
+      "constant_prediction_mse": float(np.mean((1.0 - y_test) ** 2)),
     }
 
   def save_result(predictions, workdir):
     np.savez(f"{workdir}/test_predictions.npz", prediction=predictions[:, 0], target=y_test[:, 0])
-    plots.plot_scatter(f"{workdir}/result.png", y_test[:, 0], predictions[:, 0], title=f"adding problem, T={config.length}")
+    plots.plot_scatter(
+      f"{workdir}/result.png", y_test[:, 0], predictions[:, 0], title=f"adding problem, T={config.length}"
+    )
 
   return Task(
-      name="adding",
-      input_features=2,
-      outputs=1,
-      loss="mse",
-      steps_per_epoch=None,
-      num_test=config.test_size,
-      train_batch=lambda step: adding.adding_batch(
-          np.random.default_rng([seed, 1, step]), batch=batch_size, length=config.length
-      ),
-      test_batch=lambda start, stop: (x_test[start:stop], y_test[start:stop]),
-      evaluate=evaluate,
-      save_result=save_result,
+    name="adding",
+    input_features=2,
+    outputs=1,
+    loss="mse",
+    steps_per_epoch=None,
+    num_test=config.test_size,
+    train_batch=lambda step: adding.adding_batch(
+      np.random.default_rng([seed, 1, step]), batch=batch_size, length=config.length
+    ),
+    test_batch=lambda start, stop: (x_test[start:stop], y_test[start:stop]),
+    evaluate=evaluate,
+    save_result=save_result,
   )
 
 
@@ -167,20 +173,22 @@ def _digits(config: schema.DigitsTask, seed: int, batch_size: int) -> Task:
     plots.plot_confusion(f"{workdir}/result.png", confusion, title="digits, rows read as a sequence")
 
   return Task(
-      name="digits",
-      input_features=x_train.shape[-1],
-      outputs=digits.NUM_CLASSES,
-      loss="cross_entropy",
-      steps_per_epoch=sampler.steps_per_epoch,
-      num_test=len(y_test),
-      train_batch=train_batch,
-      test_batch=lambda start, stop: (x_test[start:stop], y_test[start:stop]),
-      evaluate=evaluate,
-      save_result=save_result,
+    name="digits",
+    input_features=x_train.shape[-1],
+    outputs=digits.NUM_CLASSES,
+    loss="cross_entropy",
+    steps_per_epoch=sampler.steps_per_epoch,
+    num_test=len(y_test),
+    train_batch=train_batch,
+    test_batch=lambda start, stop: (x_test[start:stop], y_test[start:stop]),
+    evaluate=evaluate,
+    save_result=save_result,
   )
 
 
-def build_task(config: schema.EnergyTask | schema.AddingTask | schema.DigitsTask, *, seed: int, batch_size: int) -> Task:
+def build_task(
+  config: schema.EnergyTask | schema.AddingTask | schema.DigitsTask, *, seed: int, batch_size: int
+) -> Task:
   """Loads (or generates) the data of a task config.
 
   Raises:

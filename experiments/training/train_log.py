@@ -69,18 +69,18 @@ class TrainLog:
           history.append(self.path, {"step": bad, "split": "train", "event": "non_finite", "loss": float(m.loss)})
         self.progress.close()
         raise NonFiniteLossError(
-            f"training stopped: the loss or the parameters became non-finite at step {bad} "
-            f"(loss {float(m.loss)}, gradient norm {float(m.grad_norm)})"
+          f"training stopped: the loss or the parameters became non-finite at step {bad} "
+          f"(loss {float(m.loss)}, gradient norm {float(m.grad_norm)})"
         )
     loss = float(np.mean([m.loss for m in host]))
     record = {
-        "step": step,
-        "split": "train",
-        "loss": loss,
-        "grad_norm": float(host[-1].grad_norm),
-        "learning_rate": float(self.schedule(step - 1)),
-        # None for a window holding only the compiling first step.
-        "examples_per_second": steps * self.batch_size / elapsed if steps and elapsed > 0 else None,
+      "step": step,
+      "split": "train",
+      "loss": loss,
+      "grad_norm": float(host[-1].grad_norm),
+      "learning_rate": float(self.schedule(step - 1)),
+      # None for a window holding only the compiling first step.
+      "examples_per_second": steps * self.batch_size / elapsed if steps and elapsed > 0 else None,
     }
     self.record(record)
     self.progress.update(step - self.progress.n)

@@ -51,67 +51,30 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import tqdm
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 
-from training.config_files import ConfigError
 from training import agreement
 from training import checkpoint
 from training import files
 from training import history
 from training import interrupts
 from training import models
-from training import step as step_lib
-from training import train_log
 from training import opening
 from training import optim
 from training import plots
 from training import run_folder
 from training import schema
+from training import step as step_lib
 from training import tasks
+from training import train_log
+from training.config_files import ConfigError
 
 Array = jax.Array
-
-
-class _Mesh(NamedTuple):
-  batch: NamedSharding  # leading axis split over the "data" mesh axis
-  replicated: NamedSharding  # a full copy on every device
-
-  def put_batch(self, array: np.ndarray) -> Array:
-    # Every process holds the whole global batch (derived from seed and step),
-    # so each one can hand over the shards of its own devices: this works
-    # across hosts after jax.distributed.initialize() too.
-    return jax.make_array_from_callback(array.shape, self.batch, lambda index: array[index])
-
-
-def make_mesh() -> _Mesh:
-  """A 1-D mesh ``("data",)`` over all devices of all processes."""
-  # Auto axes: XLA propagates the shardings (jax.make_mesh defaults to
-  # Explicit axes, whose sharding-in-types flax's dropout does not support).
-  mesh = jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
-  return _Mesh(NamedSharding(mesh, P("data")), NamedSharding(mesh, P()))
 
 
 def _schedule(every: int | None, steps_per_epoch: int | None, total: int) -> int:
   if every is not None:
     return every
   return steps_per_epoch if steps_per_epoch is not None else max(1, total // 10)
-
-
-def evaluate(task: tasks.Task, predict, params, mesh: _Mesh, eval_size: int) -> tuple[dict, np.ndarray]:
-  """Predicts the whole test set in batches of ``eval_size``; returns ``(metrics, predictions [N_test, outputs])``."""
-  chunks, targets = [], []
-  for start in range(0, task.num_test, eval_size):
-    x, y = task.test_batch(start, min(start + eval_size, task.num_test))
-    count = len(x)
-    if count < eval_size:  # pad to one shape: one compilation
-      x = np.concatenate([x, np.zeros((eval_size - count, *x.shape[1:]), x.dtype)])
-    chunks.append(np.asarray(predict(params, mesh.put_batch(x)))[:count])
-    targets.append(y)
-  predictions = np.concatenate(chunks)
-  result = {"loss": float(step_lib.compute_loss(task.loss, jnp.asarray(predictions), jnp.asarray(np.concatenate(targets))))}
-  result.update(task.evaluate(predictions))
-  return result, predictions
 
 
 class Plan(NamedTuple):
@@ -150,18 +113,22 @@ def plan_run(config: schema.TrainConfig, task: tasks.Task | None = None) -> Plan
   model, tx = step_lib.create_model(config.model, task.outputs), optim.make_optimizer(config.optimizer, total)
   sample_inputs, _ = task.train_batch(0)
   try:  # shapes only, nothing computed: a model that does not fit the inputs is refused before any file is written
-    jax.eval_shape(functools.partial(step_lib.create_train_state, model, tx), jax.random.key(0), jnp.asarray(sample_inputs[:1]))
+    jax.eval_shape(
+      functools.partial(step_lib.create_train_state, model, tx), jax.random.key(0), jnp.asarray(sample_inputs[:1])
+    )
   except (ValueError, TypeError) as e:
-    raise ConfigError(f"the model section does not fit the task's inputs [T, I] = {list(sample_inputs.shape[1:])}: {e}") from None
+    raise ConfigError(
+      f"the model section does not fit the task's inputs [T, I] = {list(sample_inputs.shape[1:])}: {e}"
+    ) from None
   return Plan(
-      task=task,
-      model=model,
-      tx=tx,
-      schedule=optim.make_schedule(config.optimizer, total),
-      total_steps=total,
-      eval_every=eval_every,
-      checkpoint_every=checkpoint_every,
-      first_checkpoint=min(checkpoint_every, eval_every, total),
+    task=task,
+    model=model,
+    tx=tx,
+    schedule=optim.make_schedule(config.optimizer, total),
+    total_steps=total,
+    eval_every=eval_every,
+    checkpoint_every=checkpoint_every,
+    first_checkpoint=min(checkpoint_every, eval_every, total),
   )
 
 
@@ -171,7 +138,7 @@ class _Position:
 
 
 def train_and_evaluate(
-    config: schema.TrainConfig, workdir: str, *, restart: bool = False, task: tasks.Task | None = None
+  config: schema.TrainConfig, workdir: str, *, restart: bool = False, task: tasks.Task | None = None
 ) -> dict:
   """Trains and evaluates ``config``, resuming from the latest checkpoint in ``workdir``.
 
@@ -210,7 +177,12 @@ def train_and_evaluate(
     try:
       plan = plan_run(config, task)
       opened = opening.open_run_folder(
-          config, workdir, total_steps=plan.total_steps, first_checkpoint=plan.first_checkpoint, restart=restart, guards=guards
+        config,
+        workdir,
+        total_steps=plan.total_steps,
+        first_checkpoint=plan.first_checkpoint,
+        restart=restart,
+        guards=guards,
       )
       if isinstance(opened, dict):  # a finished run
         return opened
@@ -219,7 +191,7 @@ def train_and_evaluate(
     except interrupts.Interrupted as e:
       last = opening.last_checkpoint(ckpt_dir)
       raise interrupts.Interrupted(
-          e.signum, f"interrupted at step {position.step}; {last}; rerun the same command to resume"
+        e.signum, f"interrupted at step {position.step}; {last}; rerun the same command to resume"
       ) from None
     except Exception as e:  # pylint: disable=broad-except  # only the disk's refusals and lost processes are translated
       lost = agreement.lost_process(e, step=position.step)
@@ -229,10 +201,17 @@ def train_and_evaluate(
       number = files.fault_errno(e)
       if number is None:
         raise
-      fault = e if isinstance(e, files.DiskFault) else files.DiskFault(number, folder=os.path.abspath(workdir), what="the run's files")
+      fault = (
+        e
+        if isinstance(e, files.DiskFault)
+        else files.DiskFault(number, folder=os.path.abspath(workdir), what="the run's files")
+      )
       saved = opening.readable_steps(ckpt_dir)
-      then = (f"rerun the same command to resume from checkpoint {saved[-1]}" if saved
-              else "rerun the same command (there is no checkpoint yet: the run starts from step 0)")
+      then = (
+        f"rerun the same command to resume from checkpoint {saved[-1]}"
+        if saved
+        else "rerun the same command (there is no checkpoint yet: the run starts from step 0)"
+      )
       raise fault.with_advice(then) from None
 
 
@@ -249,19 +228,23 @@ class _Outcome(NamedTuple):
   best: tuple[int, float] | None  # (step, test loss) of the best checkpoint kept
 
 
-def _train(config: schema.TrainConfig, plan: Plan, ckpt: checkpoint.Checkpoints, workdir: str, position: _Position) -> _Outcome:
+def _train(
+  config: schema.TrainConfig, plan: Plan, ckpt: checkpoint.Checkpoints, workdir: str, position: _Position
+) -> _Outcome:
   """The training loop: restores the latest checkpoint, trains up to ``plan.total_steps``, evaluates and saves."""
   train_cfg, task, total_steps = config.train, plan.task, plan.total_steps
   is_main = jax.process_index() == 0
   num_devices = jax.device_count()
   metrics_path = os.path.join(workdir, "metrics.jsonl")
-  mesh = make_mesh()
+  mesh = step_lib.make_mesh()
   # Made inside jit to be replicated on every device of every process (device_put
   # cannot place arrays on other hosts' devices).
-  init_key, dropout_key = jax.jit(lambda: tuple(jax.random.split(jax.random.key(config.seed))), out_shardings=mesh.replicated)()
+  init_key, dropout_key = jax.jit(
+    lambda: tuple(jax.random.split(jax.random.key(config.seed))), out_shardings=mesh.replicated
+  )()
   sample_inputs, _ = task.train_batch(0)
   state = jax.jit(step_lib.create_train_state, static_argnums=(0, 1), out_shardings=mesh.replicated)(
-      plan.model, plan.tx, init_key, jnp.asarray(sample_inputs[:1])
+    plan.model, plan.tx, init_key, jnp.asarray(sample_inputs[:1])
   )
   num_params = models.count_params(state.params)
   with interrupts.deferred():
@@ -276,18 +259,20 @@ def _train(config: schema.TrainConfig, plan: Plan, ckpt: checkpoint.Checkpoints,
     history.truncate_after(metrics_path, start_step)
 
   step_fn = jax.jit(
-      functools.partial(step_lib.train_step, model=plan.model, tx=plan.tx, loss=task.loss),
-      donate_argnums=0,
-      out_shardings=mesh.replicated,
+    functools.partial(step_lib.train_step, model=plan.model, tx=plan.tx, loss=task.loss),
+    donate_argnums=0,
+    out_shardings=mesh.replicated,
   )
   predict = jax.jit(functools.partial(step_lib.eval_step, model=plan.model), out_shardings=mesh.replicated)
   eval_size = max(num_devices, train_cfg.eval_batch_size // num_devices * num_devices)
   log = train_log.TrainLog(
-      metrics_path if is_main else None,
-      plan.schedule,
-      train_cfg.batch_size,
-      tqdm.tqdm(total=total_steps, initial=start_step, disable=not (train_cfg.progress_bar and is_main), dynamic_ncols=True),
-      start_step,
+    metrics_path if is_main else None,
+    plan.schedule,
+    train_cfg.batch_size,
+    tqdm.tqdm(
+      total=total_steps, initial=start_step, disable=not (train_cfg.progress_bar and is_main), dynamic_ncols=True
+    ),
+    start_step,
   )
   custom_metadata = run_folder.checkpoint_metadata(config.model_dump(mode="json"))
   test_result, predictions, last_eval_step = None, None, None
@@ -309,17 +294,28 @@ def _train(config: schema.TrainConfig, plan: Plan, ckpt: checkpoint.Checkpoints,
           log.flush(step)
         except train_log.NonFiniteLossError as e:
           latest = ckpt.steps()
-          kept = f"the last good checkpoint, step {latest[-1]}, is kept in {ckpt.directory}" if latest else "no checkpoint had been saved yet"
-          raise train_log.NonFiniteLossError(f"{e}; {kept}. Lower optimizer.learning_rate or set optimizer.clip_global_norm.") from None
+          kept = (
+            f"the last good checkpoint, step {latest[-1]}, is kept in {ckpt.directory}"
+            if latest
+            else "no checkpoint had been saved yet"
+          )
+          raise train_log.NonFiniteLossError(
+            f"{e}; {kept}. Lower optimizer.learning_rate or set optimizer.clip_global_norm."
+          ) from None
         if several:
           stop = agreement.any_process(interrupts.take_pending())
       if do_eval:
-        test_result, predictions = evaluate(task, predict, state.params, mesh, eval_size)
+        test_result, predictions = step_lib.evaluate(task, predict, state.params, mesh, eval_size)
         last_eval_step = step
         log.test(step, test_result, echo=train_cfg.progress_bar and is_main)
       if do_ckpt or stop:
         with interrupts.deferred():  # a signal waits for the save to finish
-          ckpt.save(step, state, metrics={"test_loss": test_result["loss"]} if do_eval else None, custom_metadata=custom_metadata)
+          ckpt.save(
+            step,
+            state,
+            metrics={"test_loss": test_result["loss"]} if do_eval else None,
+            custom_metadata=custom_metadata,
+          )
       if stop:
         raise interrupts.Interrupted(stop)
       if do_eval or do_ckpt:
@@ -329,8 +325,10 @@ def _train(config: schema.TrainConfig, plan: Plan, ckpt: checkpoint.Checkpoints,
   finally:
     log.close()
   if last_eval_step != total_steps:  # resumed after the end, or nothing left to run
-    test_result, predictions = evaluate(task, predict, state.params, mesh, eval_size)
-  return _Outcome(state, start_step, num_params, log.compile_seconds, log.train_seconds, test_result, predictions, ckpt.best())
+    test_result, predictions = step_lib.evaluate(task, predict, state.params, mesh, eval_size)
+  return _Outcome(
+    state, start_step, num_params, log.compile_seconds, log.train_seconds, test_result, predictions, ckpt.best()
+  )
 
 
 def _summarize(config: schema.TrainConfig, plan: Plan, workdir: str, outcome: _Outcome) -> dict:
@@ -338,28 +336,28 @@ def _summarize(config: schema.TrainConfig, plan: Plan, workdir: str, outcome: _O
   task = plan.task
   epochs_run = (plan.total_steps - outcome.start_step) / task.steps_per_epoch if task.steps_per_epoch else None
   summary = {
-      "task": task.name,
-      "model": config.model.kind,
-      "seed": config.seed,
-      "num_params": outcome.num_params,
-      "steps": plan.total_steps,
-      "epochs": config.train.num_epochs,
-      "devices": jax.device_count(),
-      "resumed_from_step": outcome.start_step,
-      "compile_seconds": outcome.compile_seconds,
-      "train_seconds": outcome.train_seconds,
-      "seconds_per_epoch": outcome.train_seconds / epochs_run if epochs_run else None,
-      "test": outcome.test,  # everything task.evaluate returns
-      "best_checkpoint": {"step": outcome.best[0], "test_loss": outcome.best[1]} if outcome.best else None,
+    "task": task.name,
+    "model": config.model.kind,
+    "seed": config.seed,
+    "num_params": outcome.num_params,
+    "steps": plan.total_steps,
+    "epochs": config.train.num_epochs,
+    "devices": jax.device_count(),
+    "resumed_from_step": outcome.start_step,
+    "compile_seconds": outcome.compile_seconds,
+    "train_seconds": outcome.train_seconds,
+    "seconds_per_epoch": outcome.train_seconds / epochs_run if epochs_run else None,
+    "test": outcome.test,  # everything task.evaluate returns
+    "best_checkpoint": {"step": outcome.best[0], "test_loss": outcome.best[1]} if outcome.best else None,
   }
   if jax.process_index() == 0:
     records = history.read(os.path.join(workdir, "metrics.jsonl"))
     with files.staged(workdir, "the loss plot and the task's results") as stage:
       plots.plot_losses(
-          os.path.join(stage, "loss.png"),
-          [(r["step"], r["loss"]) for r in records if r["split"] == "train" and "event" not in r],
-          [(r["step"], r["loss"]) for r in records if r["split"] == "test"],
-          title=f"{task.name}, {config.model.kind}",
+        os.path.join(stage, "loss.png"),
+        [(r["step"], r["loss"]) for r in records if r["split"] == "train" and "event" not in r],
+        [(r["step"], r["loss"]) for r in records if r["split"] == "test"],
+        title=f"{task.name}, {config.model.kind}",
       )
       task.save_result(outcome.predictions, stage)
     with files.atomic_write(os.path.join(workdir, "summary.json")) as f:  # last: it marks the run finished

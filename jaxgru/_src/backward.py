@@ -1,6 +1,6 @@
 r"""The GRU recurrence with a hand-written backward pass (``jax.custom_vjp``).
 
-Same numbers as :func:`jaxgru._src.scan.gru_scan`; only the way gradients are
+Same numbers as :func:`jaxgru.gru_scan`; only the way gradients are
 computed differs. Autodiff through ``lax.scan`` keeps the weight-gradient
 product and its ``[H, 3H]`` accumulator inside the reverse loop. Here, as
 cuDNN does, the forward scan stores the few activations the backward needs,
@@ -16,7 +16,7 @@ them step by step inside the loop (faster on CPU, see ``experiments/results/spee
 The forward is :func:`jaxgru._src.scan.loop`, the loop the scan runs.
 Both support reverse-mode differentiation only (``jax.grad``, ``jax.vjp``);
 forward mode (``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``) needs
-:func:`jaxgru._src.scan.gru_scan`.
+:func:`jaxgru.gru_scan`.
 
 Backward of one ``reset_after`` step (``a = h W_h + b_h``, pre-activations
 :math:`\hat r, \hat z, \hat n`, :math:`g = \partial L / \partial h'`):
@@ -90,9 +90,19 @@ def _forward(w, b, x, h0, seq_lengths, restart, h_reset, w_i, b_i, *, variant, r
   in_loop = None if w_i is None else (w_i.astype(dtype), b_i.astype(dtype)[None, :])
   xs = gates.split_gates(x) if w_i is None else x  # 3 x [T, B, H], or [T, B, I]
   out = scan.loop(
-      blocks, xs, h0, variant=variant, dtype=dtype, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
-      keep=keep, input_weights=in_loop, restart=restart, h_reset=h_reset,
-  )  # fmt: skip
+    blocks,
+    xs,
+    h0,
+    variant=variant,
+    dtype=dtype,
+    seq_lengths=seq_lengths,
+    reverse=reverse,
+    unroll=unroll,
+    keep=keep,
+    input_weights=in_loop,
+    restart=restart,
+    h_reset=h_reset,
+  )
   return out if not keep else (out[0], out[1], Residuals(*out[2]))
 
 
@@ -165,7 +175,7 @@ def backward_scan(variant, reverse, unroll, dtype, saved: Saved, cotangents):
   inputs = ((res.h_prev, res.r, res.z, res.n, res.aux, d_ys), valid, restart)
   d_reset0 = None if restart is None else jnp.zeros(d_h_last.shape, acc)
   (d_h0, d_reset), d_pre = jax.lax.scan(
-      body, (d_h_last.astype(acc), d_reset0), inputs, reverse=not reverse, unroll=unroll
+    body, (d_h_last.astype(acc), d_reset0), inputs, reverse=not reverse, unroll=unroll
   )  # [B, H], 3 x [T, B, H]: gradients of the gate pre-activations
   d_restart = (None, None) if restart is None else (None, d_reset.astype(h_reset.dtype))
   d_r, d_z, d_n = d_pre
@@ -210,22 +220,22 @@ def run_custom_vjp(d: request.Direction) -> tuple[Array, Array]:
   w, b = d.params["recurrent_kernel"], d.params["recurrent_bias"]
   w_i, b_i = (None, None) if d.projected else (d.params["input_kernel"], d.params["input_bias"])
   return _scan(
-      d.variant, d.reverse, d.unroll, jnp.dtype(d.dtype), w, b, d.x, d.h0, d.seq_lengths, d.restart, d.h_reset, w_i, b_i
+    d.variant, d.reverse, d.unroll, jnp.dtype(d.dtype), w, b, d.x, d.h0, d.seq_lengths, d.restart, d.h_reset, w_i, b_i
   )
 
 
 def gru_scan_custom_vjp(
-    params: gates.Params,
-    x_proj: Array,
-    h0: Array,
-    *,
-    variant: str | gates.Variant = gates.Variant.RESET_AFTER,
-    seq_lengths: Array | None = None,
-    reverse: bool = False,
-    unroll: int = 1,
-    dtype=None,
-    resets: Array | None = None,
-    reset_carry: Array | None = None,
+  params: gates.Params,
+  x_proj: Array,
+  h0: Array,
+  *,
+  variant: str | gates.Variant = gates.Variant.RESET_AFTER,
+  seq_lengths: Array | None = None,
+  reverse: bool = False,
+  unroll: int = 1,
+  dtype=None,
+  resets: Array | None = None,
+  reset_carry: Array | None = None,
 ) -> tuple[Array, Array]:
   """:func:`jaxgru.gru_scan` with a hand-written, cuDNN-style backward pass.
 
@@ -253,24 +263,35 @@ def gru_scan_custom_vjp(
   Returns:
     ``(outputs [T, B, H], h_last [B, H])`` as :func:`jaxgru.gru_scan`.
   """
-  return run_custom_vjp(request.prepare_direction(
-      params, x_proj, h0, projected=True, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
-      dtype=dtype, resets=resets, reset_carry=reset_carry,
-  ))  # fmt: skip
+  return run_custom_vjp(
+    request.prepare_direction(
+      params,
+      x_proj,
+      h0,
+      projected=True,
+      variant=variant,
+      seq_lengths=seq_lengths,
+      reverse=reverse,
+      unroll=unroll,
+      dtype=dtype,
+      resets=resets,
+      reset_carry=reset_carry,
+    )
+  )
 
 
 def gru_scan_custom_vjp_in_loop(
-    params: gates.Params,
-    x: Array,
-    h0: Array,
-    *,
-    variant: str | gates.Variant = gates.Variant.RESET_AFTER,
-    seq_lengths: Array | None = None,
-    reverse: bool = False,
-    unroll: int = 1,
-    dtype=None,
-    resets: Array | None = None,
-    reset_carry: Array | None = None,
+  params: gates.Params,
+  x: Array,
+  h0: Array,
+  *,
+  variant: str | gates.Variant = gates.Variant.RESET_AFTER,
+  seq_lengths: Array | None = None,
+  reverse: bool = False,
+  unroll: int = 1,
+  dtype=None,
+  resets: Array | None = None,
+  reset_carry: Array | None = None,
 ) -> tuple[Array, Array]:
   """The ``"custom_vjp_in_loop"`` implementation: :func:`gru_scan_custom_vjp` on raw inputs, projected in the loop.
 
@@ -300,7 +321,18 @@ def gru_scan_custom_vjp_in_loop(
   Returns:
     ``(outputs [T, B, H], h_last [B, H])`` as :func:`jaxgru.gru_scan`.
   """
-  return run_custom_vjp(request.prepare_direction(
-      params, x, h0, projected=False, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
-      dtype=dtype, resets=resets, reset_carry=reset_carry,
-  ))  # fmt: skip
+  return run_custom_vjp(
+    request.prepare_direction(
+      params,
+      x,
+      h0,
+      projected=False,
+      variant=variant,
+      seq_lengths=seq_lengths,
+      reverse=reverse,
+      unroll=unroll,
+      dtype=dtype,
+      resets=resets,
+      reset_carry=reset_carry,
+    )
+  )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -36,14 +37,16 @@ def declare_params(module: nn.Module, input_features: int) -> dict[str, Array]:
     ValueError: the module already has parameters made for another input size.
   """
   if module.has_variable("params", "input_kernel"):
-    validation.check_input_width(type(module).__name__, input_features, module.get_variable("params", "input_kernel").shape[0])
+    validation.check_input_width(
+      type(module).__name__, input_features, module.get_variable("params", "input_kernel").shape[0]
+    )
   specs = params_lib.param_specs(
-      input_features,
-      module.features,
-      kernel_init=module.kernel_init,
-      recurrent_kernel_init=module.recurrent_kernel_init,
-      bias_init=module.bias_init,
-      use_bias=module.use_bias,
+    input_features,
+    module.features,
+    kernel_init=module.kernel_init,
+    recurrent_kernel_init=module.recurrent_kernel_init,
+    bias_init=module.bias_init,
+    use_bias=module.use_bias,
   )
   declared = {name: module.param(name, params_lib.init_gates, spec, module.param_dtype) for name, spec in specs.items()}
   return params_lib.with_biases(declared)
@@ -111,9 +114,15 @@ class GRUCell(nn.RNNCellBase):
 
   def __post_init__(self):
     options.check_cell_options(
-        "GRUCell", {"features": self.features}, variant=self.variant, dtype=self.dtype, param_dtype=self.param_dtype,
-        use_bias=self.use_bias, gate_fn=self.gate_fn, activation_fn=self.activation_fn,
-    )  # fmt: skip
+      "GRUCell",
+      {"features": self.features},
+      variant=self.variant,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      use_bias=self.use_bias,
+      gate_fn=self.gate_fn,
+      activation_fn=self.activation_fn,
+    )
     super().__post_init__()
 
   @nn.compact

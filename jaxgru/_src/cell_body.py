@@ -32,7 +32,7 @@ def cell_step(owner: str, cell, params, carry, inputs) -> Array:
     owner: the class name for the messages.
     cell: the cell, for its options ``features`` (H), ``variant``, ``dtype``,
       ``param_dtype``, ``gate_fn`` and ``activation_fn``.
-    params: the four parameter arrays (:func:`jaxgru._src.params.with_biases`).
+    params: the four parameter arrays (absent biases as zeros).
     carry: ``[..., H]`` hidden state.
     inputs: ``[..., I]`` input.
 
@@ -49,14 +49,16 @@ def cell_step(owner: str, cell, params, carry, inputs) -> Array:
   lead = inputs.shape[:-1]
   if carry.shape[-1:] != (hidden,) or not _broadcasts(carry.shape[:-1], lead):
     raise ValueError(
-        f"{owner} carry has shape {carry.shape}; expected {lead + (hidden,)} (or one that broadcasts "
-        f"to it, such as ({hidden},)) for inputs of shape {inputs.shape} and features={hidden}"
+      f"{owner} carry has shape {carry.shape}; expected {lead + (hidden,)} (or one that broadcasts "
+      f"to it, such as ({hidden},)) for inputs of shape {inputs.shape} and features={hidden}"
     )
   carry = jnp.broadcast_to(carry, lead + (hidden,))
   dtype = cell.dtype
   if any(jnp.issubdtype(a.dtype, jnp.complexfloating) for a in (carry, inputs, params["input_kernel"])) or (
-      dtype is not None and jnp.issubdtype(dtype, jnp.complexfloating)
+    dtype is not None and jnp.issubdtype(dtype, jnp.complexfloating)
   ):
     dtype = dtypes.compute_dtype(None, carry, inputs, cell.param_dtype, dtype)
     carry = carry.astype(dtype)
-  return gates.gru_step(params, carry, inputs, cell.variant, dtype, gate_fn=cell.gate_fn, activation_fn=cell.activation_fn)
+  return gates.gru_step(
+    params, carry, inputs, cell.variant, dtype, gate_fn=cell.gate_fn, activation_fn=cell.activation_fn
+  )

@@ -4,7 +4,7 @@
 dtype, remat, recurrent dropout) into a concrete :class:`Implementation`;
 :func:`run_direction` calls its runner. Every runner executes the same step,
 :func:`jaxgru.gates.step`, and the same padding rule. Measured speeds behind
-the ``AUTO`` policy are in ``experiments/results/`` (linked from the README).
+the ``AUTO`` policy are in ``experiments/results/`` (linked from docs/performance.md).
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ class Implementation(str, enum.Enum):
     recurrent dropout and rematerialisation (:func:`jaxgru.gru_scan_remat`).
   * ``CUSTOM_VJP``: the input projection of all steps as one product before
     the loop, and a hand-written backward pass
-    (:func:`jaxgru.gru_scan_custom_vjp`).
+    (``implementation="custom_vjp"``).
   * ``CUSTOM_VJP_IN_LOOP``: the same backward, each step's input projected
     inside the loop, so no ``[T, B, 3H]`` array is stored
-    (:func:`jaxgru.gru_scan_custom_vjp_in_loop`).
+    (``implementation="custom_vjp_in_loop"``).
   * ``PALLAS``: the forward loop as one persistent Pallas kernel on a GPU, with
     the hand-written backward (:func:`jaxgru.gru_scan_pallas`); not
     yet measured on GPU hardware, so only ever an explicit choice.
@@ -62,12 +62,12 @@ def custom_gates(gate_fn=jax.nn.sigmoid, activation_fn=jnp.tanh) -> bool:
 
 
 def check_compatible(
-    implementation: str | Implementation,
-    *,
-    hidden: int | None = None,
-    remat: str | request.Remat = request.Remat.NONE,
-    recurrent_dropout: bool = False,
-    custom_gates: bool = False,
+  implementation: str | Implementation,
+  *,
+  hidden: int | None = None,
+  remat: str | request.Remat = request.Remat.NONE,
+  recurrent_dropout: bool = False,
+  custom_gates: bool = False,
 ) -> Implementation:
   """Checks that an implementation can serve a layer's options, wherever it will run; returns it as an enum.
 
@@ -89,7 +89,9 @@ def check_compatible(
   if custom_gates:
     needs_scan.append("a gate_fn or activation_fn other than sigmoid and tanh")
   if needs_scan and implementation not in (Implementation.AUTO, Implementation.SCAN):
-    raise ValueError(f"{' and '.join(needs_scan)} needs implementation 'scan' (or 'auto'), got {implementation.value!r}")
+    raise ValueError(
+      f"{' and '.join(needs_scan)} needs implementation 'scan' (or 'auto'), got {implementation.value!r}"
+    )
   if implementation is Implementation.PALLAS and hidden is not None:
     from jaxgru._src import pallas_gru  # noqa: PLC0415 - the module only; Pallas itself loads on first kernel build
 
@@ -98,14 +100,14 @@ def check_compatible(
 
 
 def resolve_implementation(
-    implementation: str | Implementation,
-    *,
-    backend: str | None = None,
-    hidden: int | None = None,
-    remat: str | request.Remat = request.Remat.NONE,
-    recurrent_dropout: bool = False,
-    custom_gates: bool = False,
-    interpret: bool = False,
+  implementation: str | Implementation,
+  *,
+  backend: str | None = None,
+  hidden: int | None = None,
+  remat: str | request.Remat = request.Remat.NONE,
+  recurrent_dropout: bool = False,
+  custom_gates: bool = False,
+  interpret: bool = False,
 ) -> Implementation:
   """Turns a request into the concrete implementation that serves it, on ``backend``.
 
@@ -135,9 +137,12 @@ def resolve_implementation(
     ValueError: an explicit choice that cannot serve the request.
   """
   implementation = check_compatible(  # the interpreter takes any H
-      implementation, hidden=None if interpret else hidden, remat=remat, recurrent_dropout=recurrent_dropout,
-      custom_gates=custom_gates,
-  )  # fmt: skip
+    implementation,
+    hidden=None if interpret else hidden,
+    remat=remat,
+    recurrent_dropout=recurrent_dropout,
+    custom_gates=custom_gates,
+  )
   backend = backend or jax.default_backend()
   if implementation is Implementation.AUTO:
     if request.as_remat(remat) is not request.Remat.NONE or recurrent_dropout or custom_gates:
@@ -151,24 +156,24 @@ def resolve_implementation(
 
 
 def run_direction(
-    implementation: str | Implementation,
-    params: gates.Params,
-    x: Array,
-    h0: Array,
-    *,
-    variant: str | gates.Variant = gates.Variant.RESET_AFTER,
-    seq_lengths: Array | None = None,
-    reverse: bool = False,
-    unroll: int = 1,
-    dtype=None,
-    resets: Array | None = None,
-    reset_carry: Array | None = None,
-    recurrent_mask: Array | None = None,
-    remat: str | request.Remat = request.Remat.NONE,
-    remat_segment: int | None = None,
-    gate_fn=jax.nn.sigmoid,
-    activation_fn=jnp.tanh,
-    interpret: bool = False,
+  implementation: str | Implementation,
+  params: gates.Params,
+  x: Array,
+  h0: Array,
+  *,
+  variant: str | gates.Variant = gates.Variant.RESET_AFTER,
+  seq_lengths: Array | None = None,
+  reverse: bool = False,
+  unroll: int = 1,
+  dtype=None,
+  resets: Array | None = None,
+  reset_carry: Array | None = None,
+  recurrent_mask: Array | None = None,
+  remat: str | request.Remat = request.Remat.NONE,
+  remat_segment: int | None = None,
+  gate_fn=jax.nn.sigmoid,
+  activation_fn=jnp.tanh,
+  interpret: bool = False,
 ) -> tuple[Array, Array]:
   """Runs one layer direction on inputs ``x [T, B, I]`` with the implementation that serves the request.
 
@@ -194,19 +199,38 @@ def run_direction(
     ``(outputs [T, B, H], h_last [B, H])`` as :func:`jaxgru.gru_scan`.
   """
   d = request.prepare_direction(
-      params, x, h0, projected=False, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
-      dtype=dtype, resets=resets, reset_carry=reset_carry, recurrent_mask=recurrent_mask, remat=remat,
-      remat_segment=remat_segment, gate_fn=gate_fn, activation_fn=activation_fn,
-  )  # fmt: skip
+    params,
+    x,
+    h0,
+    projected=False,
+    variant=variant,
+    seq_lengths=seq_lengths,
+    reverse=reverse,
+    unroll=unroll,
+    dtype=dtype,
+    resets=resets,
+    reset_carry=reset_carry,
+    recurrent_mask=recurrent_mask,
+    remat=remat,
+    remat_segment=remat_segment,
+    gate_fn=gate_fn,
+    activation_fn=activation_fn,
+  )
   implementation = resolve_implementation(
-      implementation, hidden=d.h0.shape[-1], remat=d.remat, recurrent_dropout=recurrent_mask is not None,
-      custom_gates=custom_gates(gate_fn, activation_fn), interpret=interpret,
-  )  # fmt: skip
+    implementation,
+    hidden=d.h0.shape[-1],
+    remat=d.remat,
+    recurrent_dropout=recurrent_mask is not None,
+    custom_gates=custom_gates(gate_fn, activation_fn),
+    interpret=interpret,
+  )
   if implementation is Implementation.CUSTOM_VJP_IN_LOOP:
     return backward.run_custom_vjp(d)
   if implementation is Implementation.SCAN and d.remat is not request.Remat.NONE:
     return scan.run_remat(d)
-  d = d._replace(x=gates.input_projection(params, d.x, d.dtype), projected=True)  # [T, B, 3H]: the one hoisted projection
+  d = d._replace(
+    x=gates.input_projection(params, d.x, d.dtype), projected=True
+  )  # [T, B, 3H]: the one hoisted projection
   if implementation is Implementation.SCAN:
     return scan.run_scan(d)
   if implementation is Implementation.CUSTOM_VJP:

@@ -22,7 +22,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ("accumulation_dtype", "at_least_float32", "compute_dtype", "init_dtype", "interpolation_dtype", "promote_inputs")
+__all__ = (
+  "accumulation_dtype",
+  "at_least_float32",
+  "compute_dtype",
+  "init_dtype",
+  "interpolation_dtype",
+  "promote_inputs",
+)
 
 
 def compute_dtype(dtype, *operands) -> jnp.dtype:

@@ -42,12 +42,14 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from collections.abc import Sequence
 
 import numpy as np
 
-from jaxgru._src.output_files import check_output_path, write_file
 from jaxgru._src.onnx_spec import layer_spec
+from jaxgru._src.output_files import check_output_path
+from jaxgru._src.output_files import write_file
 
 # Opset of the exported models: the GRU operator is unchanged from opset 14 to 21, and ONNX
 # Runtime (1.12 and later), TensorRT and OpenVINO all run opset 17.
@@ -84,9 +86,13 @@ def require_onnx():
 
 
 def onnx_gru_graph(
-    layer, variables: Mapping | None = None, *, with_sequence_lens: bool = False, with_initial_h: bool = False,
-    prefix: str = "gru/",
-):  # fmt: skip
+  layer,
+  variables: Mapping | None = None,
+  *,
+  with_sequence_lens: bool = False,
+  with_initial_h: bool = False,
+  prefix: str = "gru/",
+):
   """The ONNX graph of a GRU layer: its nodes, weights, inputs and outputs.
 
   Args:
@@ -105,7 +111,8 @@ def onnx_gru_graph(
     as :func:`layer_spec`; ImportError without the onnx package.
   """
   onnx = require_onnx()
-  from onnx import helper, numpy_helper  # pylint: disable=g-import-not-at-top
+  from onnx import helper  # pylint: disable=g-import-not-at-top
+  from onnx import numpy_helper  # pylint: disable=g-import-not-at-top
 
   spec = layer_spec(layer, variables)
   hidden, directions = spec.features, spec.num_directions
@@ -126,9 +133,9 @@ def onnx_gru_graph(
     empty = node("Equal", [SEQUENCE_LENS, const("zero_length", np.zeros((), np.int32))], "empty")  # [B]
     empty = node("Unsqueeze", [empty, const("state_axes", np.array([0, 2], np.int64))], "empty_1b1")  # [1, B, 1]
   gru_attributes = dict(
-      hidden_size=hidden,
-      direction="bidirectional" if directions == 2 else "forward",
-      linear_before_reset=int(spec.reset_after),
+    hidden_size=hidden,
+    direction="bidirectional" if directions == 2 else "forward",
+    linear_before_reset=int(spec.reset_after),
   )
   if [a.name for a in spec.activations] != ["Sigmoid", "Tanh"]:  # the defaults stay implicit, for every runtime
     gru_attributes["activations"] = [a.name for a in spec.activations] * directions
@@ -172,20 +179,20 @@ def onnx_gru_graph(
   if with_initial_h:
     inputs.append(helper.make_tensor_value_info(INITIAL_H, float32, [states, "batch", hidden]))
   outputs = [
-      helper.make_tensor_value_info(OUTPUTS, float32, layout + [directions * hidden]),
-      helper.make_tensor_value_info(FINAL_STATE, float32, [states, "batch", hidden]),
+    helper.make_tensor_value_info(OUTPUTS, float32, layout + [directions * hidden]),
+    helper.make_tensor_value_info(FINAL_STATE, float32, [states, "batch", hidden]),
   ]
   return helper.make_graph(nodes, "jaxgru_GRU", inputs, outputs, initializer=weights)
 
 
 def onnx_model(
-    graph,
-    *,
-    opset: int = DEFAULT_OPSET,
-    metadata: Mapping[str, str] | None = None,
-    doc: str = "",
-    path: str | os.PathLike | None = None,
-    force: bool = False,
+  graph,
+  *,
+  opset: int = DEFAULT_OPSET,
+  metadata: Mapping[str, str] | None = None,
+  doc: str = "",
+  path: str | os.PathLike | None = None,
+  force: bool = False,
 ):
   """Wraps an ONNX graph into a checked model of ``opset``, with the lowest IR version that opset needs.
 
@@ -215,14 +222,17 @@ def onnx_model(
   newest = onnx.defs.onnx_opset_version()
   if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
     raise ValueError(
-        f"to_onnx opset must be an integer from {MIN_OPSET} (GRU-14) to {newest} (the installed onnx), got {opset!r}"
+      f"to_onnx opset must be an integer from {MIN_OPSET} (GRU-14) to {newest} (the installed onnx), got {opset!r}"
     )
   opsets = [onnx.helper.make_opsetid("", opset)]
   # The lowest IR version of the opset, so that older runtimes load the file too.
   model = onnx.helper.make_model(
-      graph, opset_imports=opsets, ir_version=onnx.helper.find_min_ir_version_for(opsets),
-      producer_name="jaxgru", doc_string=doc,
-  )  # fmt: skip
+    graph,
+    opset_imports=opsets,
+    ir_version=onnx.helper.find_min_ir_version_for(opsets),
+    producer_name="jaxgru",
+    doc_string=doc,
+  )
   if metadata:
     onnx.helper.set_model_props(model, dict(metadata))
   onnx.checker.check_model(model, full_check=True)
@@ -232,14 +242,14 @@ def onnx_model(
 
 
 def to_onnx(
-    layer,
-    variables: Mapping | None = None,
-    *,
-    path: str | os.PathLike | None = None,
-    opset: int = DEFAULT_OPSET,
-    force: bool = False,
-    with_sequence_lens: bool = False,
-    with_initial_h: bool = False,
+  layer,
+  variables: Mapping | None = None,
+  *,
+  path: str | os.PathLike | None = None,
+  opset: int = DEFAULT_OPSET,
+  force: bool = False,
+  with_sequence_lens: bool = False,
+  with_initial_h: bool = False,
 ):
   """Exports a GRU layer as an ONNX model built on ONNX's ``GRU`` operator.
 

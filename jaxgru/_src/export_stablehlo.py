@@ -7,22 +7,24 @@ closed over) for another JAX program; :func:`load_stablehlo` reads it back.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 import jax
 import numpy as np
 
-from jaxgru._src.output_files import check_output_path, write_file
+from jaxgru._src.output_files import check_output_path
+from jaxgru._src.output_files import write_file
 
 
 def to_stablehlo(
-    fn: Callable,
-    *args: Any,
-    symbolic: Sequence[str | None] | None = None,
-    path: str | os.PathLike | None = None,
-    force: bool = False,
-    platforms: Sequence[str] | None = None,
+  fn: Callable,
+  *args: Any,
+  symbolic: Sequence[str | None] | None = None,
+  path: str | os.PathLike | None = None,
+  force: bool = False,
+  platforms: Sequence[str] | None = None,
 ) -> jax.export.Exported:
   """Exports a JAX function as serialized StableHLO (:mod:`jax.export`), with symbolic dimensions.
 
@@ -65,7 +67,9 @@ def to_stablehlo(
   specs = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in args]
   if symbolic is not None:
     if isinstance(symbolic, str) or len(symbolic) != len(args):
-      raise ValueError(f"to_stablehlo symbolic must hold one shape (or None) per argument, {len(args)}, got {symbolic!r}")
+      raise ValueError(
+        f"to_stablehlo symbolic must hold one shape (or None) per argument, {len(args)}, got {symbolic!r}"
+      )
     scope = jax.export.SymbolicScope()
     for i, (shape, spec) in enumerate(zip(symbolic, specs)):
       if shape is None:

@@ -43,9 +43,15 @@ Array = jax.Array
 Params = Mapping[str, Array]
 
 __all__ = (
-    "PARAM_NAMES", "Variant", "candidate_state", "gru_step", "input_projection", "new_hidden_state",
-    "reset_gate", "update_gate",
-)  # fmt: skip
+  "PARAM_NAMES",
+  "Variant",
+  "candidate_state",
+  "gru_step",
+  "input_projection",
+  "new_hidden_state",
+  "reset_gate",
+  "update_gate",
+)
 
 PARAM_NAMES = ("input_kernel", "recurrent_kernel", "input_bias", "recurrent_bias")
 
@@ -161,7 +167,7 @@ def input_projection(params: Params, x: Array, dtype=None) -> Array:
   Args:
     params: GRU parameters (see the module docstring).
     x: ``[..., I]`` inputs.
-    dtype: compute dtype; ``None`` promotes ``x`` and the kernel (:func:`jaxgru._src.dtypes.compute_dtype`).
+    dtype: compute dtype; ``None`` promotes ``x`` and the kernel (the one dtype rule of the library).
 
   Returns:
     ``[..., 3H]`` the projections ``[x_r | x_z | x_n]``.
@@ -207,16 +213,16 @@ def recurrent_blocks(params: Params, variant: Variant, dtype, *, per_gate: bool 
 
 
 def step(
-    blocks: tuple[tuple, tuple],
-    h: Array,
-    x_proj: tuple[Array, Array, Array],
-    variant: Variant,
-    dtype,
-    *,
-    gate_dtype=None,
-    recurrent_mask: Array | None = None,
-    gate_fn=jax.nn.sigmoid,
-    activation_fn=jnp.tanh,
+  blocks: tuple[tuple, tuple],
+  h: Array,
+  x_proj: tuple[Array, Array, Array],
+  variant: Variant,
+  dtype,
+  *,
+  gate_dtype=None,
+  recurrent_mask: Array | None = None,
+  gate_fn=jax.nn.sigmoid,
+  activation_fn=jnp.tanh,
 ) -> tuple[Array, Activations]:
   """One GRU step from the input projection: every implementation runs this function.
 
@@ -277,14 +283,14 @@ def split_gates(a: Array) -> tuple[Array, Array, Array]:
 
 
 def gru_step(
-    params: Params,
-    h: Array,
-    x: Array,
-    variant: str | Variant = Variant.RESET_AFTER,
-    dtype=None,
-    *,
-    gate_fn=jax.nn.sigmoid,
-    activation_fn=jnp.tanh,
+  params: Params,
+  h: Array,
+  x: Array,
+  variant: str | Variant = Variant.RESET_AFTER,
+  dtype=None,
+  *,
+  gate_fn=jax.nn.sigmoid,
+  activation_fn=jnp.tanh,
 ) -> Array:
   """One GRU step: the new hidden state from the previous one and an input.
 
@@ -302,7 +308,7 @@ def gru_step(
     x: ``[..., I]`` input at this step, with the leading axes of ``h``.
     variant: ``"reset_after"`` (default) or ``"reset_before"``.
     dtype: compute dtype; ``None`` promotes ``x``, ``h`` and the parameters
-      (:func:`jaxgru._src.dtypes.compute_dtype`).
+      (the one dtype rule of the library).
     gate_fn, activation_fn: the gate activation (sigmoid) and the candidate's
       (tanh), as in Flax's cells.
 
@@ -327,7 +333,12 @@ def gru_step(
   flat = lambda a: a.reshape(-1, a.shape[-1])  # noqa: E731 - the step takes [B, H]
   x_proj = split_gates(input_projection(params, flat(x), dtype))
   h_new, _ = step(
-      recurrent_blocks(params, variant, dtype), flat(h), x_proj, variant, dtype,
-      gate_fn=gate_fn, activation_fn=activation_fn,
-  )  # fmt: skip
+    recurrent_blocks(params, variant, dtype),
+    flat(h),
+    x_proj,
+    variant,
+    dtype,
+    gate_fn=gate_fn,
+    activation_fn=activation_fn,
+  )
   return h_new.reshape(h.shape)

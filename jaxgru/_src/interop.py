@@ -26,9 +26,13 @@ from jaxgru._src import gates
 from jaxgru._src import nnx as jaxgru_nnx
 from jaxgru._src import validation
 from jaxgru._src.cell import GRUCell
-from jaxgru._src.interop_flax import from_flax_cell, to_flax_cell, to_linen, to_nnx
+from jaxgru._src.interop_flax import from_flax_cell
+from jaxgru._src.interop_flax import to_flax_cell
+from jaxgru._src.interop_flax import to_linen
+from jaxgru._src.interop_flax import to_nnx
 from jaxgru._src.interop_keras import from_keras
-from jaxgru._src.layer import GRU, param_name
+from jaxgru._src.layer import GRU
+from jaxgru._src.layer import param_name
 
 __all__ = ("from_flax_cell", "from_keras", "from_torch", "to_flax_cell", "to_linen", "to_nnx", "to_torch")
 
@@ -46,10 +50,10 @@ def _torch_source(source: Any) -> tuple[Mapping, dict, bool]:
       if getattr(source, "proj_size", 0):
         raise ValueError("from_torch does not support proj_size")
       options = dict(
-          time_major=not source.batch_first,
-          dropout=float(source.dropout),
-          num_layers=int(source.num_layers),
-          bidirectional=bool(source.bidirectional),
+        time_major=not source.batch_first,
+        dropout=float(source.dropout),
+        num_layers=int(source.num_layers),
+        bidirectional=bool(source.bidirectional),
       )
       return source.state_dict(), options, False
     if kind != "GRUCell":
@@ -59,8 +63,8 @@ def _torch_source(source: Any) -> tuple[Mapping, dict, bool]:
     cell = any(str(key) in ("weight_ih", "weight_hh") for key in source)
     return source, {}, cell
   raise TypeError(
-      f"from_torch expects a torch.nn.GRU, a torch.nn.GRUCell or a state dict mapping names to arrays, "
-      f"got {type(source).__name__}"
+    f"from_torch expects a torch.nn.GRU, a torch.nn.GRUCell or a state dict mapping names to arrays, "
+    f"got {type(source).__name__}"
   )
 
 
@@ -76,15 +80,20 @@ def _direction_params(entry: dict, name: str, hidden: int, input_features: int |
       raise ValueError(f"'weight_ih{name}' must have shape [3H={3 * hidden}, I], got {entry['weight_ih'].shape}")
     input_features = entry["weight_ih"].shape[1]
   expected = {
-      "weight_ih": (3 * hidden, input_features),
-      "weight_hh": (3 * hidden, hidden),
-      "bias_ih": (3 * hidden,),
-      "bias_hh": (3 * hidden,),
+    "weight_ih": (3 * hidden, input_features),
+    "weight_hh": (3 * hidden, hidden),
+    "bias_ih": (3 * hidden,),
+    "bias_hh": (3 * hidden,),
   }
   for kind, value in entry.items():
     if value.shape != expected[kind]:
       raise ValueError(f"'{kind}{name}' must have shape {expected[kind]}, got {value.shape}")
-  jax_names = {"weight_ih": "input_kernel", "weight_hh": "recurrent_kernel", "bias_ih": "input_bias", "bias_hh": "recurrent_bias"}
+  jax_names = {
+    "weight_ih": "input_kernel",
+    "weight_hh": "recurrent_kernel",
+    "bias_ih": "input_bias",
+    "bias_hh": "recurrent_bias",
+  }
   return {jax_names[kind]: jnp.asarray(value.T if value.ndim == 2 else value) for kind, value in entry.items()}
 
 
@@ -162,19 +171,24 @@ def from_torch(module_or_state_dict: Any, *, api: str = "linen", rngs: nnx.Rngs 
   num_layers = inferred.get("num_layers") or next(l for l in range(len(arrays) + 1) if (l, 0) not in arrays)
   num_directions = 2 if inferred.get("bidirectional", any(d for _, d in arrays)) else 1
   unexpected = sorted(
-      k + f"_l{l}" + ("_reverse" if d else "") for (l, d), e in arrays.items() for k in e if l >= num_layers or d >= num_directions
+    k + f"_l{l}" + ("_reverse" if d else "")
+    for (l, d), e in arrays.items()
+    for k in e
+    if l >= num_layers or d >= num_directions
   )
   if unexpected:
     raise ValueError(
-        f"GRU state dict has unexpected key(s) {unexpected}; it holds layers 0 to {num_layers - 1} "
-        f"with {num_directions} direction(s)"
+      f"GRU state dict has unexpected key(s) {unexpected}; it holds layers 0 to {num_layers - 1} "
+      f"with {num_directions} direction(s)"
     )
   params = {}
   for layer in range(num_layers):
     for direction in range(num_directions):
       name = f"_l{layer}" + ("_reverse" if direction else "")
       features = None if layer == 0 else num_directions * hidden
-      params[param_name(layer, direction)] = _direction_params(arrays.get((layer, direction), {}), name, hidden, features)
+      params[param_name(layer, direction)] = _direction_params(
+        arrays.get((layer, direction), {}), name, hidden, features
+      )
   use_bias = {"input_bias" in p for p in params.values()}
   if len(use_bias) != 1:
     raise ValueError("GRU state dict has biases for some layers only; they must be all present or all absent")
@@ -193,10 +207,10 @@ def to_torch(layer: GRU | jaxgru_nnx.GRU, variables: Mapping | None = None) -> d
     variables: ``{"params": ...}`` of the linen layer, as returned by ``layer.init``.
 
   Returns:
-    ``{"weight_ih_l0": [3H, I], "weight_hh_l0": [3H, H], "bias_ih_l0": [3H],
-    "bias_hh_l0": [3H], ...}`` as NumPy arrays (no biases for
-    ``use_bias=False``), ready for ``torch.nn.GRU(..., bias=layer.use_bias)
-    .load_state_dict({k: torch.from_numpy(v) ...})``.
+    PyTorch's state dict as NumPy arrays (no biases for ``use_bias=False``),
+    ``{"weight_ih_l0": [3H, I], "weight_hh_l0": [3H, H], "bias_ih_l0": [3H], "bias_hh_l0": [3H], ...}``,
+    ready for ``torch.nn.GRU(..., bias=layer.use_bias)`` and its ``load_state_dict``
+    (after ``torch.from_numpy`` of each array).
 
   Raises:
     ValueError: a ``reset_before`` layer (PyTorch has no such GRU) or
@@ -218,17 +232,24 @@ def to_torch(layer: GRU | jaxgru_nnx.GRU, variables: Mapping | None = None) -> d
   expected_names = {param_name(l, d) for l in range(layer.num_layers) for d in range(directions)}
   if set(params) != expected_names:
     raise ValueError(f"variables hold {sorted(params)}, but the layer expects {sorted(expected_names)}")
-  torch_names = {"input_kernel": "weight_ih", "recurrent_kernel": "weight_hh", "input_bias": "bias_ih", "recurrent_bias": "bias_hh"}
+  torch_names = {
+    "input_kernel": "weight_ih",
+    "recurrent_kernel": "weight_hh",
+    "input_bias": "bias_ih",
+    "recurrent_bias": "bias_hh",
+  }
   names = gates.PARAM_NAMES if layer.use_bias else gates.PARAM_NAMES[:2]
   for l in range(layer.num_layers):
     for d in range(directions):
       p = params[param_name(l, d)]
       if sorted(p) != sorted(names):
-        raise ValueError(f"{param_name(l, d)} holds {sorted(p)}, but a layer with use_bias={layer.use_bias} has {sorted(names)}")
+        raise ValueError(
+          f"{param_name(l, d)} holds {sorted(p)}, but a layer with use_bias={layer.use_bias} has {sorted(names)}"
+        )
       if p["recurrent_kernel"].shape != (layer.features, 3 * layer.features):
         raise ValueError(
-            f"{param_name(l, d)}/recurrent_kernel has shape {p['recurrent_kernel'].shape}, "
-            f"expected {(layer.features, 3 * layer.features)}"
+          f"{param_name(l, d)}/recurrent_kernel has shape {p['recurrent_kernel'].shape}, "
+          f"expected {(layer.features, 3 * layer.features)}"
         )
       suffix = f"_l{l}" + ("_reverse" if d else "")
       for name in names:

@@ -41,8 +41,8 @@ def to_flax_cell(cell_params: Mapping) -> dict:
       "input_bias": [3H], "recurrent_bias": [3H]}``.
 
   Returns:
-    ``{"ir": {"kernel", "bias"}, "iz": ..., "in": ..., "hr": {"kernel"},
-    "hz": {"kernel"}, "hn": {"kernel", "bias"}}``.
+    Flax's ``GRUCell`` parameters, one Dense per gate and input:
+    ``{"ir": {"kernel", "bias"}, "iz": ..., "in": ..., "hr": {"kernel"}, "hz": {"kernel"}, "hn": {"kernel", "bias"}}``.
   """
   _check_cell_params(cell_params, gates.PARAM_NAMES, "to_flax_cell")
   w_i = jnp.split(jnp.asarray(cell_params["input_kernel"]), 3, axis=-1)
@@ -50,17 +50,23 @@ def to_flax_cell(cell_params: Mapping) -> dict:
   b_i = jnp.split(jnp.asarray(cell_params["input_bias"]), 3)
   b_h = jnp.split(jnp.asarray(cell_params["recurrent_bias"]), 3)
   return {
-      "ir": {"kernel": w_i[0], "bias": b_i[0] + b_h[0]},
-      "iz": {"kernel": w_i[1], "bias": b_i[1] + b_h[1]},
-      "in": {"kernel": w_i[2], "bias": b_i[2]},
-      "hr": {"kernel": w_h[0]},
-      "hz": {"kernel": w_h[1]},
-      "hn": {"kernel": w_h[2], "bias": b_h[2]},
+    "ir": {"kernel": w_i[0], "bias": b_i[0] + b_h[0]},
+    "iz": {"kernel": w_i[1], "bias": b_i[1] + b_h[1]},
+    "in": {"kernel": w_i[2], "bias": b_i[2]},
+    "hr": {"kernel": w_h[0]},
+    "hz": {"kernel": w_h[1]},
+    "hn": {"kernel": w_h[2], "bias": b_h[2]},
   }
 
 
-_FLAX_NAMES = {"ir": ("kernel", "bias"), "iz": ("kernel", "bias"), "in": ("kernel", "bias"),
-               "hr": ("kernel",), "hz": ("kernel",), "hn": ("kernel", "bias")}
+_FLAX_NAMES = {
+  "ir": ("kernel", "bias"),
+  "iz": ("kernel", "bias"),
+  "in": ("kernel", "bias"),
+  "hr": ("kernel",),
+  "hz": ("kernel",),
+  "hn": ("kernel", "bias"),
+}
 
 
 def from_flax_cell(cell_params: Mapping) -> dict:
@@ -71,28 +77,26 @@ def from_flax_cell(cell_params: Mapping) -> dict:
       ``hz``, ``hn``).
 
   Returns:
-    ``{"input_kernel": [I, 3H], "recurrent_kernel": [H, 3H], "input_bias":
-    [3H], "recurrent_bias": [3H]}`` with ``b_hr = b_hz = 0``.
+    jaxgru's parameters of one direction, with ``b_hr = b_hz = 0``:
+    ``{"input_kernel": [I, 3H], "recurrent_kernel": [H, 3H], "input_bias": [3H], "recurrent_bias": [3H]}``.
   """
   _check_cell_params(cell_params, _FLAX_NAMES, "from_flax_cell")
   for name, leaves in _FLAX_NAMES.items():
     _check_cell_params(cell_params[name], leaves, f"from_flax_cell[{name!r}]")
   hn_bias = jnp.asarray(cell_params["hn"]["bias"])
   return {
-      "input_kernel": jnp.concatenate([jnp.asarray(cell_params[g]["kernel"]) for g in ("ir", "iz", "in")], -1),
-      "recurrent_kernel": jnp.concatenate([jnp.asarray(cell_params[g]["kernel"]) for g in ("hr", "hz", "hn")], -1),
-      "input_bias": jnp.concatenate([jnp.asarray(cell_params[g]["bias"]) for g in ("ir", "iz", "in")]),
-      "recurrent_bias": jnp.concatenate([jnp.zeros_like(hn_bias), jnp.zeros_like(hn_bias), hn_bias]),
+    "input_kernel": jnp.concatenate([jnp.asarray(cell_params[g]["kernel"]) for g in ("ir", "iz", "in")], -1),
+    "recurrent_kernel": jnp.concatenate([jnp.asarray(cell_params[g]["kernel"]) for g in ("hr", "hz", "hn")], -1),
+    "input_bias": jnp.concatenate([jnp.asarray(cell_params[g]["bias"]) for g in ("ir", "iz", "in")]),
+    "recurrent_bias": jnp.concatenate([jnp.zeros_like(hn_bias), jnp.zeros_like(hn_bias), hn_bias]),
   }
-
-
 
 
 def to_nnx(layer: GRU, variables: Mapping, *, rngs: nnx.Rngs) -> jaxgru_nnx.GRU:
   """Turns a linen :class:`jaxgru.GRU` and its variables into the equal :class:`jaxgru.nnx.GRU`.
 
   The parameters are copied as they are (``to_linen(to_nnx(...))`` gives them
-  back bit for bit); the options of :data:`jaxgru._src.options.GRU_OPTIONS` are carried over.
+  back bit for bit); the options of the layer are carried over.
 
   Args:
     layer: the linen layer.
@@ -116,7 +120,9 @@ def to_nnx(layer: GRU, variables: Mapping, *, rngs: nnx.Rngs) -> jaxgru_nnx.GRU:
   if not isinstance(layer, GRU):
     raise TypeError(f"to_nnx expects a jaxgru.GRU layer, got {type(layer).__name__}")
   if not isinstance(variables, Mapping) or not isinstance(variables.get("params"), Mapping):
-    raise TypeError(f"to_nnx expects variables {{'params': ...}} as layer.init returns them, got {type(variables).__name__}")
+    raise TypeError(
+      f"to_nnx expects variables {{'params': ...}} as layer.init returns them, got {type(variables).__name__}"
+    )
   params = variables["params"]
   first = params.get(param_name(0, 0), {})
   if "input_kernel" not in first:

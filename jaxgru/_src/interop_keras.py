@@ -17,7 +17,6 @@ from jaxgru._src import validation
 from jaxgru._src.layer import GRU
 from jaxgru._src.sequences import param_name
 
-
 _KERAS_NAMES = ("kernel", "recurrent_kernel", "bias")
 
 
@@ -56,8 +55,8 @@ def from_keras(weights: Any, *, reset_after: bool | None = None, **layer_kwargs)
     gives Keras' ``return_sequences=True`` output and, in ``final_carry[0]``,
     its ``return_state`` state. The cell parameters (for
     :class:`jaxgru.GRUCell` with the layer's ``use_bias``) are
-    ``variables["params"]["layer_0"]`` (for :func:`jaxgru.gru_step`, through
-    :func:`jaxgru._src.params.with_biases`).
+    ``variables["params"]["layer_0"]`` (for :func:`jaxgru.gru_step`, with
+    zero biases added where ``use_bias`` is false).
 
   Raises:
     TypeError: ``weights`` is none of the accepted kinds.
@@ -88,9 +87,9 @@ def from_keras(weights: Any, *, reset_after: bool | None = None, **layer_kwargs)
       reset_after = bool(cell_config["reset_after"])
     if cell_config.get("dropout"):
       raise ValueError(
-          f"from_keras: the Keras layer has dropout={cell_config['dropout']} on its inputs, which "
-          "jaxgru.GRU does not have; convert layer.get_weights() instead and apply a dropout "
-          f"(flax.linen.Dropout or flax.nnx.Dropout, rate={cell_config['dropout']}) to the inputs yourself"
+        f"from_keras: the Keras layer has dropout={cell_config['dropout']} on its inputs, which "
+        "jaxgru.GRU does not have; convert layer.get_weights() instead and apply a dropout "
+        f"(flax.linen.Dropout or flax.nnx.Dropout, rate={cell_config['dropout']}) to the inputs yourself"
       )
     if cell_config.get("recurrent_dropout"):
       inferred["recurrent_dropout"] = float(cell_config["recurrent_dropout"])
@@ -103,21 +102,20 @@ def from_keras(weights: Any, *, reset_after: bool | None = None, **layer_kwargs)
   elif isinstance(weights, (list, tuple)):
     if len(weights) not in (2, 3):
       raise ValueError(
-          f"from_keras expects [kernel, recurrent_kernel] or [kernel, recurrent_kernel, bias], "
-          f"got a list of {len(weights)} arrays"
+        f"from_keras expects [kernel, recurrent_kernel] or [kernel, recurrent_kernel, bias], "
+        f"got a list of {len(weights)} arrays"
       )
     arrays = dict(zip(_KERAS_NAMES, weights))
   else:
     raise TypeError(
-        "from_keras expects a Keras GRU layer, a get_weights() list or a mapping with "
-        f"'kernel', 'recurrent_kernel', 'bias'; got {type(weights).__name__}"
+      "from_keras expects a Keras GRU layer, a get_weights() list or a mapping with "
+      f"'kernel', 'recurrent_kernel', 'bias'; got {type(weights).__name__}"
     )
   missing = [k for k in _KERAS_NAMES[:2] if k not in arrays]
   extra = sorted(str(k) for k in arrays if k not in _KERAS_NAMES)
   if missing or extra:
     raise ValueError(
-        f"from_keras: missing {missing}, unexpected {extra}; expected 'kernel', 'recurrent_kernel' "
-        "and optionally 'bias'"
+      f"from_keras: missing {missing}, unexpected {extra}; expected 'kernel', 'recurrent_kernel' and optionally 'bias'"
     )
   arrays = {k: validation.as_numpy(f"Keras {k!r}", v) for k, v in arrays.items()}
   recurrent = arrays["recurrent_kernel"]
@@ -129,8 +127,8 @@ def from_keras(weights: Any, *, reset_after: bool | None = None, **layer_kwargs)
     raise ValueError(f"Keras 'kernel' must have shape [I, 3H={3 * hidden}], got {kernel.shape}")
   bias = arrays.get("bias")
   params = {
-      "input_kernel": jnp.asarray(_keras_reorder(kernel, hidden)),
-      "recurrent_kernel": jnp.asarray(_keras_reorder(recurrent, hidden)),
+    "input_kernel": jnp.asarray(_keras_reorder(kernel, hidden)),
+    "recurrent_kernel": jnp.asarray(_keras_reorder(recurrent, hidden)),
   }
   if bias is None:  # Keras use_bias=False
     reset_after = True if reset_after is None else reset_after
@@ -139,12 +137,12 @@ def from_keras(weights: Any, *, reset_after: bool | None = None, **layer_kwargs)
     shape_says = {(2, 3 * hidden): True, (3 * hidden,): False}.get(bias.shape)
     if shape_says is None:
       raise ValueError(
-          f"Keras 'bias' must have shape [2, 3H]={(2, 3 * hidden)} (reset_after=True) or "
-          f"[3H]={(3 * hidden,)} (reset_after=False), got {bias.shape}"
+        f"Keras 'bias' must have shape [2, 3H]={(2, 3 * hidden)} (reset_after=True) or "
+        f"[3H]={(3 * hidden,)} (reset_after=False), got {bias.shape}"
       )
     if reset_after is not None and bool(reset_after) != shape_says:
       raise ValueError(
-          f"Keras 'bias' of shape {bias.shape} belongs to reset_after={shape_says}, but reset_after={reset_after} was given"
+        f"Keras 'bias' of shape {bias.shape} belongs to reset_after={shape_says}, but reset_after={reset_after} was given"
       )
     reset_after = shape_says
     if reset_after:

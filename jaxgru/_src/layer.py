@@ -65,7 +65,7 @@ class GRU(nn.Module):
     variant: ``"reset_after"`` (PyTorch) or ``"reset_before"`` (Cho et al.).
     unroll: time steps per ``lax.scan`` iteration.
     implementation: how the recurrence runs (:class:`jaxgru.Implementation`,
-      chosen by :func:`jaxgru._src.dispatch.resolve_implementation` when the layer
+      chosen by :func:`jaxgru.resolve_implementation` when the layer
       runs): ``"auto"`` (default), ``"scan"``, ``"custom_vjp"``,
       ``"custom_vjp_in_loop"`` or ``"pallas"`` (GPU only, not yet measured on
       hardware); all give the same numbers. ``recurrent_dropout``, ``remat``
@@ -73,7 +73,7 @@ class GRU(nn.Module):
       explicit choice raises at construction).
     time_major: inputs and outputs are ``[T, B, ...]`` instead of ``[B, T, ...]``.
     dtype: compute dtype (``None``: promote inputs and parameters,
-      :func:`jaxgru._src.dtypes.compute_dtype`).
+      the one dtype rule of the library).
     param_dtype: parameter dtype; also the carry dtype, and the dtype integer
       or boolean inputs are promoted to.
     recurrent_dropout: rate of dropout on the hidden state where it enters the
@@ -117,7 +117,9 @@ class GRU(nn.Module):
   activation_fn: Any = jnp.tanh
 
   def __post_init__(self):
-    options.check_layer_options("GRU", features=self.features, **{name: getattr(self, name) for name in options.GRU_OPTIONS})
+    options.check_layer_options(
+      "GRU", features=self.features, **{name: getattr(self, name) for name in options.GRU_OPTIONS}
+    )
     super().__post_init__()
 
   @property
@@ -127,14 +129,14 @@ class GRU(nn.Module):
 
   @nn.compact
   def __call__(
-      self,
-      inputs: Array,
-      *args,
-      seq_lengths: Array | None = None,
-      initial_carry: Array | None = None,
-      resets: Array | None = None,
-      reset_carry: Array | None = None,
-      deterministic: bool = True,
+    self,
+    inputs: Array,
+    *args,
+    seq_lengths: Array | None = None,
+    initial_carry: Array | None = None,
+    resets: Array | None = None,
+    reset_carry: Array | None = None,
+    deterministic: bool = True,
   ) -> tuple[Array, Array]:
     """Runs the GRU over a batch of sequences.
 
@@ -171,31 +173,45 @@ class GRU(nn.Module):
       ``time_major``) and ``final_carry [L*D, B, H]``, the state after each
       sequence's last valid step, ordered as PyTorch's ``h_n``.
     """
-    validation.check_keyword_only("GRU", args, ("seq_lengths", "initial_carry", "resets", "reset_carry", "deterministic"))
+    validation.check_keyword_only(
+      "GRU", args, ("seq_lengths", "initial_carry", "resets", "reset_carry", "deterministic")
+    )
     existing = self.variables.get("params", {}).get(param_name(0, 0), {}).get("input_kernel")
 
     def obtain_params(input_features):
       return [
-          [
-              _DirectionParams(
-                  self.features, self.param_dtype, self.kernel_init, self.recurrent_kernel_init, self.bias_init,
-                  self.use_bias, name=param_name(layer, direction),
-              )(input_features if layer == 0 else self.num_directions * self.features)
-              for direction in range(self.num_directions)
-          ]
-          for layer in range(self.num_layers)
-      ]  # fmt: skip
+        [
+          _DirectionParams(
+            self.features,
+            self.param_dtype,
+            self.kernel_init,
+            self.recurrent_kernel_init,
+            self.bias_init,
+            self.use_bias,
+            name=param_name(layer, direction),
+          )(input_features if layer == 0 else self.num_directions * self.features)
+          for direction in range(self.num_directions)
+        ]
+        for layer in range(self.num_layers)
+      ]
 
     training = not deterministic
     keys = sequences.LayerKeys(
-        dropout=self.make_rng("dropout") if training and self.dropout else None,
-        recurrent_dropout=self.make_rng(_recurrent_dropout_stream(self)) if training and self.recurrent_dropout else None,
+      dropout=self.make_rng("dropout") if training and self.dropout else None,
+      recurrent_dropout=self.make_rng(_recurrent_dropout_stream(self)) if training and self.recurrent_dropout else None,
     )
     return sequences.gru_layer(
-        obtain_params, inputs, features=self.features, options={n: getattr(self, n) for n in options.GRU_OPTIONS},
-        keys=keys, expected_input_features=None if existing is None else existing.shape[0],
-        seq_lengths=seq_lengths, initial_carry=initial_carry, resets=resets, reset_carry=reset_carry,
-    )  # fmt: skip
+      obtain_params,
+      inputs,
+      features=self.features,
+      options={n: getattr(self, n) for n in options.GRU_OPTIONS},
+      keys=keys,
+      expected_input_features=None if existing is None else existing.shape[0],
+      seq_lengths=seq_lengths,
+      initial_carry=initial_carry,
+      resets=resets,
+      reset_carry=reset_carry,
+    )
 
 
 def _recurrent_dropout_stream(module: nn.Module) -> str:

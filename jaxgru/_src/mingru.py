@@ -143,9 +143,7 @@ def log_coefficients(proj: Array, dtype) -> tuple[Array, Array]:
   return -jax.nn.softplus(k), -jax.nn.softplus(-k) + log_g(v)  # Feng et al. 2024, appendix B
 
 
-def mingru_step(
-    params: Params, h: Array, x: Array, candidate: str | Candidate = Candidate.LINEAR, dtype=None
-) -> Array:
+def mingru_step(params: Params, h: Array, x: Array, candidate: str | Candidate = Candidate.LINEAR, dtype=None) -> Array:
   r"""One minGRU step, :math:`h' = (1 - z) \odot h + z \odot \tilde h`: streaming inference.
 
   Args:
@@ -181,16 +179,16 @@ def _compose_log(earlier, later):
 
 
 def mingru_scan(
-    params: Params,
-    x: Array,
-    h0: Array,
-    *,
-    mode: str | Mode = Mode.PARALLEL,
-    candidate: str | Candidate = Candidate.LINEAR,
-    seq_lengths: Array | None = None,
-    dtype=None,
-    resets: Array | None = None,
-    reset_carry: Array | None = None,
+  params: Params,
+  x: Array,
+  h0: Array,
+  *,
+  mode: str | Mode = Mode.PARALLEL,
+  candidate: str | Candidate = Candidate.LINEAR,
+  seq_lengths: Array | None = None,
+  dtype=None,
+  resets: Array | None = None,
+  reset_carry: Array | None = None,
 ) -> tuple[Array, Array]:
   r"""Runs one minGRU layer over a time-major sequence.
 
@@ -270,12 +268,14 @@ def mingru_scan(
   return ys, h_last
 
 
-def check_options(owner: str, *, features, num_layers, mode, candidate, dropout, time_major, dtype, param_dtype) -> None:
+def check_options(
+  owner: str, *, features, num_layers, mode, candidate, dropout, time_major, dtype, param_dtype
+) -> None:
   """Checks the options of a minGRU layer (:class:`jaxgru.MinGRU`, :class:`jaxgru.nnx.MinGRU`); raises naming the option."""
   if (as_mode(mode), as_candidate(candidate)) == (Mode.LOG, Candidate.LINEAR):
     raise ValueError(
-        f"{owner} mode='log' needs candidate='g' (the log-space scan needs positive candidate "
-        f"states, Feng et al. 2024 sec. 3.3); got candidate={candidate!r}"
+      f"{owner} mode='log' needs candidate='g' (the log-space scan needs positive candidate "
+      f"states, Feng et al. 2024 sec. 3.3); got candidate={candidate!r}"
     )
   for name, value in (("features", features), ("num_layers", num_layers)):
     validation.check_positive_int(f"{owner} {name}", value)
@@ -286,17 +286,17 @@ def check_options(owner: str, *, features, num_layers, mode, candidate, dropout,
 
 
 def mingru_layer(
-    obtain_params,
-    inputs,
-    *,
-    features: int,
-    options: Mapping,
-    keys: sequences.LayerKeys,
-    expected_input_features: int | None,
-    seq_lengths=None,
-    initial_carry=None,
-    resets=None,
-    reset_carry=None,
+  obtain_params,
+  inputs,
+  *,
+  features: int,
+  options: Mapping,
+  keys: sequences.LayerKeys,
+  expected_input_features: int | None,
+  seq_lengths=None,
+  initial_carry=None,
+  resets=None,
+  reset_carry=None,
 ) -> tuple[Array, Array]:
   """Runs a minGRU layer (:class:`jaxgru.MinGRU`, :class:`jaxgru.nnx.MinGRU`) from its parameters and keys.
 
@@ -308,19 +308,38 @@ def mingru_layer(
   def run(params, batch, between):
     def scan(layer, _d, p, x, h):
       return mingru_scan(
-          p, x, h, mode=options["mode"], candidate=options["candidate"], seq_lengths=batch.seq_lengths,
-          dtype=options["dtype"], resets=batch.resets,
-          reset_carry=None if batch.reset_carry is None else batch.reset_carry[layer],
-      )  # fmt: skip
+        p,
+        x,
+        h,
+        mode=options["mode"],
+        candidate=options["candidate"],
+        seq_lengths=batch.seq_lengths,
+        dtype=options["dtype"],
+        resets=batch.resets,
+        reset_carry=None if batch.reset_carry is None else batch.reset_carry[layer],
+      )
 
     return sequences.run_stack(scan, params, batch.x, batch.h0, between_layers=between)  # [T, B, H], [L, B, H]
 
   return sequences.sequence_layer(
-      "MinGRU", inputs, obtain_params=obtain_params, run=run, features=features, num_layers=options["num_layers"],
-      num_directions=1, directional=False, time_major=options["time_major"], param_dtype=options["param_dtype"],
-      dropout_rate=options["dropout"], keys=keys, expected_input_features=expected_input_features,
-      seq_lengths=seq_lengths, initial_carry=initial_carry, resets=resets, reset_carry=reset_carry,
-  )  # fmt: skip
+    "MinGRU",
+    inputs,
+    obtain_params=obtain_params,
+    run=run,
+    features=features,
+    num_layers=options["num_layers"],
+    num_directions=1,
+    directional=False,
+    time_major=options["time_major"],
+    param_dtype=options["param_dtype"],
+    dropout_rate=options["dropout"],
+    keys=keys,
+    expected_input_features=expected_input_features,
+    seq_lengths=seq_lengths,
+    initial_carry=initial_carry,
+    resets=resets,
+    reset_carry=reset_carry,
+  )
 
 
 OPTION_NAMES = ("num_layers", "mode", "candidate", "dropout", "time_major", "dtype", "param_dtype")

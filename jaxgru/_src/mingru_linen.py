@@ -15,7 +15,9 @@ import jax.numpy as jnp
 from jaxgru._src import params as params_lib
 from jaxgru._src import sequences
 from jaxgru._src import validation
-from jaxgru._src.mingru import OPTION_NAMES, check_options, mingru_layer
+from jaxgru._src.mingru import OPTION_NAMES
+from jaxgru._src.mingru import check_options
+from jaxgru._src.mingru import mingru_layer
 
 Array = jax.Array
 
@@ -31,10 +33,10 @@ class _LayerParams(nn.Module):
   @nn.compact
   def __call__(self, input_features: int) -> dict[str, Array]:
     return {
-        "kernel": self.param(
-            "kernel", params_lib.init_param, self.kernel_init, (input_features, 2 * self.features), self.param_dtype
-        ),
-        "bias": self.param("bias", params_lib.init_param, self.bias_init, (2 * self.features,), self.param_dtype),
+      "kernel": self.param(
+        "kernel", params_lib.init_param, self.kernel_init, (input_features, 2 * self.features), self.param_dtype
+      ),
+      "bias": self.param("bias", params_lib.init_param, self.bias_init, (2 * self.features,), self.param_dtype),
     }
 
 
@@ -87,14 +89,14 @@ class MinGRU(nn.Module):
 
   @nn.compact
   def __call__(
-      self,
-      inputs: Array,
-      *args,
-      seq_lengths: Array | None = None,
-      initial_carry: Array | None = None,
-      resets: Array | None = None,
-      reset_carry: Array | None = None,
-      deterministic: bool = True,
+    self,
+    inputs: Array,
+    *args,
+    seq_lengths: Array | None = None,
+    initial_carry: Array | None = None,
+    resets: Array | None = None,
+    reset_carry: Array | None = None,
+    deterministic: bool = True,
   ) -> tuple[Array, Array]:
     """Runs the minGRU over a batch of sequences (options after ``inputs`` are keyword-only).
 
@@ -116,20 +118,31 @@ class MinGRU(nn.Module):
       ``time_major``) and ``final_carry [L, B, H]``, the state after each
       sequence's last valid step.
     """
-    validation.check_keyword_only("MinGRU", args, ("seq_lengths", "initial_carry", "resets", "reset_carry", "deterministic"))
+    validation.check_keyword_only(
+      "MinGRU", args, ("seq_lengths", "initial_carry", "resets", "reset_carry", "deterministic")
+    )
     existing = self.variables.get("params", {}).get("layer_0", {}).get("kernel")
 
     def obtain_params(input_features):
       return [
-          [_LayerParams(self.features, self.param_dtype, self.kernel_init, self.bias_init, name=f"layer_{layer}")(
-              input_features if layer == 0 else self.features
-          )]
-          for layer in range(self.num_layers)
-      ]  # fmt: skip
+        [
+          _LayerParams(self.features, self.param_dtype, self.kernel_init, self.bias_init, name=f"layer_{layer}")(
+            input_features if layer == 0 else self.features
+          )
+        ]
+        for layer in range(self.num_layers)
+      ]
 
     keys = sequences.LayerKeys(dropout=self.make_rng("dropout") if self.dropout and not deterministic else None)
     return mingru_layer(
-        obtain_params, inputs, features=self.features, options={n: getattr(self, n) for n in OPTION_NAMES}, keys=keys,
-        expected_input_features=None if existing is None else existing.shape[0], seq_lengths=seq_lengths,
-        initial_carry=initial_carry, resets=resets, reset_carry=reset_carry,
-    )  # fmt: skip
+      obtain_params,
+      inputs,
+      features=self.features,
+      options={n: getattr(self, n) for n in OPTION_NAMES},
+      keys=keys,
+      expected_input_features=None if existing is None else existing.shape[0],
+      seq_lengths=seq_lengths,
+      initial_carry=initial_carry,
+      resets=resets,
+      reset_carry=reset_carry,
+    )

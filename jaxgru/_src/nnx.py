@@ -1,8 +1,8 @@
-r"""The ``flax.nnx`` modules: :class:`GRUCell`, :class:`GRU` and :class:`MinGRU`.
+r"""The ``flax.nnx`` modules of the GRU: :class:`GRUCell` and :class:`GRU` (minGRU's in ``mingru_nnx.py``).
 
 Each holds its parameters as ``nnx.Param`` and calls the same pure functions
 as the ``flax.linen`` modules (:func:`jaxgru.gates.gru_step`,
-:func:`jaxgru._src.sequences.gru_stack`, :func:`jaxgru.mingru.mingru_scan`), so the
+:func:`jaxgru.gru_stack`, :func:`jaxgru.mingru.mingru_scan`), so the
 two APIs compute the same numbers from the same parameters;
 :func:`jaxgru.interop.to_nnx` and :func:`jaxgru.interop.to_linen` move
 parameters between them. Shapes follow the legend in :mod:`jaxgru.gates`.
@@ -10,7 +10,8 @@ parameters between them. Shapes follow the legend in :mod:`jaxgru.gates`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -18,10 +19,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-
 from jaxgru._src import cell_body
 from jaxgru._src import gates
-from jaxgru._src import mingru
 from jaxgru._src import options as options_lib
 from jaxgru._src import params as params_lib
 from jaxgru._src import sequences
@@ -84,29 +83,35 @@ class GRUCell(nnx.RNNCellBase):
   """
 
   def __init__(
-      self,
-      in_features: int,
-      hidden_features: int,
-      *,
-      variant: str = "reset_after",
-      gate_fn: Callable[..., Array] = jax.nn.sigmoid,
-      activation_fn: Callable[..., Array] = jnp.tanh,
-      kernel_init: Initializer = nnx.initializers.lecun_normal(),
-      recurrent_kernel_init: Initializer = nnx.initializers.orthogonal(),
-      bias_init: Initializer = nnx.initializers.zeros_init(),
-      dtype=None,
-      param_dtype=jnp.float32,
-      carry_init: Initializer | None = None,
-      use_bias: bool = True,
-      rngs: nnx.Rngs,
-      kernel_metadata: Mapping[str, Any] = _NO_METADATA,
-      recurrent_kernel_metadata: Mapping[str, Any] = _NO_METADATA,
-      bias_metadata: Mapping[str, Any] = _NO_METADATA,
+    self,
+    in_features: int,
+    hidden_features: int,
+    *,
+    variant: str = "reset_after",
+    gate_fn: Callable[..., Array] = jax.nn.sigmoid,
+    activation_fn: Callable[..., Array] = jnp.tanh,
+    kernel_init: Initializer = nnx.initializers.lecun_normal(),
+    recurrent_kernel_init: Initializer = nnx.initializers.orthogonal(),
+    bias_init: Initializer = nnx.initializers.zeros_init(),
+    dtype=None,
+    param_dtype=jnp.float32,
+    carry_init: Initializer | None = None,
+    use_bias: bool = True,
+    rngs: nnx.Rngs,
+    kernel_metadata: Mapping[str, Any] = _NO_METADATA,
+    recurrent_kernel_metadata: Mapping[str, Any] = _NO_METADATA,
+    bias_metadata: Mapping[str, Any] = _NO_METADATA,
   ):
     variant = options_lib.check_cell_options(
-        "GRUCell", {"in_features": in_features, "hidden_features": hidden_features}, variant=variant, dtype=dtype,
-        param_dtype=param_dtype, use_bias=use_bias, gate_fn=gate_fn, activation_fn=activation_fn,
-    )  # fmt: skip
+      "GRUCell",
+      {"in_features": in_features, "hidden_features": hidden_features},
+      variant=variant,
+      dtype=dtype,
+      param_dtype=param_dtype,
+      use_bias=use_bias,
+      gate_fn=gate_fn,
+      activation_fn=activation_fn,
+    )
     _check_rngs("GRUCell", rngs)
     self.in_features, self.hidden_features = in_features, hidden_features
     self.variant = variant.value
@@ -115,18 +120,18 @@ class GRUCell(nnx.RNNCellBase):
     self.carry_init = carry_init
     self.use_bias = use_bias
     specs = params_lib.param_specs(
-        in_features,
-        hidden_features,
-        kernel_init=kernel_init,
-        recurrent_kernel_init=recurrent_kernel_init,
-        bias_init=bias_init,
-        use_bias=use_bias,
+      in_features,
+      hidden_features,
+      kernel_init=kernel_init,
+      recurrent_kernel_init=recurrent_kernel_init,
+      bias_init=bias_init,
+      use_bias=use_bias,
     )
     metadata = dict(
-        input_kernel=kernel_metadata,
-        recurrent_kernel=recurrent_kernel_metadata,
-        input_bias=bias_metadata,
-        recurrent_bias=bias_metadata,
+      input_kernel=kernel_metadata,
+      recurrent_kernel=recurrent_kernel_metadata,
+      input_bias=bias_metadata,
+      recurrent_bias=bias_metadata,
     )
     for name, spec in specs.items():
       setattr(self, name, nnx.Param(params_lib.init_gates(rngs.params(), spec, param_dtype), **metadata[name]))
@@ -145,7 +150,10 @@ class GRUCell(nnx.RNNCellBase):
     return h, h
 
   def initialize_carry(
-      self, input_shape: tuple[int, ...], rngs: nnx.Rngs | nnx.RngStream | None = None, carry_init: Initializer | None = None
+    self,
+    input_shape: tuple[int, ...],
+    rngs: nnx.Rngs | nnx.RngStream | None = None,
+    carry_init: Initializer | None = None,
   ) -> Array:
     """Initial carry ``[..., H]`` for inputs ``[..., I]``, as ``flax.nnx.GRUCell.initialize_carry``.
 
@@ -178,20 +186,21 @@ class GRU(nnx.Module):
   r"""Multi-layer GRU for ``flax.nnx``: :class:`jaxgru.GRU` (and PyTorch ``nn.GRU``) as an ``nnx.Module``.
 
   The same computation, options and implementations as :class:`jaxgru.GRU`,
-  through the same :func:`jaxgru._src.sequences.gru_stack`. Parameters: one
+  through the same :func:`jaxgru.gru_stack`. Parameters: one
   :class:`GRUCell` per layer and direction, attributes ``layer_{l}`` and
   ``layer_{l}_reverse``, so ``nnx.state(gru, nnx.Param)`` mirrors the linen
   layer's ``params``. Dropout between layers and recurrent dropout are on
   after ``gru.train()`` (the default, as ``nnx.Dropout``) and off after
   ``gru.eval()``; their masks come from the ``dropout`` stream of ``rngs``.
 
+  The other arguments, ``num_layers``, ``bidirectional``, ``dropout``, ``variant``, ``unroll``,
+  ``implementation``, ``time_major``, ``dtype``, ``param_dtype``, ``kernel_init``,
+  ``recurrent_kernel_init``, ``bias_init``, ``recurrent_dropout``, ``remat``, ``remat_segment``,
+  ``use_bias``, ``gate_fn`` and ``activation_fn``, are the attributes of :class:`jaxgru.GRU`.
+
   Args:
     in_features: I.
     hidden_features: H.
-    num_layers, bidirectional, dropout, variant, unroll, implementation,
-      time_major, dtype, param_dtype, kernel_init, recurrent_kernel_init,
-      bias_init, recurrent_dropout, remat, remat_segment, use_bias, gate_fn,
-      activation_fn: as the attributes of :class:`jaxgru.GRU`.
     rngs: ``nnx.Rngs`` (``params`` stream; ``dropout`` stream when dropping).
 
   Example:
@@ -204,38 +213,49 @@ class GRU(nnx.Module):
   """
 
   def __init__(
-      self,
-      in_features: int,
-      hidden_features: int,
-      *,
-      num_layers: int = 1,
-      bidirectional: bool = False,
-      dropout: float = 0.0,
-      variant: str = "reset_after",
-      unroll: int = 1,
-      implementation: str = "auto",
-      time_major: bool = False,
-      dtype=None,
-      param_dtype=jnp.float32,
-      kernel_init: Initializer = nnx.initializers.lecun_normal(),
-      recurrent_kernel_init: Initializer = nnx.initializers.orthogonal(),
-      bias_init: Initializer = nnx.initializers.zeros_init(),
-      recurrent_dropout: float = 0.0,
-      remat: str = "none",
-      remat_segment: int | None = None,
-      use_bias: bool = True,
-      gate_fn: Callable[..., Array] = jax.nn.sigmoid,
-      activation_fn: Callable[..., Array] = jnp.tanh,
-      rngs: nnx.Rngs,
+    self,
+    in_features: int,
+    hidden_features: int,
+    *,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+    dropout: float = 0.0,
+    variant: str = "reset_after",
+    unroll: int = 1,
+    implementation: str = "auto",
+    time_major: bool = False,
+    dtype=None,
+    param_dtype=jnp.float32,
+    kernel_init: Initializer = nnx.initializers.lecun_normal(),
+    recurrent_kernel_init: Initializer = nnx.initializers.orthogonal(),
+    bias_init: Initializer = nnx.initializers.zeros_init(),
+    recurrent_dropout: float = 0.0,
+    remat: str = "none",
+    remat_segment: int | None = None,
+    use_bias: bool = True,
+    gate_fn: Callable[..., Array] = jax.nn.sigmoid,
+    activation_fn: Callable[..., Array] = jnp.tanh,
+    rngs: nnx.Rngs,
   ):
     validation.check_positive_int("GRU in_features", in_features)
     _check_rngs("GRU", rngs)
     options = dict(
-        num_layers=num_layers, bidirectional=bidirectional, dropout=dropout, variant=variant, unroll=unroll,
-        implementation=implementation, time_major=time_major, dtype=dtype, param_dtype=param_dtype,
-        recurrent_dropout=recurrent_dropout, remat=remat, remat_segment=remat_segment, use_bias=use_bias,
-        gate_fn=gate_fn, activation_fn=activation_fn,
-    )  # fmt: skip
+      num_layers=num_layers,
+      bidirectional=bidirectional,
+      dropout=dropout,
+      variant=variant,
+      unroll=unroll,
+      implementation=implementation,
+      time_major=time_major,
+      dtype=dtype,
+      param_dtype=param_dtype,
+      recurrent_dropout=recurrent_dropout,
+      remat=remat,
+      remat_segment=remat_segment,
+      use_bias=use_bias,
+      gate_fn=gate_fn,
+      activation_fn=activation_fn,
+    )
     options_lib.check_layer_options("GRU", features=hidden_features, **options)
     # Both dropouts draw from the one 'dropout' stream, as in jaxgru.GRU; .train() and .eval() set deterministic.
     self.deterministic = False
@@ -248,16 +268,30 @@ class GRU(nnx.Module):
       for direction in range(self.num_directions):
         inputs = in_features if layer == 0 else self.num_directions * hidden_features
         cell = GRUCell(
-            inputs, hidden_features, variant=variant, gate_fn=gate_fn, activation_fn=activation_fn,
-            kernel_init=kernel_init, recurrent_kernel_init=recurrent_kernel_init, bias_init=bias_init,
-            dtype=dtype, param_dtype=param_dtype, use_bias=use_bias, rngs=rngs,
-        )  # fmt: skip
+          inputs,
+          hidden_features,
+          variant=variant,
+          gate_fn=gate_fn,
+          activation_fn=activation_fn,
+          kernel_init=kernel_init,
+          recurrent_kernel_init=recurrent_kernel_init,
+          bias_init=bias_init,
+          dtype=dtype,
+          param_dtype=param_dtype,
+          use_bias=use_bias,
+          rngs=rngs,
+        )
         setattr(self, param_name(layer, direction), cell)
 
   def __call__(
-      self, inputs: Array, *args, seq_lengths: Array | None = None, initial_carry: Array | None = None,
-      resets: Array | None = None, reset_carry: Array | None = None,
-  ) -> tuple[Array, Array]:  # fmt: skip
+    self,
+    inputs: Array,
+    *args,
+    seq_lengths: Array | None = None,
+    initial_carry: Array | None = None,
+    resets: Array | None = None,
+    reset_carry: Array | None = None,
+  ) -> tuple[Array, Array]:
     """Runs the GRU over a batch of sequences.
 
     Args:
@@ -275,99 +309,21 @@ class GRU(nnx.Module):
     cells = [[getattr(self, param_name(l, d)) for d in range(self.num_directions)] for l in range(self.num_layers)]
     training = self.dropout_rngs is not None and not self.deterministic
     keys = sequences.LayerKeys(
-        dropout=self.dropout_rngs() if training and self.dropout else None,
-        recurrent_dropout=self.dropout_rngs() if training and self.recurrent_dropout else None,
+      dropout=self.dropout_rngs() if training and self.dropout else None,
+      recurrent_dropout=self.dropout_rngs() if training and self.recurrent_dropout else None,
     )
     return sequences.gru_layer(
-        lambda _: [[c.gru_params() for c in row] for row in cells], inputs, features=self.hidden_features,
-        options={name: getattr(self, name) for name in options_lib.GRU_OPTIONS}, keys=keys,
-        expected_input_features=self.in_features, seq_lengths=seq_lengths, initial_carry=initial_carry,
-        resets=resets, reset_carry=reset_carry,
-    )  # fmt: skip
+      lambda _: [[c.gru_params() for c in row] for row in cells],
+      inputs,
+      features=self.hidden_features,
+      options={name: getattr(self, name) for name in options_lib.GRU_OPTIONS},
+      keys=keys,
+      expected_input_features=self.in_features,
+      seq_lengths=seq_lengths,
+      initial_carry=initial_carry,
+      resets=resets,
+      reset_carry=reset_carry,
+    )
 
 
-class _MinGRULayer(nnx.Module):
-  """``kernel [I, 2H]`` and ``bias [2H]`` of one minGRU layer (see :mod:`jaxgru.mingru`)."""
-
-  def __init__(self, in_features, hidden_features, *, kernel_init, bias_init, param_dtype, rngs):
-    init = params_lib.init_param
-    self.kernel = nnx.Param(init(rngs.params(), kernel_init, (in_features, 2 * hidden_features), param_dtype))
-    self.bias = nnx.Param(init(rngs.params(), bias_init, (2 * hidden_features,), param_dtype))
-
-
-class MinGRU(nnx.Module):
-  r"""Multi-layer minGRU (Feng et al. 2024) for ``flax.nnx``: :class:`jaxgru.MinGRU` as an ``nnx.Module``.
-
-  The same computation as :class:`jaxgru.MinGRU` through
-  :func:`jaxgru.mingru.mingru_scan`; parameters ``layer_{l}.kernel [I_l, 2H]``
-  and ``layer_{l}.bias [2H]``. Dropout between layers is on after
-  ``.train()`` and off after ``.eval()``.
-
-  Args:
-    in_features: I.
-    hidden_features: H.
-    num_layers, mode, candidate, dropout, time_major, dtype, param_dtype,
-      kernel_init, bias_init: as the attributes of :class:`jaxgru.MinGRU`.
-    rngs: ``nnx.Rngs`` (``params``; ``dropout`` when dropping).
-
-  Example:
-
-  >>> from flax import nnx
-  >>> rnn = MinGRU(3, 8, num_layers=2, rngs=nnx.Rngs(0))
-  >>> y, h_n = rnn(jnp.ones((4, 10, 3)))
-  >>> y.shape, h_n.shape  # [B, T, H], [L, B, H]
-  ((4, 10, 8), (2, 4, 8))
-  """
-
-  def __init__(
-      self,
-      in_features: int,
-      hidden_features: int,
-      *,
-      num_layers: int = 1,
-      mode: str = "parallel",
-      candidate: str = "linear",
-      dropout: float = 0.0,
-      time_major: bool = False,
-      dtype=None,
-      param_dtype=jnp.float32,
-      kernel_init: Initializer = nnx.initializers.lecun_normal(),
-      bias_init: Initializer = nnx.initializers.zeros_init(),
-      rngs: nnx.Rngs,
-  ):
-    validation.check_positive_int("MinGRU in_features", in_features)
-    _check_rngs("MinGRU", rngs)
-    options = dict(
-        num_layers=num_layers, mode=mode, candidate=candidate, dropout=dropout, time_major=time_major, dtype=dtype,
-        param_dtype=param_dtype,
-    )  # fmt: skip
-    mingru.check_options("MinGRU", features=hidden_features, **options)
-    self.in_features, self.hidden_features = in_features, hidden_features
-    for name, value in options.items():
-      setattr(self, name, value)
-    for layer in range(num_layers):
-      inputs = in_features if layer == 0 else hidden_features
-      setattr(self, f"layer_{layer}", _MinGRULayer(
-          inputs, hidden_features, kernel_init=kernel_init, bias_init=bias_init, param_dtype=param_dtype, rngs=rngs
-      ))  # fmt: skip
-    self.deterministic = False  # set by .train() and .eval()
-    self.dropout_rngs = rngs["dropout"].fork() if dropout else None
-
-  def __call__(
-      self, inputs: Array, *args, seq_lengths: Array | None = None, initial_carry: Array | None = None,
-      resets: Array | None = None, reset_carry: Array | None = None,
-  ) -> tuple[Array, Array]:  # fmt: skip
-    """Runs the minGRU: ``inputs [B, T, I]`` -> ``(outputs [B, T, H], final_carry [L, B, H])`` (as :class:`jaxgru.MinGRU`)."""
-    validation.check_keyword_only("MinGRU", args, ("seq_lengths", "initial_carry", "resets", "reset_carry"))
-    layers = [getattr(self, f"layer_{l}") for l in range(self.num_layers)]
-    training = self.dropout_rngs is not None and not self.deterministic
-    return mingru.mingru_layer(
-        lambda _: [[{"kernel": layer.kernel[...], "bias": layer.bias[...]}] for layer in layers], inputs,
-        features=self.hidden_features, options={name: getattr(self, name) for name in mingru.OPTION_NAMES},
-        keys=sequences.LayerKeys(dropout=self.dropout_rngs() if training else None),
-        expected_input_features=self.in_features, seq_lengths=seq_lengths, initial_carry=initial_carry,
-        resets=resets, reset_carry=reset_carry,
-    )  # fmt: skip
-
-
-__all__ = ("GRU", "GRUCell", "MinGRU")
+__all__ = ("GRU", "GRUCell")

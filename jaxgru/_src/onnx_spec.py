@@ -8,7 +8,8 @@ a JAX activation onto one of ONNX's recurrent activations.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import jax
@@ -31,14 +32,14 @@ class Activation(NamedTuple):
 
 # The JAX functions ONNX's GRU can express (by their public names), each checked against ONNX Runtime in the tests.
 ACTIVATIONS: tuple[tuple[str, Callable, Activation], ...] = (
-    ("jax.nn.sigmoid", jax.nn.sigmoid, Activation("Sigmoid", None, None)),
-    ("jax.lax.logistic", jax.lax.logistic, Activation("Sigmoid", None, None)),
-    ("jnp.tanh", jnp.tanh, Activation("Tanh", None, None)),
-    ("jax.lax.tanh", jax.lax.tanh, Activation("Tanh", None, None)),
-    ("jax.nn.relu", jax.nn.relu, Activation("Relu", None, None)),
-    # jax.nn.hard_sigmoid(x) = relu6(x + 3) / 6 = clip(x / 6 + 1/2, 0, 1): ONNX's HardSigmoid.
-    ("jax.nn.hard_sigmoid", jax.nn.hard_sigmoid, Activation("HardSigmoid", 1.0 / 6.0, 0.5)),
-    ("jax.nn.soft_sign", jax.nn.soft_sign, Activation("Softsign", None, None)),
+  ("jax.nn.sigmoid", jax.nn.sigmoid, Activation("Sigmoid", None, None)),
+  ("jax.lax.logistic", jax.lax.logistic, Activation("Sigmoid", None, None)),
+  ("jnp.tanh", jnp.tanh, Activation("Tanh", None, None)),
+  ("jax.lax.tanh", jax.lax.tanh, Activation("Tanh", None, None)),
+  ("jax.nn.relu", jax.nn.relu, Activation("Relu", None, None)),
+  # jax.nn.hard_sigmoid(x) = relu6(x + 3) / 6 = clip(x / 6 + 1/2, 0, 1): ONNX's HardSigmoid.
+  ("jax.nn.hard_sigmoid", jax.nn.hard_sigmoid, Activation("HardSigmoid", 1.0 / 6.0, 0.5)),
+  ("jax.nn.soft_sign", jax.nn.soft_sign, Activation("Softsign", None, None)),
 )
 
 
@@ -60,8 +61,8 @@ def onnx_activation(fn: Callable, option: str) -> Activation:
       return activation
   known = ", ".join(name for name, _, _ in ACTIVATIONS)
   raise ValueError(
-      f"to_onnx: {option}={getattr(fn, '__name__', fn)!r} has no equal among the activations of ONNX's GRU "
-      f"operator; the export can express {known}. Use to_stablehlo for other functions."
+    f"to_onnx: {option}={getattr(fn, '__name__', fn)!r} has no equal among the activations of ONNX's GRU "
+    f"operator; the export can express {known}. Use to_stablehlo for other functions."
   )
 
 
@@ -102,16 +103,18 @@ def layer_spec(layer, variables: Mapping | None = None) -> LayerSpec:
   if not isinstance(layer, GRU):
     raise TypeError(f"to_onnx expects a jaxgru.GRU (with variables) or a jaxgru.nnx.GRU, got {type(layer).__name__}")
   if not isinstance(variables, Mapping):
-    raise TypeError(f"to_onnx expects the layer's variables {{'params': ...}} with a jaxgru.GRU, got {type(variables).__name__}")
+    raise TypeError(
+      f"to_onnx expects the layer's variables {{'params': ...}} with a jaxgru.GRU, got {type(variables).__name__}"
+    )
   # Training-time options (dropout, recurrent_dropout, remat, unroll, implementation) leave
   # the inference graph unchanged; the compute dtype does not.
   for option in ("dtype", "param_dtype"):
     value = getattr(layer, option)
     if value is not None and jnp.dtype(value) != jnp.float32:
       raise ValueError(
-          f"to_onnx: {option}={jnp.dtype(value).name} is not supported: the exported graph computes in float32 "
-          f"and would not give the layer's {jnp.dtype(value).name} numbers; export a layer with {option}=float32"
-          + (" (or None)" if option == "dtype" else "")
+        f"to_onnx: {option}={jnp.dtype(value).name} is not supported: the exported graph computes in float32 "
+        f"and would not give the layer's {jnp.dtype(value).name} numbers; export a layer with {option}=float32"
+        + (" (or None)" if option == "dtype" else "")
       )
   activations = (onnx_activation(layer.gate_fn, "gate_fn"), onnx_activation(layer.activation_fn, "activation_fn"))
   params = variables.get("params", variables)
@@ -129,26 +132,32 @@ def layer_spec(layer, variables: Mapping | None = None) -> LayerSpec:
       name = param_name(l, d)
       p = params[name]
       if sorted(p) != sorted(names):
-        raise ValueError(f"to_onnx: {name} holds {sorted(p)}, but a layer with use_bias={layer.use_bias} has {sorted(names)}")
+        raise ValueError(
+          f"to_onnx: {name} holds {sorted(p)}, but a layer with use_bias={layer.use_bias} has {sorted(names)}"
+        )
       inputs = input_features if l == 0 else directions * hidden
-      shapes = {"input_kernel": (inputs, 3 * hidden), "recurrent_kernel": (hidden, 3 * hidden),
-                "input_bias": (3 * hidden,), "recurrent_bias": (3 * hidden,)}  # fmt: skip
+      shapes = {
+        "input_kernel": (inputs, 3 * hidden),
+        "recurrent_kernel": (hidden, 3 * hidden),
+        "input_bias": (3 * hidden,),
+        "recurrent_bias": (3 * hidden,),
+      }
       for key in names:
         if np.shape(p[key]) != shapes[key] or jnp.dtype(p[key].dtype) != jnp.float32:
           raise ValueError(
-              f"to_onnx: {name}/{key} is {np.shape(p[key])} {jnp.dtype(p[key].dtype).name}, "
-              f"expected {shapes[key]} float32 (features={hidden}, input features {input_features})"
+            f"to_onnx: {name}/{key} is {np.shape(p[key])} {jnp.dtype(p[key].dtype).name}, "
+            f"expected {shapes[key]} float32 (features={hidden}, input features {input_features})"
           )
       row.append({key: np.asarray(p[key]) for key in names})
     arrays.append(tuple(row))
   return LayerSpec(
-      input_features=input_features,
-      features=hidden,
-      num_layers=layer.num_layers,
-      num_directions=directions,
-      reset_after=layer.variant == "reset_after",
-      time_major=layer.time_major,
-      use_bias=layer.use_bias,
-      activations=activations,
-      params=tuple(arrays),
+    input_features=input_features,
+    features=hidden,
+    num_layers=layer.num_layers,
+    num_directions=directions,
+    reset_after=layer.variant == "reset_after",
+    time_major=layer.time_major,
+    use_bias=layer.use_bias,
+    activations=activations,
+    params=tuple(arrays),
   )

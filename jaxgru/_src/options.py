@@ -16,30 +16,43 @@ from jaxgru._src import validation
 # The options of a GRU layer besides its sizes and initializers, the same for
 # jaxgru.GRU and jaxgru.nnx.GRU (what jaxgru.interop carries between them).
 GRU_OPTIONS = (
-    "num_layers", "bidirectional", "dropout", "variant", "unroll", "implementation", "time_major", "dtype",
-    "param_dtype", "recurrent_dropout", "remat", "remat_segment", "use_bias", "gate_fn", "activation_fn",
-)  # fmt: skip
+  "num_layers",
+  "bidirectional",
+  "dropout",
+  "variant",
+  "unroll",
+  "implementation",
+  "time_major",
+  "dtype",
+  "param_dtype",
+  "recurrent_dropout",
+  "remat",
+  "remat_segment",
+  "use_bias",
+  "gate_fn",
+  "activation_fn",
+)
 
 
 def check_layer_options(
-    owner: str,
-    *,
-    features: int,
-    num_layers: int,
-    bidirectional: bool,
-    dropout: float,
-    variant: str,
-    unroll: int,
-    implementation: str,
-    time_major: bool,
-    dtype,
-    param_dtype,
-    recurrent_dropout: float,
-    remat: str,
-    remat_segment: int | None,
-    use_bias: bool,
-    gate_fn,
-    activation_fn,
+  owner: str,
+  *,
+  features: int,
+  num_layers: int,
+  bidirectional: bool,
+  dropout: float,
+  variant: str,
+  unroll: int,
+  implementation: str,
+  time_major: bool,
+  dtype,
+  param_dtype,
+  recurrent_dropout: float,
+  remat: str,
+  remat_segment: int | None,
+  use_bias: bool,
+  gate_fn,
+  activation_fn,
 ) -> None:
   """Checks the options of a GRU layer (:class:`jaxgru.GRU`, :class:`jaxgru.nnx.GRU`) at construction.
 
@@ -50,7 +63,7 @@ def check_layer_options(
   Raises:
     ValueError, TypeError: naming the option, what it was and what was expected;
       also an explicit ``implementation`` that cannot serve the other options
-      (:func:`jaxgru._src.dispatch.resolve_implementation`).
+      (:func:`jaxgru.resolve_implementation`).
   """
   gates.as_variant(variant)
   dispatch.as_implementation(implementation)
@@ -72,17 +85,19 @@ def check_layer_options(
   # An explicit implementation that cannot serve these options fails here, at construction; the
   # backend is checked when the layer runs (a model may be built on one machine, run on another).
   dispatch.check_compatible(
-      implementation,
-      hidden=features,
-      remat=remat,
-      recurrent_dropout=bool(recurrent_dropout),
-      custom_gates=dispatch.custom_gates(gate_fn, activation_fn),
+    implementation,
+    hidden=features,
+    remat=remat,
+    recurrent_dropout=bool(recurrent_dropout),
+    custom_gates=dispatch.custom_gates(gate_fn, activation_fn),
   )
   validation.check_floating(f"{owner} dtype", dtype)
   validation.check_floating(f"{owner} param_dtype", param_dtype)
 
 
-def check_cell_options(owner: str, sizes: dict[str, int], *, variant, dtype, param_dtype, use_bias, gate_fn, activation_fn):
+def check_cell_options(
+  owner: str, sizes: dict[str, int], *, variant, dtype, param_dtype, use_bias, gate_fn, activation_fn
+):
   """The option checks of both GRU cells (:class:`jaxgru.GRUCell`, :class:`jaxgru.nnx.GRUCell`); returns the :class:`Variant`.
 
   Args:

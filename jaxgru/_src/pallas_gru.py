@@ -52,6 +52,8 @@ Array = jax.Array
 
 # Batch rows per program: the smallest M of a Triton tensor-core dot.
 BLOCK_B = 16
+
+
 def supported_on_gpu(hidden: int) -> bool:
   """Whether the Triton lowering can take ``H``: a power of two in ``[16, 512]``.
 
@@ -69,8 +71,8 @@ def check_hidden(hidden: int) -> None:
   """Raises ``ValueError`` unless the kernel can take ``H = hidden`` (:func:`supported_on_gpu`)."""
   if not supported_on_gpu(hidden):
     raise ValueError(
-        f"implementation 'pallas' needs H a power of two in [16, 512] (Triton tensor shapes), got H={hidden}; "
-        "use 'auto' or 'custom_vjp' for this H"
+      f"implementation 'pallas' needs H a power of two in [16, 512] (Triton tensor shapes), got H={hidden}; "
+      "use 'auto' or 'custom_vjp' for this H"
     )
 
 
@@ -84,8 +86,8 @@ def check_compiled_kernel(backend: str, hidden: int | None) -> None:
   """
   if backend != "gpu":
     raise ValueError(
-        f"implementation 'pallas' runs compiled on a GPU only (backend is {backend!r}); use 'auto' or "
-        "'custom_vjp' here, or gru_scan_pallas(..., interpret=True) for the Pallas interpreter"
+      f"implementation 'pallas' runs compiled on a GPU only (backend is {backend!r}); use 'auto' or "
+      "'custom_vjp' here, or gru_scan_pallas(..., interpret=True) for the Pallas interpreter"
     )
   if hidden is not None:
     check_hidden(hidden)
@@ -156,43 +158,55 @@ def _run_kernel(w, b, x_proj, h0, seq_lengths, restart, h_reset, *, variant, rev
 
   rows = lambda i: (0, i, 0)  # noqa: E731 - block i of the batch in [T, B, ...]
   in_specs = [
-      pl.BlockSpec((num_steps, BLOCK_B, 3 * hidden), rows),
-      pl.BlockSpec((hidden, 3 * hidden), lambda i: (0, 0)),
-      pl.BlockSpec((1, 3 * hidden), lambda i: (0, 0)),
-      pl.BlockSpec((BLOCK_B, hidden), lambda i: (i, 0)),
+    pl.BlockSpec((num_steps, BLOCK_B, 3 * hidden), rows),
+    pl.BlockSpec((hidden, 3 * hidden), lambda i: (0, 0)),
+    pl.BlockSpec((1, 3 * hidden), lambda i: (0, 0)),
+    pl.BlockSpec((BLOCK_B, hidden), lambda i: (i, 0)),
   ]
   args = [x_proj, w, b.reshape(1, 3 * hidden), h0]
   if masked:
     in_specs.append(pl.BlockSpec((BLOCK_B,), lambda i: (i,)))
     args.append(seq_lengths)
   if restarting:
-    in_specs += [pl.BlockSpec((num_steps, BLOCK_B), lambda i: (0, i)), pl.BlockSpec((BLOCK_B, hidden), lambda i: (i, 0))]
+    in_specs += [
+      pl.BlockSpec((num_steps, BLOCK_B), lambda i: (0, i)),
+      pl.BlockSpec((BLOCK_B, hidden), lambda i: (i, 0)),
+    ]
     args += [restart, h_reset]
   seq_spec = pl.BlockSpec((num_steps, BLOCK_B, hidden), rows)
   out_specs = [seq_spec, pl.BlockSpec((BLOCK_B, hidden), lambda i: (i, 0))]
-  out_shape = [jax.ShapeDtypeStruct((num_steps, padded, hidden), h0.dtype), jax.ShapeDtypeStruct((padded, hidden), h0.dtype)]
+  out_shape = [
+    jax.ShapeDtypeStruct((num_steps, padded, hidden), h0.dtype),
+    jax.ShapeDtypeStruct((padded, hidden), h0.dtype),
+  ]
   if keep:  # h_prev (carry dtype), then r, z, n, aux (compute dtype), as backward.Residuals
     out_specs += [seq_spec] * 5
     out_shape += [jax.ShapeDtypeStruct((num_steps, padded, hidden), d) for d in (h0.dtype,) + (dtype,) * 4]
 
   kernel = functools.partial(
-      _kernel, num_steps=num_steps, variant=variant, reverse=reverse, masked=masked, restarting=restarting, keep=keep,
-      dtype=dtype,
-  )  # fmt: skip
+    _kernel,
+    num_steps=num_steps,
+    variant=variant,
+    reverse=reverse,
+    masked=masked,
+    restarting=restarting,
+    keep=keep,
+    dtype=dtype,
+  )
   compiler_params = None
   if not interpret:
     from jax.experimental.pallas import triton as plgpu  # noqa: PLC0415 - GPU-only import
 
     compiler_params = plgpu.CompilerParams(num_warps=4 if hidden <= 128 else 8, num_stages=1)
   outs = pl.pallas_call(
-      kernel,
-      out_shape=out_shape,
-      grid=(padded // BLOCK_B,),
-      in_specs=in_specs,
-      out_specs=out_specs,
-      interpret=interpret,
-      compiler_params=compiler_params,
-      name="gru_forward",
+    kernel,
+    out_shape=out_shape,
+    grid=(padded // BLOCK_B,),
+    in_specs=in_specs,
+    out_specs=out_specs,
+    interpret=interpret,
+    compiler_params=compiler_params,
+    name="gru_forward",
   )(*args)
   ys, h_last, *res = (o[:, :batch] if o.ndim == 3 else o[:batch] for o in outs)
   if not keep:
@@ -203,20 +217,40 @@ def _run_kernel(w, b, x_proj, h0, seq_lengths, restart, h_reset, *, variant, rev
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
 def _pallas_scan(variant, reverse, dtype, interpret, w, b, x_proj, h0, seq_lengths, restart, h_reset):
   return _run_kernel(
-      w, b, x_proj, h0, seq_lengths, restart, h_reset, variant=variant, reverse=reverse, dtype=dtype, keep=False,
-      interpret=interpret,
-  )  # fmt: skip
+    w,
+    b,
+    x_proj,
+    h0,
+    seq_lengths,
+    restart,
+    h_reset,
+    variant=variant,
+    reverse=reverse,
+    dtype=dtype,
+    keep=False,
+    interpret=interpret,
+  )
 
 
 def _pallas_scan_fwd(variant, reverse, dtype, interpret, w, b, x_proj, h0, seq_lengths, restart, h_reset):
   ys, h_last, res = _run_kernel(
-      w, b, x_proj, h0, seq_lengths, restart, h_reset, variant=variant, reverse=reverse, dtype=dtype, keep=True,
-      interpret=interpret,
-  )  # fmt: skip
+    w,
+    b,
+    x_proj,
+    h0,
+    seq_lengths,
+    restart,
+    h_reset,
+    variant=variant,
+    reverse=reverse,
+    dtype=dtype,
+    keep=True,
+    interpret=interpret,
+  )
   # x_proj's dtype only, no input kernel: the hoisted-projection layout.
   reset_like = None if h_reset is None else jnp.zeros((0,), h_reset.dtype)
   saved = backward.Saved(
-      w, jnp.zeros((0,), b.dtype), jnp.zeros((0,), x_proj.dtype), h0, seq_lengths, restart, reset_like, None, None, res
+    w, jnp.zeros((0,), b.dtype), jnp.zeros((0,), x_proj.dtype), h0, seq_lengths, restart, reset_like, None, None, res
   )
   return (ys, h_last), saved
 
@@ -236,22 +270,22 @@ def run_pallas(d: request.Direction, *, interpret: bool) -> tuple[Array, Array]:
     check_compiled_kernel(jax.default_backend(), d.h0.shape[-1])
   w, b = d.params["recurrent_kernel"], d.params["recurrent_bias"]
   return _pallas_scan(
-      d.variant, d.reverse, jnp.dtype(d.dtype), bool(interpret), w, b, d.x, d.h0, d.seq_lengths, d.restart, d.h_reset
+    d.variant, d.reverse, jnp.dtype(d.dtype), bool(interpret), w, b, d.x, d.h0, d.seq_lengths, d.restart, d.h_reset
   )
 
 
 def gru_scan_pallas(
-    params: gates.Params,
-    x_proj: Array,
-    h0: Array,
-    *,
-    variant: str | gates.Variant = gates.Variant.RESET_AFTER,
-    seq_lengths: Array | None = None,
-    reverse: bool = False,
-    dtype=None,
-    resets: Array | None = None,
-    reset_carry: Array | None = None,
-    interpret: bool = False,
+  params: gates.Params,
+  x_proj: Array,
+  h0: Array,
+  *,
+  variant: str | gates.Variant = gates.Variant.RESET_AFTER,
+  seq_lengths: Array | None = None,
+  reverse: bool = False,
+  dtype=None,
+  resets: Array | None = None,
+  reset_carry: Array | None = None,
+  interpret: bool = False,
 ) -> tuple[Array, Array]:
   """:func:`jaxgru.gru_scan` as one persistent Pallas kernel launch, with the custom backward.
 
@@ -280,7 +314,16 @@ def gru_scan_pallas(
   """
   validation.check_bool("interpret", interpret)
   d = request.prepare_direction(
-      params, x_proj, h0, projected=True, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=1,
-      dtype=dtype, resets=resets, reset_carry=reset_carry,
-  )  # fmt: skip
+    params,
+    x_proj,
+    h0,
+    projected=True,
+    variant=variant,
+    seq_lengths=seq_lengths,
+    reverse=reverse,
+    unroll=1,
+    dtype=dtype,
+    resets=resets,
+    reset_carry=reset_carry,
+  )
   return run_pallas(d, interpret=interpret)

@@ -7,7 +7,8 @@ same keys. Shapes follow the legend in :mod:`jaxgru.gates`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import jax
@@ -31,13 +32,13 @@ class ParamSpec(NamedTuple):
 
 
 def param_specs(
-    input_features: int,
-    features: int,
-    *,
-    kernel_init: Initializer,
-    recurrent_kernel_init: Initializer,
-    bias_init: Initializer,
-    use_bias: bool = True,
+  input_features: int,
+  features: int,
+  *,
+  kernel_init: Initializer,
+  recurrent_kernel_init: Initializer,
+  bias_init: Initializer,
+  use_bias: bool = True,
 ) -> dict[str, ParamSpec]:
   """The parameters of one GRU direction, by name (biases only when ``use_bias``).
 
@@ -54,8 +55,8 @@ def param_specs(
     ``"recurrent_bias"`` as ``([H], bias_init)``.
   """
   specs = {
-      "input_kernel": ParamSpec((input_features, features), kernel_init),
-      "recurrent_kernel": ParamSpec((features, features), recurrent_kernel_init),
+    "input_kernel": ParamSpec((input_features, features), kernel_init),
+    "recurrent_kernel": ParamSpec((features, features), recurrent_kernel_init),
   }
   if validation.check_bool("use_bias", use_bias):
     specs["input_bias"] = ParamSpec((features,), bias_init)

@@ -135,10 +135,24 @@ def prepare_resets(resets, reset_carry, h0: Array, seq_lengths: Array | None, re
 
 
 def prepare_direction(
-    params: gates.Params, x, h0, *, projected: bool, variant, seq_lengths, reverse, unroll, dtype,
-    resets=None, reset_carry=None, recurrent_mask=None, remat=Remat.NONE, remat_segment=None,
-    gate_fn=jax.nn.sigmoid, activation_fn=jnp.tanh,
-) -> Direction:  # fmt: skip
+  params: gates.Params,
+  x,
+  h0,
+  *,
+  projected: bool,
+  variant,
+  seq_lengths,
+  reverse,
+  unroll,
+  dtype,
+  resets=None,
+  reset_carry=None,
+  recurrent_mask=None,
+  remat=Remat.NONE,
+  remat_segment=None,
+  gate_fn=jax.nn.sigmoid,
+  activation_fn=jnp.tanh,
+) -> Direction:
   """Checks one direction's arguments, zeroes the padding of ``x`` (:func:`zero_padding`) and decides the
   compute dtype: the one place a run request is made.
 
@@ -166,6 +180,20 @@ def prepare_direction(
   kernels = (params["recurrent_kernel"],) + (() if projected else (params["input_kernel"],))
   compute = dtypes.compute_dtype(dtype, x, h0, *kernels)
   return Direction(
-      params, x, h0, projected, gates.as_variant(variant), seq_lengths, compute, bool(reverse), int(unroll), restart,
-      h_reset, recurrent_mask, as_remat(remat), remat_segment, gate_fn, activation_fn,
-  )  # fmt: skip
+    params,
+    x,
+    h0,
+    projected,
+    gates.as_variant(variant),
+    seq_lengths,
+    compute,
+    bool(reverse),
+    int(unroll),
+    restart,
+    h_reset,
+    recurrent_mask,
+    as_remat(remat),
+    remat_segment,
+    gate_fn,
+    activation_fn,
+  )

@@ -4,12 +4,11 @@ Shapes follow the legend in :mod:`jaxgru.gates`. Everything here is a pure
 function of parameters and arrays, differentiated by JAX's autodiff (forward
 and reverse mode). :func:`jaxgru._src.request.prepare_direction` checks a request once,
 :func:`loop` is the one padded time loop (also the custom-VJP forward's), and
-the ``run_*`` functions run prepared requests for :func:`jaxgru._src.dispatch.run_direction`;
+the ``run_*`` functions run prepared requests for ``dispatch.run_direction``;
 :func:`gru_scan` and :func:`gru_scan_remat` are their checked public forms.
 """
 
 from __future__ import annotations
-
 
 import jax
 import jax.numpy as jnp
@@ -40,22 +39,22 @@ def keep_valid(valid: Array, h_new: Array, h: Array) -> tuple[Array, Array]:
 
 
 def loop(
-    blocks: tuple[tuple, tuple],
-    xs,
-    h0: Array,
-    *,
-    variant: gates.Variant,
-    dtype,
-    seq_lengths: Array | None,
-    reverse: bool,
-    unroll: int,
-    keep: bool = False,
-    input_weights: tuple[Array, Array] | None = None,
-    restart: Array | None = None,
-    h_reset: Array | None = None,
-    recurrent_mask: Array | None = None,
-    gate_fn=jax.nn.sigmoid,
-    activation_fn=jnp.tanh,
+  blocks: tuple[tuple, tuple],
+  xs,
+  h0: Array,
+  *,
+  variant: gates.Variant,
+  dtype,
+  seq_lengths: Array | None,
+  reverse: bool,
+  unroll: int,
+  keep: bool = False,
+  input_weights: tuple[Array, Array] | None = None,
+  restart: Array | None = None,
+  h_reset: Array | None = None,
+  recurrent_mask: Array | None = None,
+  gate_fn=jax.nn.sigmoid,
+  activation_fn=jnp.tanh,
 ):
   """The one padded time loop: :func:`jaxgru.gates.step` under ``lax.scan``, for the scan and the custom-VJP forward.
 
@@ -91,7 +90,7 @@ def loop(
       x_t = gates.split_gates(jnp.matmul(x_t.astype(dtype), w_i) + b_i)
     h_in = state_entering(h, restart_t, h_reset)  # an episode's first step starts from the reset state
     h_new, acts = gates.step(
-        blocks, h_in, x_t, variant, dtype, recurrent_mask=recurrent_mask, gate_fn=gate_fn, activation_fn=activation_fn
+      blocks, h_in, x_t, variant, dtype, recurrent_mask=recurrent_mask, gate_fn=gate_fn, activation_fn=activation_fn
     )
     y = h_new
     if masked:  # restart_t is false at padded steps: the carry h passes through
@@ -114,27 +113,37 @@ def run_scan(d: request.Direction) -> tuple[Array, Array]:
   # is several times slower on XLA:CPU (experiments/results/speed_notes.md).
   xs = gates.split_gates(d.x)  # 3 x [T, B, H]
   return loop(
-      blocks, xs, d.h0, variant=d.variant, dtype=d.dtype, seq_lengths=d.seq_lengths, reverse=d.reverse,
-      unroll=d.unroll, restart=d.restart, h_reset=d.h_reset, recurrent_mask=d.recurrent_mask, gate_fn=d.gate_fn,
-      activation_fn=d.activation_fn,
-  )  # fmt: skip
+    blocks,
+    xs,
+    d.h0,
+    variant=d.variant,
+    dtype=d.dtype,
+    seq_lengths=d.seq_lengths,
+    reverse=d.reverse,
+    unroll=d.unroll,
+    restart=d.restart,
+    h_reset=d.h_reset,
+    recurrent_mask=d.recurrent_mask,
+    gate_fn=d.gate_fn,
+    activation_fn=d.activation_fn,
+  )
 
 
 def gru_scan(
-    params: gates.Params,
-    x_proj: Array,
-    h0: Array,
-    *,
-    variant: str | gates.Variant = gates.Variant.RESET_AFTER,
-    seq_lengths: Array | None = None,
-    reverse: bool = False,
-    unroll: int = 1,
-    dtype=None,
-    resets: Array | None = None,
-    reset_carry: Array | None = None,
-    recurrent_mask: Array | None = None,
-    gate_fn=jax.nn.sigmoid,
-    activation_fn=jnp.tanh,
+  params: gates.Params,
+  x_proj: Array,
+  h0: Array,
+  *,
+  variant: str | gates.Variant = gates.Variant.RESET_AFTER,
+  seq_lengths: Array | None = None,
+  reverse: bool = False,
+  unroll: int = 1,
+  dtype=None,
+  resets: Array | None = None,
+  reset_carry: Array | None = None,
+  recurrent_mask: Array | None = None,
+  gate_fn=jax.nn.sigmoid,
+  activation_fn=jnp.tanh,
 ) -> tuple[Array, Array]:
   r"""Runs the GRU recurrence over a time-major sequence of input projections.
 
@@ -164,7 +173,7 @@ def gru_scan(
     reverse: run from the last step to the first.
     unroll: steps per ``lax.scan`` iteration.
     dtype: compute dtype of the step; ``None`` promotes ``x_proj``, ``h0`` and
-      the kernel (:func:`jaxgru._src.dtypes.compute_dtype`).
+      the kernel (the one dtype rule of the library).
     resets: optional ``[T, B]`` booleans, true where an episode starts: the
       state entering step ``t`` of sequence ``b`` is ``reset_carry[b]``
       instead of the previous step's state, and no gradient flows through a
@@ -186,11 +195,24 @@ def gru_scan(
     ValueError, TypeError: mis-shaped or non-floating arrays, or bad
       ``seq_lengths`` (the message names the argument).
   """
-  return run_scan(request.prepare_direction(
-      params, x_proj, h0, projected=True, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
-      dtype=dtype, resets=resets, reset_carry=reset_carry, recurrent_mask=recurrent_mask, gate_fn=gate_fn,
+  return run_scan(
+    request.prepare_direction(
+      params,
+      x_proj,
+      h0,
+      projected=True,
+      variant=variant,
+      seq_lengths=seq_lengths,
+      reverse=reverse,
+      unroll=unroll,
+      dtype=dtype,
+      resets=resets,
+      reset_carry=reset_carry,
+      recurrent_mask=recurrent_mask,
+      gate_fn=gate_fn,
       activation_fn=activation_fn,
-  ))  # fmt: skip
+    )
+  )
 
 
 def check_remat(remat: str | request.Remat, num_steps: int, segment: int | None, unroll: int = 1) -> int:
@@ -214,22 +236,22 @@ def check_remat(remat: str | request.Remat, num_steps: int, segment: int | None,
   if remat is request.Remat.STEP:
     if num_steps % unroll:
       raise ValueError(
-          f"remat='step' checkpoints blocks of unroll={unroll} steps, which must divide the "
-          f"sequence length T={num_steps}; use an unroll in {_divisors(num_steps)}"
+        f"remat='step' checkpoints blocks of unroll={unroll} steps, which must divide the "
+        f"sequence length T={num_steps}; use an unroll in {_divisors(num_steps)}"
       )
     return unroll
   if segment is None:
     fits = [d for d in _divisors(num_steps) if d * d <= num_steps and d % unroll == 0]
     if not fits:
       raise ValueError(
-          f"remat='segments' found no segment length that divides T={num_steps} and is a "
-          f"multiple of unroll={unroll}; pass remat_segment or change unroll"
+        f"remat='segments' found no segment length that divides T={num_steps} and is a "
+        f"multiple of unroll={unroll}; pass remat_segment or change unroll"
       )
     return max(fits)
   if num_steps % segment or segment % unroll:
     raise ValueError(
-        f"remat_segment={segment} must divide the sequence length T={num_steps} and be a "
-        f"multiple of unroll={unroll}; divisors of T: {_divisors(num_steps)}"
+      f"remat_segment={segment} must divide the sequence length T={num_steps} and be a "
+      f"multiple of unroll={unroll}; divisors of T: {_divisors(num_steps)}"
     )
   return segment
 
@@ -258,7 +280,7 @@ def run_remat(d: request.Direction) -> tuple[Array, Array]:
     # Lengths relative to the block start: step s of the block is global step offset + s.
     lengths = None if d.seq_lengths is None else d.seq_lengths - offset
     ys, h = run_scan(
-        d._replace(x=x_proj, projected=True, h0=h, seq_lengths=lengths, unroll=inner_unroll, restart=restart_blk)
+      d._replace(x=x_proj, projected=True, h0=h, seq_lengths=lengths, unroll=inner_unroll, restart=restart_blk)
     )
     return h, ys
 
@@ -271,22 +293,22 @@ def run_remat(d: request.Direction) -> tuple[Array, Array]:
 
 
 def gru_scan_remat(
-    params: gates.Params,
-    inputs: Array,
-    h0: Array,
-    *,
-    remat: str | request.Remat,
-    remat_segment: int | None = None,
-    variant: str | gates.Variant = gates.Variant.RESET_AFTER,
-    seq_lengths: Array | None = None,
-    reverse: bool = False,
-    unroll: int = 1,
-    dtype=None,
-    resets: Array | None = None,
-    reset_carry: Array | None = None,
-    recurrent_mask: Array | None = None,
-    gate_fn=jax.nn.sigmoid,
-    activation_fn=jnp.tanh,
+  params: gates.Params,
+  inputs: Array,
+  h0: Array,
+  *,
+  remat: str | request.Remat,
+  remat_segment: int | None = None,
+  variant: str | gates.Variant = gates.Variant.RESET_AFTER,
+  seq_lengths: Array | None = None,
+  reverse: bool = False,
+  unroll: int = 1,
+  dtype=None,
+  resets: Array | None = None,
+  reset_carry: Array | None = None,
+  recurrent_mask: Array | None = None,
+  gate_fn=jax.nn.sigmoid,
+  activation_fn=jnp.tanh,
 ) -> tuple[Array, Array]:
   """:func:`gru_scan` over raw inputs, rematerialising activations in the backward pass.
 
@@ -306,6 +328,10 @@ def gru_scan_remat(
   Values and gradients equal those of :func:`gru_scan` up to float32 summation
   order.
 
+  The other arguments, ``variant``, ``seq_lengths``, ``reverse``, ``unroll``, ``dtype``,
+  ``resets``, ``reset_carry``, ``recurrent_mask``, ``gate_fn`` and ``activation_fn``, are as in
+  :func:`gru_scan` (``dtype=None`` also promotes the input kernel).
+
   Args:
     params: GRU parameters (all four arrays).
     inputs: ``[T, B, I]`` inputs.
@@ -314,8 +340,6 @@ def gru_scan_remat(
       the projection and :func:`gru_scan` without checkpoints.
     remat_segment: steps per checkpointed segment for ``"segments"``; must
       divide ``T`` (``None``: see :func:`check_remat`).
-    variant, seq_lengths, reverse, unroll, dtype, resets, reset_carry, recurrent_mask,
-      gate_fn, activation_fn: as in :func:`gru_scan` (``dtype=None`` also promotes the input kernel).
 
   Returns:
     ``(outputs [T, B, H], h_last [B, H])`` as :func:`gru_scan`.
@@ -323,8 +347,23 @@ def gru_scan_remat(
   Raises:
     ValueError: blocks that do not tile ``T`` (:func:`check_remat`).
   """
-  return run_remat(request.prepare_direction(
-      params, inputs, h0, projected=False, variant=variant, seq_lengths=seq_lengths, reverse=reverse, unroll=unroll,
-      dtype=dtype, resets=resets, reset_carry=reset_carry, recurrent_mask=recurrent_mask, remat=remat,
-      remat_segment=remat_segment, gate_fn=gate_fn, activation_fn=activation_fn,
-  ))  # fmt: skip
+  return run_remat(
+    request.prepare_direction(
+      params,
+      inputs,
+      h0,
+      projected=False,
+      variant=variant,
+      seq_lengths=seq_lengths,
+      reverse=reverse,
+      unroll=unroll,
+      dtype=dtype,
+      resets=resets,
+      reset_carry=reset_carry,
+      recurrent_mask=recurrent_mask,
+      remat=remat,
+      remat_segment=remat_segment,
+      gate_fn=gate_fn,
+      activation_fn=activation_fn,
+    )
+  )

@@ -8,7 +8,9 @@ in :mod:`jaxgru.gates`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import jax
@@ -39,19 +41,19 @@ class SequenceBatch(NamedTuple):
 
 
 def prepare_sequences(
-    name: str,
-    inputs,
-    *,
-    time_major: bool,
-    features: int,
-    num_states: int,
-    carry_legend: str,
-    carry_detail: str,
-    param_dtype,
-    seq_lengths=None,
-    initial_carry=None,
-    resets=None,
-    reset_carry=None,
+  name: str,
+  inputs,
+  *,
+  time_major: bool,
+  features: int,
+  num_states: int,
+  carry_legend: str,
+  carry_detail: str,
+  param_dtype,
+  seq_lengths=None,
+  initial_carry=None,
+  resets=None,
+  reset_carry=None,
 ) -> SequenceBatch:
   """Validates a sequence layer's inputs and puts them in the time-major layout.
 
@@ -89,11 +91,15 @@ def prepare_sequences(
     value = jnp.asarray(value)
     if value.shape != carry_shape:
       raise ValueError(
-          f"{name} {argument} must have shape {carry_legend}={carry_shape} ({carry_detail}), got {value.shape}"
+        f"{name} {argument} must have shape {carry_legend}={carry_shape} ({carry_detail}), got {value.shape}"
       )
     return value.reshape(num_states, batch, features).astype(param_dtype)
 
-  h0 = jnp.zeros((num_states, batch, features), param_dtype) if initial_carry is None else states("initial_carry", initial_carry)
+  h0 = (
+    jnp.zeros((num_states, batch, features), param_dtype)
+    if initial_carry is None
+    else states("initial_carry", initial_carry)
+  )
   if resets is not None:
     if unbatched:
       resets = validation.check_resets(resets, (num_steps,), "[T]")[:, None]
@@ -119,12 +125,12 @@ def restore_layout(batch: SequenceBatch, outputs: Array, final_carry: Array, tim
 
 
 def run_stack(
-    run: Callable[[int, int, gates.Params, Array, Array], tuple[Array, Array]],
-    params: Sequence[Sequence[gates.Params]],
-    x: Array,
-    h0: Array,
-    *,
-    between_layers: Callable[[int, Array], Array] | None = None,
+  run: Callable[[int, int, gates.Params, Array, Array], tuple[Array, Array]],
+  params: Sequence[Sequence[gates.Params]],
+  x: Array,
+  h0: Array,
+  *,
+  between_layers: Callable[[int, Array], Array] | None = None,
 ) -> tuple[Array, Array]:
   """The stacking rule of every sequence layer (GRU, MinGRU; linen and nnx): ``L`` layers of ``D`` directions.
 
@@ -156,23 +162,23 @@ def run_stack(
 
 
 def gru_stack(
-    params: Sequence[Sequence[gates.Params]],
-    x: Array,
-    h0: Array,
-    *,
-    implementation: str | dispatch.Implementation = dispatch.Implementation.AUTO,
-    variant: str | gates.Variant = gates.Variant.RESET_AFTER,
-    seq_lengths: Array | None = None,
-    resets: Array | None = None,
-    reset_carry: Array | None = None,
-    unroll: int = 1,
-    dtype=None,
-    remat: str = "none",
-    remat_segment: int | None = None,
-    recurrent_masks: Sequence[Sequence[Array | None]] | None = None,
-    between_layers: Callable[[int, Array], Array] | None = None,
-    gate_fn=jax.nn.sigmoid,
-    activation_fn=jnp.tanh,
+  params: Sequence[Sequence[gates.Params]],
+  x: Array,
+  h0: Array,
+  *,
+  implementation: str | dispatch.Implementation = dispatch.Implementation.AUTO,
+  variant: str | gates.Variant = gates.Variant.RESET_AFTER,
+  seq_lengths: Array | None = None,
+  resets: Array | None = None,
+  reset_carry: Array | None = None,
+  unroll: int = 1,
+  dtype=None,
+  remat: str = "none",
+  remat_segment: int | None = None,
+  recurrent_masks: Sequence[Sequence[Array | None]] | None = None,
+  between_layers: Callable[[int, Array], Array] | None = None,
+  gate_fn=jax.nn.sigmoid,
+  activation_fn=jnp.tanh,
 ) -> tuple[Array, Array]:
   """Runs a stack of ``L`` layers of ``D`` directions: PyTorch ``nn.GRU``'s computation as a pure function.
 
@@ -184,15 +190,15 @@ def gru_stack(
     x: ``[T, B, I]`` inputs.
     h0: ``[L*D, B, H]`` initial states, index ``l * D + d`` as PyTorch's ``h_0``.
     implementation: see :class:`jaxgru._src.dispatch.Implementation`.
-    variant, seq_lengths, unroll, dtype: as :func:`jaxgru._src.scan.gru_scan`.
+    variant, seq_lengths, unroll, dtype: as :func:`jaxgru.gru_scan`.
     resets: optional ``[T, B]`` booleans, true where an episode starts
       (:func:`jaxgru.gru_scan`); every layer and direction restarts there.
     reset_carry: optional ``[L*D, B, H]`` states a reset restores (``h0`` by default).
-    remat, remat_segment: as :func:`jaxgru._src.scan.gru_scan_remat`.
+    remat, remat_segment: as :func:`jaxgru.gru_scan_remat`.
     recurrent_masks: optional ``[B, H]`` recurrent-dropout masks, ``[l][d]``.
     between_layers: ``f(l, y [T, B, D*H]) -> y`` applied to the outputs of
       every layer but the last (dropout between layers).
-    gate_fn, activation_fn: as :func:`jaxgru._src.dispatch.run_direction`.
+    gate_fn, activation_fn: the gates' activation (sigmoid) and the candidate's (tanh).
 
   Returns:
     ``(outputs [T, B, D*H], final_carry [L*D, B, H])``.
@@ -200,22 +206,22 @@ def gru_stack(
 
   def run(layer, direction, p, x, h0):
     return dispatch.run_direction(
-        implementation,
-        p,
-        x,
-        h0,
-        variant=variant,
-        seq_lengths=seq_lengths,
-        resets=resets,
-        reset_carry=None if reset_carry is None else reset_carry[layer * len(params[layer]) + direction],
-        reverse=bool(direction),
-        unroll=unroll,
-        dtype=dtype,
-        recurrent_mask=None if recurrent_masks is None else recurrent_masks[layer][direction],
-        remat=remat,
-        remat_segment=remat_segment,
-        gate_fn=gate_fn,
-        activation_fn=activation_fn,
+      implementation,
+      p,
+      x,
+      h0,
+      variant=variant,
+      seq_lengths=seq_lengths,
+      resets=resets,
+      reset_carry=None if reset_carry is None else reset_carry[layer * len(params[layer]) + direction],
+      reverse=bool(direction),
+      unroll=unroll,
+      dtype=dtype,
+      recurrent_mask=None if recurrent_masks is None else recurrent_masks[layer][direction],
+      remat=remat,
+      remat_segment=remat_segment,
+      gate_fn=gate_fn,
+      activation_fn=activation_fn,
     )
 
   return run_stack(run, params, x, h0, between_layers=between_layers)
@@ -241,24 +247,24 @@ class LayerKeys(NamedTuple):
 
 
 def sequence_layer(
-    name: str,
-    inputs,
-    *,
-    obtain_params: Callable[[int], Sequence[Sequence[Mapping]]],
-    run: Callable[..., tuple[Array, Array]],
-    features: int,
-    num_layers: int,
-    num_directions: int,
-    directional: bool,
-    time_major: bool,
-    param_dtype,
-    dropout_rate: float,
-    keys: LayerKeys,
-    expected_input_features: int | None,
-    seq_lengths=None,
-    initial_carry=None,
-    resets=None,
-    reset_carry=None,
+  name: str,
+  inputs,
+  *,
+  obtain_params: Callable[[int], Sequence[Sequence[Mapping]]],
+  run: Callable[..., tuple[Array, Array]],
+  features: int,
+  num_layers: int,
+  num_directions: int,
+  directional: bool,
+  time_major: bool,
+  param_dtype,
+  dropout_rate: float,
+  keys: LayerKeys,
+  expected_input_features: int | None,
+  seq_lengths=None,
+  initial_carry=None,
+  resets=None,
+  reset_carry=None,
 ) -> tuple[Array, Array]:
   """The body of every sequence layer (GRU, MinGRU; linen and nnx): the modules only obtain parameters and keys.
 
@@ -281,10 +287,19 @@ def sequence_layer(
   num_states = num_layers * num_directions
   detail = f"num_layers={num_layers}" + (f", directions={num_directions}" if directional else "")
   batch = prepare_sequences(
-      name, inputs, time_major=time_major, features=features, num_states=num_states,
-      carry_legend="[L*D, B, H]" if directional else "[L, B, H]", carry_detail=detail, param_dtype=param_dtype,
-      seq_lengths=seq_lengths, initial_carry=initial_carry, resets=resets, reset_carry=reset_carry,
-  )  # fmt: skip
+    name,
+    inputs,
+    time_major=time_major,
+    features=features,
+    num_states=num_states,
+    carry_legend="[L*D, B, H]" if directional else "[L, B, H]",
+    carry_detail=detail,
+    param_dtype=param_dtype,
+    seq_lengths=seq_lengths,
+    initial_carry=initial_carry,
+    resets=resets,
+    reset_carry=reset_carry,
+  )
   if expected_input_features is not None:
     validation.check_input_width(name, batch.x.shape[-1], expected_input_features)
   params = obtain_params(batch.x.shape[-1])
@@ -296,17 +311,17 @@ def sequence_layer(
 
 
 def gru_layer(
-    obtain_params: Callable[[int], Sequence[Sequence[gates.Params]]],
-    inputs,
-    *,
-    features: int,
-    options: Mapping,
-    keys: LayerKeys,
-    expected_input_features: int | None,
-    seq_lengths=None,
-    initial_carry=None,
-    resets=None,
-    reset_carry=None,
+  obtain_params: Callable[[int], Sequence[Sequence[gates.Params]]],
+  inputs,
+  *,
+  features: int,
+  options: Mapping,
+  keys: LayerKeys,
+  expected_input_features: int | None,
+  seq_lengths=None,
+  initial_carry=None,
+  resets=None,
+  reset_carry=None,
 ) -> tuple[Array, Array]:
   """Runs a GRU layer (:class:`jaxgru.GRU`, :class:`jaxgru.nnx.GRU`) from its parameters and keys.
 
@@ -314,7 +329,7 @@ def gru_layer(
     obtain_params: ``I -> params[l][d]``, the four arrays of each layer and direction.
     inputs, seq_lengths, initial_carry, resets, reset_carry: as :meth:`jaxgru.GRU.__call__`.
     features: H.
-    options: the layer's :data:`jaxgru._src.options.GRU_OPTIONS`.
+    options: the layer's the layer.
     keys: :class:`LayerKeys`; ``recurrent_dropout`` draws one ``[B, H]`` mask
       per layer and direction (:func:`recurrent_dropout_mask`).
     expected_input_features: I of existing parameters, or ``None``.
@@ -331,20 +346,43 @@ def gru_layer(
     if rate and keys.recurrent_dropout is not None:
       shape, n = (x.shape[1], features), num_directions
       masks = [
-          [recurrent_dropout_mask(jax.random.fold_in(keys.recurrent_dropout, l * n + d), rate, shape, options["param_dtype"])
-           for d in range(n)]
-          for l in range(len(params))
-      ]  # fmt: skip
+        [
+          recurrent_dropout_mask(
+            jax.random.fold_in(keys.recurrent_dropout, l * n + d), rate, shape, options["param_dtype"]
+          )
+          for d in range(n)
+        ]
+        for l in range(len(params))
+      ]
     stack = ("implementation", "variant", "unroll", "dtype", "remat", "remat_segment", "gate_fn", "activation_fn")
     return gru_stack(
-        params, x, batch.h0, seq_lengths=batch.seq_lengths, resets=batch.resets, reset_carry=batch.reset_carry,
-        recurrent_masks=masks, between_layers=between,
-        **{k: options[k] for k in stack},
-    )  # fmt: skip
+      params,
+      x,
+      batch.h0,
+      seq_lengths=batch.seq_lengths,
+      resets=batch.resets,
+      reset_carry=batch.reset_carry,
+      recurrent_masks=masks,
+      between_layers=between,
+      **{k: options[k] for k in stack},
+    )
 
   return sequence_layer(
-      "GRU", inputs, obtain_params=obtain_params, run=run, features=features, num_layers=options["num_layers"],
-      num_directions=num_directions, directional=True, time_major=options["time_major"], param_dtype=options["param_dtype"],
-      dropout_rate=options["dropout"], keys=keys, expected_input_features=expected_input_features,
-      seq_lengths=seq_lengths, initial_carry=initial_carry, resets=resets, reset_carry=reset_carry,
-  )  # fmt: skip
+    "GRU",
+    inputs,
+    obtain_params=obtain_params,
+    run=run,
+    features=features,
+    num_layers=options["num_layers"],
+    num_directions=num_directions,
+    directional=True,
+    time_major=options["time_major"],
+    param_dtype=options["param_dtype"],
+    dropout_rate=options["dropout"],
+    keys=keys,
+    expected_input_features=expected_input_features,
+    seq_lengths=seq_lengths,
+    initial_carry=initial_carry,
+    resets=resets,
+    reset_carry=reset_carry,
+  )

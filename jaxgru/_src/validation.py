@@ -104,7 +104,9 @@ def check_array(name: str, value, *, rank: int | tuple[int, ...], legend: str, f
       raise TypeError(f"{name} must be an array of shape {legend}, got {type(value).__name__}") from None
   ranks = (rank,) if isinstance(rank, int) else rank
   if value.ndim not in ranks:
-    raise ValueError(f"{name} must have rank {' or '.join(map(str, ranks))}, shape {legend}; got shape {tuple(value.shape)}")
+    raise ValueError(
+      f"{name} must have rank {' or '.join(map(str, ranks))}, shape {legend}; got shape {tuple(value.shape)}"
+    )
   if floating and not jnp.issubdtype(value.dtype, jnp.inexact):
     raise TypeError(f"{name} must be floating point, got dtype {value.dtype}")
   return value
@@ -120,8 +122,8 @@ def check_keyword_only(owner: str, args: tuple, names: tuple[str, ...]) -> None:
   """
   if args:
     raise TypeError(
-        f"{owner} takes only the inputs positionally; pass {', '.join(names)} by keyword, e.g. "
-        f"seq_lengths=lengths (got {len(args)} more positional argument{'s' if len(args) > 1 else ''})"
+      f"{owner} takes only the inputs positionally; pass {', '.join(names)} by keyword, e.g. "
+      f"seq_lengths=lengths (got {len(args)} more positional argument{'s' if len(args) > 1 else ''})"
     )
 
 
@@ -161,7 +163,7 @@ def check_seq_lengths(seq_lengths, batch: int, num_steps: int) -> Array:
     concrete = np.asarray(seq_lengths)
     if concrete.size and (concrete.min() < 0 or concrete.max() > num_steps):
       raise ValueError(
-          f"seq_lengths must lie in [0, T={num_steps}], got values from {concrete.min()} to {concrete.max()}"
+        f"seq_lengths must lie in [0, T={num_steps}], got values from {concrete.min()} to {concrete.max()}"
       )
   return jnp.clip(jnp.asarray(seq_lengths), 0, num_steps).astype(jnp.int32)
 
@@ -180,7 +182,9 @@ def check_resets(resets, shape: tuple[int, ...], legend: str = "[T, B]") -> Arra
   if not hasattr(resets, "shape") or not hasattr(resets, "dtype"):
     raise TypeError(f"resets must be a boolean array of shape {expected}, got {type(resets).__name__}")
   if resets.dtype != np.bool_:
-    raise TypeError(f"resets must be a boolean array of shape {expected}, True where an episode starts; got dtype {resets.dtype}")
+    raise TypeError(
+      f"resets must be a boolean array of shape {expected}, True where an episode starts; got dtype {resets.dtype}"
+    )
   if tuple(resets.shape) != tuple(shape):
     raise ValueError(f"resets must have shape {expected}, got {tuple(resets.shape)}")
   return jnp.asarray(resets)
@@ -202,7 +206,9 @@ def check_gru_params(params: Mapping, *, needs_input: bool = True) -> int:
   names = ("recurrent_kernel", "recurrent_bias") + (("input_kernel", "input_bias") if needs_input else ())
   missing = [n for n in names if n not in params]
   if missing:
-    raise ValueError(f"params is missing {missing}; expected keys input_kernel, recurrent_kernel, input_bias, recurrent_bias")
+    raise ValueError(
+      f"params is missing {missing}; expected keys input_kernel, recurrent_kernel, input_bias, recurrent_bias"
+    )
   w_h = params["recurrent_kernel"]
   if w_h.ndim != 2 or w_h.shape[1] != 3 * w_h.shape[0]:
     raise ValueError(f"params['recurrent_kernel'] must have shape [H, 3H], got {tuple(w_h.shape)}")

@@ -1,0 +1,55 @@
+"""A run's input scalers, ``scaling.json``: fitted on each file's training part, read again to forecast new data."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+
+from training import files
+
+
+def save_scaling(data, path: str) -> None:
+  """Writes the fitted scalers of ``data`` (a :class:`training.energy.EnergyData`, one per file) as JSON, whole or not at all."""
+  scaling = {
+    "files": list(data.files),
+    "feature_names": list(data.feature_names),
+    "lookback": data.lookback,
+    "feature_min": data.feature_min.tolist(),
+    "feature_range": data.feature_range.tolist(),
+  }
+  with files.atomic_write(path) as f:
+    json.dump(scaling, f, indent=2)
+
+
+@dataclasses.dataclass(frozen=True)
+class Scaling:
+  """The min-max scalers a run fitted on each of its files' training parts."""
+
+  files: tuple[str, ...]  # the run's CSV files, in order
+  feature_names: tuple[str, ...]  # the input columns, "load" first
+  lookback: int  # T
+  feature_min: np.ndarray  # [files, I] float64
+  feature_range: np.ndarray  # [files, I] float64
+
+  def scale(self, columns: np.ndarray, file: int) -> np.ndarray:
+    """Unscaled columns ``[N, I]`` -> the model's inputs ``[N, I]`` float32, with the scaler of file ``file``."""
+    return ((columns - self.feature_min[file]) / self.feature_range[file]).astype(np.float32)
+
+  def unscale_load(self, scaled: np.ndarray, file: int) -> np.ndarray:
+    """Scaled loads ``[B]`` -> original units ``[B]`` float64."""
+    return np.asarray(scaled, np.float64) * self.feature_range[file, 0] + self.feature_min[file, 0]
+
+
+def load_scaling(path: str) -> Scaling:
+  """Reads a file written by :func:`save_scaling`."""
+  with open(path, encoding="utf-8") as f:
+    raw = json.load(f)
+  return Scaling(
+    files=tuple(raw["files"]),
+    feature_names=tuple(raw["feature_names"]),
+    lookback=int(raw["lookback"]),
+    feature_min=np.asarray(raw["feature_min"], np.float64),
+    feature_range=np.asarray(raw["feature_range"], np.float64),
+  )
