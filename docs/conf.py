@@ -12,6 +12,8 @@ import sys
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "experiments"))  # the config reference reads training/schema.py
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "ext"))
 
 project = "jaxgru"
 author = "jaxgru developers"
@@ -22,9 +24,10 @@ extensions = [
   "sphinx.ext.napoleon",  # Google-style docstrings: Args, Returns, Raises
   "sphinx.ext.intersphinx",
   "myst_parser",
+  "config_reference",  # docs/ext/config_reference.py: the configs' keys, from their schema
 ]
 source_suffix = {".md": "markdown"}
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "ext"]
 myst_heading_anchors = 3
 myst_enable_extensions = ["colon_fence"]
 

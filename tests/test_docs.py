@@ -104,3 +104,27 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_checks():
   for command in [commands[1], *check_block.strip().splitlines()]:
     assert command in ci, f"CI does not run the README's command {command!r}"
   assert len(text.splitlines()) <= 200
+
+
+def test_every_config_key_says_what_it_means():
+  """docs/configs.md is generated from the schema's docstrings (docs/ext/config_reference.py): none is missing."""
+  from training import schema  # noqa: PLC0415
+
+  sections = [
+    schema.TrainConfig,
+    schema.EnergyTask,
+    schema.AddingTask,
+    schema.DigitsTask,
+    schema.Model,
+    schema.Optimizer,
+    schema.Train,
+  ]
+  missing = [
+    f"{s.__name__}.{name}"
+    for s in sections
+    for name, field in s.model_fields.items()
+    if not field.description
+    and not (isinstance(field.annotation, type) and name in ("model", "optimizer", "train"))
+    and name != "task"
+  ]
+  assert not missing, missing

@@ -29,7 +29,10 @@ class Schema(pydantic.BaseModel):
   """Base of config schemas: unknown keys are errors, values are checked strictly."""
 
   # allow_inf_nan=False: a bound such as gt=0 lets inf through (and nan would reach training).
-  model_config = pydantic.ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
+  # use_attribute_docstrings: a field's docstring is its description (the docs' config reference).
+  model_config = pydantic.ConfigDict(
+    extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False, use_attribute_docstrings=True
+  )
 
 
 def _set_dotted(tree: dict, dotted: str, value: Any, source: str) -> None:

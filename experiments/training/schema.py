@@ -38,38 +38,47 @@ class EnergyTask(Schema):
   """Next-hour forecasting on CSV files in the Kaggle "Hourly Energy Consumption" format."""
 
   kind: Literal["energy"]
-  # One or several CSV paths or glob patterns (relative to the working directory).
+  """The task: ``energy``."""
   csv_files: Annotated[list[str], pydantic.Field(min_length=1)]
+  """One or several CSV paths or glob patterns (relative to the working directory)."""
   datetime_column: str = "Datetime"
-  # None: the file's single column whose name ends in "_MW" (Kaggle files).
+  """The column of hourly timestamps (ISO, such as ``2012-01-01 00:00:00``)."""
   value_column: str | None = None
-  # Input columns, "load" first; the FloydHub GRU post uses all five.
+  """The load column; ``null``: the file's single column whose name ends in ``_MW`` (Kaggle files)."""
   features: list[Feature] = list(typing.get_args(Feature))
-  lookback: PositiveInt = 90  # input window, hours
-  # Per-file scaler of the inputs, fitted on the training part: "minmax" to [0, 1] (the post's),
-  # or "standard" (zero mean, unit variance).
+  """Input columns, ``load`` first; the FloydHub GRU post uses all five."""
+  lookback: PositiveInt = 90
+  """The input window, in hours (T)."""
   scaling: Literal["minmax", "standard"] = "minmax"
-  # Models fitted on the training part and scored beside the network and the naive forecasts, on the
-  # same lookback: "ridge" (closed form, about a second), "lightgbm" (needs `pip install lightgbm`).
+  """Per-file scaler of the inputs, fitted on the training part: ``minmax`` to [0, 1] (the post's), or
+  ``standard`` (zero mean, unit variance)."""
   baselines: list[Literal["ridge", "lightgbm"]] = ["ridge"]
-  test_fraction: Fraction = 0.1  # the last part of each file's windows
-  # Hours of the first test file shown in the forecast-vs-actual plot.
-  plot_hours: PositiveInt = 168  # one test week: each day readable
+  """Models fitted on the training part and scored beside the network and the naive forecasts, on the same
+  lookback: ``ridge`` (closed form, about a second), ``lightgbm`` (needs ``pip install lightgbm``)."""
+  test_fraction: Fraction = 0.1
+  """The last part of each file's windows, held out for the test."""
+  plot_hours: PositiveInt = 168
+  """Hours of the first test file shown in the forecast-vs-actual plot (one week: each day readable)."""
 
 
 class AddingTask(Schema):
   """The adding problem of Hochreiter & Schmidhuber (1997)."""
 
   kind: Literal["adding"]
-  length: PositiveInt = 200  # T
-  test_size: PositiveInt = 2000  # test sequences, drawn once from the seed
+  """The task: ``adding``."""
+  length: PositiveInt = 200
+  """Steps of each sequence (T)."""
+  test_size: PositiveInt = 2000
+  """Test sequences, drawn once from the seed."""
 
 
 class DigitsTask(Schema):
   """scikit-learn's 8x8 handwritten digits read as 8 rows of 8 pixels."""
 
   kind: Literal["digits"]
+  """The task: ``digits``."""
   test_fraction: Fraction = 0.2
+  """The part of the 1797 images held out for the test."""
 
 
 Task = Annotated[EnergyTask | AddingTask | DigitsTask, pydantic.Field(discriminator="kind")]
@@ -79,25 +88,37 @@ class Model(Schema):
   """A recurrent backbone with the FloydHub GRU post's head: ReLU, then Linear on the last step."""
 
   kind: ModelKind = "gru"
-  hidden: PositiveInt = 256  # H
-  num_layers: PositiveInt = 2  # L
-  dropout: Annotated[float, pydantic.Field(ge=0.0, lt=1.0)] = 0.0  # between layers
-  # LSTNet's linear autoregressive term (Lai et al. 2018) on the last `highway` steps of the first
-  # input feature, added to the output; 0: none, the FloydHub post's model.
+  """The backbone: ``gru`` (``jaxgru.GRU``) or ``lstm`` (Flax's ``nn.LSTMCell`` layers under ``nn.RNN``)."""
+  hidden: PositiveInt = 256
+  """Hidden features of each layer (H)."""
+  num_layers: PositiveInt = 2
+  """Stacked layers (L)."""
+  dropout: Annotated[float, pydantic.Field(ge=0.0, lt=1.0)] = 0.0
+  """Dropout rate between layers."""
   highway: Annotated[int, pydantic.Field(ge=0)] = 0
+  """LSTNet's linear autoregressive term (Lai et al. 2018) on the last ``highway`` steps of the first
+  input feature, added to the output; 0: none, the FloydHub post's model."""
 
 
 class Optimizer(Schema):
   """An optax optimizer with a learning-rate schedule and optional clipping."""
 
   name: OptimizerName = "adam"
-  learning_rate: Annotated[float, pydantic.Field(gt=0.0)] = 1e-3  # peak value
+  """The optax optimizer: ``adam``, ``adamw`` or ``sgd``."""
+  learning_rate: Annotated[float, pydantic.Field(gt=0.0)] = 1e-3
+  """The peak learning rate."""
   schedule: ScheduleName = "constant"
-  warmup_steps: Annotated[int, pydantic.Field(ge=0)] = 0  # warmup_cosine only
-  end_learning_rate: Annotated[float, pydantic.Field(ge=0.0)] = 0.0  # warmup_cosine only
-  weight_decay: Annotated[float, pydantic.Field(ge=0.0)] = 1e-4  # adamw only
-  momentum: Annotated[float, pydantic.Field(ge=0.0, lt=1.0)] = 0.0  # sgd only
+  """``constant``, or ``warmup_cosine``: a linear warmup, then a cosine decay to ``end_learning_rate``."""
+  warmup_steps: Annotated[int, pydantic.Field(ge=0)] = 0
+  """Steps of the linear warmup (``warmup_cosine`` only)."""
+  end_learning_rate: Annotated[float, pydantic.Field(ge=0.0)] = 0.0
+  """The learning rate at the last step (``warmup_cosine`` only)."""
+  weight_decay: Annotated[float, pydantic.Field(ge=0.0)] = 1e-4
+  """Decoupled weight decay (``adamw`` only)."""
+  momentum: Annotated[float, pydantic.Field(ge=0.0, lt=1.0)] = 0.0
+  """Momentum (``sgd`` only)."""
   clip_global_norm: Annotated[float, pydantic.Field(gt=0.0)] | None = None
+  """Clips the gradients to this global norm; ``null``: no clipping."""
 
 
 class Train(Schema):
@@ -109,15 +130,24 @@ class Train(Schema):
   last step is always evaluated and saved, and every evaluation is saved.
   """
 
-  batch_size: PositiveInt  # global batch, split over all devices
+  batch_size: PositiveInt
+  """The global batch, split over all devices (a multiple of the device count)."""
   num_epochs: PositiveInt | None = None
+  """The length of training in passes over the training set (tasks with a fixed training set)."""
   num_steps: PositiveInt | None = None
+  """The length of training in steps (instead of ``num_epochs``)."""
   log_every: PositiveInt = 50
+  """Steps between two lines of ``metrics.jsonl`` (loss, learning rate, gradient norm, throughput)."""
   eval_every: PositiveInt | None = None
+  """Steps between two evaluations on the test part; ``null``: once per epoch (a tenth of the run without epochs)."""
   checkpoint_every: PositiveInt | None = None
-  keep_checkpoints: PositiveInt = 3  # the latest N; the best one is kept besides
+  """Steps between two checkpoints; ``null``: once per epoch (a tenth of the run without epochs)."""
+  keep_checkpoints: PositiveInt = 3
+  """The latest checkpoints kept; the best one is kept besides."""
   eval_batch_size: PositiveInt = 1024
-  progress_bar: bool = True  # the progress bar and a line per evaluation on the console
+  """The batch of evaluation and prediction (one shape: one compilation)."""
+  progress_bar: bool = True
+  """The progress bar and a line per evaluation on the console."""
 
   @pydantic.model_validator(mode="after")
   def _one_length(self):
@@ -129,7 +159,8 @@ class Train(Schema):
 class TrainConfig(Schema):
   """A whole training run: ``python experiments/train.py --config <file>``."""
 
-  seed: Annotated[int, pydantic.Field(ge=0, lt=2**32)] = 0  # batches, initialization and dropout
+  seed: Annotated[int, pydantic.Field(ge=0, lt=2**32)] = 0
+  """Seeds the batches, the initialization and dropout: a run repeats exactly."""
   task: Task
   model: Model = Model()
   optimizer: Optimizer = Optimizer()
