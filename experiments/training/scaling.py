@@ -53,3 +53,28 @@ def load_scaling(path: str) -> Scaling:
     feature_min=np.asarray(raw["feature_min"], np.float64),
     feature_range=np.asarray(raw["feature_range"], np.float64),
   )
+
+
+def save_dayahead_scaling(data, config, path: str) -> None:
+  """Writes what a day-ahead run needs to forecast new data: its load scalers (one per file) and window shape.
+
+  Args:
+    data: the run's :class:`training.dayahead.DayAheadData`.
+    config: its ``task`` section (:class:`training.schema.DayAheadTask`).
+    path: the JSON file, written whole or not at all.
+  """
+  scaling = {
+    "task": "dayahead",
+    "files": list(data.files),
+    "lookback": data.lookback,
+    "gap": data.gap,
+    "horizon": data.horizon,
+    "issue_hour": config.issue_hour,
+    "quantiles": list(config.quantiles),
+    "holidays": config.holidays,
+    "holidays_subdivision": config.holidays_subdivision,
+    "load_offset": data.load_offset.tolist(),
+    "load_scale": data.load_scale.tolist(),
+  }
+  with files.atomic_write(path) as f:
+    json.dump(scaling, f, indent=2)

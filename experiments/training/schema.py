@@ -61,6 +61,79 @@ class EnergyTask(Schema):
   """Hours of the first test file shown in the forecast-vs-actual plot (one week: each day readable)."""
 
 
+class DayAheadTask(Schema):
+  """Day-ahead forecasts with intervals: the next day's hourly loads, issued once a day (``configs/energy_dayahead.yaml``)."""
+
+  kind: Literal["dayahead"]
+  """The task: ``dayahead``."""
+  csv_files: Annotated[list[str], pydantic.Field(min_length=1)]
+  """One or several CSV paths or glob patterns, in the layout of the ``energy`` task."""
+  datetime_column: str = "Datetime"
+  """The column of hourly timestamps."""
+  value_column: str | None = None
+  """The load column; ``null``: the file's single ``*_MW`` column."""
+  lookback: PositiveInt = 168
+  """Hours of load read before the issue (T); one week reaches the same hour last week."""
+  horizon: PositiveInt = 24
+  """Target hours from the midnight after the issue (F)."""
+  issue_hour: Annotated[int, pydantic.Field(ge=0, le=23)] = 0
+  """The hour the forecast is issued, the day before its targets: 0 reads the load up to 23:00 the evening
+  before; a later hour (10, as a day-ahead market closing at noon) leaves a gap of ``24 - issue_hour``
+  unknown hours."""
+  quantiles: list[Fraction] = [0.1, 0.5, 0.9]
+  """The quantile levels forecast, increasing, with 0.5 (the point forecast); the outermost two bound the
+  interval scored (0.1 and 0.9: the 80% interval)."""
+  holidays: str | None = None
+  """The country whose public holidays are a calendar feature (a code of the ``holidays`` package, such
+  as ``PT``); ``null``: none."""
+  holidays_subdivision: str | None = None
+  """The country's subdivision (``ENG`` for England, with ``holidays: GB``); ``null``: the whole country."""
+  scaling: Literal["minmax", "standard"] = "standard"
+  """The load's per-file scaler, fitted on the rows before the test."""
+  baselines: list[Literal["ridge", "lightgbm"]] = ["ridge"]
+  """Models fitted per lead time beside the seasonal naive forecasts: ``ridge``, ``lightgbm`` (installed apart)."""
+  test_days: PositiveInt | None = None
+  """Daily issues at the end of each file that are the test; ``null``: the last ``test_fraction`` of them."""
+  test_fraction: Fraction = 0.1
+  """The part of the daily issues held out for the test when ``test_days`` is ``null``."""
+  holdout_days: Annotated[int, pydantic.Field(ge=0)] = 0
+  """Days at the end of each file left out entirely (the later folds of a rolling-origin backtest)."""
+  plot_days: PositiveInt = 14
+  """Days of the first test file shown in the fan chart."""
+
+  @pydantic.field_validator("quantiles")
+  @classmethod
+  def _levels(cls, levels):
+    if sorted(set(levels)) != list(levels):
+      raise ValueError(f"quantiles {levels} must be distinct and increasing")
+    if 0.5 not in levels:
+      raise ValueError(f"quantiles {levels} must include 0.5, the point forecast")
+    return levels
+
+  @pydantic.model_validator(mode="after")
+  def _country(self):
+    if self.holidays is not None:
+      check_holidays(self.holidays, self.holidays_subdivision)
+    elif self.holidays_subdivision is not None:
+      raise ValueError("task.holidays_subdivision needs task.holidays (the country)")
+    return self
+
+
+def check_holidays(country: str, subdivision: str | None) -> None:
+  """Raises ``ValueError`` naming the key when the ``holidays`` package is missing or knows no such place."""
+  try:
+    import holidays  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    raise ValueError("task.holidays needs the holidays package: pip install -e '.[train]'") from None
+  known = holidays.list_supported_countries()
+  if country not in known:
+    raise ValueError(f"task.holidays: unknown country {country!r}; expected a code of the holidays package, such as PT")
+  if subdivision is not None and subdivision not in known[country]:
+    raise ValueError(
+      f"task.holidays_subdivision: {country} has no subdivision {subdivision!r}; expected one of {known[country]}"
+    )
+
+
 class AddingTask(Schema):
   """The adding problem of Hochreiter & Schmidhuber (1997)."""
 
@@ -81,7 +154,7 @@ class DigitsTask(Schema):
   """The part of the 1797 images held out for the test."""
 
 
-Task = Annotated[EnergyTask | AddingTask | DigitsTask, pydantic.Field(discriminator="kind")]
+Task = Annotated[EnergyTask | DayAheadTask | AddingTask | DigitsTask, pydantic.Field(discriminator="kind")]
 
 
 class Model(Schema):
@@ -97,7 +170,12 @@ class Model(Schema):
   """Dropout rate between layers."""
   highway: Annotated[int, pydantic.Field(ge=0)] = 0
   """LSTNet's linear autoregressive term (Lai et al. 2018) on the last ``highway`` steps of the first
-  input feature, added to the output; 0: none, the FloydHub post's model."""
+  input feature, added to the output; 0: none, the FloydHub post's model. The ``dayahead`` task: one
+  linear map per lead on the last ``highway`` loads, started at the same hour of the latest known day."""
+  head: Literal["direct", "decoder"] = "direct"
+  """The ``dayahead`` task's multi-horizon head: ``direct`` (one Dense layer from the last state and the
+  target hours' calendar to every lead and quantile) or ``decoder`` (a second GRU over the target hours'
+  calendar, from the encoder's state)."""
 
 
 class Optimizer(Schema):
@@ -176,6 +254,8 @@ class TrainConfig(Schema):
         f"model.highway ({self.model.highway}) reads more steps than the input has: {where} is {length}; "
         f"set model.highway to at most {length} (0: no highway)"
       )
+    if isinstance(self.task, DayAheadTask) and self.model.kind != "gru":
+      problems.append(f"model.kind {self.model.kind!r} is not available for the dayahead task; expected gru")
     warmup, steps = self.optimizer.warmup_steps, self.train.num_steps
     if self.optimizer.schedule == "warmup_cosine" and steps is not None and warmup >= steps:
       problems.append(f"optimizer.warmup_steps ({warmup}) must be shorter than the run (train.num_steps: {steps})")
@@ -184,9 +264,9 @@ class TrainConfig(Schema):
     return self
 
 
-def input_length(task: EnergyTask | AddingTask | DigitsTask) -> tuple[int, str]:
-  """T, the steps of one input sequence of ``task``, and the config key (or fact) that sets it."""
-  if isinstance(task, EnergyTask):
+def input_length(task: EnergyTask | DayAheadTask | AddingTask | DigitsTask) -> tuple[int, str]:
+  """T, the steps of one input sequence of ``task`` (of load, for the highway), and the config key that sets it."""
+  if isinstance(task, EnergyTask | DayAheadTask):
     return task.lookback, "task.lookback"
   if isinstance(task, AddingTask):
     return task.length, "task.length"

@@ -16,6 +16,7 @@ import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from training import forecaster
 from training import models
 from training import schema
 
@@ -38,8 +39,21 @@ class StepMetrics(NamedTuple):
   finite: Array  # shape=(), bool: the loss and the updated parameters are all finite
 
 
-def create_model(config: schema.Model, outputs: int) -> models.SequenceModel:
-  """The :class:`~training.models.SequenceModel` of a config's ``model`` section."""
+def create_model(config: schema.Model, outputs: int, forecast=None):
+  """The model of a config's ``model`` section: a :class:`~training.models.SequenceModel`, or with ``forecast``
+  (a :class:`training.dayahead.Forecast`) a :class:`~training.forecaster.DayAheadModel`."""
+  if forecast is not None:
+    return forecaster.DayAheadModel(
+      hidden=config.hidden,
+      num_layers=config.num_layers,
+      dropout=config.dropout,
+      lookback=forecast.lookback,
+      gap=forecast.gap,
+      horizon=forecast.horizon,
+      levels=tuple(forecast.levels),
+      head=config.head,
+      highway=config.highway,
+    )
   return models.SequenceModel(
     kind=config.kind,
     hidden=config.hidden,
@@ -63,9 +77,10 @@ LOSSES = {
 }
 
 
-def compute_loss(kind: str, predictions: Array, targets: Array) -> Array:
-  """Mean loss of a batch: ``mse`` against ``targets [B, 1]``, or ``cross_entropy`` of logits ``[B, C]`` against labels ``[B]``."""
-  return LOSSES[kind](predictions, targets)
+def compute_loss(kind, predictions: Array, targets: Array) -> Array:
+  """Mean loss of a batch: ``mse`` against ``targets [B, 1]``, ``cross_entropy`` of logits ``[B, C]`` against
+  labels ``[B]``, or a task's own loss function (the day-ahead task's pinball loss)."""
+  return LOSSES[kind](predictions, targets) if isinstance(kind, str) else kind(predictions, targets)
 
 
 def train_step(

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Callable
 
@@ -22,10 +23,14 @@ import numpy as np
 
 from training import adding
 from training import baselines as fitted
+from training import dayahead
+from training import dayahead_baselines
+from training import dayahead_report
 from training import digits
 from training import energy
 from training import metrics
 from training import plots
+from training import quantiles
 from training import scaling as scaling_lib
 from training import schema
 
@@ -61,13 +66,14 @@ class Task:
   name: str  # "energy", "adding" or "digits"
   input_features: int  # I
   outputs: int  # size of the model's prediction per sequence
-  loss: str  # "mse" or "cross_entropy"
+  loss: str | Callable  # "mse", "cross_entropy", or (predictions, targets) -> mean loss
   steps_per_epoch: int | None  # None: an endless stream of fresh batches
   num_test: int
   train_batch: Callable[[int], Batch]  # step -> batch
   test_batch: Callable[[int, int], Batch]  # (start, stop) -> test examples start..stop-1
   evaluate: Callable[[np.ndarray], dict]  # test predictions [N_test, outputs] -> metrics
   save_result: Callable[[np.ndarray, str], None]  # (test predictions, run folder) -> plot and arrays
+  forecast: dayahead.Forecast | None = None  # a day-ahead task: the windows' shape the model is built for
 
 
 def _energy(config: schema.EnergyTask, seed: int, batch_size: int) -> Task:
@@ -118,6 +124,47 @@ def _energy(config: schema.EnergyTask, seed: int, batch_size: int) -> Task:
     test_batch=lambda start, stop: data.windows(data.test_ends[start:stop]),
     evaluate=evaluate,
     save_result=save_result,
+  )
+
+
+def _dayahead(config: schema.DayAheadTask, seed: int, batch_size: int) -> Task:
+  data = dayahead.load_dayahead(
+    energy.resolve_paths(config.csv_files),
+    lookback=config.lookback,
+    horizon=config.horizon,
+    issue_hour=config.issue_hour,
+    test_days=config.test_days,
+    test_fraction=config.test_fraction,
+    holdout_days=config.holdout_days,
+    holidays=config.holidays,
+    holidays_subdivision=config.holidays_subdivision,
+    datetime_column=config.datetime_column,
+    value_column=config.value_column,
+    scaling=config.scaling,
+  )
+  levels = tuple(config.quantiles)
+  sampler = EpochSampler(data.num_train, batch_size, seed)
+  baselines = dayahead_baselines.forecasts(data, config.baselines, levels, seed=seed)  # fitted once
+  actual = data.load[data.target_rows(data.test_origins)]
+
+  def unscaled(predictions):  # [N_test, F * Q] scaled -> [N_test, F, Q] in the original unit
+    return data.unscale(predictions.reshape(-1, data.horizon, len(levels)), data.test_origins)
+
+  return Task(
+    name="dayahead",
+    input_features=len(dayahead.INPUTS),
+    outputs=data.horizon * len(levels),
+    loss=functools.partial(quantiles.pinball_loss, levels=levels),
+    steps_per_epoch=sampler.steps_per_epoch,
+    num_test=data.num_test,
+    train_batch=lambda step: data.windows(data.train_origins[sampler.indices(step)]),
+    test_batch=lambda start, stop: data.windows(data.test_origins[start:stop]),
+    evaluate=lambda predictions: dayahead_report.test_metrics(unscaled(predictions), actual, baselines, levels),
+    save_result=lambda predictions, workdir: (
+      dayahead_report.save_result(workdir, data, unscaled(predictions), baselines, levels, days=config.plot_days),
+      scaling_lib.save_dayahead_scaling(data, config, f"{workdir}/scaling.json"),
+    ),
+    forecast=dayahead.Forecast(data.lookback, data.gap, data.horizon, levels),
   )
 
 
@@ -187,7 +234,7 @@ def _digits(config: schema.DigitsTask, seed: int, batch_size: int) -> Task:
 
 
 def build_task(
-  config: schema.EnergyTask | schema.AddingTask | schema.DigitsTask, *, seed: int, batch_size: int
+  config: schema.EnergyTask | schema.DayAheadTask | schema.AddingTask | schema.DigitsTask, *, seed: int, batch_size: int
 ) -> Task:
   """Loads (or generates) the data of a task config.
 
@@ -195,7 +242,7 @@ def build_task(
     training.energy.DataError: missing or malformed data files.
     ValueError: a batch larger than the training set.
   """
-  builders = {"energy": _energy, "adding": _adding, "digits": _digits}
+  builders = {"energy": _energy, "dayahead": _dayahead, "adding": _adding, "digits": _digits}
   if config.kind not in builders:
     raise ValueError(f"unknown task kind {config.kind!r}; expected one of {sorted(builders)}")
   return builders[config.kind](config, seed, batch_size)

@@ -110,7 +110,10 @@ def plan_run(config: schema.TrainConfig, task: tasks.Task | None = None) -> Plan
   total = train.num_epochs * task.steps_per_epoch if train.num_epochs is not None else train.num_steps
   eval_every = _schedule(train.eval_every, task.steps_per_epoch, total)
   checkpoint_every = _schedule(train.checkpoint_every, task.steps_per_epoch, total)
-  model, tx = step_lib.create_model(config.model, task.outputs), optim.make_optimizer(config.optimizer, total)
+  model, tx = (
+    step_lib.create_model(config.model, task.outputs, task.forecast),
+    optim.make_optimizer(config.optimizer, total),
+  )
   sample_inputs, _ = task.train_batch(0)
   try:  # shapes only, nothing computed: a model that does not fit the inputs is refused before any file is written
     jax.eval_shape(
