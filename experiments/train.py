@@ -20,6 +20,7 @@ import os
 import sys
 
 from training import baselines
+from training import dayahead_report
 from training import energy
 from training import files
 from training import run_folder
@@ -139,13 +140,12 @@ def main(argv: list[str] | None = None) -> dict:
   ) as e:
     sys.exit(f"error: {e}")
   if jax.process_index() == 0:
-    print(
-      json.dumps(
-        {"workdir": workdir, "test": summary["test"], "seconds_per_epoch": summary["seconds_per_epoch"]}, indent=2
-      )
-    )
     test = summary["test"]
-    if "smape" in test:  # energy: the network beside what a forecaster fits first and the naive forecasts
+    shown = {k: v for k, v in test.items() if not isinstance(v, list | dict)}  # per-lead lists: summary.json
+    print(json.dumps({"workdir": workdir, "test": shown, "seconds_per_epoch": summary["seconds_per_epoch"]}, indent=2))
+    if "baselines" in test:  # day-ahead: the quantile forecasts beside the seasonal naive ones and the ridge per lead
+      print(dayahead_report.comparison_line(summary["model"], test))
+    elif "smape" in test:  # energy: the network beside what a forecaster fits first and the naive forecasts
       print(metrics.comparison_line(summary["model"], test, fitted=baselines.KINDS, naive=tuple(energy.NAIVE_LAGS)))
   return summary
 

@@ -65,7 +65,7 @@ def noncrossing(raw: jax.Array, levels: Sequence[float]) -> jax.Array:
 def pinball_loss(predictions: jax.Array, targets: jax.Array, levels: Sequence[float]) -> jax.Array:
   """Mean pinball loss of quantiles ``[B, F * Q]`` (lead-major) against targets ``[B, F]``; the training loss."""
   q = predictions.reshape(*targets.shape, len(levels))  # [B, F, Q]
-  tau = jnp.asarray(levels, q.dtype)
+  tau = jnp.asarray(levels, q.dtype).reshape((1,) * targets.ndim + (-1,))
   error = targets[..., None] - q
   return jnp.mean(jnp.maximum(tau * error, (tau - 1.0) * error))
 
