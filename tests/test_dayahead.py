@@ -2,6 +2,7 @@
 
 import csv
 import datetime
+import json
 import os
 
 import jax
@@ -18,6 +19,7 @@ from training import trainer
 from training.config_files import ConfigError
 from training_helpers import tiny_config
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START = datetime.datetime(2021, 3, 1)  # a Monday
 
 
@@ -195,3 +197,31 @@ def test_the_ridge_per_lead_learns_a_linear_day_ahead_rule(tmp_path):
   actual = data.load[data.target_rows(data.test_origins)]
   np.testing.assert_allclose(forecasts["ridge"][..., 1], actual, atol=0.5)
   np.testing.assert_allclose(forecasts["same_hour_day_before"][..., 1], actual)
+
+
+def test_the_backtest_refits_each_fold_on_the_days_before_it(tmp_path):
+  import backtest_dayahead  # pylint: disable=g-import-not-at-top
+
+  path = write_load_csv(tmp_path / "X_hourly.csv", days=30)
+  config = tmp_path / "dayahead.yaml"
+  config.write_text(
+    f"task: {{kind: dayahead, csv_files: [{path}], lookback: 48}}\n"
+    "model: {hidden: 4, num_layers: 1, highway: 48}\n"
+    "train: {batch_size: 32, num_steps: 4, progress_bar: false}\n"
+  )
+  out = tmp_path / "out"
+  table = backtest_dayahead.main(
+    ["--config", str(config), "--folds", "2", "--days", "2", "--runs-dir", str(tmp_path / "runs"), "--out", str(out)]
+  )
+  summaries = [json.load(open(tmp_path / "runs" / f"dayahead_fold{k}" / "summary.json")) for k in range(2)]
+  issues = [
+    [r["issue_time"] for r in csv.DictReader(open(tmp_path / "runs" / f"dayahead_fold{k}" / "test_forecasts.csv"))]
+    for k in range(2)
+  ]
+  assert sorted(set(issues[0])) == ["2021-03-29 00:00:00", "2021-03-30 00:00:00"]  # the last two whole days
+  assert sorted(set(issues[1])) == ["2021-03-27 00:00:00", "2021-03-28 00:00:00"]  # the two before them
+  assert table["model"]["smape"]["folds"] == [s["test"]["smape"] for s in summaries]
+  assert set(table) == {"model", "same_hour_day_before", "same_hour_last_week", "ridge"}
+  assert "± " in (out / "backtest.md").read_text() and json.load(open(out / "backtest.json"))["folds"] == 2
+  with pytest.raises(SystemExit):
+    backtest_dayahead.main(["--config", os.path.join(REPO, "configs", "energy_default.yaml"), "--out", str(out)])
