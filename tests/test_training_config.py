@@ -34,7 +34,7 @@ def run_cli(*argv):
     ("task: {kind: energy}\n" + VALID.split("\n", 1)[1], [], r"missing required key 'task.energy.csv_files'"),
     (VALID, ["optimizer.name=lion"], r"key 'optimizer.name': Input should be 'adam', 'adamw' or 'sgd'"),
     (VALID, ["train.num_epochs=3"], r"exactly one of train.num_epochs and train.num_steps"),
-    (VALID, ["task.kind=pixels"], r"key 'task'.*'energy', 'adding', 'digits'"),
+    (VALID, ["task.kind=pixels"], r"key 'task'.*'energy', 'dayahead', 'adding', 'digits'"),
     (VALID, ["train.num_step=3"], r"unknown key 'train.num_step'"),
     (VALID, ["seed=-1"], r"key 'seed': .*greater than or equal to 0"),
     (VALID, ["optimizer.learning_rate=.inf"], r"key 'optimizer.learning_rate': .*finite number"),
@@ -86,7 +86,7 @@ def test_shipped_configs_validate_and_say_how_to_run(path):
     header = [line for line in f.read().splitlines() if line.startswith("#")]
   assert any("experiments/train.py --config configs/" + os.path.basename(path) in line for line in header)
   assert any("Expect" in line for line in header), "each config states the result to expect"
-  assert config.task.kind in ("energy", "adding", "digits")
+  assert config.task.kind in ("energy", "dayahead", "adding", "digits")
 
 
 def test_a_config_path_that_is_a_directory_or_not_text_is_named(tmp_path):

@@ -7,7 +7,7 @@ Example:
 >>> q = np.stack([actual - 10, actual + 5, actual + 10], axis=-1)  # [N, F, Q]
 >>> s = score(q, actual, (0.1, 0.5, 0.9))
 >>> round(s["smape"], 3), s["mae"], s["coverage_80"], [round(v, 3) for v in s["by_horizon"]]
-(3.658, 5.0, 100.0, [4.878, 2.469])
+(3.674, 5.0, 100.0, [4.878, 2.469])
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def score(q: np.ndarray, actual: np.ndarray, levels: Sequence[float]) -> dict:
   return result
 
 
-def test_metrics(q: np.ndarray, actual: np.ndarray, baselines: Mapping[str, np.ndarray], levels) -> dict:
+def evaluate_forecasts(q: np.ndarray, actual: np.ndarray, baselines: Mapping[str, np.ndarray], levels) -> dict:
   """The network's :func:`score`, its skill against the best seasonal naive forecast, and each baseline's.
 
   ``skill`` is ``1 - MAE / MAE(naive)``, the naive forecast named by ``skill_reference`` (the one of lowest MAE).
@@ -190,5 +190,5 @@ def save_result(workdir: str, data, q: np.ndarray, baselines: Mapping[str, np.nd
     baselines["ridge"][first, :day, m].reshape(-1) if "ridge" in baselines else None,
     title=f"{os.path.basename(data.files[0])}: day-ahead forecasts of the first {len(first)} test days",
   )
-  test = test_metrics(q, actual, baselines, levels)
+  test = evaluate_forecasts(q, actual, baselines, levels)
   plot_by_lead(os.path.join(workdir, "by_lead.png"), test, title="day-ahead test sMAPE by lead time")

@@ -159,7 +159,7 @@ def _dayahead(config: schema.DayAheadTask, seed: int, batch_size: int) -> Task:
     num_test=data.num_test,
     train_batch=lambda step: data.windows(data.train_origins[sampler.indices(step)]),
     test_batch=lambda start, stop: data.windows(data.test_origins[start:stop]),
-    evaluate=lambda predictions: dayahead_report.test_metrics(unscaled(predictions), actual, baselines, levels),
+    evaluate=lambda predictions: dayahead_report.evaluate_forecasts(unscaled(predictions), actual, baselines, levels),
     save_result=lambda predictions, workdir: (
       dayahead_report.save_result(workdir, data, unscaled(predictions), baselines, levels, days=config.plot_days),
       scaling_lib.save_dayahead_scaling(data, config, f"{workdir}/scaling.json"),
