@@ -113,10 +113,15 @@ def lag_features(scaled_load: np.ndarray, times: np.ndarray, ends: np.ndarray, l
   """
   ends = np.asarray(ends)
   lags = scaled_load[ends[:, None] + np.arange(-lookback, 0)]  # [B, T]
-  stamps = times[ends].astype("datetime64[h]")
-  hour = stamps.astype(np.int64) % 24
-  weekday = (stamps.astype("datetime64[D]").astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday
-  return np.concatenate([lags, np.eye(24)[hour], np.eye(7)[weekday]], axis=1)
+  return np.concatenate([lags, calendar_onehot(times[ends])], axis=1)
+
+
+def calendar_onehot(stamps: np.ndarray) -> np.ndarray:
+  """One-hot hour of day and day of week (Monday 0) of timestamps ``[B]`` (datetime64): ``[B, 24 + 7]`` float64."""
+  hours = np.asarray(stamps).astype("datetime64[h]")
+  hour = hours.astype(np.int64) % 24
+  weekday = (hours.astype("datetime64[D]").astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday
+  return np.concatenate([np.eye(24)[hour], np.eye(7)[weekday]], axis=1)
 
 
 def _lightgbm(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, seed: int) -> np.ndarray:

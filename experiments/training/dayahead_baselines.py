@@ -36,10 +36,7 @@ def _naive_origins(data: dayahead.DayAheadData, origins: np.ndarray, period: int
 
 def target_calendar(data: dayahead.DayAheadData, rows: np.ndarray) -> np.ndarray:
   """One-hot hour (24), one-hot weekday (7) and the holiday flag of the rows ``[B]``: ``[B, 32]`` float64."""
-  stamps = data.times[rows].astype("datetime64[h]")
-  hour = stamps.astype(np.int64) % 24
-  weekday = (stamps.astype("datetime64[D]").astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday
-  return np.concatenate([np.eye(24)[hour], np.eye(7)[weekday], data.calendar[rows, -1:].astype(np.float64)], axis=1)
+  return np.concatenate([fitted.calendar_onehot(data.times[rows]), data.calendar[rows, -1:].astype(np.float64)], axis=1)
 
 
 def _lags(data: dayahead.DayAheadData, origins: np.ndarray) -> np.ndarray:
