@@ -63,7 +63,7 @@ class EpochSampler:
 class Task:
   """A training problem, independent of the model and the training loop."""
 
-  name: str  # "energy", "adding" or "digits"
+  name: str  # "energy", "dayahead", "adding" or "digits"
   input_features: int  # I
   outputs: int  # size of the model's prediction per sequence
   loss: str | Callable  # "mse", "cross_entropy", or (predictions, targets) -> mean loss
@@ -150,6 +150,10 @@ def _dayahead(config: schema.DayAheadTask, seed: int, batch_size: int) -> Task:
   def unscaled(predictions):  # [N_test, F * Q] scaled -> [N_test, F, Q] in the original unit
     return data.unscale(predictions.reshape(-1, data.horizon, len(levels)), data.test_origins)
 
+  def save_result(predictions, workdir):
+    dayahead_report.save_result(workdir, data, unscaled(predictions), baselines, levels, days=config.plot_days)
+    scaling_lib.save_dayahead_scaling(data, config, f"{workdir}/scaling.json")
+
   return Task(
     name="dayahead",
     input_features=len(dayahead.INPUTS),
@@ -160,10 +164,7 @@ def _dayahead(config: schema.DayAheadTask, seed: int, batch_size: int) -> Task:
     train_batch=lambda step: data.windows(data.train_origins[sampler.indices(step)]),
     test_batch=lambda start, stop: data.windows(data.test_origins[start:stop]),
     evaluate=lambda predictions: dayahead_report.evaluate_forecasts(unscaled(predictions), actual, baselines, levels),
-    save_result=lambda predictions, workdir: (
-      dayahead_report.save_result(workdir, data, unscaled(predictions), baselines, levels, days=config.plot_days),
-      scaling_lib.save_dayahead_scaling(data, config, f"{workdir}/scaling.json"),
-    ),
+    save_result=save_result,
     forecast=dayahead.Forecast(data.lookback, data.gap, data.horizon, levels),
   )
 
