@@ -1,9 +1,13 @@
-"""Forecasts load with a finished energy run and writes ``Datetime,actual,forecast`` as CSV.
+"""Forecasts load with a finished energy or day-ahead run and writes the forecasts as CSV.
 
     python experiments/predict.py --workdir runs/energy_default [--csv FILE] [--out FILE] [--force]
-    python experiments/predict.py --workdir runs/energy_default --export onnx|stablehlo [--out FILE] [--force]
+    python experiments/predict.py --workdir runs/energy_dayahead [--csv FILE] [--issue-time TIME] [--out FILE]
+    python experiments/predict.py --workdir RUN --export onnx|stablehlo [--out FILE] [--force]
 
-Without ``--csv`` it forecasts the run's own test part. The arguments, the run
+An energy run forecasts every hour of ``--csv`` (default: the run's own test part) and writes
+``Datetime,actual,forecast``. A day-ahead run issues one forecast from the recent load in ``--csv``
+(default: the run's first file), the latest its issue hour allows or at ``--issue-time``, and writes
+``issue_time,target_time,lead,q0.1,q0.5,q0.9`` for the next day's hours. The arguments, the run
 folder's files and the CSV file are checked before JAX loads; every problem
 ends with one line (``error: ...``) and exit status 1, and nothing is written.
 The forecast file is written whole or not at all. This file is intentionally
@@ -13,6 +17,7 @@ kept short: the work happens in :mod:`training.inference`.
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import sys
 
@@ -31,6 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--csv", help="hourly CSV file to forecast, in the run's columns (default: the run's test part)")
   parser.add_argument("--value-column", metavar="NAME", help="the CSV's load column (default: the run's)")
   parser.add_argument("--datetime-column", metavar="NAME", help="the CSV's timestamp column (default: the run's)")
+  parser.add_argument(
+    "--issue-time",
+    type=_timestamp,
+    metavar="TIME",
+    help="day-ahead runs: when the forecast is issued, e.g. '2014-12-01 00:00' at the run's task.issue_hour "
+    "(default: the latest the CSV allows)",
+  )
   parser.add_argument("--out", help="CSV file to write (default: WORKDIR/forecast.csv)")
   parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
   parser.add_argument(
@@ -40,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     "(load in MW in and out) to --out (default: WORKDIR/forecaster.onnx or .stablehlo)",
   )
   return parser
+
+
+def _timestamp(text: str) -> datetime.datetime:
+  try:
+    return datetime.datetime.fromisoformat(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"{text!r} is not a time; expected e.g. '2014-12-01 00:00'") from None
 
 
 def check_out(out: str, force: bool, what: str = "forecast") -> None:
@@ -66,8 +85,8 @@ def check_out(out: str, force: bool, what: str = "forecast") -> None:
 
 def export_model(args) -> str:
   """``--export``: writes the run's forecaster (:mod:`training.run_export`) and returns its path."""
-  if args.csv:
-    sys.exit("error: --csv names a file to forecast, --export writes the model: pass one of them")
+  if args.csv or args.issue_time:
+    sys.exit("error: --csv and --issue-time choose what to forecast, --export writes the model: pass one of them")
   try:
     run_files = inference.read_run(args.workdir)  # cheap checks first: no JAX yet
     from training import run_export  # pylint: disable=g-import-not-at-top
@@ -90,6 +109,10 @@ def main(argv: list[str] | None = None) -> inference.Forecast | str:
     # Cheap checks first: no JAX yet.
     run_files = inference.read_run(args.workdir)
     check_out(out, args.force)
+    if run_files.config.task.kind == "dayahead":
+      return forecast_day(args, run_files, out)
+    if args.issue_time:
+      sys.exit(f"error: --issue-time is for day-ahead runs; {args.workdir} forecasts every hour of --csv")
     series = inference.read_series(
       run_files, args.csv, value_column=args.value_column, datetime_column=args.datetime_column
     )
@@ -102,6 +125,28 @@ def main(argv: list[str] | None = None) -> inference.Forecast | str:
   print(
     f"{len(result.forecast)} forecasts of {result.csv_path} written to {out}; "
     f"sMAPE {metrics.smape(result.forecast, result.actual):.2f}%"
+  )
+  return result
+
+
+def forecast_day(args, run_files: inference.RunFiles, out: str):
+  """A day-ahead run: one issue's quantiles of the next day (:mod:`training.dayahead_inference`)."""
+  from training import dayahead_inference  # pylint: disable=g-import-not-at-top
+
+  issue = dayahead_inference.read_issue(
+    run_files,
+    args.csv,
+    issue_time=args.issue_time,
+    value_column=args.value_column,
+    datetime_column=args.datetime_column,
+  )
+  result = dayahead_inference.forecast(inference.load_run(run_files), issue)
+  dayahead_inference.write_csv(result, out, force=args.force)
+  print(
+    f"day-ahead forecast issued at {result.issue_time} from {result.csv_path}, for "
+    f"{str(result.target_times[0]).replace('T', ' ')} .. {str(result.target_times[-1]).replace('T', ' ')}, "
+    f"written to {out}"
+    + (f"; the file's {issue.unread_rows} rows after the issue time were not read" if issue.unread_rows else "")
   )
   return result
 

@@ -70,3 +70,27 @@ def energy_runs(tmp_path_factory):
     workdir = str(root / kind)
     runs[kind] = workdir, trainer.train_and_evaluate(config, workdir)
   return runs
+
+
+@pytest.fixture(scope="session")
+def dayahead_run(tmp_path_factory):
+  """A tiny day-ahead run (PT holidays) on a synthetic 40-day file: ``(workdir, summary)``, trained once per session.
+
+  Shared by the run's own test (tests/test_dayahead.py) and its use and export (tests/test_dayahead_use.py);
+  tests that write into the folder work on a copy.
+  """
+  from test_dayahead import dayahead_task  # pylint: disable=g-import-not-at-top
+  from test_dayahead import write_load_csv  # pylint: disable=g-import-not-at-top
+
+  from training import trainer  # pylint: disable=g-import-not-at-top
+  from training_helpers import tiny_config  # pylint: disable=g-import-not-at-top
+
+  root = tmp_path_factory.mktemp("dayahead")
+  path = write_load_csv(root / "X_hourly.csv", days=40)
+  config = tiny_config(
+    dayahead_task(path, holidays="PT", plot_days=2),
+    model={"hidden": 8, "highway": 48},
+    train={"batch_size": 32, "num_steps": 20, "eval_every": 20},
+  )
+  workdir = str(root / "run")
+  return workdir, trainer.train_and_evaluate(config, workdir)

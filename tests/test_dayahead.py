@@ -121,7 +121,7 @@ def test_the_highway_starts_at_the_same_hour_of_the_latest_known_day(head, gap):
   assert np.all(np.diff(q, axis=-1) > 0)
 
 
-def _task(csv_path, **task):
+def dayahead_task(csv_path, **task):
   return {"kind": "dayahead", "csv_files": [csv_path], "lookback": 48, "test_days": 3, **task}
 
 
@@ -141,7 +141,7 @@ def _task(csv_path, **task):
 )
 def test_bad_day_ahead_configs_are_refused_when_the_config_loads(tmp_path, task, model, message):
   with pytest.raises(ConfigError) as error:
-    tiny_config(_task("x.csv", **task), model=model)
+    tiny_config(dayahead_task("x.csv", **task), model=model)
   assert message in str(error.value)
   assert not os.listdir(tmp_path)
 
@@ -152,22 +152,16 @@ def test_bad_day_ahead_configs_are_refused_when_the_config_loads(tmp_path, task,
 )
 def test_windows_longer_than_the_data_are_refused_before_anything_is_written(tmp_path, task, message):
   path = write_load_csv(tmp_path / "X_hourly.csv", days=40)
-  config = tiny_config(_task(path, **task))
+  config = tiny_config(dayahead_task(path, **task))
   with pytest.raises(Exception) as error:  # noqa: B017  # energy.DataError, checked by name below
     trainer.train_and_evaluate(config, str(tmp_path / "run"))
   assert type(error.value).__name__ == "DataError" and message in str(error.value)
   assert not os.path.exists(tmp_path / "run")
 
 
-def test_a_day_ahead_run_writes_its_forecasts_metrics_and_plots(tmp_path):
-  path = write_load_csv(tmp_path / "X_hourly.csv", days=40)
-  config = tiny_config(
-    _task(path, holidays="PT", plot_days=2),
-    model={"hidden": 8, "highway": 48},
-    train={"batch_size": 32, "num_steps": 20, "eval_every": 20},
-  )
-  workdir = str(tmp_path / "run")
-  test = trainer.train_and_evaluate(config, workdir)["test"]
+def test_a_day_ahead_run_writes_its_forecasts_metrics_and_plots(dayahead_run):
+  workdir, summary = dayahead_run  # 40 days, 3 test days, PT holidays (tests/conftest.py)
+  test = summary["test"]
   for key in ("smape", "mae", "rmse", "pinball", "coverage_80", "width_80", "skill"):
     assert np.isfinite(test[key]), key
   assert len(test["by_horizon"]) == 24

@@ -260,7 +260,10 @@ def test_exported_forecaster_reproduces_forecast_csv(energy_runs, tmp_path, caps
       r"forecaster.onnx already exists \(a complete model file\); choose another --out or pass --force",
     ),
     (["--export", "onnx", "--out", str(tmp_path / "no" / "f.onnx")], "folder .*no does not exist"),
-    (["--export", "onnx", "--csv", "x.csv"], "--csv names a file to forecast, --export writes the model"),
+    (
+      ["--export", "onnx", "--csv", "x.csv"],
+      "--csv and --issue-time choose what to forecast, --export writes the model",
+    ),
     (["--export", "tflite"], "invalid choice: 'tflite'"),
   ):
     with pytest.raises(SystemExit) as stop:

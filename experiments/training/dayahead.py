@@ -93,6 +93,20 @@ def seasonal_lag(period: int, gap: int, leads: np.ndarray) -> np.ndarray:
   return period * -(-(gap + np.asarray(leads)) // period)
 
 
+def assemble(past_load, calendar, xp=np):
+  """The window rule: scaled lookback loads ``[B, T]`` and calendar ``[B, T + G + F, C]`` -> inputs ``[B, T + G + F, 2 + C]``.
+
+  Each row holds its scaled load (0 where not known at issue), a known flag (1 in the lookback) and its
+  calendar. ``xp`` is ``numpy`` (training, :mod:`training.dayahead_inference`) or ``jax.numpy`` (the
+  exported forecaster, :mod:`training.dayahead_export`).
+  """
+  b, t = past_load.shape
+  unknown = xp.zeros((b, calendar.shape[1] - t), past_load.dtype)
+  load = xp.concatenate([past_load, unknown], axis=1)
+  known = xp.concatenate([xp.ones_like(past_load), unknown], axis=1)
+  return xp.concatenate([load[..., None], known[..., None], calendar.astype(past_load.dtype)], axis=-1)
+
+
 @dataclasses.dataclass(frozen=True)
 class DayAheadData:
   """Every file's rows and the day-ahead windows on them (shapes: N rows, F = horizon)."""
@@ -132,10 +146,7 @@ class DayAheadData:
     """Gathers windows: ``origins [B]`` -> inputs ``[B, T + G + F, 2 + C]`` float32, scaled targets ``[B, F]``."""
     origins = np.asarray(origins)
     rows = origins[:, None] + np.arange(-self.gap - self.lookback, self.horizon)  # [B, T + G + F]
-    known = np.zeros(rows.shape, np.float32)
-    known[:, : self.lookback] = 1.0
-    load = self.scaled_load[rows] * known
-    x = np.concatenate([load[..., None], known[..., None], self.calendar[rows]], axis=-1)
+    x = assemble(self.scaled_load[rows[:, : self.lookback]], self.calendar[rows])
     return x, self.scaled_load[self.target_rows(origins)]
 
   def unscale(self, scaled: np.ndarray, origins: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ import csv
 import os
 from collections.abc import Mapping
 from collections.abc import Sequence
+from typing import IO
 
 import numpy as np
 
@@ -82,7 +83,7 @@ def comparison_line(model: str, test: dict) -> str:
 
 
 def write_forecasts(
-  path: str,
+  f: IO[str],
   issue_times: np.ndarray,
   target_times: np.ndarray,
   actual: np.ndarray | None,
@@ -92,23 +93,22 @@ def write_forecasts(
   """Writes every scored forecast as a row ``issue_time, target_time, lead, [actual,] q<level>...``.
 
   Args:
-    path: the CSV file (the caller writes it whole or not at all).
+    f: the CSV file, open for writing as text with ``newline=""`` (the caller writes it whole or not at all).
     issue_times: ``[N]`` datetime64.
     target_times: ``[N, F]`` datetime64.
     actual: ``[N, F]``, or ``None`` for forecasts of hours not yet seen.
     q: ``[N, F, Q]``.
     levels: the ``Q`` levels, naming the columns ``q0.1`` ...
   """
-  with open(path, "w", newline="", encoding="utf-8") as f:
-    writer = csv.writer(f)
-    writer.writerow(
-      ["issue_time", "target_time", "lead", *(["actual"] if actual is not None else []), *(f"q{x:g}" for x in levels)]
-    )
-    for i in range(len(issue_times)):
-      issued = str(issue_times[i]).replace("T", " ")
-      for f_ in range(q.shape[1]):
-        values = ([f"{actual[i, f_]:.6g}"] if actual is not None else []) + [f"{v:.6g}" for v in q[i, f_]]
-        writer.writerow([issued, str(target_times[i, f_]).replace("T", " "), f_ + 1, *values])
+  writer = csv.writer(f)
+  writer.writerow(
+    ["issue_time", "target_time", "lead", *(["actual"] if actual is not None else []), *(f"q{x:g}" for x in levels)]
+  )
+  for i in range(len(issue_times)):
+    issued = str(issue_times[i]).replace("T", " ")
+    for lead in range(q.shape[1]):
+      values = ([f"{actual[i, lead]:.6g}"] if actual is not None else []) + [f"{v:.6g}" for v in q[i, lead]]
+      writer.writerow([issued, str(target_times[i, lead]).replace("T", " "), lead + 1, *values])
 
 
 def plot_fan(
@@ -165,9 +165,8 @@ def save_result(workdir: str, data, q: np.ndarray, baselines: Mapping[str, np.nd
   origins = data.test_origins
   rows = data.target_rows(origins)
   actual = data.load[rows]
-  write_forecasts(
-    os.path.join(workdir, "test_forecasts.csv"), data.issue_times(origins), data.times[rows], actual, q, levels
-  )
+  with open(os.path.join(workdir, "test_forecasts.csv"), "w", newline="", encoding="utf-8") as f:
+    write_forecasts(f, data.issue_times(origins), data.times[rows], actual, q, levels)
   np.savez(
     os.path.join(workdir, "test_predictions.npz"),
     quantiles=q,

@@ -102,7 +102,7 @@ class DayAheadModel(nn.Module):
     gru = dict(num_layers=self.num_layers, dropout=self.dropout)
     hs, carry = jaxgru.GRU(self.hidden, **gru, name="encoder")(past, deterministic=deterministic)
     if self.head == "direct":
-      features = jnp.concatenate([nn.relu(hs[:, -1]), future[:, g:].reshape(len(inputs), -1)], axis=-1)
+      features = jnp.concatenate([nn.relu(hs[:, -1]), future[:, g:].reshape(inputs.shape[0], -1)], axis=-1)
       features = nn.Dropout(self.dropout)(features, deterministic=deterministic)
       raw = nn.Dense(f * q, name="head")(features).reshape(-1, f, q)
     else:

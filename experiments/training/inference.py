@@ -1,5 +1,8 @@
 """Forecasts with a finished energy run: its best checkpoint, its config and its fitted scaling.
 
+A day-ahead run's folder is read and loaded by the same :func:`read_run` and :func:`load_run`; its
+forecasts of the next day are made by :mod:`training.dayahead_inference`.
+
 Two steps, the first without JAX, so that a wrong folder or file is named in a second:
 
 * :func:`read_run` checks a run folder's files (config, scaling, summary,
@@ -32,6 +35,8 @@ from training import schema
 from training.config_files import ConfigError
 from training.config_files import load_config
 
+KINDS = ("energy", "dayahead")  # the tasks whose runs forecast load
+
 
 class RunError(ValueError):
   """A run folder cannot be used for forecasting."""
@@ -39,11 +44,11 @@ class RunError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class RunFiles:
-  """A finished energy run's files, read and checked (no JAX needed)."""
+  """A finished energy (or day-ahead) run's files, read and checked (no JAX needed)."""
 
   workdir: str  # the run folder
   config: schema.TrainConfig  # the run's config.yaml
-  scaling: scaling_lib.Scaling  # the scalers fitted on the training part of each file
+  scaling: scaling_lib.Scaling | scaling_lib.DayAheadScaling  # fitted on the training part of each file
   checkpoints: str  # the folder of its orbax checkpoints
 
 
@@ -52,10 +57,10 @@ class Run:
   """A trained energy model, ready to forecast."""
 
   workdir: str  # the run folder
-  model: Any  # training.models.SequenceModel
+  model: Any  # training.models.SequenceModel (training.forecaster.DayAheadModel for a day-ahead run)
   variables: dict  # {"params": ...} of the best checkpoint
   config: schema.TrainConfig  # the run's config.yaml
-  scaling: scaling_lib.Scaling  # the scalers fitted on the training part of each file
+  scaling: scaling_lib.Scaling | scaling_lib.DayAheadScaling  # fitted on the training part of each file
   step: int  # the training step of the checkpoint
 
 
@@ -81,8 +86,14 @@ class Forecast:
   forecast: np.ndarray  # [N] float64, the model's forecast
 
 
+def scaler_index(run_files: tuple[str, ...], path: str) -> int:
+  """Which of a run's scalers scales ``path``: that of the same file, or else that of the run's first file."""
+  same = [i for i, f in enumerate(run_files) if os.path.abspath(f) == os.path.abspath(path)]
+  return same[0] if same else 0
+
+
 def read_run(workdir: str) -> RunFiles:
-  """Reads and checks the files of a finished energy run folder, without loading JAX.
+  """Reads and checks the files of a finished energy or day-ahead run folder, without loading JAX.
 
   Raises:
     RunError: the folder does not exist, is not a finished energy run (no
@@ -104,8 +115,8 @@ def read_run(workdir: str) -> RunFiles:
     config = load_config(schema.TrainConfig, paths["config.yaml"])
   except ConfigError as e:
     raise RunError(f"{workdir}: its config.yaml cannot be used: {e}") from None
-  if config.task.kind != "energy":
-    raise RunError(f"{workdir} is a {config.task.kind!r} run; only energy runs forecast load")
+  if config.task.kind not in KINDS:
+    raise RunError(f"{workdir} is a {config.task.kind!r} run; only {' and '.join(KINDS)} runs forecast load")
   try:
     scaling = scaling_lib.load_scaling(paths["scaling.json"])
   except (OSError, ValueError, KeyError, TypeError) as e:
@@ -113,6 +124,11 @@ def read_run(workdir: str) -> RunFiles:
       f"{paths['scaling.json']} cannot be read ({type(e).__name__}: {e}); "
       "rerun the training command on the folder to write it again"
     ) from None
+  if isinstance(scaling, scaling_lib.DayAheadScaling) != (config.task.kind == "dayahead"):
+    raise RunError(
+      f"{paths['scaling.json']} is not the scaling of a {config.task.kind!r} run; "
+      "rerun the training command on the folder to write it again"
+    )
   if not any(run_folder.STEP_FOLDER.fullmatch(name) for name in os.listdir(paths["checkpoints"])):
     raise RunError(f"{workdir} has no checkpoint in {paths['checkpoints']}; train it first")
   return RunFiles(workdir, config, scaling, paths["checkpoints"])
@@ -135,8 +151,16 @@ def load_run(workdir: str | RunFiles) -> Run:
   from training import step as step_lib  # pylint: disable=g-import-not-at-top
 
   found = workdir if isinstance(workdir, RunFiles) else read_run(workdir)
-  model = step_lib.create_model(found.config.model, outputs=1)
-  sample = jnp.zeros((1, found.scaling.lookback, len(found.scaling.feature_names)), jnp.float32)  # [B, T, I]
+  if isinstance(found.scaling, scaling_lib.DayAheadScaling):
+    from training import dayahead  # pylint: disable=g-import-not-at-top
+
+    s = found.scaling
+    shape = dayahead.Forecast(s.lookback, s.gap, s.horizon, s.levels)
+    model = step_lib.create_model(found.config.model, outputs=s.horizon * len(s.levels), forecast=shape)
+    sample = jnp.zeros((1, s.lookback + s.gap + s.horizon, len(dayahead.INPUTS)), jnp.float32)  # [B, T + G + F, I]
+  else:
+    model = step_lib.create_model(found.config.model, outputs=1)
+    sample = jnp.zeros((1, found.scaling.lookback, len(found.scaling.feature_names)), jnp.float32)  # [B, T, I]
   like = jax.eval_shape(lambda: model.init(jax.random.key(0), sample))["params"]
   try:
     step = checkpoint.best_step(found.checkpoints)
@@ -170,6 +194,8 @@ def read_series(
     training.energy.DataError: the file is missing or malformed, lacks the columns,
       or is too short for one window.
   """
+  if isinstance(run.scaling, scaling_lib.DayAheadScaling):
+    raise RunError(f"{run.workdir} is a day-ahead run; forecast it with training.dayahead_inference.read_issue")
   task = run.config.task
   own = csv_path is None
   path = run.scaling.files[0] if own else csv_path
@@ -185,8 +211,7 @@ def read_series(
       f"{path}: {len(load)} rows, too few for one forecast; the run needs more than "
       f"task.lookback = {lookback} consecutive hours"
     )
-  same = [i for i, f in enumerate(run.scaling.files) if os.path.abspath(f) == os.path.abspath(path)]
-  file = same[0] if same else 0
+  file = scaler_index(run.scaling.files, path)
   features = run.scaling.scale(energy.feature_columns(times, load, run.scaling.feature_names), file)  # [N_rows, I]
   first = lookback + energy.split_point(len(load), lookback, task.test_fraction, path) if own else lookback
   ends = np.arange(first, len(load))  # [N]

@@ -1,5 +1,8 @@
 """The trained forecaster as one file: load in MW in, next-hour load in MW out (ONNX or StableHLO).
 
+A day-ahead run's forecaster (the next day's quantiles) is written by the same :func:`export_forecaster`;
+its inputs and graph are in :mod:`training.dayahead_export`.
+
 ``export_forecaster(workdir, "onnx")`` writes ``WORKDIR/forecaster.onnx``: the
 run's min-max scaling of the inputs, its :class:`jaxgru.GRU` (ONNX's native
 ``GRU`` operator, through :func:`jaxgru.export.onnx_gru_graph`), the ReLU and
@@ -28,6 +31,7 @@ import numpy as np
 
 import jaxgru
 from jaxgru import export
+from training import dayahead_export
 from training import inference
 
 FORMATS = {"onnx": "forecaster.onnx", "stablehlo": "forecaster.stablehlo"}  # format -> default file in the run folder
@@ -44,6 +48,14 @@ def _check_format(fmt: str) -> str:
   if fmt not in FORMATS:
     raise ValueError(f"unknown export format {fmt!r}; expected one of {sorted(FORMATS)}")
   return fmt
+
+
+def _require_onnx():
+  try:
+    import onnx  # noqa: PLC0415 - an optional extra: pip install 'jaxgru[onnx]'
+  except ImportError as error:
+    raise ImportError("ONNX export of a run needs the onnx package: pip install 'jaxgru[onnx]'") from error
+  return onnx
 
 
 def metadata(run: inference.Run) -> dict[str, str]:
@@ -89,10 +101,7 @@ def forecaster_onnx(
     ValueError: the run's model is not a GRU (ONNX's ``GRU`` operator exports
       only that; :func:`forecast_function` and StableHLO take any model).
   """
-  try:
-    import onnx  # noqa: PLC0415 - an optional extra: pip install 'jaxgru[onnx]'
-  except ImportError as error:
-    raise ImportError("ONNX export of a run needs the onnx package: pip install 'jaxgru[onnx]'") from error
+  onnx = _require_onnx()
   helper, numpy_helper = onnx.helper, onnx.numpy_helper
 
   if run.model.kind != "gru":
@@ -163,11 +172,20 @@ def export_forecaster(workdir: str, fmt: str, *, path: str | None = None, force:
     ValueError: an unknown format, or an LSTM run with ``"onnx"``.
     FileNotFoundError, FileExistsError, IsADirectoryError: a bad ``path``, before
       anything is written (``experiments/predict.py`` checks it before the run is loaded).
-    training.inference.RunError: ``workdir`` is not a finished energy run.
+    training.inference.RunError: ``workdir`` is not a finished energy or day-ahead run.
   """
   _check_format(fmt)
   path = path or default_path(workdir, fmt)
   run = inference.load_run(workdir)
+  if run.config.task.kind == "dayahead":
+    if fmt == "onnx":
+      _require_onnx()
+      dayahead_export.forecaster_onnx(run, path=path, force=force)
+    else:
+      symbolic = dayahead_export.symbolic_shapes(run)
+      example = dayahead_export.example_inputs(run)
+      export.to_stablehlo(dayahead_export.forecast_function(run), *example, symbolic=symbolic, path=path, force=force)
+    return path
   if fmt == "onnx":
     forecaster_onnx(run, path=path, force=force)  # jaxgru's writer: whole or not at all
   else:

@@ -42,10 +42,47 @@ class Scaling:
     return np.asarray(scaled, np.float64) * self.feature_range[file, 0] + self.feature_min[file, 0]
 
 
-def load_scaling(path: str) -> Scaling:
-  """Reads a file written by :func:`save_scaling`."""
+@dataclasses.dataclass(frozen=True)
+class DayAheadScaling:
+  """What a day-ahead run fitted and was built for: its load scalers (one per file) and its windows' shape."""
+
+  files: tuple[str, ...]  # the run's CSV files, in order
+  lookback: int  # T
+  gap: int  # G
+  horizon: int  # F
+  issue_hour: int  # the hour of the day its forecasts are issued
+  levels: tuple[float, ...]  # the quantile levels [Q]
+  holidays: str | None  # the country of the holiday flag, or None
+  holidays_subdivision: str | None
+  load_offset: np.ndarray  # [files] float64: scaled = (load - offset) / scale
+  load_scale: np.ndarray  # [files] float64
+
+  def scale_load(self, load: np.ndarray, file: int) -> np.ndarray:
+    """Loads in the original unit -> the model's scaled loads, float32, with the scaler of file ``file``."""
+    return ((np.asarray(load, np.float64) - self.load_offset[file]) / self.load_scale[file]).astype(np.float32)
+
+  def unscale(self, scaled: np.ndarray, file: int) -> np.ndarray:
+    """Scaled values (quantiles ``[..., F, Q]``) -> original units, float64."""
+    return np.asarray(scaled, np.float64) * self.load_scale[file] + self.load_offset[file]
+
+
+def load_scaling(path: str) -> Scaling | DayAheadScaling:
+  """Reads a file written by :func:`save_scaling` or :func:`save_dayahead_scaling`."""
   with open(path, encoding="utf-8") as f:
     raw = json.load(f)
+  if raw.get("task") == "dayahead":
+    return DayAheadScaling(
+      files=tuple(raw["files"]),
+      lookback=int(raw["lookback"]),
+      gap=int(raw["gap"]),
+      horizon=int(raw["horizon"]),
+      issue_hour=int(raw["issue_hour"]),
+      levels=tuple(float(x) for x in raw["quantiles"]),
+      holidays=raw["holidays"],
+      holidays_subdivision=raw["holidays_subdivision"],
+      load_offset=np.asarray(raw["load_offset"], np.float64),
+      load_scale=np.asarray(raw["load_scale"], np.float64),
+    )
   return Scaling(
     files=tuple(raw["files"]),
     feature_names=tuple(raw["feature_names"]),
