@@ -3,6 +3,8 @@
 import csv
 import datetime
 import os
+import pathlib
+import re
 import runpy
 import shutil
 
@@ -16,7 +18,6 @@ from test_dayahead import write_load_csv
 from jaxgru import export
 from training import dayahead
 from training import dayahead_export
-from training import energy
 from training import forecaster
 from training import inference
 from training import scaling
@@ -105,20 +106,17 @@ def test_the_exported_run_forecasts_what_predict_forecasts(predict):
   result = main(["--workdir", workdir])
   for fmt in ("onnx", "stablehlo"):
     assert main(["--workdir", workdir, "--export", fmt]) == os.path.join(workdir, f"forecaster.{fmt}")
-  # The inputs a user builds: the last 48 loads of the file and the calendar of those and the 24 target hours.
-  _, load = energy.read_hourly_csv(inference.read_run(workdir).scaling.files[0])
-  hours = [result.issue_time + datetime.timedelta(hours=h) for h in range(-48, 24)]
-  feeds = {
-    dayahead_export.LOAD: load[None, -48:].astype(np.float32),
-    dayahead_export.CALENDAR: dayahead.calendar_columns(hours, dayahead.holiday_calendar("PT", None, (2021,)))[None],
-  }
-  session = ort.InferenceSession(os.path.join(workdir, "forecaster.onnx"))
-  meta = session.get_modelmeta().custom_metadata_map
-  assert meta["quantiles"] == "0.1,0.5,0.9" and meta["holidays"] == "PT" and meta["lookback"] == "48"
-  (onnx_q,) = session.run(None, feeds)
-  np.testing.assert_allclose(onnx_q[0], result.quantiles, rtol=1e-5)
+  # The lines of docs/guide/export.md, on this run: ONNX Runtime, NumPy and holidays reproduce forecast.csv.
+  guide = pathlib.Path(REPO, "docs", "guide", "export.md").read_text(encoding="utf-8")
+  (lines,) = [block for block in re.findall(r"```py\n(.*?)```", guide, flags=re.S) if "energy_dayahead" in block]
+  assert 'workdir = "runs/energy_dayahead"' in lines
+  namespace = {}
+  exec(lines.replace('"runs/energy_dayahead"', repr(workdir)), namespace)  # pylint: disable=exec-used
+  np.testing.assert_allclose(namespace["quantiles"][0], result.quantiles, rtol=1e-5)
+  assert namespace["meta"]["holidays"] == "PT" and namespace["meta"]["quantiles"] == "0.1,0.5,0.9"
+  feeds = (namespace["load"], namespace["calendar"][None].astype(np.float32))
   stablehlo = export.load_stablehlo(os.path.join(workdir, "forecaster.stablehlo"))
-  np.testing.assert_allclose(np.asarray(stablehlo.call(*feeds.values()))[0], result.quantiles, rtol=1e-5)
+  np.testing.assert_allclose(np.asarray(stablehlo.call(*feeds))[0], result.quantiles, rtol=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ Run folder::
   events.out.tfevents.*   the same metrics for TensorBoard (tensorboard --logdir runs/)
   loss.png             training and test loss curves
   forecast.png | result.png, test_predictions.npz   the task's result
-  scaling.json         energy: the scalers fitted on the training data (for experiments/predict.py)
+  scaling.json         energy, dayahead: the scalers fitted on the training data (for experiments/predict.py)
   summary.json         final metrics, parameter count, timings
   unreadable_checkpoints/<step>/   step folders that could not be read, set aside
   previous_runs/<time>/            the old contents, moved there by --restart
