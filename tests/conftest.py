@@ -90,7 +90,7 @@ def dayahead_run(tmp_path_factory):
   config = tiny_config(
     dayahead_task(path, holidays="PT", plot_days=2),
     model={"hidden": 8, "highway": 48},
-    train={"batch_size": 32, "num_steps": 20, "eval_every": 20},
+    train={"batch_size": 32, "num_steps": 20, "eval_every": 20, "progress_bar": True},  # as train.py runs it
   )
   workdir = str(root / "run")
   return workdir, trainer.train_and_evaluate(config, workdir)

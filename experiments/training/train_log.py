@@ -91,4 +91,5 @@ class TrainLog:
   def test(self, step: int, result: dict, *, echo: bool) -> None:
     self.record({"step": step, "split": "test", **result})
     if echo:
-      self.progress.write(f"step {step}: test " + ", ".join(f"{k} {v:.4g}" for k, v in result.items()))
+      scalars = {k: v for k, v in result.items() if isinstance(v, (int, float))}  # not by_horizon, baselines
+      self.progress.write(f"step {step}: test " + ", ".join(f"{k} {v:.4g}" for k, v in scalars.items()))
