@@ -88,7 +88,9 @@ def main(argv: list[str] | None = None) -> dict:
   try:
     # Cheap checks first: no JAX yet. The data is read once, here.
     config = load_config(TrainConfig, args.config, args.overrides)
-    task = tasks.build_task(config.task, seed=config.seed, batch_size=config.train.batch_size)
+    task = tasks.build_task(
+      config.task, seed=config.seed, batch_size=config.train.batch_size, highway=config.model.highway
+    )
     if not args.distributed:  # in a multi-host run, process 0 checks the folder under its lock
       run_folder.check_writable(workdir)
       run_folder.check_not_busy(workdir)

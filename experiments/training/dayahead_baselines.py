@@ -66,6 +66,21 @@ def _per_lead(kind: str, data: dayahead.DayAheadData, origins: dict[str, np.ndar
   return out
 
 
+def highway_ridge(data: dayahead.DayAheadData, loads: int) -> tuple[np.ndarray, np.ndarray]:
+  """The day-ahead highway's ridge start: per lead, a ridge regression of the scaled target on the last ``loads``
+  scaled loads of every training window (penalty validated as the ridge baseline's).
+
+  Returns:
+    ``(kernel [loads, F], bias [F])`` float32, the ``highway`` Dense layer of :class:`training.forecaster.DayAheadModel`.
+  """
+  lags = _lags(data, data.train_origins)[:, data.lookback - loads :]  # [N_train, K]
+  kernel, bias = np.zeros((loads, data.horizon), np.float32), np.zeros(data.horizon, np.float32)
+  for lead in range(data.horizon):
+    fit = fitted.fit_ridge_validated(lags, data.scaled_load[data.train_origins + lead].astype(np.float64))[0]
+    kernel[:, lead], bias[lead] = fit.coef, fit.intercept
+  return kernel, bias
+
+
 def forecasts(
   data: dayahead.DayAheadData, kinds: Sequence[str], levels: Sequence[float], *, seed: int = 0
 ) -> dict[str, np.ndarray]:

@@ -100,6 +100,11 @@ class DayAheadTask(Schema):
   """Days at the end of each file left out entirely (the later folds of a rolling-origin backtest)."""
   plot_days: PositiveInt = 14
   """Days of the first test file shown in the fan chart."""
+  highway_start: Literal["ridge", "seasonal"] = "ridge"
+  """How a fresh run starts (with ``model.highway > 0``): ``ridge``, the highway at a ridge regression per lead
+  on its ``model.highway`` loads of the training windows, fitted in closed form, and the head at zero, so the
+  network starts as that linear forecast and learns what it misses; ``seasonal``, the highway at the same
+  hour of the latest known day and the head at its random init."""
 
   @pydantic.field_validator("quantiles")
   @classmethod
@@ -171,7 +176,7 @@ class Model(Schema):
   highway: Annotated[int, pydantic.Field(ge=0)] = 0
   """LSTNet's linear autoregressive term (Lai et al. 2018) on the last ``highway`` steps of the first
   input feature, added to the output; 0: none, the FloydHub post's model. The ``dayahead`` task: one
-  linear map per lead on the last ``highway`` loads, started at the same hour of the latest known day."""
+  linear map per lead on the last ``highway`` loads, started as ``task.highway_start`` says."""
   head: Literal["direct", "decoder"] = "direct"
   """The ``dayahead`` task's multi-horizon head: ``direct`` (one Dense layer from the last state and the
   target hours' calendar to every lead and quantile) or ``decoder`` (a second GRU over the target hours'
@@ -253,6 +258,11 @@ class TrainConfig(Schema):
       problems.append(
         f"model.highway ({self.model.highway}) reads more steps than the input has: {where} is {length}; "
         f"set model.highway to at most {length} (0: no highway)"
+      )
+    if isinstance(self.task, DayAheadTask) and "highway_start" in self.task.model_fields_set and not self.model.highway:
+      problems.append(
+        f"task.highway_start ({self.task.highway_start}) starts the highway, but model.highway is 0 (none); "
+        "set model.highway to the loads it reads, or drop task.highway_start"
       )
     if isinstance(self.task, DayAheadTask) and self.model.kind != "gru":
       problems.append(f"model.kind {self.model.kind!r} is not available for the dayahead task; expected gru")

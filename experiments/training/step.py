@@ -64,9 +64,14 @@ def create_model(config: schema.Model, outputs: int, forecast=None):
   )
 
 
-def create_train_state(model, tx: optax.GradientTransformation, key: Array, sample_inputs: Array) -> TrainState:
-  """Initializes parameters from ``key`` on ``sample_inputs [B, T, I]`` and the optimizer state."""
+def create_train_state(
+  model, tx: optax.GradientTransformation, key: Array, sample_inputs: Array, start=None
+) -> TrainState:
+  """Initializes parameters from ``key`` on ``sample_inputs [B, T, I]`` (then ``start(params)``, a task's first
+  parameters such as the day-ahead highway's ridge fit) and the optimizer state."""
   params = model.init(key, sample_inputs)["params"]
+  if start is not None:
+    params = start(params)
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
 
 

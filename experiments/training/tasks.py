@@ -74,6 +74,7 @@ class Task:
   evaluate: Callable[[np.ndarray], dict]  # test predictions [N_test, outputs] -> metrics
   save_result: Callable[[np.ndarray, str], None]  # (test predictions, run folder) -> plot and arrays
   forecast: dayahead.Forecast | None = None  # a day-ahead task: the windows' shape the model is built for
+  start: Callable[[dict], dict] | None = None  # a fresh run's params after init -> its first params (traced in jit)
 
 
 def _energy(config: schema.EnergyTask, seed: int, batch_size: int) -> Task:
@@ -127,7 +128,7 @@ def _energy(config: schema.EnergyTask, seed: int, batch_size: int) -> Task:
   )
 
 
-def _dayahead(config: schema.DayAheadTask, seed: int, batch_size: int) -> Task:
+def _dayahead(config: schema.DayAheadTask, seed: int, batch_size: int, *, highway: int = 0) -> Task:
   data = dayahead.load_dayahead(
     energy.resolve_paths(config.csv_files),
     lookback=config.lookback,
@@ -154,6 +155,14 @@ def _dayahead(config: schema.DayAheadTask, seed: int, batch_size: int) -> Task:
     dayahead_report.save_result(workdir, data, unscaled(predictions), baselines, levels, days=config.plot_days)
     scaling_lib.save_dayahead_scaling(data, config, f"{workdir}/scaling.json")
 
+  start = None
+  if config.highway_start == "ridge" and highway:
+    kernel, bias = dayahead_baselines.highway_ridge(data, highway)
+
+    def start(params):  # the network starts as the linear forecast of its highway
+      head = {name: np.zeros(value.shape, value.dtype) for name, value in params["head"].items()}
+      return {**params, "highway": {"kernel": kernel, "bias": bias}, "head": head}
+
   return Task(
     name="dayahead",
     input_features=len(dayahead.INPUTS),
@@ -166,6 +175,7 @@ def _dayahead(config: schema.DayAheadTask, seed: int, batch_size: int) -> Task:
     evaluate=lambda predictions: dayahead_report.evaluate_forecasts(unscaled(predictions), actual, baselines, levels),
     save_result=save_result,
     forecast=dayahead.Forecast(data.lookback, data.gap, data.horizon, levels),
+    start=start,
   )
 
 
@@ -235,15 +245,20 @@ def _digits(config: schema.DigitsTask, seed: int, batch_size: int) -> Task:
 
 
 def build_task(
-  config: schema.EnergyTask | schema.DayAheadTask | schema.AddingTask | schema.DigitsTask, *, seed: int, batch_size: int
+  config: schema.EnergyTask | schema.DayAheadTask | schema.AddingTask | schema.DigitsTask,
+  *,
+  seed: int,
+  batch_size: int,
+  highway: int = 0,
 ) -> Task:
-  """Loads (or generates) the data of a task config.
+  """Loads (or generates) the data of a task config; ``highway`` is ``model.highway`` (a day-ahead run's ridge start).
 
   Raises:
     training.energy.DataError: missing or malformed data files.
     ValueError: a batch larger than the training set.
   """
-  builders = {"energy": _energy, "dayahead": _dayahead, "adding": _adding, "digits": _digits}
+  builders = {"energy": _energy, "dayahead": functools.partial(_dayahead, highway=highway), "adding": _adding}
+  builders["digits"] = _digits
   if config.kind not in builders:
     raise ValueError(f"unknown task kind {config.kind!r}; expected one of {sorted(builders)}")
   return builders[config.kind](config, seed, batch_size)

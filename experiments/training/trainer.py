@@ -104,7 +104,7 @@ def plan_run(config: schema.TrainConfig, task: tasks.Task | None = None) -> Plan
   if train.batch_size % num_devices:
     raise ConfigError(f"train.batch_size ({train.batch_size}) must be a multiple of the device count ({num_devices})")
   if task is None:
-    task = tasks.build_task(config.task, seed=config.seed, batch_size=train.batch_size)
+    task = tasks.build_task(config.task, seed=config.seed, batch_size=train.batch_size, highway=config.model.highway)
   if task.steps_per_epoch is None and train.num_epochs is not None:
     raise ConfigError(f"task {task.name!r} has no fixed training set: set train.num_steps instead of train.num_epochs")
   total = train.num_epochs * task.steps_per_epoch if train.num_epochs is not None else train.num_steps
@@ -246,8 +246,8 @@ def _train(
     lambda: tuple(jax.random.split(jax.random.key(config.seed))), out_shardings=mesh.replicated
   )()
   sample_inputs, _ = task.train_batch(0)
-  state = jax.jit(step_lib.create_train_state, static_argnums=(0, 1), out_shardings=mesh.replicated)(
-    plan.model, plan.tx, init_key, jnp.asarray(sample_inputs[:1])
+  state = jax.jit(step_lib.create_train_state, static_argnums=(0, 1, 4), out_shardings=mesh.replicated)(
+    plan.model, plan.tx, init_key, jnp.asarray(sample_inputs[:1]), task.start
   )
   num_params = models.count_params(state.params)
   with interrupts.deferred():
