@@ -15,6 +15,8 @@ from training import dayahead_baselines
 from training import dayahead_report
 from training import forecaster
 from training import quantiles
+from training import step
+from training import tasks
 from training import trainer
 from training.config_files import ConfigError
 from training_helpers import tiny_config
@@ -137,6 +139,11 @@ def dayahead_task(csv_path, **task):
     ({"holidays_subdivision": "ENG"}, {}, "needs task.holidays"),
     ({}, {"kind": "lstm"}, "not available for the dayahead task"),
     ({}, {"highway": 49}, "model.highway (49)"),
+    (
+      {"highway_start": "ridge"},
+      {"highway": 0},
+      "task.highway_start (ridge) starts the highway, but model.highway is 0",
+    ),
   ],
 )
 def test_bad_day_ahead_configs_are_refused_when_the_config_loads(tmp_path, task, model, message):
@@ -219,3 +226,20 @@ def test_the_backtest_refits_each_fold_on_the_days_before_it(tmp_path):
   assert "± " in (out / "backtest.md").read_text() and json.load(open(out / "backtest.json"))["folds"] == 2
   with pytest.raises(SystemExit):
     backtest_dayahead.main(["--config", os.path.join(REPO, "configs", "energy_default.yaml"), "--out", str(out)])
+
+
+@pytest.mark.parametrize("head", ["direct", "decoder"])
+def test_a_fresh_run_starts_as_the_ridge_forecast_of_its_highway(tmp_path, head):
+  """A load that is exactly yesterday's same hour: the ridge start forecasts it before any step, for every quantile's median."""
+  pattern = 1000 + 100 * np.sin(np.arange(24))
+  path = write_load_csv(tmp_path / "X_hourly.csv", days=30, value=lambda row: pattern[row % 24])
+  config = tiny_config(dayahead_task(path, highway_start="ridge"), model={"hidden": 8, "highway": 48, "head": head})
+  task = tasks.build_task(config.task, seed=0, batch_size=16, highway=48)
+  model = step.create_model(config.model, task.outputs, task.forecast)
+  x, y = task.test_batch(0, task.num_test)
+  params = jax.jit(lambda k: task.start(model.init(k, jnp.asarray(x[:1]))["params"]))(jax.random.key(0))
+  q = np.asarray(model.apply({"params": params}, jnp.asarray(x))).reshape(len(x), 24, 3)
+  np.testing.assert_allclose(q[..., 1], y, atol=1e-3)  # scaled: 1e-3 of the load's spread
+  assert np.all(np.diff(q, axis=-1) > 0)
+  seasonal = tiny_config(dayahead_task(path), model={"hidden": 8, "highway": 48})  # the default
+  assert tasks.build_task(seasonal.task, seed=0, batch_size=16, highway=48).start is None

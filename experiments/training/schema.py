@@ -100,11 +100,12 @@ class DayAheadTask(Schema):
   """Days at the end of each file left out entirely (the later folds of a rolling-origin backtest)."""
   plot_days: PositiveInt = 14
   """Days of the first test file shown in the fan chart."""
-  highway_start: Literal["ridge", "seasonal"] = "ridge"
-  """How a fresh run starts (with ``model.highway > 0``): ``ridge``, the highway at a ridge regression per lead
-  on its ``model.highway`` loads of the training windows, fitted in closed form, and the head at zero, so the
-  network starts as that linear forecast and learns what it misses; ``seasonal``, the highway at the same
-  hour of the latest known day and the head at its random init."""
+  highway_start: Literal["seasonal", "ridge"] = "seasonal"
+  """How a fresh run starts (with ``model.highway > 0``): ``seasonal``, the highway at the same hour of the
+  latest known day and the head at its random init; ``ridge``, the highway at a ridge regression per lead on
+  its ``model.highway`` loads of the training windows, fitted in closed form, and the head at zero, so the
+  network starts as that linear forecast and learns what it misses (better on short series, measured in
+  ``experiments/results/energy_dayahead``)."""
 
   @pydantic.field_validator("quantiles")
   @classmethod
