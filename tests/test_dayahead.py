@@ -189,14 +189,16 @@ def test_a_day_ahead_run_writes_its_forecasts_metrics_and_plots(dayahead_run):
     assert os.path.getsize(os.path.join(workdir, name)) > 0
 
 
-def test_the_ridge_per_lead_learns_a_linear_day_ahead_rule(tmp_path):
-  """A load that is exactly yesterday's same hour: the ridge per lead forecasts it to rounding."""
+def test_the_ridge_and_lightgbm_per_lead_learn_a_day_ahead_rule(tmp_path):
+  """A load that is exactly yesterday's same hour: the ridge per lead forecasts it to rounding, LightGBM closely."""
   pattern = 1000 + 100 * np.sin(np.arange(24))
   path = write_load_csv(tmp_path / "X_hourly.csv", days=30, value=lambda row: pattern[row % 24])
   data = dayahead.load_dayahead([path], lookback=48, test_days=3)
-  forecasts = dayahead_baselines.forecasts(data, ["ridge"], (0.1, 0.5, 0.9))
+  forecasts = dayahead_baselines.forecasts(data, ["ridge", "lightgbm"], (0.1, 0.5, 0.9))
   actual = data.load[data.target_rows(data.test_origins)]
   np.testing.assert_allclose(forecasts["ridge"][..., 1], actual, atol=0.5)
+  assert forecasts["lightgbm"].shape == (3, 24, 3) and np.all(np.diff(forecasts["lightgbm"], axis=-1) >= 0)
+  np.testing.assert_allclose(forecasts["lightgbm"][..., 1], actual, atol=5)  # a 200 MW daily swing
   np.testing.assert_allclose(forecasts["same_hour_day_before"][..., 1], actual)
 
 
