@@ -99,6 +99,14 @@ def test_noncrossing_quantiles_and_the_pinball_loss_against_a_plain_loop():
   np.testing.assert_allclose(quantiles.pinball(q.reshape(-1, 4), y.reshape(-1), levels), expected, 1e-5)
 
 
+def test_raw_for_inverts_noncrossing():
+  levels = (0.05, 0.1, 0.5, 0.8, 0.9)
+  q = np.sort(np.random.default_rng(0).normal(size=(4, 6, 5)), axis=-1)  # [B, F, Q]
+  raw = quantiles.raw_for(q, levels)
+  np.testing.assert_allclose(raw[..., 2], q[..., 2])
+  np.testing.assert_allclose(np.asarray(quantiles.noncrossing(jnp.asarray(raw), levels)), q, atol=1e-5)
+
+
 def test_residual_intervals_cover_their_own_residuals():
   rng = np.random.default_rng(0)
   residuals = rng.normal(0, 2, (4000, 3))

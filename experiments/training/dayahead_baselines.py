@@ -66,19 +66,27 @@ def _per_lead(kind: str, data: dayahead.DayAheadData, origins: dict[str, np.ndar
   return out
 
 
-def highway_ridge(data: dayahead.DayAheadData, loads: int) -> tuple[np.ndarray, np.ndarray]:
-  """The day-ahead highway's ridge start: per lead, a ridge regression of the scaled target on the last ``loads``
-  scaled loads of every training window (penalty validated as the ridge baseline's).
+def linear_start(
+  data: dayahead.DayAheadData, loads: int, levels: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """The day-ahead network's ridge start (``task.highway_start: ridge``), fitted on every training window.
+
+  Per lead, a ridge regression of the scaled target on the last ``loads`` scaled loads (penalty validated
+  as the ridge baseline's), with intervals from the empirical quantiles of its residuals, as the baselines'.
 
   Returns:
-    ``(kernel [loads, F], bias [F])`` float32, the ``highway`` Dense layer of :class:`training.forecaster.DayAheadModel`.
+    ``(kernel [loads, F], bias [F], raw [F, Q])`` float32: the ``highway`` Dense layer of
+    :class:`training.forecaster.DayAheadModel`, and the head's raw outputs that give the residual quantiles
+    around it (0 at the median; :func:`training.quantiles.raw_for`).
   """
   lags = _lags(data, data.train_origins)[:, data.lookback - loads :]  # [N_train, K]
-  kernel, bias = np.zeros((loads, data.horizon), np.float32), np.zeros(data.horizon, np.float32)
+  targets = data.scaled_load[data.target_rows(data.train_origins)].astype(np.float64)  # [N_train, F]
+  kernel, bias = np.zeros((loads, data.horizon)), np.zeros(data.horizon)
   for lead in range(data.horizon):
-    fit = fitted.fit_ridge_validated(lags, data.scaled_load[data.train_origins + lead].astype(np.float64))[0]
+    fit = fitted.fit_ridge_validated(lags, targets[:, lead])[0]
     kernel[:, lead], bias[lead] = fit.coef, fit.intercept
-  return kernel, bias
+  offsets = quantiles.residual_quantiles(np.zeros((1, data.horizon)), targets - lags @ kernel - bias, levels)[0]
+  return kernel.astype(np.float32), bias.astype(np.float32), quantiles.raw_for(offsets, levels).astype(np.float32)
 
 
 def forecasts(

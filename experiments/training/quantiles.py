@@ -63,6 +63,18 @@ def noncrossing(raw, levels: Sequence[float]):
   return jnp.concatenate([below, center, above], axis=-1)
 
 
+def raw_for(q: np.ndarray, levels: Sequence[float]) -> np.ndarray:
+  """The inverse of :func:`noncrossing` (NumPy): quantiles ``[..., Q]`` -> the raw outputs that give them.
+
+  Gaps between neighbouring quantiles below ``1e-6`` are raised to it (softplus never reaches 0).
+  """
+  q = np.asarray(q, np.float64)
+  m = median_index(levels)
+  gaps = np.maximum(np.abs(np.diff(q, axis=-1)), 1e-6)  # [..., Q - 1]: q_{j+1} - q_j
+  steps = np.log(np.expm1(gaps))  # softplus^-1
+  return np.concatenate([steps[..., :m], q[..., m : m + 1], steps[..., m:]], axis=-1)
+
+
 def pinball_loss(predictions, targets, levels: Sequence[float]):
   """Mean pinball loss of quantiles ``[B, F * Q]`` (lead-major) against targets ``[B, F]`` (JAX arrays); the training loss."""
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top

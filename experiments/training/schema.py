@@ -103,8 +103,9 @@ class DayAheadTask(Schema):
   highway_start: Literal["seasonal", "ridge"] = "seasonal"
   """How a fresh run starts (with ``model.highway > 0``): ``seasonal``, the highway at the same hour of the
   latest known day and the head at its random init; ``ridge``, the highway at a ridge regression per lead on
-  its ``model.highway`` loads of the training windows, fitted in closed form, and the head at zero, so the
-  network starts as that linear forecast and learns what it misses (better on short series, measured in
+  its ``model.highway`` loads of the training windows, fitted in closed form, and the head's weights at zero
+  and its biases at the quantiles of that ridge's training residuals, so the network starts as that linear
+  forecast with its empirical intervals and learns what it misses (for short series, measured in
   ``experiments/results/energy_dayahead``)."""
 
   @pydantic.field_validator("quantiles")

@@ -157,10 +157,12 @@ def _dayahead(config: schema.DayAheadTask, seed: int, batch_size: int, *, highwa
 
   start = None
   if config.highway_start == "ridge" and highway:
-    kernel, bias = dayahead_baselines.highway_ridge(data, highway)
+    kernel, bias, raw = dayahead_baselines.linear_start(data, highway, levels)
 
-    def start(params):  # the network starts as the linear forecast of its highway
-      head = {name: np.zeros(value.shape, value.dtype) for name, value in params["head"].items()}
+    def start(params):  # the network starts as its highway's ridge forecast with that ridge's residual intervals
+      head = params["head"]
+      head_bias = raw.reshape(-1) if head["bias"].shape == (raw.size,) else raw.mean(axis=0)  # direct | decoder
+      head = {"kernel": np.zeros(head["kernel"].shape, np.float32), "bias": head_bias}
       return {**params, "highway": {"kernel": kernel, "bias": bias}, "head": head}
 
   return Task(
