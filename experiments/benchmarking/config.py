@@ -85,12 +85,30 @@ class BenchConfig(config_lib.Schema):
   results_dir: Annotated[str, pydantic.Field(min_length=1)]
   device: Device = "any"
   cpu_smoke_shapes: tuple[Shape, ...] = ()  # each [B, T, I, H]: what --cpu-smoke runs instead of shapes
+  # JAX rows whose program gets a measured roofline in every case (roofline.md; benchmarking.roofline)
+  roofline: tuple[str, ...] = ()
+  # XLA flag sets each product is timed under too, on the CPU, each in a fresh process (never set for the rows)
+  roofline_xla_flags: tuple[Annotated[str, pydantic.StringConstraints(pattern=r"^--xla_\S+(\s+--xla_\S+)*$")], ...] = (
+    "--xla_cpu_experimental_xnn_fusion_type=dot",
+    "--xla_cpu_experimental_onednn_fusion_type=dot",
+  )
 
   @pydantic.model_validator(mode="after")
   def _tolerance_per_dtype(self) -> BenchConfig:
     missing = [d for d in self.dtypes if d not in self.tolerances]
     if missing:
       raise ValueError(f"tolerances has no entry for dtypes {missing}")
+    return self
+
+  @pydantic.model_validator(mode="after")
+  def _roofline_rows(self) -> BenchConfig:
+    selected = self.implementations.selected()
+    unrun = [n for n in self.roofline if n not in selected]
+    if unrun:
+      raise ValueError(f"roofline names rows this run does not time: {unrun}; timed rows: {list(selected)}")
+    foreign = [n for n in self.roofline if "torch" in registry.get_peer(n).requires]
+    if foreign:
+      raise ValueError(f"roofline reads a compiled XLA program; {foreign} are not JAX rows")
     return self
 
 

@@ -101,6 +101,7 @@ def jax_runner(
     to_numpy=to_numpy,
     memory_bytes=lambda: jax_memory_bytes(jitted, args),
     framework="jax",
+    hlo=lambda: jitted.lower(*args).compile().as_text(),
   )
 
 

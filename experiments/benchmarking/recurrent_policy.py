@@ -244,6 +244,7 @@ def update_runner(row: Row, problem: Problem) -> Runner:
     to_numpy=to_numpy,
     memory_bytes=lambda: jax_memory_bytes(jitted, args),
     framework="jax",
+    hlo=lambda: jitted.lower(*args).compile().as_text(),
   )
 
 
@@ -262,6 +263,7 @@ def step_runner(row: Row, problem: Problem) -> Runner:
     to_numpy=lambda carry: {"carry": np.asarray(carry, np.float32)},
     memory_bytes=lambda: jax_memory_bytes(jitted, args),
     framework="jax",
+    hlo=lambda: jitted.lower(*args).compile().as_text(),
   )
 
 

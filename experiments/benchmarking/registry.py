@@ -79,6 +79,9 @@ class Runner:
     check: computes the result the equality check compares, where it is not
       ``call``'s (a training step checks with dropout off, from the initial
       weights, and is timed with dropout on); ``None``: ``call``'s first result.
+    hlo: the optimized HLO text of the program ``call`` runs (JAX rows), which
+      the roofline reads its matrix products from
+      (:mod:`benchmarking.roofline`); ``None``: not a single XLA program.
   """
 
   call: Callable[[], Any]
@@ -86,6 +89,7 @@ class Runner:
   memory_bytes: Callable[[], int | None] | None = None
   framework: str = "jax"
   check: Callable[[], Any] | None = None
+  hlo: Callable[[], str] | None = None
 
 
 Factory = Callable[[Any, Mode], Runner]  # (Problem, Mode) -> Runner

@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 
+from benchmarking import roofline
 from benchmarking.results import CaseResult
 from benchmarking.results import Report
 from benchmarking.results import RowResult
@@ -175,6 +176,31 @@ def markdown(report: Report) -> str:
   return "\n".join(lines) + "\n" + markdown_tables(report)
 
 
+def roofline_page(report: Report) -> str | None:
+  """``roofline.md``: each case's roofline sections (:func:`benchmarking.roofline.markdown`); None without any."""
+  sections = [
+    roofline.markdown(case.label, _MODE_TITLES.get(case.mode, case.mode), case.dtype, found)
+    for case in report.cases
+    for found in case.rooflines
+  ]
+  if not sections:
+    return None
+  env = report.environment
+  head = [
+    "# Roofline of the benchmark's rows",
+    "",
+    f"- run: {env.get('utc')}, git {env.get('git_commit')}; device: JAX {env.get('jax_backend')}"
+    f" ({env.get('jax_device')}), {env.get('cpu_count')} CPUs ({env.get('cpu')})",
+    "- per call of the row's compiled program: its matrix products read from the optimized HLO, each one's time"
+    " inside the program from a profile of a few calls, and each product timed alone in the same run by every"
+    " source named below (`xla`: as the program states it; `xla plain`: as `[b,m,k]x[b,k,n]`; `xla <flags>`: the"
+    " same in a process with those XLA_FLAGS; `numpy`, `torch`: their BLAS). The floor is each product's FLOPs"
+    " at its best source's rate; × floor is time over floor (1.00: at that rate). See benchmarking/roofline.py.",
+    "",
+  ]
+  return "\n".join(head) + "\n" + "\n".join(sections)
+
+
 def chart(report: Report):
   """Grouped bars of tokens/s (median, IQR whiskers), one panel per (mode, dtype), log scale.
 
@@ -218,10 +244,10 @@ def chart(report: Report):
 
 
 def write_all(report: Report, output_dir: str | os.PathLike) -> dict[str, str]:
-  """Writes ``results.json``, ``results.md``, ``tokens_per_s.png`` into ``output_dir`` (created).
+  """Writes ``results.json``, ``results.md``, ``tokens_per_s.png`` (and ``roofline.md``) into ``output_dir`` (created).
 
   Returns:
-    ``{"json": path, "markdown": path, "chart": path}``.
+    ``{"json": path, "markdown": path, "chart": path}``, and ``"roofline"`` where a case has a roofline.
   """
   output_dir = os.fspath(output_dir)
   os.makedirs(output_dir, exist_ok=True)
@@ -233,9 +259,14 @@ def write_all(report: Report, output_dir: str | os.PathLike) -> dict[str, str]:
   text = to_json(report)  # rendered before anything is written: a failure leaves no partial files
   page = markdown(report)
   fig = chart(report)
+  roofs = roofline_page(report)
   with open(paths["json"], "w", encoding="utf-8") as f:
     f.write(text + "\n")
   with open(paths["markdown"], "w", encoding="utf-8") as f:
     f.write(page)
   fig.savefig(paths["chart"], dpi=110)
+  if roofs is not None:
+    paths["roofline"] = os.path.join(output_dir, "roofline.md")
+    with open(paths["roofline"], "w", encoding="utf-8") as f:
+      f.write(roofs)
   return paths

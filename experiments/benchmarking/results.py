@@ -54,6 +54,7 @@ class CaseResult:
   rows: tuple[RowResult, ...]
   bidirectional: bool = False
   baselines: tuple[str, ...] = BASELINES  # the rows' ratio_to keys (registry.baselines of the mode)
+  rooflines: tuple = ()  # benchmarking.roofline.RowRoofline of the rows the config's roofline names
 
   @property
   def label(self) -> str:

@@ -12,6 +12,7 @@ import jax
 from benchmarking import check as check_lib
 from benchmarking import registry
 from benchmarking import results as results_lib
+from benchmarking import roofline
 from benchmarking import timing
 from benchmarking.config import BenchConfig
 from benchmarking.problem import Problem
@@ -102,6 +103,16 @@ def run_case(
         rows[name], times_s=tuple(times), stats=stats, tokens_per_s=mode.tokens(problem.shape) / stats.median
       )
     log("    median ms: " + ", ".join(f"{n} {rows[n].stats.median * 1e3:.2f}" for n in samples))
+  rooflines = []
+  for name in (n for n in config.roofline if n in runners):
+    found = roofline.analyze(
+      name, runners[name], rows[name].stats.median, repeats=config.repeats, xla_flags=config.roofline_xla_flags
+    )
+    rooflines.append(found)
+    log(
+      f"    roofline {name}: {found.flops / 1e9:.2f} GFLOP in products, {found.products_s * 1e3:.2f} ms inside,"
+      f" floor {found.floor_s * 1e3:.2f} ms; the call x{found.step_s / found.floor_s:.2f} the floor"
+    )
   baselines = registry.baselines(mode)
   return results_lib.CaseResult(
     problem.shape,
@@ -111,6 +122,7 @@ def run_case(
     tuple(results_lib.with_ratios([rows[n] for n in names], baselines)),
     problem.bidirectional,
     baselines,
+    tuple(rooflines),
   )
 
 

@@ -136,7 +136,11 @@ def jax_train_runner(
     return out
 
   return Runner(
-    call=call, to_numpy=to_numpy, framework="jax", check=lambda: jax.block_until_ready(checked(initial_state()))
+    call=call,
+    to_numpy=to_numpy,
+    framework="jax",
+    check=lambda: jax.block_until_ready(checked(initial_state())),
+    hlo=lambda: timed.lower(holder[0]).compile().as_text(),
   )
 
 
