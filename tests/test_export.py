@@ -242,7 +242,9 @@ def test_exported_forecaster_reproduces_forecast_csv(energy_runs, tmp_path, caps
     assert main(["--workdir", workdir, "--export", fmt]) == os.path.join(workdir, f"forecaster.{fmt}")
   # The lines of docs/guide/export.md, on this run.
   readme = (pathlib.Path(REPO) / "docs" / "guide" / "export.md").read_text(encoding="utf-8")
-  (lines,) = [block for block in re.findall(r"```py\n(.*?)```", readme, flags=re.S) if 'workdir = "runs/energy_default"' in block]
+  (lines,) = [
+    block for block in re.findall(r"```py\n(.*?)```", readme, flags=re.S) if 'workdir = "runs/energy_default"' in block
+  ]
   assert 'workdir = "runs/energy_default"' in lines
   namespace = {}
   exec(lines.replace('"runs/energy_default"', repr(workdir)), namespace)  # pylint: disable=exec-used

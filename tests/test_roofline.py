@@ -89,7 +89,7 @@ def test_a_row_without_one_xla_program_is_refused():
 @pytest.mark.parametrize(
   ("overrides", "message"),
   [
-    (["roofline=[jaxgru.scan]"], r"roofline names rows this run does not time: \['jaxgru.scan'\]"),
+    (["roofline=[no.such_row]"], r"roofline names unknown rows \['no.such_row'\]"),
     (["implementations.include=[torch]", "roofline=[torch]"], r"roofline reads a compiled XLA program; \['torch'\]"),
     (["roofline=[jaxgru.custom_vjp]", "roofline_xla_flags=[fast_math]"], "roofline_xla_flags"),
   ],

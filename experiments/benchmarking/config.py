@@ -102,10 +102,9 @@ class BenchConfig(config_lib.Schema):
 
   @pydantic.model_validator(mode="after")
   def _roofline_rows(self) -> BenchConfig:
-    selected = self.implementations.selected()
-    unrun = [n for n in self.roofline if n not in selected]
-    if unrun:
-      raise ValueError(f"roofline names rows this run does not time: {unrun}; timed rows: {list(selected)}")
+    unknown = [n for n in self.roofline if n not in registry.peer_names()]
+    if unknown:
+      raise ValueError(f"roofline names unknown rows {unknown}; registered: {list(registry.peer_names())}")
     foreign = [n for n in self.roofline if "torch" in registry.get_peer(n).requires]
     if foreign:
       raise ValueError(f"roofline reads a compiled XLA program; {foreign} are not JAX rows")

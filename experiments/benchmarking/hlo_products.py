@@ -50,7 +50,7 @@ class Product(NamedTuple):
   def bmkn(self) -> tuple[int, int, int, int]:
     """``(b, m, k, n)``: batch, lhs free, contracted, rhs free sizes.
 
-    >>> p = Product("d", "d", (4, 8, 3), (4, 3, 5), (2,), (1,), (0,), (0,), "f32", 1, False)
+    >>> p = Product("d", "d", (4, 8, 3), (4, 3, 5), (2,), (1,), (0,), (0,), "f32", "f32", 1, False)
     >>> p.bmkn, p.flops
     ((4, 8, 3, 5), 960)
     """

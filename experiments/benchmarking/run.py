@@ -161,6 +161,9 @@ def run_benchmark(config: BenchConfig, *, log: Log = log_to_stderr) -> results_l
 
     torch.set_num_threads(config.torch_threads)
   names = config.implementations.selected()
+  skipped = [n for n in config.roofline if n not in names]
+  if skipped:
+    log(f"roofline: {', '.join(skipped)} not among this run's rows; no roofline for them")
   env = results_lib.environment()
   log(f"benchmark on {env['jax_backend']} ({env['jax_device']}); rows: {', '.join(names)}")
   specs = [(s, d, m) for s in config.shapes for d in config.dtypes for m in config.modes]
