@@ -106,17 +106,19 @@ def _plain(signature) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
 
 
 def runs_per_call(flops: int, *, target_s: float = 0.01, rate: float = 1e11) -> int:
-  """How many runs of a product one timed call makes: about ``target_s`` at ``rate`` FLOP/s, 1 to 10,000.
+  """How many runs of a product one timed call makes: about ``target_s`` at ``rate`` FLOP/s, 1 to 1,000.
 
   A product of a few MFLOP takes microseconds, less than one dispatch; timed one
   run per call, it would measure the dispatch. Inside a program it runs without one.
+  A thousand runs already make one dispatch (~10 us) at most 1% of a call of a
+  product that takes a microsecond; more would only lengthen the run.
 
   >>> runs_per_call(2 * 1024 * 256 * 768), runs_per_call(2 * 92160 * 256 * 768)
   (2, 1)
   >>> runs_per_call(2 * 64 * 64 * 192)
   636
   """
-  return int(min(10_000, max(1, round(target_s * rate / flops))))
+  return int(min(1_000, max(1, round(target_s * rate / flops))))
 
 
 def xla_calls(signature, runs: int, rng) -> dict:
